@@ -1,0 +1,3 @@
+from taurus_ops.cli.main import main
+
+main()

@@ -1,0 +1,66 @@
+"""``taurus-ops``: look after saved Taurus sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from taurus_ops import __version__
+from taurus_ops.cli.common import AppContext, LazyGroup
+
+# command name -> "module:attribute"; modules are imported only when their command runs
+COMMANDS = {
+    "list": "taurus_ops.cli.sessions:list_cmd",
+    "show": "taurus_ops.cli.sessions:show_cmd",
+    "name": "taurus_ops.cli.sessions:name_cmd",
+    "config": "taurus_ops.cli.config_cmd:config_group",
+    "cleanup": "taurus_ops.cli.cleanup:cleanup_cmd",
+    "archive": "taurus_ops.cli.cleanup:archive_cmd",
+    "unarchive": "taurus_ops.cli.cleanup:unarchive_cmd",
+    "backup": "taurus_ops.cli.backup:backup_group",
+    "schedule": "taurus_ops.cli.schedule:schedule_group",
+    "timers": "taurus_ops.cli.schedule:timers_group",
+    "doctor": "taurus_ops.cli.doctor:doctor_cmd",
+    "search": "taurus_ops.cli.search:search_cmd",
+    "index": "taurus_ops.cli.search:index_group",
+    "stats": "taurus_ops.cli.stats:stats_cmd",
+    "export": "taurus_ops.cli.export:export_cmd",
+    "template": "taurus_ops.cli.templates:template_group",
+}
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read this config file on top of the others.",
+)
+@click.option(
+    "--session-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Use this session directory (overrides sessionDirectory).",
+)
+@click.version_option(__version__, "--version", prog_name="taurus-ops")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, session_dir: Path | None) -> None:
+    """Look after saved Taurus sessions: list, search, export, clean up, back up, repair.
+
+    Sessions live in ~/.taurus/sessions (TAURUS_HOME moves the whole home).
+
+    \b
+    Examples:
+      taurus-ops list --limit 10
+      taurus-ops show abc123
+      taurus-ops doctor --fix
+    """
+    ctx.obj = AppContext(config_file, session_dir)
+
+
+def main() -> None:
+    cli(prog_name="taurus-ops")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""One module per job: cleanup, backup, doctor, export, templates, stats, search, schedule."""

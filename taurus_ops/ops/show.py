@@ -1,0 +1,68 @@
+"""A readable, plain-text view of one session (``taurus-ops show``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from taurus_ops.store import Session
+from taurus_ops.store import format as fmt
+
+SPEAKERS = {"user": "You", "assistant": "Claude"}
+
+
+def details(session: Session, names: list[str]) -> dict[str, Any]:
+    data = session.data
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+    return {
+        "id": session.id,
+        "path": str(session.path),
+        "created": session.created,
+        "updated": session.updated,
+        "messages": len(session.messages),
+        "toolCalls": len(session.tool_calls),
+        "title": session.title,
+        "names": names,
+        "archived": session.archived,
+        "cwd": data.get("cwd"),
+        "model": data.get("model"),
+        "parentSession": data.get("parentSession"),
+        "usage": usage,
+    }
+
+
+def _block_lines(block: Any, width: int) -> list[str]:
+    if not isinstance(block, dict):
+        return [str(block)]
+    kind = block.get("type")
+    if kind == "text":
+        return str(block.get("text", "")).splitlines() or [""]
+    if kind == "tool_use":
+        args = json.dumps(block.get("input", {}), ensure_ascii=False)
+        return [f"[tool {block.get('name')}] {fmt.one_line(args, width)}"]
+    if kind == "tool_result":
+        text = block.get("content")
+        text = fmt.text_of(text) if isinstance(text, list) else str(text or "")
+        mark = "error" if block.get("is_error") else "result"
+        return [f"[{mark}] {fmt.one_line(text, width)}"]
+    return [f"[{kind}]"]
+
+
+def transcript(session: Session, width: int = 100, last: int | None = None) -> list[str]:
+    """The conversation, one speaker line per message; tool traffic summarised on one line."""
+    messages = session.messages if last is None else session.messages[-last:]
+    lines: list[str] = []
+    for message in messages:
+        who = SPEAKERS.get(str(message.get("role")), str(message.get("role")))
+        content = message.get("content")
+        body: list[str] = []
+        if isinstance(content, str):
+            body = content.splitlines() or [""]
+        elif isinstance(content, list):
+            for block in content:
+                body.extend(_block_lines(block, width))
+        if message.get("interrupted"):
+            body.append("[reply interrupted]")
+        lines.append(f"{who}: {body[0] if body else ''}")
+        lines.extend("  " + line for line in body[1:])
+    return lines

@@ -1,0 +1,76 @@
+"""Atomic, durable writes and private directories.
+
+A save writes a hidden temporary file in the target's directory, fsyncs it, renames
+it over the target and fsyncs the directory: a crash at any moment leaves either
+the old file or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+TMP_MARK = ".tmp-"
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parents as 0700 directories."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(folder, DIR_MODE)  # exact, whatever the umask
+    return path
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_name(target: Path) -> Path:
+    """The hidden temporary sibling used while writing ``target``."""
+    return target.with_name(f".{target.name}{TMP_MARK}{secrets.token_hex(4)}")
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(".") and TMP_MARK in name
+
+
+def atomic_write(target: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True) -> None:
+    """Replace ``target`` with ``data`` atomically; the file gets ``mode``."""
+    target = Path(target)
+    tmp = temp_name(target)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, mode)  # the umask may have narrowed it further; make it exact
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(target.parent)

@@ -1,0 +1,116 @@
+"""The session file format: one JSON document per session, friendly to jq and grep.
+
+    {"sessionId": "abc123", "created": "2025-01-18T10:23:45.123Z", "updated": "...",
+     "messages": [{"role": "user", "content": "..."}, ...],
+     "toolCalls": [{"tool": "read", "file": "src/a.py", "timestamp": "..."}]}
+
+A message's ``content`` is a plain string for plain text and the Anthropic
+content-block list when it holds tool use or results. Fields Taurus does not know
+are kept as they are on load and save.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+
+FORMAT_VERSION = 1
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+FILENAME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})_([A-Za-z0-9_-]{1,64})\.json$")
+ID_ALPHABET = string.ascii_lowercase + string.digits
+ID_LENGTH = 8
+PLACEHOLDER_IDS = {"", "new"}
+
+
+def new_id() -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+
+
+def is_valid_token(text: str) -> bool:
+    """True for an id or name a user may give: ``[A-Za-z0-9_-]{1,64}``."""
+    return bool(TOKEN_RE.match(text))
+
+
+def file_name(created: date | datetime, session_id: str) -> str:
+    return f"{created.strftime('%Y-%m-%d')}_{session_id}.json"
+
+
+def split_file_name(name: str) -> tuple[str, str] | None:
+    """``("2025-01-18", "abc123")`` for ``2025-01-18_abc123.json``, else None."""
+    match = FILENAME_RE.match(name)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def format_time(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``: ``2025-01-18T10:23:45.123Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def now_iso() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def parse_time(text: Any) -> datetime | None:
+    """Parse an ISO-8601 timestamp (``Z`` or offset); None if it is not one."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def dumps(document: Any) -> bytes:
+    """Serialise a session document: two-space indented UTF-8 JSON and a final newline."""
+    try:
+        return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+    except (TypeError, orjson.JSONEncodeError):
+        # integers beyond 64 bits and the like: the standard library writes them too
+        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON text; raises ValueError (json.JSONDecodeError or orjson's) when invalid."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        if isinstance(data, bytes | bytearray | memoryview):
+            try:
+                text = bytes(data).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"not UTF-8 text: {exc}") from None
+        else:
+            text = data
+        return json.loads(text)  # numbers orjson refuses (huge ints); raises JSONDecodeError
+
+
+def text_of(content: Any) -> str:
+    """The plain text of a message's content (string or block list), blocks joined by newlines."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, dict) and block.get("type") == "text":
+                text = block.get("text")
+                if isinstance(text, str):
+                    parts.append(text)
+        return "\n".join(parts)
+    return ""
+
+
+def one_line(text: str, width: int | None = None) -> str:
+    line = " ".join(text.split())
+    if width is not None and len(line) > width:
+        line = line[: max(width - 1, 0)] + "…"
+    return line

@@ -1,0 +1,118 @@
+"""Advisory write locks on sessions.
+
+A chat writing a session holds ``flock`` on a hidden sidecar file
+(``.2025-01-18_abc123.json.lock``) holding its pid. The sidecar, not the session,
+carries the lock because every save replaces the session file. A second writer is
+refused with the holder's pid; readers never take the lock and are never blocked.
+A sidecar left by a crash holds no flock, so it is stale and harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from taurus_ops.errors import SessionLocked
+
+LOCK_SUFFIX = ".lock"
+
+
+def lock_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}{LOCK_SUFFIX}")
+
+
+def is_lock_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".json" + LOCK_SUFFIX)
+
+
+def target_of_lock(lock: Path) -> Path:
+    return lock.with_name(lock.name[1 : -len(LOCK_SUFFIX)])
+
+
+def read_holder(lock: Path) -> int | None:
+    try:
+        text = lock.read_text(encoding="ascii", errors="replace").strip()
+        return int(text.split()[0]) if text else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def is_held(lock: Path) -> bool:
+    """True if some process holds ``lock`` now (a stale sidecar is not held)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def is_locked(target: Path) -> bool:
+    return is_held(lock_path(target))
+
+
+class FileLock:
+    """An exclusive, non-blocking flock on ``path`` holding this process's pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.fd: int | None = None
+
+    def acquire(self) -> FileLock:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise self.busy(read_holder(self.path)) from None
+            # the file we locked may have been unlinked by a releasing holder meanwhile
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def busy(self, pid: int | None) -> Exception:
+        return SessionLocked(str(target_of_lock(self.path)), pid)
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # while still holding it, so nobody inherits a stale file
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> FileLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class SessionLock(FileLock):
+    """The write lock of one session file."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__(lock_path(Path(target)))
+        self.target = Path(target)

@@ -1,0 +1,140 @@
+"""A session in memory: the parsed document plus where it lives."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.errors import SessionFormatError
+from taurus_ops.store import format as fmt
+
+
+@dataclass
+class Session:
+    """A session document. ``data`` is the whole JSON object, unknown fields included."""
+
+    data: dict[str, Any]
+    path: Path | None = None
+    archived: bool = False
+    notes: list[str] = field(default_factory=list)  # what load had to fill in or mend
+
+    # -- the fields every session has -------------------------------------------------
+    @property
+    def id(self) -> str:
+        return str(self.data.get("sessionId", ""))
+
+    @property
+    def created(self) -> str:
+        return str(self.data.get("created", ""))
+
+    @property
+    def updated(self) -> str:
+        return str(self.data.get("updated", ""))
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.data.setdefault("messages", [])
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return self.data.setdefault("toolCalls", [])
+
+    @property
+    def title(self) -> str:
+        explicit = self.data.get("title")
+        if isinstance(explicit, str) and explicit.strip():
+            return fmt.one_line(explicit)
+        return title_of(self.messages)
+
+    def touch(self) -> None:
+        self.data["updated"] = fmt.now_iso()
+
+    def to_bytes(self) -> bytes:
+        return fmt.dumps(self.data)
+
+    @classmethod
+    def new(cls, session_id: str, **fields: Any) -> Session:
+        now = fmt.now_iso()
+        data: dict[str, Any] = {
+            "sessionId": session_id,
+            "created": now,
+            "updated": now,
+            "version": fmt.FORMAT_VERSION,
+        }
+        data.update({k: v for k, v in fields.items() if v is not None})
+        data.setdefault("messages", [])
+        data.setdefault("toolCalls", [])
+        return cls(data)
+
+
+def title_of(messages: Any) -> str:
+    """The first user message, on one line."""
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and message.get("role") == "user":
+                text = fmt.text_of(message.get("content"))
+                if text.strip():
+                    return fmt.one_line(text)
+    return ""
+
+
+def parse_session(raw: bytes, path: Path) -> Session:
+    """Parse a session file's bytes leniently, filling what a hand-made file may lack.
+
+    The tutorial's template route (``"sessionId": "new"``, no timestamps) loads: the id
+    comes from the file name and the times from the file. Anything that is not a
+    session at all raises SessionFormatError.
+    """
+    try:
+        data = fmt.loads(raw)
+    except ValueError as exc:
+        problem = "empty file" if not raw.strip() else f"not valid JSON ({_short(exc)})"
+        raise SessionFormatError(str(path), problem) from None
+    if not isinstance(data, dict):
+        raise SessionFormatError(str(path), "not a JSON object")
+    messages = data.get("messages", [])
+    if not isinstance(messages, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages
+    ):
+        raise SessionFormatError(str(path), "`messages` is not a list of {role, content} objects")
+    if "toolCalls" in data and not isinstance(data["toolCalls"], list):
+        raise SessionFormatError(str(path), "`toolCalls` is not a list")
+    session = Session(data, path=path)
+    fill_missing(session, path)
+    return session
+
+
+def fill_missing(session: Session, path: Path) -> None:
+    data = session.data
+    parts = fmt.split_file_name(path.name)
+    raw_id = data.get("sessionId")
+    if not isinstance(raw_id, str) or raw_id in fmt.PLACEHOLDER_IDS:
+        file_id = parts[1] if parts else path.stem
+        data["sessionId"] = file_id
+        session.notes.append(f"id taken from the file name: {file_id}")
+    if fmt.parse_time(data.get("created")) is None:
+        if parts:
+            stamp = fmt.format_time(datetime.fromisoformat(parts[0]).replace(tzinfo=UTC))
+        else:
+            stamp = _mtime_iso(path)
+        data["created"] = stamp
+        session.notes.append("created time taken from the file name")
+    if fmt.parse_time(data.get("updated")) is None:
+        data["updated"] = _mtime_iso(path) if path.exists() else data["created"]
+        session.notes.append("updated time taken from the file")
+    data.setdefault("messages", [])
+    data.setdefault("toolCalls", [])
+
+
+def _mtime_iso(path: Path) -> str:
+    try:
+        return fmt.format_time(datetime.fromtimestamp(os.stat(path).st_mtime, UTC))
+    except OSError:
+        return fmt.now_iso()
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120]

@@ -1,0 +1,187 @@
+"""The session store: one directory of session files, plus the archive beside it."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.errors import InvalidReference, SessionNotFound, UsageError
+from taurus_ops.store import format as fmt
+from taurus_ops.store.atomic import atomic_write, ensure_dir
+from taurus_ops.store.lock import SessionLock
+from taurus_ops.store.refs import Resolver, SessionRef, check_token, id_from_file_name, inside, scan
+from taurus_ops.store.session import Session, parse_session
+from taurus_ops.store.summary import SessionSummary, summarize
+
+
+class SessionStore:
+    def __init__(self, session_dir: Path, archive_dir: Path | None = None) -> None:
+        self.session_dir = Path(session_dir)
+        self.archive_dir = Path(archive_dir) if archive_dir is not None else None
+        self.resolver = Resolver(self.session_dir, self.archive_dir)
+
+    @classmethod
+    def from_config(cls, config: Any) -> SessionStore:
+        return cls(config.session_dir, config.archive_dir)
+
+    # -- files -----------------------------------------------------------------------
+    def ensure(self) -> None:
+        ensure_dir(self.session_dir)
+
+    def files(self, archived: bool = False) -> list[Path]:
+        folder = self.archive_dir if archived else self.session_dir
+        return scan(folder) if folder is not None else []
+
+    def ids(self) -> set[str]:
+        return {id_from_file_name(p.name) for p in self.files() + self.files(archived=True)}
+
+    def new_id(self) -> str:
+        taken = self.ids()
+        while True:
+            candidate = fmt.new_id()
+            if candidate not in taken:
+                return candidate
+
+    # -- references --------------------------------------------------------------------
+    def resolve(self, ref: str, include_archive: bool = True) -> SessionRef:
+        return self.resolver.resolve(ref, include_archive)
+
+    def latest(self) -> SessionRef:
+        """The most recently updated active session."""
+        best = max(self.summaries(), key=SessionSummary.sort_key, default=None)
+        if best is None:
+            raise SessionNotFound(
+                f"no sessions yet in {self.session_dir}; start one with `taurus chat`"
+            )
+        path = Path(best.path)
+        return SessionRef(path, best.id, False, "latest")
+
+    # -- load / save -------------------------------------------------------------------
+    def load(self, path: Path, archived: bool | None = None) -> Session:
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session file at {path}") from None
+        session = parse_session(raw, path)
+        session.archived = bool(archived) if archived is not None else self._in_archive(path)
+        return session
+
+    def load_ref(self, ref: str) -> Session:
+        found = self.resolve(ref)
+        return self.load(found.path, found.archived)
+
+    def path_for(self, session_id: str, created: str | None = None) -> Path:
+        moment = fmt.parse_time(created) if created else None
+        return self.session_dir / fmt.file_name(moment or datetime.now(UTC), session_id)
+
+    def create(self, session_id: str | None = None, **fields: Any) -> Session:
+        """Create and save a new session (id unique in the store)."""
+        self.ensure()
+        if session_id is None:
+            session_id = self.new_id()
+        else:
+            check_token(session_id, "session id")
+            if session_id in self.ids():
+                raise UsageError(f"a session with id {session_id!r} already exists")
+        session = Session.new(session_id, **fields)
+        session.path = self.path_for(session_id, session.created)
+        self.save(session, touch=False)
+        return session
+
+    def save(self, session: Session, touch: bool = True, durable: bool = True) -> None:
+        """Write the session atomically (0600). ``touch`` stamps ``updated`` first."""
+        if session.path is None:
+            session.path = self.path_for(session.id, session.created)
+        if touch:
+            session.touch()
+        ensure_dir(session.path.parent)
+        atomic_write(session.path, session.to_bytes(), durable=durable)
+
+    def lock(self, session: Session) -> SessionLock:
+        """The write lock for ``session``; use as a context manager or call acquire()."""
+        assert session.path is not None
+        return SessionLock(session.path)
+
+    # -- names ---------------------------------------------------------------------------
+    def names(self) -> dict[str, list[str]]:
+        """Real session path -> the names (symlinks in the session directory) that lead to it."""
+        out: dict[str, list[str]] = {}
+        try:
+            entries = list(os.scandir(self.session_dir))
+        except FileNotFoundError:
+            return out
+        for entry in entries:
+            if not (entry.name.endswith(".json") and entry.is_symlink()):
+                continue
+            real = os.path.realpath(entry.path)
+            if os.path.isfile(real):
+                out.setdefault(real, []).append(entry.name[:-5])
+        for value in out.values():
+            value.sort()
+        return out
+
+    def name(self, ref: str, name: str, replace: bool = False) -> Path:
+        """Give a session a name: the tutorial's ``ln -s FILE NAME.json`` in the session dir."""
+        check_token(name, "session name")
+        target = self.resolve(ref)
+        link = self.session_dir / f"{name}.json"
+        if fmt.split_file_name(link.name) or name in self.ids():
+            raise UsageError(f"{name!r} is already a session id; choose another name")
+        relative = os.path.relpath(target.path, self.session_dir)
+        if link.is_symlink():
+            if os.path.realpath(link) == os.path.realpath(target.path):
+                return link
+            if not replace:
+                current = os.readlink(link)
+                raise UsageError(
+                    f"name {name!r} already points to {current} (use --force to move it)"
+                )
+        elif link.exists():
+            raise UsageError(f"{link} exists and is not a name link; choose another name")
+        self.ensure()
+        tmp = link.with_name(f".{link.name}.tmp-link")
+        if tmp.is_symlink():
+            tmp.unlink()
+        os.symlink(relative, tmp)
+        os.replace(tmp, link)
+        return link
+
+    def unname(self, name: str) -> Path:
+        check_token(name, "session name")
+        link = self.session_dir / f"{name}.json"
+        if not link.is_symlink():
+            raise SessionNotFound(f"no name {name!r} in {self.session_dir}")
+        link.unlink()
+        return link
+
+    # -- listing -------------------------------------------------------------------------
+    def summaries(
+        self, archived: bool = False, include_active: bool = True
+    ) -> list[SessionSummary]:
+        """Summaries newest-first by ``updated``."""
+        out: list[SessionSummary] = []
+        names = self.names()
+        sources: list[tuple[Path, bool]] = []
+        if include_active:
+            sources += [(p, False) for p in self.files()]
+        if archived:
+            sources += [(p, True) for p in self.files(archived=True)]
+        for path, is_archived in sources:
+            try:
+                summary = summarize(path, is_archived)
+            except FileNotFoundError:
+                continue  # removed while listing
+            summary.names = names.get(os.path.realpath(path), [])
+            out.append(summary)
+        out.sort(key=SessionSummary.sort_key, reverse=True)
+        return out
+
+    def _in_archive(self, path: Path) -> bool:
+        return self.archive_dir is not None and inside(path, self.archive_dir)
+
+    def check_inside(self, path: Path) -> None:
+        if not (inside(path, self.session_dir) or self._in_archive(path)):
+            raise InvalidReference(f"{path} is outside the session directory")

@@ -1,0 +1,74 @@
+"""What ``list`` shows of a session, read from its file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.store import format as fmt
+from taurus_ops.store.refs import id_from_file_name
+from taurus_ops.store.session import title_of
+
+
+@dataclass
+class SessionSummary:
+    id: str
+    path: str
+    created: str
+    updated: str
+    messages: int
+    tool_calls: int
+    title: str
+    size: int
+    archived: bool = False
+    names: list[str] = field(default_factory=list)
+    error: str | None = None  # set when the file cannot be read as a session
+
+    def sort_key(self) -> datetime:
+        return fmt.parse_time(self.updated) or datetime.min.replace(tzinfo=UTC)
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["toolCalls"] = out.pop("tool_calls")
+        return out
+
+
+def summarize(
+    path: Path, archived: bool = False, stat: os.stat_result | None = None
+) -> SessionSummary:
+    st = stat or os.stat(path)
+    mtime = fmt.format_time(datetime.fromtimestamp(st.st_mtime, UTC))
+    file_id = id_from_file_name(path.name)
+    try:
+        with open(path, "rb") as handle:
+            data = fmt.loads(handle.read())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        problem = (
+            "empty file" if st.st_size == 0 else f"unreadable: {str(exc).splitlines()[0][:80]}"
+        )
+        return SessionSummary(
+            file_id, str(path), "", mtime, 0, 0, "", st.st_size, archived, error=problem
+        )
+    messages = data.get("messages")
+    tool_calls = data.get("toolCalls")
+    created = data.get("created")
+    updated = data.get("updated")
+    title = data.get("title")
+    return SessionSummary(
+        id=file_id,
+        path=str(path),
+        created=created if isinstance(created, str) else "",
+        updated=updated if fmt.parse_time(updated) else mtime,
+        messages=len(messages) if isinstance(messages, list) else 0,
+        tool_calls=len(tool_calls) if isinstance(tool_calls, list) else 0,
+        title=fmt.one_line(title)
+        if isinstance(title, str) and title.strip()
+        else title_of(messages),
+        size=st.st_size,
+        archived=archived,
+    )

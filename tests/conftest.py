@@ -1,0 +1,57 @@
+"""Shared fixtures. Every test runs with TAURUS_HOME and HOME in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers importable as `helpers`
+
+
+@pytest.fixture(autouse=True)
+def taurus_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh Taurus home (and user home) for each test; nothing touches real data."""
+    home = tmp_path / "taurus-home"
+    user_home = tmp_path / "user-home"
+    user_home.mkdir()
+    monkeypatch.setenv("TAURUS_HOME", str(home))
+    monkeypatch.setenv("HOME", str(user_home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(user_home / ".config"))
+    for name in list(os.environ):
+        if name.startswith("TAURUS_") and name != "TAURUS_HOME":
+            monkeypatch.delenv(name)
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return home
+
+
+@pytest.fixture
+def store(taurus_home: Path):
+    from taurus_ops.config import load_config
+    from taurus_ops.store import SessionStore
+
+    return SessionStore.from_config(load_config())
+
+
+@pytest.fixture
+def cli_runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
+def ops(cli_runner):
+    """Run ``taurus-ops ARGS`` in-process; returns the click Result."""
+    from taurus_ops.cli.main import cli
+
+    def run(*args: str, input: str | None = None):
+        return cli_runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return run

@@ -1,0 +1,1 @@
+"""Helpers shared by tests: corpus builders, the fake Messages API server, and the like."""
