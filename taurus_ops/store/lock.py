@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from taurus_ops.errors import SessionLocked
+from taurus_ops.errors import OpsLocked, SessionLocked
 
 LOCK_SUFFIX = ".lock"
 
@@ -116,3 +116,20 @@ class SessionLock(FileLock):
     def __init__(self, target: Path) -> None:
         super().__init__(lock_path(Path(target)))
         self.target = Path(target)
+
+
+class OpsLock(FileLock):
+    """The one lock that cleanup, backup and the doctor take, so two jobs never overlap."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(Path(home) / "ops.lock")
+
+    def acquire(self) -> FileLock:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return super().acquire()
+
+    def busy(self, pid: int | None) -> Exception:
+        holder = f"process {pid}" if pid else "another process"
+        return OpsLocked(
+            f"another maintenance job (cleanup, backup or doctor) is running: {holder}"
+        )

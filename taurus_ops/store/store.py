@@ -179,6 +179,25 @@ class SessionStore:
         out.sort(key=SessionSummary.sort_key, reverse=True)
         return out
 
+    # -- archive -------------------------------------------------------------------------
+    def archive(self, path: Path) -> Path:
+        """Move a session file into the archive, re-pointing its names. Returns the new path."""
+        from taurus_ops.store.move import move_file, repoint_names
+
+        if self.archive_dir is None:
+            raise UsageError("no archive directory is configured (sessions.archiveDirectory)")
+        new = move_file(Path(path), self.archive_dir)
+        repoint_names(self.session_dir, Path(path), new)
+        return new
+
+    def unarchive(self, path: Path) -> Path:
+        """Move an archived session back into the session directory, re-pointing its names."""
+        from taurus_ops.store.move import move_file, repoint_names
+
+        new = move_file(Path(path), self.session_dir)
+        repoint_names(self.session_dir, Path(path), new)
+        return new
+
     def _in_archive(self, path: Path) -> bool:
         return self.archive_dir is not None and inside(path, self.archive_dir)
 
