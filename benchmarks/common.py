@@ -1,0 +1,53 @@
+"""Timing helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+
+
+def time_call(func: Callable[[], object], repeat: int = 3) -> float:
+    """Best wall-clock seconds of ``repeat`` calls."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_shell(
+    command: str | Sequence[str],
+    repeat: int = 3,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> float:
+    """Best wall-clock seconds of running a shell command (output discarded)."""
+    shell = isinstance(command, str)
+    full_env = {**os.environ, **(env or {})}
+
+    def run() -> None:
+        subprocess.run(
+            command,
+            shell=shell,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=full_env,
+            cwd=cwd,
+            executable="/bin/bash" if shell else None,
+        )
+
+    return time_call(run, repeat)
+
+
+def report(rows: list[tuple[str, float, float]]) -> None:
+    """Print `task  taurus  recipe  ratio` rows (ratio = recipe / taurus: >1 means Taurus is faster)."""
+    print(f"{'task':<40} {'taurus (s)':>11} {'recipe (s)':>11} {'speed-up':>9}")
+    for task, ours, theirs in rows:
+        print(f"{task:<40} {ours:>11.3f} {theirs:>11.3f} {theirs / ours:>8.1f}x")
+
+
+median = statistics.median
