@@ -87,9 +87,21 @@ class SettingsModel(Section):
         default_factory=lambda: taurus_home() / "sessions", description="Where sessions are saved."
     )
     model: str = Field("claude-sonnet-4-5", description="The Anthropic model the chat talks to.")
-    sessions: SessionsSettings = Field(default_factory=SessionsSettings)
-    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
-    backup: BackupSettings = Field(default_factory=BackupSettings)
-    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
-    permissions: PermissionsSettings = Field(default_factory=PermissionsSettings)
-    chat: ChatSettings = Field(default_factory=ChatSettings)
+    sessions: SessionsSettings = Field(
+        default_factory=SessionsSettings,
+        description="Retention: off until you set retentionDays or maxSessions.",
+    )
+    archive: ArchiveSettings = Field(
+        default_factory=ArchiveSettings, description="What happens to archived sessions."
+    )
+    backup: BackupSettings = Field(
+        default_factory=BackupSettings, description="taurus-ops backup create and its rotation."
+    )
+    schedule: ScheduleSettings = Field(
+        default_factory=ScheduleSettings,
+        description="When taurus-ops schedule run (or the systemd timers) run the nightly jobs.",
+    )
+    permissions: PermissionsSettings = Field(
+        default_factory=PermissionsSettings, description="Which chat tools may run without asking."
+    )
+    chat: ChatSettings = Field(default_factory=ChatSettings, description="taurus chat.")
