@@ -55,3 +55,18 @@ def ops(cli_runner):
         return cli_runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture
+def fake_api(monkeypatch: pytest.MonkeyPatch):
+    """A fake Anthropic Messages API on 127.0.0.1 (tests/helpers/fake_api.py).
+
+    ANTHROPIC_BASE_URL points at it and ANTHROPIC_API_KEY holds a dummy key.
+    """
+    from helpers.fake_api import FakeAPI
+
+    api = FakeAPI().start()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-dummy")
+    yield api
+    api.close()
