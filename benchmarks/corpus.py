@@ -31,7 +31,34 @@ TOPICS = [
     "N+1 queries", "React hooks", "database connection pool", "email notifications",
     "OAuth2", "caching", "rate limiting", "CSV export", "flaky tests", "docker build",
 ]  # fmt: skip
-WORDS = ["the", "a", "function", "returns", "value", "we", "should", "check", "handler", "request", "response", "error", "cache", "query", "user", "token", "session", "config", "test", "file", "module", "import", "call", "loop", "index", "update"]
+WORDS = [
+    "the",
+    "a",
+    "function",
+    "returns",
+    "value",
+    "we",
+    "should",
+    "check",
+    "handler",
+    "request",
+    "response",
+    "error",
+    "cache",
+    "query",
+    "user",
+    "token",
+    "session",
+    "config",
+    "test",
+    "file",
+    "module",
+    "import",
+    "call",
+    "loop",
+    "index",
+    "update",
+]
 
 
 def _sentence(rng: random.Random, n: int) -> str:

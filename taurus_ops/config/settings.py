@@ -10,6 +10,7 @@ recorded for ``taurus-ops config show``.
 from __future__ import annotations
 
 import os
+import types
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,9 @@ class Leaf:
 def _annotation_is(annotation: Any, kind: type) -> bool:
     if annotation is kind:
         return True
-    return any(arg is kind for arg in typing.get_args(annotation))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # Optional[kind]
+        return any(arg is kind for arg in typing.get_args(annotation))
+    return False
 
 
 def _snake_upper(camel: str) -> str:

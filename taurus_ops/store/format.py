@@ -23,6 +23,7 @@ import orjson
 FORMAT_VERSION = 1
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FILENAME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})_([A-Za-z0-9_-]{1,64})\.json$")
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 ID_ALPHABET = string.ascii_lowercase + string.digits
 ID_LENGTH = 8
 PLACEHOLDER_IDS = {"", "new"}
@@ -79,8 +80,26 @@ def dumps(document: Any) -> bytes:
         return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def _has_long_number(raw: bytes | bytearray | memoryview) -> bool:
+    """True if the bytes hold a run of 19 or more digits (cheap: one C pass)."""
+    return b"0" * 19 in bytes(raw).translate(_DIGITS_ZERO)
+
+
+_DIGITS_ZERO = bytes(0x30 if 0x30 <= ch <= 0x39 else 0x20 for ch in range(256))
+
+
 def loads(data: bytes | str) -> Any:
-    """Parse JSON text; raises ValueError (json.JSONDecodeError or orjson's) when invalid."""
+    """Parse JSON text; raises ValueError (json.JSONDecodeError or orjson's) when invalid.
+
+    orjson reads integers beyond 64 bits as floats, silently; a document holding a
+    run of 19+ digits goes to the standard library, which keeps them exact.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _has_long_number(raw):
+        try:
+            return json.loads(bytes(raw).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not UTF-8 text: {exc}") from None
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:

@@ -86,7 +86,9 @@ class Resolver:
         ref = ref.strip()
         if not ref:
             raise InvalidReference("an empty session reference")
-        if "/" in ref or "\\" in ref or ref.startswith((".", "~")) or "\0" in ref:
+        if any(ord(ch) < 32 for ch in ref):
+            raise InvalidReference(f"{ref!r} holds control characters; not a session reference")
+        if "/" in ref or "\\" in ref or ref.startswith((".", "~")):
             return self._by_path(ref)
         if ref.endswith(".json"):
             check_token(ref[:-5], "session file name")

@@ -1,0 +1,103 @@
+"""Every command explains itself: --help with an example, and a place in the README."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from taurus_ops.cli.main import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _walk(group: click.Group, prefix: list[str]) -> list[tuple[list[str], click.Command]]:
+    ctx = click.Context(group)
+    out = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None
+        out.append(([*prefix, name], command))
+        if isinstance(command, click.Group):
+            out.extend(_walk(command, [*prefix, name]))
+    return out
+
+
+def all_commands() -> list[tuple[str, list[str], click.Command]]:
+    found = [("taurus-ops", path, cmd) for path, cmd in _walk(cli, [])]
+    try:
+        from taurus_ops.cli.chat_main import cli as chat_cli
+    except ImportError:
+        return found
+    if isinstance(chat_cli, click.Group):
+        found += [("taurus", path, cmd) for path, cmd in _walk(chat_cli, [])]
+    return found
+
+
+COMMANDS = all_commands()
+
+
+@pytest.mark.parametrize(
+    ("prog", "path", "command"), COMMANDS, ids=[" ".join([p, *c]) for p, c, _ in COMMANDS]
+)
+def test_help_has_an_example_and_the_readme_documents_it(
+    prog: str, path: list[str], command: click.Command
+) -> None:
+    root = cli
+    if prog == "taurus":
+        from taurus_ops.cli.chat_main import cli as root
+    result = CliRunner().invoke(root, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.output, f"{prog} {' '.join(path)} --help has no Examples section"
+    invocation = " ".join([prog, *path])
+    example_lines = result.output.split("Examples:", 1)[1]
+    assert invocation in example_lines, f"the examples of {invocation} do not show it being run"
+    assert f"{invocation}" in README, f"README.md does not mention `{invocation}`"
+
+
+def test_the_readme_opens_with_exactly_two_setup_commands() -> None:
+    first_block = README.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert len(first_block) == 2
+    assert first_block[0].startswith("pip install -e .")
+    assert first_block[1] == "pip install -e '.[test]' && python -m pytest -n auto"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert first_block[1] in ci
+
+
+def test_ruff_lint_and_format_are_clean() -> None:
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    form = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert form.returncode == 0, form.stdout + form.stderr
+
+
+HEAVY = ("anthropic", "httpx", "rich", "jinja2", "apscheduler", "sqlalchemy", "prompt_toolkit")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--json"], ["show", "--help"]])
+def test_light_commands_do_not_import_heavy_modules(args: list[str]) -> None:
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['taurus-ops', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_module('taurus_ops.cli', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print('HEAVY:' + ','.join(heavy), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    line = [x for x in proc.stderr.splitlines() if x.startswith("HEAVY:")][-1]
+    assert line == "HEAVY:", f"taurus-ops {' '.join(args)} imported {line[6:]}"
