@@ -45,9 +45,10 @@ def time_shell(
 
 def report(rows: list[tuple[str, float, float]]) -> None:
     """Print `task  taurus  recipe  ratio` rows (ratio = recipe / taurus: >1 means Taurus is faster)."""
-    print(f"{'task':<40} {'taurus (s)':>11} {'recipe (s)':>11} {'speed-up':>9}")
+    width = max([len("task"), *(len(task) for task, _, _ in rows)])
+    print(f"{'task':<{width}} {'taurus (s)':>11} {'recipe (s)':>11} {'speed-up':>9}")
     for task, ours, theirs in rows:
-        print(f"{task:<40} {ours:>11.3f} {theirs:>11.3f} {theirs / ours:>8.1f}x")
+        print(f"{task:<{width}} {ours:>11.3f} {theirs:>11.3f} {theirs / ours:>8.1f}x")
 
 
 median = statistics.median

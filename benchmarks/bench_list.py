@@ -1,0 +1,62 @@
+"""`taurus-ops list` on 10,000 sessions vs the tutorial's recipe.
+
+    python -m benchmarks.bench_list [--count 10000]
+
+The recipe is "Finding Session IDs": `ls -lt ~/.taurus/sessions/ | head -10` for the
+newest sessions, and the loop printing each session's first user message with
+`jq -r '.messages[0].content'`. Taurus gives both (newest first, with titles) in one
+command. Also shown: `taurus-ops --help` start-up, and a single `jq` over all files
+(faster than the tutorial's loop, still not sorted by `updated`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import report, time_shell
+from benchmarks.corpus import ensure_corpus
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    corpus = ensure_corpus(args.count)
+    home = Path(tempfile.mkdtemp(prefix="taurus-bench-"))
+    sessions = home / "sessions"
+    shutil.copytree(corpus, sessions, copy_function=os.link)
+    env = {"TAURUS_HOME": str(home)}
+    ops = f"{sys.executable} -m taurus_ops.cli"
+    loop = (
+        f'for file in {sessions}/*.json; do echo "Session: $(basename $file)"; '
+        "jq -r '.messages[0].content' \"$file\"; echo ---; done"
+    )
+    rows = []
+    help_time = time_shell(f"{ops} --help", args.repeat, env)
+    ours_cold = time_shell(f"{ops} list --limit 10", 1, env)
+    ours = time_shell(f"{ops} list --limit 10", args.repeat, env)
+    ours_all = time_shell(f"{ops} list", args.repeat, env)
+    ls_head = time_shell(f"ls -lt {sessions}/ | head -10", args.repeat)
+    single_jq = time_shell(f"ls -t {sessions}/*.json | xargs jq -r '.messages[0].content'", 1)
+    recipe = time_shell(loop, 1)
+    rows.append(("list --limit 10 (first run) vs ls|head + jq loop", ours_cold, ls_head + recipe))
+    rows.append(("list --limit 10 vs ls -lt | head + jq loop", ours, ls_head + recipe))
+    rows.append(("list (all) vs ls -lt | head + jq loop", ours_all, ls_head + recipe))
+    rows.append(("list (all) vs one jq over all files", ours_all, single_jq))
+    rows.append(("list --limit 10 vs ls -lt | head (no titles)", ours, ls_head))
+    print(
+        f"{args.count} sessions, {sum(p.stat().st_size for p in sessions.iterdir()) / 1e6:.0f} MB"
+    )
+    print(f"taurus-ops --help start-up: {help_time:.3f} s")
+    report(rows)
+    shutil.rmtree(home)
+
+
+if __name__ == "__main__":
+    main()
