@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from taurus_ops.config.paths import taurus_home
@@ -59,6 +59,13 @@ class BackupSettings(Section):
 class ScheduleSettings(Section):
     cleanup: str = Field("30 3 * * *", description="Cron expression for the nightly cleanup.")
     backup: str = Field("0 3 * * *", description="Cron expression for the nightly backup.")
+
+    @field_validator("cleanup", "backup")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from taurus_ops.config.cron import validate_cron
+
+        return validate_cron(value)  # a CronError (a ValueError) names the problem
 
 
 class PermissionsSettings(Section):

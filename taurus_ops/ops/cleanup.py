@@ -1,0 +1,545 @@
+"""Retention: which sessions to archive or delete, and doing it safely.
+
+``take_snapshot`` reads the state (sessions, their ``updated`` times, locks, names,
+the archive); ``plan_cleanup`` is a pure function from rules, snapshot and time to a
+``Plan`` of actions, each with its reasons; ``execute`` carries a plan out. The
+dry run prints the very plan the real run executes.
+
+Promises (tested with hypothesis): the newest session, a session open in a chat,
+a named session (unless ``sessions.cleanupNamed``) and a file that cannot be parsed
+are never touched; after a run no unprotected session older than
+``sessions.retentionDays`` is left, and no unprotected session beyond the newest
+``sessions.maxSessions``. The quarantine (``~/.taurus/quarantine``) is never read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.errors import SessionLocked, TaurusError, UsageError
+from taurus_ops.store import format as fmt
+from taurus_ops.store.atomic import atomic_write, fsync_dir
+from taurus_ops.store.lock import SessionLock, is_locked
+from taurus_ops.store.move import names_leading_to
+from taurus_ops.store.refs import id_from_file_name, inside
+
+ARCHIVE = "archive"
+DELETE = "delete"
+STATE_FILE = "cleanup-state.json"
+
+
+# -- inputs ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rules:
+    retention_days: int | None = None
+    max_sessions: int | None = None
+    auto_archive: bool = True
+    cleanup_named: bool = False
+    archive_retention_days: int | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> Rules:
+        s = config.settings
+        return cls(
+            retention_days=s.sessions.retention_days,
+            max_sessions=s.sessions.max_sessions,
+            auto_archive=s.sessions.auto_archive,
+            cleanup_named=s.sessions.cleanup_named,
+            archive_retention_days=s.archive.retention_days,
+        )
+
+    @property
+    def active(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.retention_days, self.max_sessions, self.archive_retention_days)
+        )
+
+    def describe(self) -> list[str]:
+        out = []
+        if self.retention_days is not None:
+            out.append(f"sessions.retentionDays={self.retention_days}")
+        if self.max_sessions is not None:
+            out.append(f"sessions.maxSessions={self.max_sessions}")
+        if self.archive_retention_days is not None:
+            out.append(f"archive.retentionDays={self.archive_retention_days}")
+        return out
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One session file as the planner sees it."""
+
+    path: str
+    id: str
+    updated: datetime | None  # None: the file cannot be parsed as a session
+    mtime: float
+    size: int
+    archived: bool = False
+    locked: bool = False
+    names: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    active: tuple[Entry, ...]
+    archived: tuple[Entry, ...] = ()
+
+
+# -- the plan ----------------------------------------------------------------------------
+@dataclass
+class Action:
+    action: str  # archive | delete
+    path: str
+    id: str
+    size: int
+    archived: bool
+    reasons: list[str]
+    names: list[str] = field(default_factory=list)
+    mtime: float = 0.0
+
+
+@dataclass
+class Skip:
+    path: str
+    id: str
+    why: str
+    would: list[str] = field(default_factory=list)  # the rules that would have removed it
+
+
+@dataclass
+class Plan:
+    rules: Rules
+    now: datetime
+    actions: list[Action] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    kept: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(a.size for a in self.actions)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for a in self.actions if a.action == kind)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "now": fmt.format_time(self.now),
+            "rules": asdict(self.rules),
+            "actions": [asdict(a) for a in self.actions],
+            "skipped": [asdict(s) for s in self.skipped],
+            "kept": self.kept,
+            "bytes": self.bytes,
+        }
+
+
+def _rank_key(entry: Entry) -> tuple[datetime, float, str]:
+    assert entry.updated is not None
+    return (entry.updated, entry.mtime, entry.path)
+
+
+def plan_cleanup(rules: Rules, snapshot: Snapshot, now: datetime) -> Plan:
+    """The actions the rules call for on ``snapshot`` at ``now``. Touches nothing."""
+    plan = Plan(rules, now)
+    verb = ARCHIVE if rules.auto_archive else DELETE
+    readable = [e for e in snapshot.active if e.updated is not None]
+    for entry in snapshot.active:
+        if entry.updated is None:
+            plan.skipped.append(
+                Skip(
+                    entry.path, entry.id, f"cannot be parsed ({entry.error}); run taurus-ops doctor"
+                )
+            )
+    ranked = sorted(readable, key=_rank_key, reverse=True)
+    newest = ranked[0].path if ranked else None
+    archived_names = {os.path.basename(e.path) for e in snapshot.archived}
+    cutoff = now - timedelta(days=rules.retention_days) if rules.retention_days else None
+    for rank, entry in enumerate(ranked, start=1):
+        assert entry.updated is not None
+        reasons = []
+        if cutoff is not None and entry.updated < cutoff:
+            age = (now - entry.updated).days
+            reasons.append(
+                f"not updated for {age} days (sessions.retentionDays={rules.retention_days})"
+            )
+        if rules.max_sessions is not None and rank > rules.max_sessions:
+            reasons.append(
+                f"number {rank} by last update, beyond sessions.maxSessions={rules.max_sessions}"
+            )
+        if not reasons:
+            plan.kept += 1
+            continue
+        why = _protection(entry, rules, newest)
+        if why is None and verb == ARCHIVE and os.path.basename(entry.path) in archived_names:
+            why = "a file of the same name is already in the archive; run taurus-ops doctor"
+        if why is not None:
+            plan.kept += 1
+            plan.skipped.append(Skip(entry.path, entry.id, why, reasons))
+            continue
+        plan.actions.append(
+            Action(
+                verb,
+                entry.path,
+                entry.id,
+                entry.size,
+                False,
+                reasons,
+                list(entry.names),
+                entry.mtime,
+            )
+        )
+    if rules.archive_retention_days:
+        archive_cutoff = now - timedelta(days=rules.archive_retention_days)
+        for entry in sorted(snapshot.archived, key=lambda e: e.path):
+            if entry.updated is None:
+                plan.skipped.append(
+                    Skip(
+                        entry.path,
+                        entry.id,
+                        f"archived file cannot be parsed ({entry.error}); run taurus-ops doctor",
+                    )
+                )
+                continue
+            if entry.updated >= archive_cutoff:
+                continue
+            reason = (
+                f"archived and not updated for {(now - entry.updated).days} days "
+                f"(archive.retentionDays={rules.archive_retention_days})"
+            )
+            why = _protection(entry, rules, None)
+            if why is not None:
+                plan.skipped.append(Skip(entry.path, entry.id, why, [reason]))
+                continue
+            plan.actions.append(
+                Action(
+                    DELETE,
+                    entry.path,
+                    entry.id,
+                    entry.size,
+                    True,
+                    [reason],
+                    list(entry.names),
+                    entry.mtime,
+                )
+            )
+    return plan
+
+
+def _protection(entry: Entry, rules: Rules, newest: str | None) -> str | None:
+    if entry.path == newest:
+        return "the newest session is always kept"
+    if entry.locked:
+        return "open in a running chat (locked)"
+    if entry.names and not rules.cleanup_named:
+        return f"named ({', '.join(entry.names)}); set sessions.cleanupNamed to include named ones"
+    return None
+
+
+# -- reading the state --------------------------------------------------------------------
+def read_entry(
+    path: Path, archived: bool, names: dict[str, list[str]], st: os.stat_result | None = None
+) -> Entry:
+    """An Entry for ``path``: ``updated`` from the file, its mtime where the field is missing."""
+    st = st or os.stat(path)
+    real = os.path.realpath(path)
+    link_names = tuple(names.get(real, ()))
+    file_id = id_from_file_name(path.name)
+    updated: datetime | None = None
+    error: str | None = None
+    try:
+        with open(path, "rb") as handle:
+            data = fmt.loads(handle.read())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if not isinstance(data.get("messages", []), list):
+            raise ValueError("`messages` is not a list")
+        updated = fmt.parse_time(data.get("updated")) or datetime.fromtimestamp(st.st_mtime, UTC)
+    except (OSError, ValueError) as exc:
+        error = "empty file" if st.st_size == 0 else str(exc).splitlines()[0][:100]
+    return Entry(
+        path=str(path),
+        id=file_id,
+        updated=updated,
+        mtime=st.st_mtime,
+        size=st.st_size,
+        archived=archived,
+        locked=is_locked(path),
+        names=link_names,
+        error=error,
+    )
+
+
+def take_snapshot(store: Any, include_archive: bool = True) -> Snapshot:
+    names = store.names()
+    active = []
+    for path in store.files():
+        with contextlib.suppress(FileNotFoundError):
+            active.append(read_entry(path, False, names))
+    archived = []
+    if include_archive:
+        for path in store.files(archived=True):
+            with contextlib.suppress(FileNotFoundError):
+                archived.append(read_entry(path, True, names))
+    return Snapshot(tuple(active), tuple(archived))
+
+
+def check_layout(config: Any) -> None:
+    """Refuse an archive directory that is the session directory, inside it, or the quarantine."""
+    session_dir = Path(config.session_dir)
+    archive_dir = Path(config.archive_dir)
+    quarantine = Path(config.home) / "quarantine"
+    if inside(archive_dir, session_dir) or inside(session_dir, archive_dir):
+        raise UsageError(
+            f"sessions.archiveDirectory ({archive_dir}) and sessionDirectory ({session_dir}) "
+            "overlap; give the archive its own folder"
+        )
+    if inside(archive_dir, quarantine):
+        raise UsageError(
+            f"sessions.archiveDirectory ({archive_dir}) is inside the quarantine; choose another"
+        )
+
+
+def make_plan(config: Any, store: Any, now: datetime | None = None) -> Plan:
+    check_layout(config)
+    rules = Rules.from_config(config)
+    snapshot = take_snapshot(store, include_archive=True)
+    return plan_cleanup(rules, snapshot, now or datetime.now(UTC))
+
+
+# -- carrying it out ------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    action: Action
+    done: bool
+    detail: str  # the new path, or why it was not done
+
+
+@dataclass
+class Result:
+    plan: Plan
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def archived(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.done and o.action.action == ARCHIVE]
+
+    @property
+    def deleted(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.done and o.action.action == DELETE]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.done]
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(o.action.size for o in self.outcomes if o.done)
+
+    def as_json(self) -> dict[str, Any]:
+        out = self.plan.as_json()
+        out["results"] = [
+            {"path": o.action.path, "action": o.action.action, "done": o.done, "detail": o.detail}
+            for o in self.outcomes
+        ]
+        out["archivedCount"] = len(self.archived)
+        out["deletedCount"] = len(self.deleted)
+        out["failedCount"] = len(self.failed)
+        out["bytesFreed"] = self.bytes_freed
+        return out
+
+
+def delete_session(session_dir: Path, path: Path) -> list[Path]:
+    """Remove a session file and the name links that led to it (they would dangle)."""
+    links = names_leading_to(session_dir, path)
+    os.unlink(path)
+    for link in links:
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+    fsync_dir(path.parent)
+    if links:
+        fsync_dir(session_dir)
+    return links
+
+
+def _unchanged(action: Action) -> str | None:
+    try:
+        st = os.lstat(action.path)
+    except FileNotFoundError:
+        return "gone since the plan was made"
+    if st.st_size != action.size or st.st_mtime != action.mtime:
+        return "changed since the plan was made; left for the next run"
+    return None
+
+
+def execute(plan: Plan, store: Any, log: Any = None) -> Result:
+    """Carry out ``plan``. Each session is locked while it moves, so a chat cannot open it
+    half-way; one that was opened, changed or removed since planning is left alone."""
+    result = Result(plan)
+    for action in plan.actions:
+        path = Path(action.path)
+        problem = _unchanged(action)
+        if problem:
+            result.outcomes.append(Outcome(action, False, problem))
+            continue
+        try:
+            with SessionLock(path):
+                if _unchanged(action):
+                    raise UsageError("changed since the plan was made; left for the next run")
+                if action.action == ARCHIVE:
+                    new = store.archive(path)
+                    detail = str(new)
+                else:
+                    removed = delete_session(store.session_dir, path)
+                    detail = "deleted" + (
+                        f" (and its names {', '.join(p.name for p in removed)})" if removed else ""
+                    )
+        except SessionLocked:
+            result.outcomes.append(Outcome(action, False, "open in a running chat (locked)"))
+        except (TaurusError, OSError) as exc:
+            result.outcomes.append(Outcome(action, False, str(exc)))
+        else:
+            result.outcomes.append(Outcome(action, True, detail))
+        if log is not None:
+            last = result.outcomes[-1]
+            verb = {ARCHIVE: "archived", DELETE: "deleted"}[action.action]
+            if last.done:
+                log.info("cleanup: %s %s (%d bytes): %s", verb, action.path, action.size,
+                         "; ".join(action.reasons))  # fmt: skip
+            else:
+                log.warning("cleanup: left %s: %s", action.path, last.detail)
+    return result
+
+
+# -- remembering what ran, for the warning -------------------------------------------------
+def state_path(home: Path) -> Path:
+    return Path(home) / STATE_FILE
+
+
+def _rules_key(rules: Rules) -> dict[str, Any]:
+    return asdict(rules)
+
+
+def record_run(home: Path, result: Result) -> None:
+    """Note the rules of this real run, so ``list`` stops warning about them."""
+    data = {
+        "lastRun": fmt.format_time(result.plan.now),
+        "rules": _rules_key(result.plan.rules),
+        "archived": len(result.archived),
+        "deleted": len(result.deleted),
+        "bytesFreed": result.bytes_freed,
+    }
+    with contextlib.suppress(OSError):
+        atomic_write(state_path(home), fmt.dumps(data), durable=False)
+
+
+def read_state(home: Path) -> dict[str, Any] | None:
+    try:
+        data = fmt.loads(state_path(home).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def pending_warning(config: Any, store: Any, now: datetime | None = None) -> str | None:
+    """A warning line when a configured rule will remove sessions it has never removed before.
+
+    Cheap when nothing is configured (no file is read) and after a cleanup ran with the
+    same rules (one small state file is read); otherwise it plans once.
+    """
+    rules = Rules.from_config(config)
+    if not rules.active:
+        return None
+    state = read_state(config.home)
+    if state is not None and state.get("rules") == _rules_key(rules):
+        return None
+    try:
+        plan = make_plan(config, store, now)
+    except TaurusError as exc:
+        return f"cleanup cannot run: {exc}"
+    if not plan.actions:
+        return None
+    return describe_pending(plan)
+
+
+def describe_pending(plan: Plan) -> str:
+    parts = []
+    archive_n, delete_n = plan.count(ARCHIVE), plan.count(DELETE)
+    if archive_n:
+        parts.append(f"archive {archive_n} session{'s' * (archive_n != 1)}")
+    if delete_n:
+        parts.append(f"delete {delete_n} session{'s' * (delete_n != 1)}")
+    rules = ", ".join(plan.rules.describe())
+    return (
+        f"{rules} will {' and '.join(parts)} at the next cleanup "
+        "(taurus-ops cleanup --dry-run shows them)"
+    )
+
+
+def plan_lines(plan: Plan, home_dir: str | None = None) -> list[str]:
+    """The plan as text, one line per action, then the protected ones."""
+    lines = []
+    for a in plan.actions:
+        where = " (archived)" if a.archived else ""
+        lines.append(f"{a.action:<7} {_short(a.path, home_dir)}{where}: {'; '.join(a.reasons)}")
+    for s in plan.skipped:
+        rule = f" (would: {'; '.join(s.would)})" if s.would else ""
+        lines.append(f"keep    {_short(s.path, home_dir)}: {s.why}{rule}")
+    return lines
+
+
+def _short(path: str, home_dir: str | None) -> str:
+    home_dir = home_dir or str(Path.home())
+    if path.startswith(home_dir.rstrip("/") + "/"):
+        return "~" + path[len(home_dir.rstrip("/")) :]
+    return path
+
+
+# -- archive and unarchive by hand ---------------------------------------------------------
+def archive_session(store: Any, ref: str) -> tuple[Path, Path]:
+    """Move the session ``ref`` into the archive (locked while it moves); (old, new) paths."""
+    found = store.resolve(ref, include_archive=True)
+    if found.archived:
+        raise UsageError(f"{ref!r} is already archived: {found.path}")
+    with SessionLock(found.path):
+        new = store.archive(found.path)
+    return found.path, new
+
+
+def unarchive_session(store: Any, ref: str) -> tuple[Path, Path]:
+    """Move the archived session ``ref`` back into the session directory; (old, new) paths."""
+    found = store.resolve(ref, include_archive=True)
+    if not found.archived:
+        raise UsageError(f"{ref!r} is not archived: {found.path}")
+    with SessionLock(found.path):
+        new = store.unarchive(found.path)
+    return found.path, new
+
+
+@contextlib.contextmanager
+def ops_lock(home: Path, wait: float = 0.0):  # type: ignore[no-untyped-def]
+    """Hold the ops lock; with ``wait`` > 0, retry once a second for up to that many seconds."""
+    import time
+
+    from taurus_ops.errors import OpsLocked
+    from taurus_ops.store.lock import OpsLock
+
+    deadline = time.monotonic() + wait
+    while True:
+        lock = OpsLock(home)
+        try:
+            lock.acquire()
+            break
+        except OpsLocked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(1.0, max(deadline - time.monotonic(), 0.05)))
+    try:
+        yield lock
+    finally:
+        lock.release()
