@@ -1,0 +1,291 @@
+"""Searching message text through the index (``taurus-ops search``).
+
+A query is one or more terms; a term is a word or a "quoted phrase". A session
+matches when every term occurs, as a substring, somewhere in its message text
+(see ``taurus_ops.store.index`` for what message text is), in any message. So for
+one plain word the sessions found are exactly those ``grep -il WORD`` finds in
+message text; with ``case_sensitive`` exactly those of ``grep -l WORD``. Matching
+ignores the case of ASCII letters only (as SQLite's LIKE and grep in the C locale).
+
+Hits are ranked by how often and how widely the terms occur (rarer terms weigh more;
+a term in the first message counts extra), newest first on ties.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+import string
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from taurus_ops.errors import UsageError
+from taurus_ops.store import format as fmt
+from taurus_ops.store.index import MSG_BITS, Index
+
+SNIPPET_WIDTH = 160
+ROLES = ("user", "assistant")
+
+
+# -- dates ---------------------------------------------------------------------------
+_RELATIVE = re.compile(r"^(\d+)\s*([hdwm])$")
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """A --since value: ``2025-01-18``, an ISO time, ``today``, ``yesterday``, ``7d``, ``2w``, ``12h``."""
+    now = now or datetime.now(UTC)
+    value = text.strip().lower()
+    local_midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    if value == "today":
+        return local_midnight.astimezone(UTC)
+    if value == "yesterday":
+        return (local_midnight - timedelta(days=1)).astimezone(UTC)
+    match = _RELATIVE.match(value)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        hours = {"h": 1, "d": 24, "w": 24 * 7, "m": 24 * 30}[unit] * amount
+        return now - timedelta(hours=hours)
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return datetime.fromisoformat(value).astimezone().astimezone(UTC)  # local midnight
+    except ValueError:
+        pass
+    moment = fmt.parse_time(text.strip())
+    if moment is None:
+        raise UsageError(
+            f"--since {text!r}: use a date (2025-01-18), an ISO time, today, yesterday, "
+            "or an age such as 7d, 2w, 12h"
+        )
+    return moment
+
+
+# -- queries -------------------------------------------------------------------------
+def parse_terms(query: str) -> list[str]:
+    """Split a query into terms: words, and "quoted phrases" kept whole."""
+    try:
+        terms = shlex.split(query)
+    except ValueError:
+        terms = query.split()
+    terms = [t for t in terms if t.strip()]
+    if not terms:
+        raise UsageError("give something to search for")
+    return terms
+
+
+@dataclass
+class SearchQuery:
+    terms: list[str]
+    role: str | None = None
+    tool: str | None = None
+    since: datetime | None = None
+    archived: bool = False
+    case_sensitive: bool = False
+    limit: int | None = None
+
+
+@dataclass
+class Hit:
+    id: str
+    path: str
+    archived: bool
+    created: str
+    updated: str
+    title: str
+    score: float
+    matches: int  # messages holding a term
+    message: int = 0  # index of the message the snippet comes from
+    role: str = ""
+    snippet: str = ""
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+    key: int = 0  # the index row
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["key"]
+        out["highlights"] = [list(span) for span in self.highlights]
+        out["score"] = round(self.score, 4)
+        return out
+
+
+ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def fold(text: str) -> str:
+    """Lower-case ASCII letters only (as SQLite's LIKE does); the length never changes."""
+    return text.translate(ASCII_FOLD)
+
+
+def _glob_escape(term: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in term)
+
+
+def contains(text: str, term: str, case_sensitive: bool) -> bool:
+    if case_sensitive:
+        return term in text
+    return fold(term) in fold(text)
+
+
+def _term_rows(index: Index, term: str, case_sensitive: bool) -> list[tuple[int, str]]:
+    """(rowid, role) of every indexed message containing ``term``."""
+    if case_sensitive:
+        return [
+            (r[0], r[1])
+            for r in index.query(
+                "SELECT rowid, role FROM msgtext WHERE body GLOB ?", (f"*{_glob_escape(term)}*",)
+            )
+        ]
+    pattern = f"%{term}%"
+    if "%" in term or "_" in term:
+        # LIKE treats them as wildcards: a superset, checked against the text here
+        return [
+            (r[0], r[1])
+            for r in index.query(
+                "SELECT rowid, role, body FROM msgtext WHERE body LIKE ?", (pattern,)
+            )
+            if contains(r[2], term, False)
+        ]
+    return [
+        (r[0], r[1])
+        for r in index.query("SELECT rowid, role FROM msgtext WHERE body LIKE ?", (pattern,))
+    ]
+
+
+def _candidates(index: Index, query: SearchQuery) -> dict[int, tuple[Any, ...]]:
+    """key -> session row for the sessions the filters allow."""
+    folders = index.folder_keys(archived=query.archived)
+    where = [f"folder IN ({','.join('?' * len(folders))})", "error IS NULL"]
+    params: list[Any] = list(folders)
+    if query.since is not None:
+        where.append("updated >= ?")
+        params.append(fmt.format_time(query.since))
+    if query.tool:
+        where.append("instr(tools, ?) > 0")
+        params.append(f" {query.tool} ")
+    rows = index.query(
+        "SELECT key, id, path, archived, created, updated, title, messages FROM sessions"
+        f" WHERE {' AND '.join(where)}",
+        params,
+    )
+    return {r[0]: r for r in rows}
+
+
+def search(index: Index, query: SearchQuery, refresh: bool = True) -> list[Hit]:
+    """Sessions matching every term, best first (all of them unless ``query.limit``)."""
+    if query.role is not None and query.role not in ROLES:
+        raise UsageError(f"--role must be one of {', '.join(ROLES)}")
+    if refresh:
+        index.refresh()
+    allowed = _candidates(index, query)
+    if not allowed:
+        return []
+    total = len(allowed)
+    per_term: list[dict[int, list[int]]] = []  # term -> session key -> matching message numbers
+    for term in query.terms:
+        found: dict[int, list[int]] = {}
+        for rowid, role in _term_rows(index, term, query.case_sensitive):
+            key = rowid >> MSG_BITS
+            if key not in allowed or (query.role and role != query.role):
+                continue
+            found.setdefault(key, []).append(rowid & ((1 << MSG_BITS) - 1))
+        per_term.append(found)
+    keys = set(allowed)
+    for found in per_term:
+        keys &= found.keys()
+    hits = []
+    for key in keys:
+        row = allowed[key]
+        score = 0.0
+        for found in per_term:
+            numbers = found[key]
+            idf = math.log(1 + total / max(len(found), 1))
+            tf = 1 + math.log(len(numbers))
+            first = 1.5 if 0 in numbers else 1.0
+            score += idf * tf * first
+        score /= 1 + 0.1 * math.log(1 + row[7])
+        matched = set().union(*(set(f[key]) for f in per_term))
+        hits.append(
+            Hit(
+                id=row[1],
+                path=row[2],
+                archived=bool(row[3]),
+                created=row[4],
+                updated=row[5],
+                title=row[6],
+                score=score,
+                matches=len(matched),
+                message=min(per_term[0][key]),
+                key=key,
+            )
+        )
+    hits.sort(key=lambda h: (-h.score, _neg_time(h.updated)))
+    if query.limit is not None:
+        hits = hits[: query.limit]
+    return hits
+
+
+def _neg_time(iso: str) -> float:
+    moment = fmt.parse_time(iso)
+    return -moment.timestamp() if moment else 0.0
+
+
+def add_snippets(index: Index, hits: list[Hit], query: SearchQuery) -> None:
+    """Fill each hit's snippet: the text around the first match, terms marked."""
+    for hit in hits:
+        rowid = (hit.key << MSG_BITS) | hit.message
+        rows = index.query("SELECT body, role FROM msgtext WHERE rowid = ?", (rowid,))
+        if not rows:
+            continue
+        hit.role = rows[0][1]
+        hit.snippet, hit.highlights = snippet(rows[0][0], query.terms, query.case_sensitive)
+
+
+def _find_all(text: str, term: str, case_sensitive: bool) -> list[tuple[int, int]]:
+    if not term:
+        return []
+    hay = text if case_sensitive else fold(text)
+    needle = term if case_sensitive else fold(term)
+    spans = []
+    start = hay.find(needle)
+    while start != -1:
+        spans.append((start, start + len(needle)))
+        start = hay.find(needle, start + len(needle))
+    return spans
+
+
+def snippet(
+    text: str, terms: list[str], case_sensitive: bool = False, width: int = SNIPPET_WIDTH
+) -> tuple[str, list[tuple[int, int]]]:
+    """A one-line window of ``text`` around the first match and the spans of every match in it."""
+    flat = " ".join(text.split())
+    spans = sorted(s for t in terms for s in _find_all(flat, t, case_sensitive))
+    first = spans[0][0] if spans else 0
+    start = max(0, first - width // 3)
+    if start:
+        space = flat.rfind(" ", 0, start + 1)
+        start = space + 1 if space != -1 and first - space < width // 2 else start
+    end = min(len(flat), start + width)
+    window = flat[start:end]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if end < len(flat) else ""
+    shift = len(prefix) - start
+    marks = []
+    last_end = -1
+    for s, e in spans:
+        if s >= start and e <= end and s >= last_end:
+            marks.append((s + shift, e + shift))
+            last_end = e
+    return prefix + window + suffix, marks
+
+
+def mark(text: str, spans: list[tuple[int, int]], before: str, after: str) -> str:
+    """``text`` with each span wrapped in ``before``/``after``."""
+    out = []
+    last = 0
+    for s, e in spans:
+        out.append(text[last:s])
+        out.append(before + text[s:e] + after)
+        last = e
+    out.append(text[last:])
+    return "".join(out)
