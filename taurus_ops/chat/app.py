@@ -1,0 +1,298 @@
+"""The chat application: a session held open (locked, saved after every change), the model,
+the tools, and the slash commands' actions. The terminal loop lives in repl.py."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.chat.client import ApiError, Events, ModelClient, Reply
+from taurus_ops.chat.conversation import Conversation, last_exchange, prepare_history, usage_entry
+from taurus_ops.chat.engine import UI, ContextFull, Engine
+from taurus_ops.chat.permissions import Permissions
+from taurus_ops.chat.tools import TOOL_SPECS, Tools
+from taurus_ops.errors import UsageError
+from taurus_ops.store import Session, SessionStore
+from taurus_ops.store import format as fmt
+from taurus_ops.store.lock import SessionLock
+from taurus_ops.store.mend import mend_tool_uses
+
+TITLE = "🐂 Taurus CLI - Claude Code Clone"
+COMPACT_PROMPT = (
+    "Summarise our conversation so far so that it can continue in a new session from your "
+    "summary alone. Keep: the goal, decisions made and why, files read or changed (with paths), "
+    "commands run and their results, open problems, and the next steps. Be specific and "
+    "complete; write it as notes to yourself. Do not use any tools."
+)
+
+
+def tilde(path: Path | str) -> str:
+    """``~/.taurus/sessions/x.json`` for a path under the home folder."""
+    text = str(path)
+    home = os.path.expanduser("~")
+    if home and home != "/" and (text == home or text.startswith(home + os.sep)):
+        return "~" + text[len(home) :]
+    return text
+
+
+def system_prompt(cwd: Path) -> str:
+    return (
+        "You are Taurus, a coding assistant working in the user's terminal. "
+        f"The working directory is {cwd} ({platform.system()}); today is {date.today():%Y-%m-%d}. "
+        "Use the tools to read, search and change files and to run commands; paths are "
+        "relative to the working directory. Read a file before editing it. write, edit and "
+        "bash ask the user for permission; if one is refused, do not retry it unchanged. "
+        "Answer in concise GitHub-flavoured markdown."
+    )
+
+
+class ChatApp:
+    """One chat process. ``ui`` is a TerminalUI or a PlainUI (``-p``)."""
+
+    def __init__(
+        self,
+        config: Any,
+        store: SessionStore,
+        ui: UI,
+        interactive: bool,
+        allow: list[str] | None = None,
+        model: str | None = None,
+        cwd: Path | None = None,
+        client: ModelClient | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.ui: Any = ui
+        self.interactive = interactive
+        self.cwd = Path(os.path.realpath(cwd or Path.cwd()))
+        settings = config.settings
+        self.chat = settings.chat
+        self.model = model or settings.model
+        self.allow = [*settings.permissions.allow, *(allow or [])]
+        self.deny = list(settings.permissions.deny)
+        self._client = client
+        self.tools = Tools(
+            self.cwd,
+            bash_timeout=self.chat.bash_timeout,
+            output_limit=self.chat.output_limit,
+            allow_outside_cwd=self.chat.allow_outside_cwd,
+        )
+        self.system = system_prompt(self.cwd)
+        self.session: Session | None = None
+        self.lock: SessionLock | None = None
+        self.conversation: Conversation | None = None
+        self.engine: Engine | None = None
+        self.stopping = False  # set by SIGTERM/SIGHUP
+
+    # -- the model -----------------------------------------------------------------------------
+    @property
+    def client(self) -> ModelClient:
+        if self._client is None:
+            self._client = ModelClient(self.model, self.chat.max_tokens)
+        return self._client
+
+    def send(self, history: list[dict[str, Any]], ui: UI) -> Reply:
+        ui.reply_start()
+        events = Events(on_text=ui.text, on_notice=ui.notice)
+        try:
+            reply = self.client.reply(history, self.system, TOOL_SPECS, events)
+        except BaseException:
+            ui.reply_end(Reply(content=[]))
+            raise
+        ui.reply_end(reply)
+        return reply
+
+    # -- opening sessions ----------------------------------------------------------------------
+    def start_new(self, **fields: Any) -> Session:
+        session = self.store.create(
+            cwd=str(self.cwd), model=self.model, **{k: v for k, v in fields.items() if v}
+        )
+        self.attach(session)
+        return session
+
+    def open_ref(self, ref: str | None) -> tuple[Session, int]:
+        """Open an existing session (the latest when ``ref`` is None) for writing; mend it."""
+        found = self.store.latest() if ref is None else self.store.resolve(ref)
+        path = found.path
+        if found.archived:
+            path = self.store.unarchive(path)
+            self.ui.notice(f"moved {found.session_id} back from the archive to {tilde(path)}")
+        lock = SessionLock(path).acquire()  # before loading: nobody else writes it meanwhile
+        try:
+            session = self.store.load(path)
+            mended = mend_tool_uses(session.messages)
+            if mended or session.notes:
+                self.store.save(session, touch=False)
+        except BaseException:
+            lock.release()
+            raise
+        self.attach(session, lock)
+        return session, mended
+
+    def open_template(self, name: str, variables: dict[str, str]) -> Session:
+        try:
+            from taurus_ops.ops.templates import create_from_template
+        except ImportError:
+            raise UsageError("session templates are not available in this installation") from None
+        session = create_from_template(self.config, self.store, name, variables)
+        session.data.setdefault("cwd", str(self.cwd))
+        self.attach(session)
+        self.save()
+        return session
+
+    def attach(self, session: Session, lock: SessionLock | None = None) -> None:
+        if lock is None:
+            lock = self.store.lock(session).acquire()
+        self.session = session
+        self.lock = lock
+        self.conversation = Conversation(session, self.save)
+        allowed = session.data.get("allowedTools")
+        permissions = Permissions.build(
+            self.allow,
+            self.deny,
+            self.interactive,
+            allowed if isinstance(allowed, list) else [],
+        )
+        self.engine = Engine(
+            self.conversation,
+            self.send,
+            self.tools,
+            permissions,
+            self.ui,
+            context_window=self.chat.context_window,
+            max_tokens=self.chat.max_tokens,
+            extra_tokens=(len(self.system) + len(str(TOOL_SPECS))) // 4,
+        )
+
+    def save(self) -> None:
+        if self.session is not None:
+            self.store.save(self.session)
+
+    def detach(self) -> None:
+        """Save and release the session."""
+        if self.session is None:
+            return
+        try:
+            self.save()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+            self.lock = None
+
+    close = detach
+
+    # -- a message -----------------------------------------------------------------------------
+    def message(self, text: str) -> bool:
+        """Handle one user message; False if it could not be answered (error shown)."""
+        assert self.engine is not None
+        try:
+            reply = self.engine.turn(text)
+        except ContextFull as exc:
+            self.ui.warn(str(exc))
+            return False
+        except ApiError as exc:
+            self.ui.error(str(exc))
+            return False
+        return reply is not None and not reply.interrupted
+
+    # -- banners -------------------------------------------------------------------------------
+    def new_banner(self) -> list[str]:
+        assert self.session is not None
+        return [
+            TITLE,
+            "Session automatically created",
+            f"Saved to: {tilde(self.session.path or '')}",
+            "Type /help for commands; Ctrl+D or /exit to leave (everything is saved).",
+        ]
+
+    def resume_banner(self, mended: int = 0, label: str = "Resuming session from") -> list[str]:
+        session = self.session
+        assert session is not None
+        started = fmt.parse_time(session.created)
+        when = started.astimezone().strftime("%Y-%m-%d %I:%M %p") if started else "?"
+        lines = [TITLE, f"📂 {label} {when}", f"💬 {len(session.messages)} messages loaded"]
+        lines.append(f"   {tilde(session.path or '')}")
+        other = session.data.get("cwd")
+        if isinstance(other, str) and other and os.path.realpath(other) != str(self.cwd):
+            lines.append(
+                f"📁 This session was started in {tilde(other)}; tools now work in {tilde(self.cwd)}"
+            )
+        if mended:
+            lines.append(
+                f"🩹 {mended} tool call{'s' if mended != 1 else ''} cut off last time "
+                "marked as interrupted"
+            )
+        user, reply = last_exchange(session.messages)
+        if user is not None:
+            lines += ["", "Last conversation:", f"You: {fmt.one_line(user, 100)}"]
+            if reply:
+                lines.append(f"Claude: {fmt.one_line(reply, 100)}")
+        return lines
+
+    # -- slash-command actions -----------------------------------------------------------------
+    def cost_lines(self) -> list[str]:
+        assert self.session is not None and self.conversation is not None
+        totals = self.session.data.get("usage") or {}
+        run = self.conversation.run_usage
+
+        def row(label: str, data: dict[str, Any]) -> str:
+            return (
+                f"{label:<14} input {int(data.get('inputTokens', 0)):>9,}   "
+                f"output {int(data.get('outputTokens', 0)):>9,}   "
+                f"cache read {int(data.get('cacheReadTokens', 0)):>9,}   "
+                f"cache write {int(data.get('cacheCreationTokens', 0)):>9,}"
+            )
+
+        return [
+            row("This run:", run),
+            row("This session:", totals),
+            f"Model: {totals.get('model') or self.model}",
+        ]
+
+    def new_session(self) -> Session:
+        self.detach()
+        return self.start_new()
+
+    def name(self, name: str) -> Path:
+        assert self.session is not None
+        self.save()
+        return self.store.name(self.session.id, name)
+
+    def compact(self) -> tuple[Path, Session] | None:
+        """Summarise, start a new session from the summary (parentSession = the old id), and
+        archive the old one unchanged. None if there was nothing to compact or no summary."""
+        assert self.session is not None and self.conversation is not None
+        old = self.session
+        if not any(m.get("role") == "assistant" for m in old.messages):
+            self.ui.notice("nothing to compact yet")
+            return None
+        history = prepare_history([*old.messages, {"role": "user", "content": COMPACT_PROMPT}])
+        self.ui.notice(f"summarising {len(old.messages)} messages…")
+        reply = self.send(history, self.ui)
+        summary = reply.text.strip()
+        if reply.usage:
+            self.conversation.count_usage(usage_entry(reply.model, reply.usage))
+            self.save()
+        if reply.interrupted or not summary:
+            self.ui.warn("no summary was made; the session is unchanged")
+            return None
+        names = self.store.names().get(os.path.realpath(old.path or ""), [])
+        body = (
+            f"[This session continues session {old.id}, which was compacted: the full "
+            f"conversation is archived. Summary of it:]\n\n{summary}"
+        )
+        self.detach()
+        new = self.store.create(
+            cwd=str(self.cwd),
+            model=self.model,
+            parentSession=old.id,
+            messages=[{"role": "user", "content": body, "timestamp": fmt.now_iso()}],
+        )
+        archived = self.store.archive(old.path) if old.path is not None else Path()
+        for name in names:
+            self.store.name(new.id, name, replace=True)
+        self.attach(new)
+        return archived, new

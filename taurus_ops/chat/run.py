@@ -1,0 +1,136 @@
+"""``taurus chat`` from flags to exit status: open the session, then the REPL or one answer."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from taurus_ops.errors import UsageError
+
+
+@dataclass
+class ChatOptions:
+    resume: bool = False
+    session: str | None = None
+    prompt: str | None = None  # -p; "-" reads stdin
+    model: str | None = None
+    allow: list[str] = field(default_factory=list)
+    template: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
+    session_dir: Path | None = None
+
+
+def parse_vars(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--var {item!r}: use --var NAME=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def read_stdin_prompt(options: ChatOptions, stdin: Any) -> str | None:
+    """The one-shot prompt: -p TEXT, -p - (stdin), or stdin when it is not a terminal."""
+    if options.prompt is not None and options.prompt != "-":
+        return options.prompt
+    if options.prompt == "-" or not stdin.isatty():
+        text = stdin.read()
+        if not text.strip():
+            raise UsageError('no prompt: give -p "PROMPT" or pipe one on stdin')
+        return text.strip()
+    return None
+
+
+def run_chat(options: ChatOptions) -> int:
+    from taurus_ops.chat.client import check_credentials
+    from taurus_ops.config import load_config
+    from taurus_ops.store import SessionStore
+
+    check_credentials()
+    if options.resume and options.session:
+        raise UsageError("use --resume or --session REF, not both")
+    if options.template and (options.resume or options.session):
+        raise UsageError("--template starts a new session; it does not go with -r or -s")
+    if options.variables and not options.template:
+        raise UsageError("--var goes with --template NAME")
+    prompt = read_stdin_prompt(options, sys.stdin)
+    interactive = prompt is None
+    config = load_config(options.config_file, options.session_dir)
+    store = SessionStore.from_config(config)
+
+    from taurus_ops.chat.app import ChatApp, tilde
+    from taurus_ops.chat.ui import PlainUI, TerminalUI
+
+    ui: Any = TerminalUI() if interactive else PlainUI()
+    app = ChatApp(config, store, ui, interactive, allow=options.allow, model=options.model)
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if app.stopping:
+            return
+        app.stopping = True
+        received.append(signum)
+        raise KeyboardInterrupt  # stops a streaming reply or a running tool; what arrived is saved
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+    status = 0
+    try:
+        mended = 0
+        if options.template:
+            app.open_template(options.template, options.variables)
+            banner = app.resume_banner(label=f"Session from template {options.template!r},")
+        elif options.resume or options.session:
+            _, mended = app.open_ref(options.session)
+            banner = app.resume_banner(mended)
+        else:
+            app.start_new()
+            banner = app.new_banner()
+        if interactive:
+            for line in banner:
+                ui.plain(line)
+            ui.plain("")
+            status = _interactive(app, config)
+        else:
+            assert app.session is not None
+            ui.notice(f"Session {app.session.id}: {tilde(app.session.path or '')}")
+            if mended:
+                ui.notice(f"mended {mended} tool call(s) cut off last time")
+            ok = app.message(prompt or "")
+            status = 0 if ok else 1
+    except KeyboardInterrupt:
+        status = 130
+    finally:
+        app.stopping = True  # a late signal must not interrupt the final save
+        app.close()
+        if app.session is not None:
+            try:
+                ui.notice(f"Session saved: {tilde(app.session.path or '')}")
+            except (OSError, ValueError):
+                pass  # the terminal is gone (SIGHUP); the session is saved
+    if received:
+        return 128 + received[0]
+    return status
+
+
+def _interactive(app: Any, config: Any) -> int:
+    from taurus_ops.chat.client import preload_sdk
+    from taurus_ops.chat.commands import Commands
+    from taurus_ops.chat.repl import prompt_reader, run_loop
+
+    preload_sdk()
+    read = prompt_reader(Path(config.home) / "history")
+
+    def on_message(text: str) -> None:
+        app.message(text)
+
+    run_loop(read, on_message, Commands(app), should_stop=lambda: app.stopping)
+    return 0

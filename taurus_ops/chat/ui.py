@@ -1,0 +1,203 @@
+"""What the user sees: streamed markdown in a terminal, or plain text for scripts (``-p``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+from taurus_ops.chat.client import Reply
+from taurus_ops.chat.permissions import Answer, parse_answer
+from taurus_ops.chat.tools import ToolResult
+
+FENCE = "```"
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def describe_call(name: str, args: dict[str, Any]) -> str:
+    """``write src/a.py`` / ``bash pytest -q``: a tool run in one line."""
+    target = args.get("file") or args.get("command") or args.get("pattern")
+    if isinstance(target, str):
+        extra = f" in {args['path']}" if isinstance(args.get("path"), str) else ""
+        return f"{name} {_one_line(target, 90)}{extra}"
+    return f"{name} {_one_line(json.dumps(args, ensure_ascii=False), 90)}"
+
+
+def split_complete(text: str) -> tuple[str, str]:
+    """Split streamed markdown into (complete blocks to render now, the rest to keep).
+
+    A block ends at a blank line that is not inside a fenced code block."""
+    cut = 0
+    in_fence = False
+    position = 0
+    for line in text.splitlines(keepends=True):
+        position += len(line)
+        stripped = line.strip()
+        if stripped.startswith(FENCE):
+            in_fence = not in_fence
+            if not in_fence and line.endswith("\n"):
+                cut = position  # a closed code block is complete
+        elif not stripped and not in_fence and line.endswith("\n"):
+            cut = position
+    return text[:cut], text[cut:]
+
+
+class TerminalUI:
+    """Rich output for the interactive chat: markdown rendered block by block as it streams."""
+
+    def __init__(self, console: Any = None) -> None:
+        if console is None:
+            from rich.console import Console
+
+            console = Console(highlight=False)
+        self.console = console
+        self.pending = ""
+        self.streaming = False
+
+    def _render(self, text: str) -> None:
+        if not text.strip():
+            return
+        from rich.markdown import Markdown
+
+        self.console.print(Markdown(text, code_theme="ansi_dark"))
+
+    def reply_start(self) -> None:
+        self.pending = ""
+        self.streaming = True
+
+    def text(self, chunk: str) -> None:
+        self.pending += chunk
+        done, self.pending = split_complete(self.pending)
+        self._render(done)
+
+    def flush(self) -> None:
+        if self.pending:
+            self._render(self.pending)
+            self.pending = ""
+
+    def reply_end(self, reply: Reply) -> None:
+        self.flush()
+        self.streaming = False
+        if reply.interrupted:
+            self.console.print(
+                f"[yellow]⚠ reply interrupted: {reply.error}; what arrived is saved[/]"
+            )
+
+    def notice(self, text: str) -> None:
+        self.flush()
+        self.console.print(f"[dim]{text}[/]", markup=True, highlight=False)
+
+    def plain(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def warn(self, text: str) -> None:
+        self.flush()
+        self.console.print(f"[yellow]⚠ {_escape(text)}[/]")
+
+    def error(self, text: str) -> None:
+        self.flush()
+        self.console.print(f"[red]✗ {_escape(text)}[/]")
+
+    def tool_start(self, name: str, args: dict[str, Any]) -> None:
+        self.flush()
+        self.console.print(f"[cyan]⏺ {_escape(describe_call(name, args))}[/]")
+
+    def tool_end(self, name: str, result: ToolResult, outcome: str) -> None:
+        lines = result.content.splitlines() or [""]
+        head = _escape(_one_line(lines[0], 100))
+        more = f" [dim](+{len(lines) - 1} lines)[/]" if len(lines) > 1 else ""
+        colour = {"ok": "dim", "error": "red", "refused": "yellow", "interrupted": "yellow"}[
+            outcome
+        ]
+        self.console.print(f"  [{colour}]⎿ {head}[/]{more}")
+
+    def ask_permission(self, name: str, args: dict[str, Any]) -> Answer:
+        self.flush()
+        self.console.print(f"[bold yellow]? Allow {_escape(describe_call(name, args))}[/]")
+        for line in preview(name, args):
+            self.console.print(f"  [dim]{_escape(line)}[/]")
+        while True:
+            try:
+                raw = self.console.input("  [bold][y]es once / [a]lways this session / [n]o:[/] ")
+            except (EOFError, KeyboardInterrupt):
+                self.console.print()
+                return "no"
+            answer = parse_answer(raw)
+            if answer is not None:
+                return answer
+
+
+def preview(name: str, args: dict[str, Any], limit: int = 12) -> list[str]:
+    """A few lines showing what a write, edit or bash would do."""
+    if name == "bash" and isinstance(args.get("command"), str):
+        return ["$ " + line for line in args["command"].splitlines()[:limit]]
+    if name == "write" and isinstance(args.get("content"), str):
+        lines = args["content"].splitlines()
+        shown = ["+ " + line for line in lines[:limit]]
+        if len(lines) > limit:
+            shown.append(f"… {len(lines) - limit} more lines")
+        return shown
+    if name == "edit":
+        old = str(args.get("old_string", "")).splitlines()[:limit]
+        new = str(args.get("new_string", "")).splitlines()[:limit]
+        return ["- " + line for line in old] + ["+ " + line for line in new]
+    return []
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+class PlainUI:
+    """For ``taurus chat -p``: the reply as plain text on stdout, everything else on stderr."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.wrote = False
+
+    def reply_start(self) -> None:
+        self.wrote = False
+
+    def text(self, chunk: str) -> None:
+        self.out.write(chunk)
+        self.out.flush()
+        self.wrote = bool(chunk) or self.wrote
+        self.last = chunk
+
+    def reply_end(self, reply: Reply) -> None:
+        if self.wrote and not reply.text.endswith("\n"):
+            self.out.write("\n")
+            self.out.flush()
+        if reply.interrupted:
+            self.warn(f"reply interrupted: {reply.error}; what arrived is saved")
+
+    def notice(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    plain = notice
+
+    def warn(self, text: str) -> None:
+        print(f"warning: {text}", file=self.err, flush=True)
+
+    def error(self, text: str) -> None:
+        print(f"error: {text}", file=self.err, flush=True)
+
+    def tool_start(self, name: str, args: dict[str, Any]) -> None:
+        print(f"⏺ {describe_call(name, args)}", file=self.err, flush=True)
+
+    def tool_end(self, name: str, result: ToolResult, outcome: str) -> None:
+        first = result.content.splitlines()[0] if result.content else ""
+        if outcome == "refused":
+            print(f"refused: {name}: {first}", file=self.err, flush=True)
+        else:
+            print(f"  ⎿ {outcome}: {_one_line(first, 100)}", file=self.err, flush=True)
+
+    def ask_permission(self, name: str, args: dict[str, Any]) -> Answer:
+        return "no"  # never asked: -p mode refuses what is not allowed
