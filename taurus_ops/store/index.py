@@ -40,7 +40,7 @@ from taurus_ops.store.atomic import ensure_dir
 from taurus_ops.store.refs import id_from_file_name, is_session_file
 from taurus_ops.store.session import title_of
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "3"
 INDEX_NAME = "index.sqlite"
 MSG_BITS = 20  # a message's FTS rowid is (session key << MSG_BITS) | message index
 MAX_MESSAGES = (1 << MSG_BITS) - 1
@@ -71,6 +71,17 @@ CREATE TABLE sessions(
     error TEXT
 );
 CREATE INDEX sessions_folder ON sessions(folder);
+CREATE TABLE counts(
+    key INTEGER NOT NULL, folder TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    n INTEGER NOT NULL
+);
+CREATE INDEX counts_key ON counts(key);
+CREATE INDEX counts_group ON counts(folder, kind, name, n);
+CREATE TABLE usage(
+    key INTEGER NOT NULL, model TEXT NOT NULL, input INTEGER NOT NULL, output INTEGER NOT NULL,
+    cache_read INTEGER NOT NULL, cache_creation INTEGER NOT NULL
+);
+CREATE INDEX usage_key ON usage(key);
 CREATE VIRTUAL TABLE msgtext USING fts5(
     body, role UNINDEXED, tokenize = 'trigram case_sensitive 0', detail = none
 );
@@ -505,6 +516,8 @@ class Index:
             (key << MSG_BITS, (key << MSG_BITS) | MAX_MESSAGES),
         )
         conn.execute("DELETE FROM sessions WHERE key = ?", (key,))
+        conn.execute("DELETE FROM counts WHERE key = ?", (key,))
+        conn.execute("DELETE FROM usage WHERE key = ?", (key,))
 
     @staticmethod
     def _insert(
@@ -545,6 +558,16 @@ class Index:
         )
         key = cur.lastrowid
         assert key is not None
+        conn.executemany(
+            "INSERT INTO counts(key, folder, kind, name, n) VALUES (?,?,?,?,?)",
+            [(key, folder, "tool", n, c) for n, c in facts.tools.items()]
+            + [(key, folder, "modified", n, c) for n, c in facts.modified.items()],
+        )
+        conn.executemany(
+            "INSERT INTO usage(key, model, input, output, cache_read, cache_creation)"
+            " VALUES (?,?,?,?,?,?)",
+            [(key, m, *(t[k] for k in USAGE_KEYS)) for m, t in facts.usage.items()],
+        )
         conn.executemany(
             "INSERT INTO msgtext(rowid, body, role) VALUES (?,?,?)",
             [((key << MSG_BITS) | number, text, role) for number, role, text in facts.texts],
