@@ -1,0 +1,351 @@
+"""What is wrong with a parsed session document, and the repaired document (pure).
+
+``examine`` is the read-only pass run on every file (fast: one walk over the
+messages). ``repair_document`` builds the fixed document: metadata rebuilt from
+the file name and contents, messages the Messages API would refuse set aside
+(the original bytes stay in the quarantine), orphaned tool results removed and
+dangling tool_use blocks closed through :func:`taurus_ops.store.mend.mend_tool_uses`.
+Every whole message is kept exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from taurus_ops.store import format as fmt
+from taurus_ops.store.mend import INTERRUPTED_RESULT, dangling_tool_uses, mend_tool_uses
+
+ROLES = ("user", "assistant")
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+
+
+@dataclass
+class Finding:
+    """One problem with a document: a stable code, a severity and a sentence."""
+
+    code: str
+    severity: str
+    text: str
+
+
+@dataclass
+class FileContext:
+    """What the file name and the file itself say about a session."""
+
+    name: str
+    file_id: str
+    file_date: str | None  # "2025-01-18" from the file name, if it has the standard form
+    mtime_iso: str
+
+    @classmethod
+    def of(cls, name: str, mtime: float) -> FileContext:
+        parts = fmt.split_file_name(name)
+        file_id = parts[1] if parts else (name[:-5] if name.endswith(".json") else name)
+        return cls(
+            name,
+            file_id,
+            parts[0] if parts else None,
+            fmt.format_time(datetime.fromtimestamp(mtime, UTC)),
+        )
+
+
+@dataclass
+class Repaired:
+    data: dict[str, Any]
+    changes: list[str] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)  # what was removed, and why
+    interrupted_added: int = 0
+
+
+def _block_problem(block: Any) -> str | None:
+    if type(block) is not dict:
+        return "a content block is not an object"
+    kind = block.get("type")
+    if type(kind) is not str:
+        return "a content block has no type"
+    if kind == "text":
+        if type(block.get("text")) is not str or not block["text"]:
+            return "a text block without text"
+    elif kind == "tool_use":
+        if (
+            type(block.get("id")) is not str
+            or not block.get("id")
+            or type(block.get("name")) is not str
+            or type(block.get("input")) is not dict
+        ):
+            return "a tool_use block without id, name or input"
+    elif kind == "tool_result" and (
+        type(block.get("tool_use_id")) is not str or not block.get("tool_use_id")
+    ):
+        return "a tool_result block without tool_use_id"
+    return None
+
+
+def message_problem(message: Any) -> str | None:
+    """Why the Messages API would refuse this message on its own, or None."""
+    if type(message) is not dict:
+        return "not an object"
+    role = message.get("role")
+    if role not in ROLES:
+        return f"unknown role {role!r}" if isinstance(role, str) else "no role"
+    content = message.get("content")
+    if type(content) is str:
+        return None if content else "empty content"
+    if type(content) is not list:
+        return "content is neither text nor a list of blocks"
+    if not content:
+        return "empty content"
+    for block in content:
+        problem = _block_problem(block)
+        if problem:
+            return problem
+    return None
+
+
+def _tool_use_ids(message: dict[str, Any]) -> set[str]:
+    content = message.get("content")
+    if message.get("role") != "assistant" or type(content) is not list:
+        return set()
+    return {b["id"] for b in content if b.get("type") == "tool_use"}
+
+
+def _orphans(messages: list[Any]) -> list[tuple[int, list[int]]]:
+    """(message index, block indexes) of tool_result blocks with no tool_use just before."""
+    out = []
+    previous: set[str] = set()
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        if message.get("role") == "user" and type(content) is list:
+            bad = [
+                i
+                for i, b in enumerate(content)
+                if b.get("type") == "tool_result" and b.get("tool_use_id") not in previous
+            ]
+            if bad:
+                out.append((index, bad))
+        previous = _tool_use_ids(message)
+    return out
+
+
+def examine(data: Any, ctx: FileContext) -> list[Finding]:
+    """Every format problem of a parsed document (read-only)."""
+    if type(data) is not dict:
+        return [Finding("not-a-session", ERROR, "the file holds JSON but not a session object")]
+    found: list[Finding] = []
+    sid = data.get("sessionId")
+    placeholder = isinstance(sid, str) and sid in fmt.PLACEHOLDER_IDS
+    if sid is None:
+        found.append(Finding("missing-id", WARNING, "no `sessionId`"))
+    elif type(sid) is not str:
+        found.append(Finding("bad-id", WARNING, "`sessionId` is not a string"))
+    elif not placeholder and sid != ctx.file_id:
+        found.append(
+            Finding(
+                "id-mismatch",
+                WARNING,
+                f"`sessionId` {sid!r} disagrees with the file name ({ctx.file_id!r})",
+            )
+        )
+    for key in ("created", "updated"):
+        value = data.get(key)
+        if value is None:
+            if not placeholder:  # a template-route file gets its times on its first save
+                found.append(Finding(f"missing-{key}", WARNING, f"no `{key}` time"))
+        elif fmt.parse_time(value) is None:
+            found.append(
+                Finding(f"bad-{key}", WARNING, f"`{key}` is not a timestamp: {value!r:.40}")
+            )
+    messages = data.get("messages")
+    if messages is None:
+        if not placeholder:
+            found.append(Finding("missing-messages", WARNING, "no `messages` list"))
+    elif type(messages) is not list:
+        found.append(Finding("bad-messages", ERROR, "`messages` is not a list"))
+    else:
+        bad = [(i, p) for i, m in enumerate(messages) if (p := message_problem(m))]
+        if bad:
+            first = ", ".join(f"#{i + 1}: {p}" for i, p in bad[:3])
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            found.append(
+                Finding(
+                    "bad-message",
+                    ERROR,
+                    f"{len(bad)} message(s) the API would refuse ({first}{more})",
+                )
+            )
+        elif messages and messages[0]["role"] != "user":
+            found.append(
+                Finding(
+                    "first-not-user",
+                    ERROR,
+                    "the first message is not from the user; the API refuses that",
+                )
+            )
+        else:
+            orphans = _orphans(messages)
+            if orphans:
+                count = sum(len(b) for _, b in orphans)
+                found.append(
+                    Finding(
+                        "orphan-tool-result",
+                        ERROR,
+                        f"{count} tool_result block(s) answer no tool_use (message #{orphans[0][0] + 1})",
+                    )
+                )
+            dangling = dangling_tool_uses(messages)
+            if dangling:
+                count = sum(len(ids) for _, ids in dangling)
+                found.append(
+                    Finding(
+                        "dangling-tool-use",
+                        ERROR,
+                        f"{count} tool_use block(s) without a tool_result (message #{dangling[0][0] + 1}); the API refuses such a history",
+                    )
+                )
+    calls = data.get("toolCalls")
+    if calls is not None and type(calls) is not list:
+        found.append(Finding("bad-toolcalls", WARNING, "`toolCalls` is not a list"))
+    elif calls and any(type(c) is not dict for c in calls):
+        found.append(
+            Finding("bad-toolcalls", WARNING, "`toolCalls` holds entries that are not objects")
+        )
+    return found
+
+
+def rebuild_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat toolCalls entries from the tool_use blocks of ``messages`` (no times: none are known)."""
+    calls = []
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") != "assistant" or type(content) is not list:
+            continue
+        for block in content:
+            if block.get("type") == "tool_use":
+                entry = {"tool": block.get("name")}
+                entry.update({k: v for k, v in block.get("input", {}).items() if k != "tool"})
+                calls.append(entry)
+    return calls
+
+
+def _earliest_call(calls: Any) -> str | None:
+    stamps = [
+        moment
+        for c in (calls if type(calls) is list else [])
+        if type(c) is dict and (moment := fmt.parse_time(c.get("timestamp")))
+    ]
+    return fmt.format_time(min(stamps)) if stamps else None
+
+
+def _latest_call(calls: Any) -> str | None:
+    stamps = [
+        moment
+        for c in (calls if type(calls) is list else [])
+        if type(c) is dict and (moment := fmt.parse_time(c.get("timestamp")))
+    ]
+    return fmt.format_time(max(stamps)) if stamps else None
+
+
+def repair_document(
+    data: dict[str, Any], ctx: FileContext, tool_calls_lost: bool = False
+) -> Repaired:
+    """The fixed document. ``data`` is not modified (messages are copied before mending)."""
+    out: dict[str, Any] = dict(data)
+    fix = Repaired(out)
+    sid = out.get("sessionId")
+    if type(sid) is not str or sid in fmt.PLACEHOLDER_IDS or sid != ctx.file_id:
+        if type(sid) is str and sid and sid not in fmt.PLACEHOLDER_IDS:
+            out["previousSessionId"] = sid
+            fix.changes.append(f"set sessionId {sid!r} to {ctx.file_id!r} (the file name wins)")
+        else:
+            fix.changes.append(f"take sessionId from the file name: {ctx.file_id}")
+        out["sessionId"] = ctx.file_id
+    if fmt.parse_time(out.get("created")) is None:
+        if ctx.file_date:
+            stamp = fmt.format_time(datetime.fromisoformat(ctx.file_date).replace(tzinfo=UTC))
+            source = "the file name"
+        else:
+            stamp = _earliest_call(out.get("toolCalls")) or ctx.mtime_iso
+            source = "the contents" if _earliest_call(out.get("toolCalls")) else "the file time"
+        out["created"] = stamp
+        fix.changes.append(f"rebuild `created` from {source}: {stamp}")
+    if fmt.parse_time(out.get("updated")) is None:
+        stamp = ctx.mtime_iso
+        latest = _latest_call(out.get("toolCalls"))
+        if latest and latest > stamp:
+            stamp = latest
+        out["updated"] = stamp
+        fix.changes.append(f"rebuild `updated` from the file time: {stamp}")
+    messages = out.get("messages")
+    if messages is None:
+        messages = []
+        fix.changes.append("add an empty `messages` list")
+    elif type(messages) is not list:
+        fix.set_aside.append("`messages` was not a list")
+        messages = []
+    else:
+        messages = fmt.loads(fmt.dumps(messages))  # a private copy: mending edits in place
+    kept = []
+    for index, message in enumerate(messages):
+        problem = message_problem(message)
+        if problem:
+            fix.set_aside.append(f"message #{index + 1}: {problem}")
+        else:
+            kept.append(message)
+    messages = kept
+    while True:  # until stable: removing one thing can orphan the next
+        lead = 0
+        while lead < len(messages) and messages[lead]["role"] != "user":
+            lead += 1
+        if lead:
+            fix.set_aside.append(f"{lead} assistant message(s) before the first user message")
+            del messages[:lead]
+        orphans = _orphans(messages)
+        for index, blocks in reversed(orphans):
+            message = messages[index]
+            content = [b for i, b in enumerate(message["content"]) if i not in set(blocks)]
+            fix.set_aside.append(f"{len(blocks)} tool_result block(s) answering no tool_use")
+            if content:
+                message["content"] = content
+            else:
+                del messages[index]
+        if not lead and not orphans:
+            break
+    added = mend_tool_uses(messages)
+    if added:
+        fix.interrupted_added = added
+        fix.changes.append(f'close {added} dangling tool_use block(s) with an "interrupted" result')
+    out["messages"] = messages
+    calls = out.get("toolCalls")
+    if calls is None or type(calls) is not list:
+        if calls is not None:
+            fix.set_aside.append("`toolCalls` was not a list")
+        rebuilt = rebuild_tool_calls(messages)
+        if rebuilt or tool_calls_lost:
+            fix.changes.append(f"rebuild `toolCalls` from the messages ({len(rebuilt)} call(s))")
+        out["toolCalls"] = rebuilt
+    elif any(type(c) is not dict for c in calls):
+        out["toolCalls"] = [c for c in calls if type(c) is dict]
+        fix.set_aside.append(
+            f"{len(calls) - len(out['toolCalls'])} toolCalls entries that were not objects"
+        )
+    return fix
+
+
+def is_interrupted_result(message: dict[str, Any]) -> bool:
+    """True for a message mending added (all its blocks are interrupted results)."""
+    content = message.get("content")
+    return (
+        message.get("role") == "user"
+        and type(content) is list
+        and bool(content)
+        and all(
+            type(b) is dict
+            and b.get("type") == "tool_result"
+            and b.get("content") == INTERRUPTED_RESULT
+            for b in content
+        )
+    )

@@ -1,0 +1,392 @@
+"""From problems to a repair plan (pure: reads nothing, writes nothing).
+
+Every action that changes or removes a file keeps its original bytes in the
+quarantine first; the repair checks each file still holds the bytes the scan read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.ops.doctor.checks import Problem, Scan, SessionFile, TempFile
+from taurus_ops.ops.doctor.document import (
+    FileContext,
+    Repaired,
+    examine,
+    is_interrupted_result,
+    repair_document,
+)
+from taurus_ops.ops.doctor.salvage import Salvaged
+from taurus_ops.store import format as fmt
+
+# kinds of action, in the order they are carried out
+CHMOD = "chmod"
+REMOVE_LOCK = "remove-lock"
+REWRITE = "rewrite"  # quarantine the original, write the repaired document in its place
+QUARANTINE = "quarantine"  # nothing to salvage (or a superseded copy): move it to the quarantine
+RENAME = "new-id"  # a duplicate id: write under a new id, quarantine the original
+PROMOTE = "promote-temp"  # a temporary file holding a newer whole version becomes the session
+TEMP = "quarantine-temp"
+LINK_REPOINT = "repoint-name"
+LINK_REMOVE = "remove-name"
+INDEX = "index"
+ORDER = [
+    CHMOD,
+    REMOVE_LOCK,
+    REWRITE,
+    RENAME,
+    QUARANTINE,
+    PROMOTE,
+    TEMP,
+    LINK_REPOINT,
+    LINK_REMOVE,
+    INDEX,
+]
+
+
+@dataclass
+class Action:
+    kind: str
+    path: Path
+    problems: list[Problem]
+    summary: str
+    data: bytes | None = None  # the new content (REWRITE, RENAME, PROMOTE)
+    expect: str | None = None  # sha256 the file must still have
+    target: Path | None = (
+        None  # RENAME: the new file; PROMOTE: the session; LINK_REPOINT: new target
+    )
+    mode: int | None = None
+    extra_files: list[tuple[Path, bytes]] = field(default_factory=list)  # new sessions to create
+    link_target: str | None = None  # a name link's text, for the quarantine log
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "action": self.kind,
+            "path": str(self.path),
+            "summary": self.summary,
+            "target": str(self.target) if self.target else None,
+            "newFiles": [str(p) for p, _ in self.extra_files],
+        }
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+
+    def add(self, action: Action) -> None:
+        self.actions.append(action)
+
+    def ordered(self) -> list[Action]:
+        return sorted(self.actions, key=lambda a: ORDER.index(a.kind))
+
+
+@dataclass
+class Outcome:
+    """What the plan would write for one session file."""
+
+    data: dict[str, Any] | None  # None: nothing to salvage
+    summary: str
+    extras: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _salvage_outcome(info: SessionFile) -> Outcome:
+    result = info.salvage
+    assert result is not None
+    docs = [d for d in result.documents if isinstance(d.data, dict)]
+    usable = [d for d in docs if _has_content(d)]
+    if not usable:
+        return Outcome(None, "nothing to salvage: move it to the quarantine")
+    main, extras = _choose(usable, info.ctx.file_id)
+    fixed = repair_document(main.data, info.ctx, tool_calls_lost="toolCalls" not in main.data)
+    messages = [m for m in fixed.data["messages"] if not is_interrupted_result(m)]
+    parts = [f"keep {len(messages)} whole message(s)"]
+    if main.messages_after_damage:
+        parts[0] += f" ({main.messages_after_damage} found after the damage)"
+    if result.fragments:
+        parts.append(f"drop {len(result.fragments)} damaged stretch(es)")
+    if main.altered:
+        parts.append(f"{len(main.altered)} message(s) keep unreadable bytes as U+FFFD")
+    parts += fixed.changes
+    parts += [f"set aside {s}" for s in fixed.set_aside]
+    extra_docs = [e.data for e in extras]
+    if extra_docs:
+        parts.append(f"the other {len(extra_docs)} document(s) become separate session(s)")
+    return Outcome(fixed.data, "; ".join(parts), extra_docs)
+
+
+def _has_content(doc: Salvaged) -> bool:
+    """A document worth keeping: it has whole messages, or it parsed completely."""
+    messages = doc.data.get("messages")
+    if isinstance(messages, list) and messages:
+        return True
+    return doc.complete
+
+
+def _messages(doc: Salvaged) -> list[Any]:
+    messages = doc.data.get("messages")
+    return messages if isinstance(messages, list) else []
+
+
+def _choose(docs: list[Salvaged], file_id: str) -> tuple[Salvaged, list[Salvaged]]:
+    """The document to keep in the file, and those that hold something it lacks."""
+    main = docs[0]
+    others: list[Salvaged] = []
+    for doc in docs[1:]:
+        mine, theirs = _messages(main), _messages(doc)
+        same_id = doc.data.get("sessionId") in (main.data.get("sessionId"), None, file_id)
+        if theirs[: len(mine)] == mine and same_id:
+            main = doc  # a later version of the same conversation
+        elif mine[: len(theirs)] == theirs and same_id:
+            continue  # an older version: nothing in it is missing from main
+        else:
+            others.append(doc)
+    return main, others
+
+
+def _file_outcome(info: SessionFile) -> Outcome:
+    if info.salvage is not None:
+        return _salvage_outcome(info)
+    if not isinstance(info.parsed, dict):
+        return Outcome(None, "not a session: move it to the quarantine")
+    fixed: Repaired = repair_document(info.parsed, info.ctx)
+    parts = fixed.changes + [f"set aside {s}" for s in fixed.set_aside]
+    return Outcome(fixed.data, "; ".join(parts) or "rewrite it")
+
+
+def _new_path(folder: Path, data: dict[str, Any], session_id: str) -> Path:
+    created = fmt.parse_time(data.get("created")) or datetime.now(UTC)
+    return folder / fmt.file_name(created, session_id)
+
+
+def make_plan(scan: Scan, new_id: Callable[[], str] = fmt.new_id) -> Plan:
+    """Turn the scan's problems into actions; fills each problem's ``fix``."""
+    plan = Plan()
+    taken = set(scan.ids)
+
+    def fresh_id(wanted: Any = None) -> str:
+        if isinstance(wanted, str) and fmt.is_valid_token(wanted) and wanted not in taken:
+            candidate = wanted
+        else:
+            candidate = new_id()
+            while candidate in taken:
+                candidate = new_id()
+        taken.add(candidate)
+        return candidate
+
+    def skip(problems: list[Problem], why: str) -> None:
+        for problem in problems:
+            problem.status = "skipped"
+            problem.outcome = why
+            problem.fix = problem.fix or "(none while it is in use)"
+            plan.skipped.append(problem)
+
+    for path, want, problem in scan.modes:
+        plan.add(Action(CHMOD, path, [problem], f"chmod {want:04o}", mode=want))
+    for lock, problem in scan.locks:
+        plan.add(Action(REMOVE_LOCK, lock, [problem], "remove the stale lock"))
+
+    outcomes: dict[Path, Outcome] = {}
+    session_actions: dict[Path, Action] = {}
+    for path, info in scan.files.items():
+        if info.locked:
+            holder = f"process {info.locked_by}" if info.locked_by else "a running chat"
+            skip(info.problems, f"open in {holder}; close that chat and run the doctor again")
+            continue
+        outcome = _file_outcome(info)
+        outcomes[path] = outcome
+        for problem in info.problems:
+            problem.fix = outcome.summary
+        if outcome.data is None:
+            action = Action(QUARANTINE, path, info.problems, outcome.summary, expect=info.digest)
+        else:
+            extras = []
+            for doc in outcome.extras:
+                sid = fresh_id(doc.get("sessionId"))
+                ctx = FileContext("", sid, None, info.ctx.mtime_iso)
+                fixed = repair_document(doc, ctx).data
+                extras.append((_new_path(path.parent, fixed, sid), fmt.dumps(fixed)))
+            action = Action(
+                REWRITE,
+                path,
+                info.problems,
+                outcome.summary,
+                data=fmt.dumps(outcome.data),
+                expect=info.digest,
+                extra_files=extras,
+            )
+        session_actions[path] = action
+
+    for file_id, paths, problem in scan.duplicates:
+        _plan_duplicates(scan, plan, file_id, paths, problem, outcomes, session_actions, fresh_id)
+
+    for temp, problem in scan.temps:
+        _plan_temp(scan, plan, temp, problem, outcomes, session_actions)
+
+    for action in session_actions.values():
+        plan.add(action)
+
+    for link, target, replacement, problem in scan.links:
+        if replacement is not None:
+            plan.add(
+                Action(
+                    LINK_REPOINT,
+                    link,
+                    [problem],
+                    problem.fix,
+                    target=replacement,
+                    link_target=target,
+                )
+            )
+        else:
+            plan.add(Action(LINK_REMOVE, link, [problem], problem.fix, link_target=target))
+
+    if scan.index_problem is not None:
+        plan.add(
+            Action(
+                INDEX, Path(scan.index_problem.path), [scan.index_problem], scan.index_problem.fix
+            )
+        )
+    return plan
+
+
+def _effective_messages(scan: Scan, path: Path, outcomes: dict[Path, Outcome]) -> list[Any]:
+    if path in outcomes:
+        data = outcomes[path].data
+        return data.get("messages", []) if data else []
+    messages = scan.healthy_docs.get(path, {}).get("messages")
+    return messages if isinstance(messages, list) else []
+
+
+def _plan_duplicates(
+    scan: Scan,
+    plan: Plan,
+    file_id: str,
+    paths: list[Path],
+    problem: Problem,
+    outcomes: dict[Path, Outcome],
+    session_actions: dict[Path, Action],
+    fresh_id: Callable[[Any], str],
+) -> None:
+    if any(p in scan.locked for p in paths) or any(
+        p in scan.files and scan.files[p].locked for p in paths
+    ):
+        problem.status = "skipped"
+        problem.outcome = "one of the copies is open in a chat; close it and run the doctor again"
+        plan.skipped.append(problem)
+        return
+    usable = [p for p in paths if p in scan.healthy_docs or (p in outcomes and outcomes[p].data)]
+    if len(usable) < 2:
+        problem.fix = "resolved by repairing the damaged copy"
+        for p in paths:
+            if p in session_actions:
+                session_actions[p].problems.append(problem)
+                return
+        return
+
+    def rank(p: Path) -> tuple[int, int, str]:
+        updated = str(scan.healthy_docs.get(p, {}).get("updated", ""))
+        if p in outcomes and outcomes[p].data:
+            updated = str(outcomes[p].data.get("updated", ""))
+        active = 0 if scan.archive_dir is not None and p.parent == scan.archive_dir else 1
+        return (len(_effective_messages(scan, p, outcomes)), active, updated)
+
+    ordered = sorted(usable, key=rank, reverse=True)
+    keep = ordered[0]
+    keep_messages = _effective_messages(scan, keep, outcomes)
+    notes = []
+    for other in ordered[1:]:
+        messages = _effective_messages(scan, other, outcomes)
+        digest = scan.files[other].digest if other in scan.files else None
+        earlier = session_actions.pop(other, None)
+        problems = [problem] + (earlier.problems if earlier else [])
+        if keep_messages[: len(messages)] == messages:
+            notes.append(f"{other.name} is an older copy of {keep.name}: quarantine it")
+            plan.add(
+                Action(
+                    QUARANTINE,
+                    other,
+                    problems,
+                    f"an older copy of {keep}: move it to the quarantine (its names follow {keep.name})",
+                    expect=digest,
+                    target=keep,
+                )
+            )
+        else:
+            if earlier is not None and earlier.data is not None:
+                base = fmt.loads(earlier.data)
+            elif other in outcomes and outcomes[other].data is not None:
+                base = dict(outcomes[other].data)  # type: ignore[arg-type]
+            else:
+                base = scan.healthy_docs.get(other, {})
+            sid = fresh_id(None)
+            base = dict(base)
+            base["previousSessionId"] = file_id
+            base["sessionId"] = sid
+            new_path = _new_path(other.parent, base, sid)
+            notes.append(f"{other.name} holds a different conversation: new id {sid}")
+            plan.add(
+                Action(
+                    RENAME,
+                    other,
+                    problems,
+                    f"a different conversation with the same id: becomes {new_path.name}",
+                    data=fmt.dumps(base),
+                    expect=digest,
+                    target=new_path,
+                    extra_files=earlier.extra_files if earlier else [],
+                )
+            )
+    problem.fix = f"keep {keep.name}; " + "; ".join(notes)
+
+
+def _plan_temp(
+    scan: Scan,
+    plan: Plan,
+    temp: TempFile,
+    problem: Problem,
+    outcomes: dict[Path, Outcome],
+    session_actions: dict[Path, Action],
+) -> None:
+    if temp.is_link:
+        plan.add(
+            Action(LINK_REMOVE, temp.path, [problem], problem.fix, link_target=_readlink(temp.path))
+        )
+        return
+    if temp.document is not None and problem.fix.startswith("it holds a newer"):
+        ctx = FileContext.of(temp.target.name, 0)
+        ctx.mtime_iso = str(temp.document.get("updated") or fmt.now_iso())
+        data = temp.document
+        if examine(data, ctx):
+            data = repair_document(data, ctx).data
+        superseded = session_actions.pop(temp.target, None)
+        problems = [problem] + (superseded.problems if superseded else [])
+        target_info = scan.files.get(temp.target)
+        plan.add(
+            Action(
+                PROMOTE,
+                temp.path,
+                problems,
+                problem.fix,
+                data=fmt.dumps(data),
+                expect=temp.digest,
+                target=temp.target,
+            )
+        )
+        if target_info is not None:
+            for p in target_info.problems:
+                p.fix = "replaced by the newer whole version in " + temp.path.name
+        return
+    plan.add(Action(TEMP, temp.path, [problem], problem.fix, expect=temp.digest))
+
+
+def _readlink(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None

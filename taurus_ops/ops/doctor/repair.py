@@ -1,0 +1,255 @@
+"""Carrying out a repair plan: the quarantine first, then the change.
+
+Each session file is repaired under its own session lock (a chat that opens it
+meanwhile is refused, and a chat that holds it makes the doctor skip it), and only
+if it still holds the exact bytes the scan read. Its original bytes are written to
+``<home>/quarantine/<YYYY-MM-DD>/`` (0700 folders, 0600 files, a ``MANIFEST.jsonl``
+line each) and fsynced before the file is replaced or removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+from taurus_ops.errors import SessionLocked, TaurusError
+from taurus_ops.ops.doctor import plan as P
+from taurus_ops.ops.doctor.checks import Problem, Scan
+from taurus_ops.store import format as fmt
+from taurus_ops.store.atomic import atomic_write, ensure_dir, fsync_dir
+from taurus_ops.store.lock import FileLock, SessionLock
+from taurus_ops.store.move import names_leading_to, repoint_names
+
+QUARANTINE_DIR = "quarantine"
+MANIFEST = "MANIFEST.jsonl"
+
+
+class Changed(TaurusError):
+    """A file changed between the scan and the repair."""
+
+
+class Quarantine:
+    """``<home>/quarantine/<YYYY-MM-DD>/``: originals kept byte for byte, with a log."""
+
+    def __init__(self, home: Path, day: str | None = None) -> None:
+        self.root = Path(home) / QUARANTINE_DIR
+        self.folder = self.root / (day or datetime.now().strftime("%Y-%m-%d"))
+        self.used = False
+
+    def _slot(self, original: Path) -> Path:
+        ensure_dir(self.folder)
+        base = original.name.lstrip(".") or "unnamed"
+        candidate = self.folder / base
+        n = 1
+        while candidate.exists() or candidate.is_symlink():
+            candidate = self.folder / f"{base}.{n}"
+            n += 1
+        return candidate
+
+    def keep_bytes(self, original: Path, raw: bytes, reason: str) -> Path:
+        dest = self._slot(original)
+        atomic_write(dest, raw)  # 0600, fsynced, then the folder fsynced
+        self._log(original, dest, reason, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+        return dest
+
+    def keep_link(self, link: Path, target: str | None, reason: str) -> Path:
+        dest = self._slot(link)
+        os.symlink(target or "", dest)
+        fsync_dir(dest.parent)
+        self._log(link, dest, reason, linkTarget=target)
+        return dest
+
+    def _log(self, original: Path, dest: Path, reason: str, **extra: object) -> None:
+        self.used = True
+        entry = {
+            "time": fmt.now_iso(),
+            "original": str(original),
+            "quarantined": str(dest),
+            "reason": reason,
+            **extra,
+        }
+        fd = os.open(
+            self.folder / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+        try:
+            os.write(fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _read_expected(path: Path, expect: str | None) -> bytes:
+    raw = path.read_bytes()
+    if expect is not None and hashlib.sha256(raw).hexdigest() != expect:
+        raise Changed(f"{path} changed since the scan; run the doctor again")
+    return raw
+
+
+@contextlib.contextmanager
+def _session_lock(path: Path):  # type: ignore[no-untyped-def]
+    lock = SessionLock(path)
+    lock.acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def _create_new(path: Path, data: bytes) -> None:
+    """Write a new session file; never over an existing one."""
+    if path.exists() or path.is_symlink():
+        raise TaurusError(f"{path} already exists; not overwriting it")
+    ensure_dir(path.parent)
+    atomic_write(path, data)
+
+
+def apply_plan(plan: P.Plan, scan: Scan, quarantine: Quarantine) -> None:
+    """Carry out ``plan``; each problem's ``status`` and ``outcome`` say what happened."""
+    changed_files = False
+    for action in plan.ordered():
+        try:
+            note = _apply(action, scan, quarantine)
+            changed_files = changed_files or action.kind not in (P.CHMOD, P.REMOVE_LOCK, P.INDEX)
+        except SessionLocked as exc:
+            _mark(
+                action.problems, "skipped", f"opened by a chat meanwhile (pid {exc.pid}); run again"
+            )
+        except Changed as exc:
+            _mark(action.problems, "skipped", str(exc))
+        except FileNotFoundError as exc:
+            _mark(action.problems, "skipped", f"gone since the scan: {exc.filename or exc}")
+        except (OSError, TaurusError, ValueError) as exc:
+            _mark(action.problems, "failed", str(exc).splitlines()[0] if str(exc) else repr(exc))
+        else:
+            _mark(action.problems, "fixed", note)
+    if changed_files and scan.index is None:
+        _refresh_index(scan)
+
+
+def _mark(problems: list[Problem], status: str, outcome: str) -> None:
+    for problem in problems:
+        if problem.status in ("found",) or status != "fixed":
+            problem.status = status
+            problem.outcome = outcome
+
+
+def _apply(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    kind = action.kind
+    path = action.path
+    if kind == P.CHMOD:
+        assert action.mode is not None
+        os.chmod(path, action.mode, follow_symlinks=False)
+        return f"mode is now {action.mode:04o}"
+    if kind == P.REMOVE_LOCK:
+        # take it ourselves first: if a chat grabbed it meanwhile this refuses
+        FileLock(path).acquire().release()
+        return "removed"
+    if kind == P.REWRITE:
+        assert action.data is not None
+        with _session_lock(path):
+            raw = _read_expected(path, action.expect)
+            kept = quarantine.keep_bytes(path, raw, "damaged: " + action.summary)
+            for new_path, data in action.extra_files:
+                _create_new(new_path, data)
+            atomic_write(path, action.data)
+        extra = (
+            "; wrote " + ", ".join(p.name for p, _ in action.extra_files)
+            if action.extra_files
+            else ""
+        )
+        return f"repaired; the original is in {kept}{extra}"
+    if kind == P.QUARANTINE:
+        with _session_lock(path):
+            raw = _read_expected(path, action.expect)
+            kept = quarantine.keep_bytes(path, raw, action.summary)
+            names = names_leading_to(scan.session_dir, path)
+            if action.target is not None:  # an older copy: its names follow the kept one
+                repoint_names(scan.session_dir, path, action.target)
+                names = []
+            for link in names:
+                quarantine.keep_link(link, os.readlink(link), f"a name of {path.name}")
+                link.unlink()
+            path.unlink()
+            fsync_dir(path.parent)
+        gone = f" (and its name(s) {', '.join(n.name for n in names)})" if names else ""
+        return f"moved to {kept}{gone}"
+    if kind == P.RENAME:
+        assert action.data is not None and action.target is not None
+        with _session_lock(path):
+            raw = _read_expected(path, action.expect)
+            kept = quarantine.keep_bytes(path, raw, "duplicate id: " + action.summary)
+            _create_new(action.target, action.data)
+            for new_path, data in action.extra_files:
+                _create_new(new_path, data)
+            repoint_names(scan.session_dir, path, action.target)
+            path.unlink()
+            fsync_dir(path.parent)
+        return f"now {action.target.name}; the original is in {kept}"
+    if kind == P.PROMOTE:
+        assert action.data is not None and action.target is not None
+        target = action.target
+        with _session_lock(target):
+            raw_temp = _read_expected(path, action.expect)
+            kept_temp = quarantine.keep_bytes(path, raw_temp, "a temporary file made the session")
+            note = ""
+            if target.exists():
+                kept = quarantine.keep_bytes(
+                    target, target.read_bytes(), "replaced by a newer temporary file"
+                )
+                note = f"; the old version is in {kept}"
+            atomic_write(target, action.data)
+            path.unlink()
+            fsync_dir(path.parent)
+        return f"{target.name} now holds the newer version (copy in {kept_temp}){note}"
+    if kind == P.TEMP:
+        raw = _read_expected(path, action.expect) if not path.is_symlink() else b""
+        kept = quarantine.keep_bytes(path, raw, "a temporary file left by an interrupted save")
+        path.unlink()
+        return f"moved to {kept}"
+    if kind == P.LINK_REPOINT:
+        assert action.target is not None
+        quarantine.keep_link(path, action.link_target, "a dangling name, re-pointed")
+        tmp = path.with_name(f".{path.name}.tmp-link")
+        if tmp.is_symlink():
+            tmp.unlink()
+        os.symlink(os.path.relpath(action.target, path.parent), tmp)
+        os.replace(tmp, path)
+        return f"now points to {action.target}"
+    if kind == P.LINK_REMOVE:
+        if not path.is_symlink():
+            raise Changed(f"{path} is no longer a link")
+        kept = quarantine.keep_link(path, action.link_target, action.summary)
+        path.unlink()
+        return f"removed (recorded in {kept})"
+    if kind == P.INDEX:
+        index = scan.index
+        if index is None:
+            return "nothing to do"
+        rebuild = any(p.code == "index" for p in action.problems)
+        try:
+            (index.rebuild if rebuild else index.refresh)()
+        finally:
+            index.close()
+        return "rebuilt" if rebuild else "refreshed"
+    raise ValueError(f"unknown action {kind}")  # pragma: no cover
+
+
+def _refresh_index(scan: Scan) -> None:
+    """Bring an existing index up to date after files changed (so a second run finds it current)."""
+    try:
+        from taurus_ops.store.index import Index
+    except ImportError:
+        return
+    index = Index.for_dirs(scan.home, scan.session_dir, scan.archive_dir)
+    if not index.path.exists():
+        return
+    try:
+        index.refresh()
+    except Exception:  # the index is a cache; the next search rebuilds it
+        pass
+    finally:
+        index.close()

@@ -1,0 +1,431 @@
+"""Recovering whole messages from the bytes of a damaged session file.
+
+The heart is a tolerant scanner that walks the top-level object key by key and
+the ``messages`` (and ``toolCalls``) array element by element, parsing each element
+with the C JSON scanner. An element that parses completely is whole and is kept
+exactly as it was; an element that does not parse (cut off, overwritten, a hole
+of NUL bytes) is dropped, never guessed at, and the scanner resynchronises on the
+next element (``{"role": ...``) so messages after a local hole survive too.
+
+Byte-level damage is handled before scanning:
+
+* a UTF-8 (or UTF-16) byte-order mark is dropped;
+* invalid UTF-8 bytes become U+FFFD; the messages holding them are kept and
+  reported as *altered* (the original bytes stay in the quarantine);
+* stray C0 control characters (which Taurus never writes raw: its JSON escapes
+  them) are removed;
+* NUL bytes are *holes*: a tail of them is stripped, and any element that spans
+  one is treated as damaged, so a hole can never splice two halves into an
+  invented message.
+
+A file holding two documents yields both; trailing garbage after a whole
+document is dropped. Nothing here touches the disk.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_DECODER = json.JSONDecoder(strict=False)
+_raw_decode = _DECODER.raw_decode
+
+# Taurus writes control characters escaped; raw ones are damage. \t \n \r are whitespace.
+_STRAY_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f]")
+_SURROGATES = re.compile(r"[\udc80-\udcff]+")
+_WS = " \t\n\r"
+_SKIP = re.compile(r"[ \t\n\r]*")
+# where a new element of an array may start, by array
+_ELEMENT_START = {
+    "messages": re.compile(r'\{[ \t\n\r]*"(?:role|content)"[ \t\n\r]*:'),
+    "toolCalls": re.compile(r'\{[ \t\n\r]*"(?:tool|timestamp)"[ \t\n\r]*:'),
+}
+_DOCUMENT_START = re.compile(r'\{[ \t\n\r]*"sessionId"[ \t\n\r]*:')
+_KEY = re.compile(r'(?<!\\)"([A-Za-z_][A-Za-z0-9_]{0,63})"[ \t\n\r]*:')
+
+
+@dataclass
+class Decoded:
+    """The text of a session file after byte-level repair, and what was repaired."""
+
+    text: str
+    bom: str | None = None  # "utf-8" / "utf-16" when a byte-order mark was dropped
+    invalid_bytes: int = 0  # bytes that were not UTF-8, now U+FFFD
+    marks: list[int] = field(default_factory=list)  # positions of those U+FFFD in text
+    controls: int = 0  # stray control characters removed
+    nul_tail: int = 0  # NUL bytes stripped from the end
+    nul_holes: int = 0  # NUL bytes left inside the text (holes)
+
+
+@dataclass
+class Fragment:
+    """A stretch of the text that could not be read as whole elements."""
+
+    where: str  # e.g. "messages[12]", "after the document", "toolCalls"
+    start: int
+    end: int
+
+    def describe(self) -> str:
+        return f"{self.where} ({self.end - self.start} characters)"
+
+
+@dataclass
+class Salvaged:
+    """One document recovered from a file."""
+
+    data: dict[str, Any]
+    complete: bool  # the whole document parsed with no damage inside it
+    messages_seen: bool  # a messages array was found
+    messages_after_damage: int = 0  # whole messages found after a damaged stretch
+    altered: list[int] = field(default_factory=list)  # message indexes holding U+FFFD marks
+    lost_keys: list[str] = field(default_factory=list)  # top-level keys that could not be read
+    arrays_cut: list[str] = field(default_factory=list)  # arrays not read to their end
+
+
+@dataclass
+class SalvageResult:
+    decoded: Decoded
+    documents: list[Salvaged]
+    fragments: list[Fragment]
+    garbage_tail: int = 0  # characters after the last document that were not a document
+
+    @property
+    def main(self) -> Salvaged | None:
+        return self.documents[0] if self.documents else None
+
+    def problems(self) -> list[str]:
+        """Short descriptions of the damage, for the report."""
+        out = []
+        d = self.decoded
+        if d.bom:
+            out.append(f"starts with a {d.bom} byte-order mark")
+        if d.invalid_bytes:
+            out.append(f"{d.invalid_bytes} byte(s) of invalid UTF-8")
+        if d.controls:
+            out.append(f"{d.controls} stray control character(s)")
+        if d.nul_tail:
+            out.append(f"a tail of {d.nul_tail} NUL byte(s)")
+        if d.nul_holes:
+            out.append(f"{d.nul_holes} NUL byte(s) inside the text")
+        if len(self.documents) > 1:
+            out.append(f"{len(self.documents)} JSON documents concatenated")
+        if self.garbage_tail:
+            out.append(f"{self.garbage_tail} character(s) of trailing garbage")
+        for doc in self.documents[:1]:
+            if not doc.complete:
+                if doc.arrays_cut or doc.lost_keys:
+                    parts = [f"`{k}` unreadable" for k in doc.lost_keys]
+                    parts += [f"`{k}` cut short" for k in doc.arrays_cut]
+                    out.append("damaged: " + ", ".join(parts))
+                else:
+                    out.append("cut off mid-write")
+        if self.fragments and not any(p.startswith("damaged") for p in out):
+            out.append(f"{len(self.fragments)} unreadable stretch(es)")
+        return out
+
+
+def decode(raw: bytes) -> Decoded:
+    """Bytes to text, repairing what can be repaired at the byte level."""
+    bom = None
+    if raw.startswith(codecs.BOM_UTF8):
+        raw, bom = raw[3:], "UTF-8"
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text16 = raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+        else:
+            raw, bom = text16.encode("utf-8", "surrogatepass"), "UTF-16"
+    stripped = raw.rstrip(b"\x00")
+    nul_tail = len(raw) - len(stripped)
+    raw = stripped
+    try:
+        text = raw.decode("utf-8")
+        invalid = 0
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "surrogateescape")
+        invalid = -1
+    controls = 0
+    if _STRAY_CONTROL.search(text):
+        text, controls = _STRAY_CONTROL.subn("", text)
+    marks: list[int] = []
+    if invalid:
+        invalid = 0
+        pieces: list[str] = []
+        last = 0
+        shift = 0
+        for match in _SURROGATES.finditer(text):
+            pieces.append(text[last : match.start()])
+            pieces.append("\ufffd")
+            marks.append(match.start() - shift)
+            run = match.end() - match.start()
+            invalid += run
+            shift += run - 1
+            last = match.end()
+        pieces.append(text[last:])
+        text = "".join(pieces)
+    holes = text.count("\x00")
+    return Decoded(text, bom, invalid, marks, controls, nul_tail, holes)
+
+
+def _skip(text: str, pos: int) -> int:
+    return _SKIP.match(text, pos).end()  # type: ignore[union-attr]
+
+
+def _parse_at(text: str, pos: int) -> tuple[Any, int] | None:
+    """The JSON value starting exactly at ``pos`` and its end, or None (holes count as damage)."""
+    try:
+        value, end = _raw_decode(text, pos)
+    except (ValueError, RecursionError):
+        return None
+    if "\x00" in text[pos:end]:
+        return None
+    return value, end
+
+
+class _Scanner:
+    def __init__(self, decoded: Decoded) -> None:
+        self.text = decoded.text
+        self.marks = decoded.marks
+        self.fragments: list[Fragment] = []
+
+    def has_mark(self, start: int, end: int) -> bool:
+        i = bisect.bisect_left(self.marks, start)
+        return i < len(self.marks) and self.marks[i] < end
+
+    # -- documents ----------------------------------------------------------------
+    def documents(self) -> tuple[list[Salvaged], int]:
+        text = self.text
+        docs: list[Salvaged] = []
+        pos = _skip(text, 0)
+        garbage = 0
+        while pos < len(text):
+            if text[pos] != "{":
+                nxt = _DOCUMENT_START.search(text, pos)
+                if not docs and nxt is None:
+                    nxt_brace = text.find("{", pos)
+                    if nxt_brace < 0:
+                        garbage += len(text) - pos
+                        break
+                    self.fragments.append(Fragment("before the document", pos, nxt_brace))
+                    pos = nxt_brace
+                    continue
+                end = nxt.start() if nxt else len(text)
+                garbage += len(text[pos:end].strip(_WS + "\x00"))
+                if end > pos:
+                    self.fragments.append(Fragment("after the document", pos, end))
+                if nxt is None:
+                    break
+                pos = nxt.start()
+                continue
+            whole = _parse_at(text, pos)
+            if whole is not None and isinstance(whole[0], dict):
+                value, end = whole
+                docs.append(
+                    Salvaged(
+                        value,
+                        True,
+                        isinstance(value.get("messages"), list),
+                        altered=self._altered_messages(pos, end, value),
+                    )
+                )
+            else:
+                doc, end = self.walk_document(pos)
+                if doc is None:
+                    break
+                docs.append(doc)
+            pos = _skip(text, end)
+            while pos < len(text) and text[pos] == "\x00":
+                pos = _skip(text, pos + 1)
+        return docs, garbage
+
+    def _altered_messages(self, start: int, end: int, value: dict[str, Any]) -> list[int]:
+        if not self.has_mark(start, end):
+            return []
+        # find message spans again by walking; only for the rare file with bad bytes
+        doc, _ = self.walk_document(start, record=False)
+        return doc.altered if doc is not None else []
+
+    # -- the structural walk ----------------------------------------------------------
+    def walk_document(self, start: int, record: bool = True) -> tuple[Salvaged | None, int]:
+        """Walk an object starting at ``start`` key by key; returns what was whole and the end."""
+        text = self.text
+        n = len(text)
+        doc: dict[str, Any] = {}
+        result = Salvaged(doc, True, False)
+        pos = start + 1
+        saved_fragments = self.fragments
+        if not record:
+            self.fragments = []
+        try:
+            while True:
+                pos = _skip(text, pos)
+                if pos >= n:
+                    result.complete = False
+                    return result, pos
+                ch = text[pos]
+                if ch == "}":
+                    return result, pos + 1
+                if ch == ",":
+                    pos += 1
+                    continue
+                key_at = pos
+                parsed = _parse_at(text, pos) if ch == '"' else None
+                colon = _skip(text, parsed[1]) if parsed else pos
+                if (
+                    parsed is None
+                    or not isinstance(parsed[0], str)
+                    or text[colon : colon + 1] != ":"
+                ):
+                    result.complete = False
+                    nxt = self._resync_key(pos, start)
+                    self.fragments.append(Fragment("top level", pos, nxt if nxt else n))
+                    if nxt is None:
+                        return result, n
+                    pos = nxt
+                    continue
+                key = parsed[0]
+                pos = _skip(text, colon + 1)
+                if pos >= n:
+                    result.complete = False
+                    result.lost_keys.append(key)
+                    return result, n
+                if text[pos] == "[" and key in _ELEMENT_START:
+                    items, pos, whole = self.walk_array(key, pos, result)
+                    doc[key] = items
+                    if key == "messages":
+                        result.messages_seen = True
+                    if not whole:
+                        result.complete = False
+                        result.arrays_cut.append(key)
+                    continue
+                value = _parse_at(text, pos)
+                if value is None:
+                    result.complete = False
+                    result.lost_keys.append(key)
+                    nxt = self._resync_key(pos + 1, start)
+                    self.fragments.append(Fragment(f"`{key}`", key_at, nxt if nxt else n))
+                    if nxt is None:
+                        return result, n
+                    pos = nxt
+                    continue
+                doc[key] = value[0]
+                pos = value[1]
+        finally:
+            if not record:
+                self.fragments = saved_fragments
+
+    def _resync_key(self, pos: int, doc_start: int) -> int | None:
+        """The next plausible top-level key (``"name":``) of this document, or None."""
+        text = self.text
+        nxt_doc = _DOCUMENT_START.search(text, pos)
+        limit = nxt_doc.start() if nxt_doc else len(text)
+        for match in _KEY.finditer(text, pos, limit):
+            if match.group(1) in _TOP_KEYS:
+                return match.start()
+        return None
+
+    def walk_array(self, key: str, pos: int, result: Salvaged) -> tuple[list[Any], int, bool]:
+        """Walk ``[...]`` element by element. Returns (whole elements, end, read to the end)."""
+        text = self.text
+        n = len(text)
+        start_pattern = _ELEMENT_START[key]
+        items: list[Any] = []
+        whole = True
+        pos += 1
+        after_damage = False
+        while True:
+            pos = _skip(text, pos)
+            if pos >= n:
+                return items, pos, False
+            ch = text[pos]
+            if ch == "]":
+                return items, pos + 1, whole
+            if ch == ",":
+                pos += 1
+                continue
+            parsed = _parse_at(text, pos)
+            if parsed is not None and (not after_damage or self._ends_element(parsed[1])):
+                value, end = parsed
+                if key == "messages":
+                    if self.has_mark(pos, end):
+                        result.altered.append(len(items))
+                    if after_damage:
+                        result.messages_after_damage += 1
+                items.append(value)
+                pos = end
+                continue
+            # damage: drop this element and find the next whole one
+            whole = False
+            damaged_at = pos
+            nxt, closes = self._resync_element(start_pattern, pos + 1)
+            self.fragments.append(
+                Fragment(f"{key}[{len(items)}]", damaged_at, nxt if nxt is not None else n)
+            )
+            if nxt is None:
+                return items, n, False
+            after_damage = True
+            if closes:
+                return items, nxt, False
+            pos = nxt
+
+    def _ends_element(self, end: int) -> bool:
+        """True if an array element ending at ``end`` is followed by ``,`` or ``]`` (or EOF)."""
+        nxt = _skip(self.text, end)
+        return nxt >= len(self.text) or self.text[nxt] in ",]"
+
+    def _resync_element(self, pattern: re.Pattern[str], pos: int) -> tuple[int | None, bool]:
+        """The start of the next whole element after damage at ``pos``.
+
+        Returns (position, False) for an element, (position, True) when the array
+        closes first (the position is then of the next top-level key), (None, _) when
+        nothing more can be read in this document.
+        """
+        text = self.text
+        nxt_doc = _DOCUMENT_START.search(text, pos)
+        limit = nxt_doc.start() if nxt_doc else len(text)
+        close = _ARRAY_CLOSE.search(text, pos, limit)
+        close_at = close.start() if close else limit
+        for match in pattern.finditer(text, pos, close_at):
+            parsed = _parse_at(text, match.start())
+            if parsed is not None and self._ends_element(parsed[1]):
+                return match.start(), False
+        if close is not None:
+            return close.start() + close.group(0).index(","), True
+        return None, False
+
+
+_TOP_KEYS = frozenset(
+    {
+        "sessionId",
+        "created",
+        "updated",
+        "version",
+        "cwd",
+        "model",
+        "messages",
+        "toolCalls",
+        "usage",
+        "title",
+        "parentSession",
+        "name",
+        "template",
+        "summary",
+        "system",
+    }
+)
+_ARRAY_CLOSE = re.compile(
+    r'\][ \t\n\r]*,[ \t\n\r]*"(?:' + "|".join(sorted(_TOP_KEYS)) + r')"[ \t\n\r]*:'
+)
+
+
+def salvage(raw: bytes) -> SalvageResult:
+    """Recover every whole document, message and tool call from ``raw``."""
+    decoded = decode(raw)
+    scanner = _Scanner(decoded)
+    documents, garbage = scanner.documents()
+    return SalvageResult(decoded, documents, scanner.fragments, garbage)
