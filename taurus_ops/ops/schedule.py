@@ -1,0 +1,342 @@
+"""The scheduler daemon: ``taurus-ops schedule run`` (APScheduler 3.x, BlockingScheduler).
+
+Cleanup and backup run on the cron expressions ``schedule.cleanup`` and
+``schedule.backup``. Jobs live in an SQLite job store (``~/.taurus/schedule.sqlite``),
+so a run missed while the machine slept or the daemon was stopped happens once
+(coalesced) when it is back. One worker thread runs one job at a time; each job
+takes the ops lock, waiting for a cleanup, backup or doctor started elsewhere (a
+systemd timer, a user) to finish. SIGTERM or SIGINT lets the running job finish,
+then the daemon exits 0. Everything is logged to ``~/.taurus/logs/taurus-ops.log``.
+
+APScheduler is imported only here, when the daemon or ``schedule show`` runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.config.cron import WEEKDAYS, Cron, parse_cron
+from taurus_ops.errors import OpsLocked, TaurusError
+from taurus_ops.store.lock import FileLock
+
+JOB_KINDS = ("cleanup", "backup")
+JOB_FUNC = "taurus_ops.ops.schedule:run_job"
+DB_NAME = "schedule.sqlite"
+PID_LOCK = "schedule.lock"
+LOCK_WAIT = 1800.0  # seconds a scheduled job waits for another maintenance job
+LOGGER = "taurus_ops.ops.schedule"
+
+STOPPING = threading.Event()  # set when the daemon was asked to stop
+
+
+class DaemonRunning(TaurusError):
+    """Another ``schedule run`` already serves this Taurus home."""
+
+
+class DaemonLock(FileLock):
+    def __init__(self, home: Path) -> None:
+        super().__init__(Path(home) / PID_LOCK)
+
+    def acquire(self) -> FileLock:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return super().acquire()
+
+    def busy(self, pid: int | None) -> Exception:
+        holder = f"process {pid}" if pid else "another process"
+        return DaemonRunning(f"the scheduler is already running for {self.path.parent} ({holder})")
+
+
+def db_url(home: Path) -> str:
+    return f"sqlite:///{Path(home) / DB_NAME}"
+
+
+def make_trigger(expression: str, timezone: Any = None) -> Any:
+    """An APScheduler CronTrigger for one of our cron expressions (checked by parse_cron).
+
+    Weekday numbers are passed as names: APScheduler 3 counts Monday as 0, cron Sunday.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    cron = parse_cron(expression)
+    fields: dict[str, str] = {
+        "second": cron.second,
+        "minute": cron.minute,
+        "hour": cron.hour,
+        "day": cron.day,
+        "month": cron.month,
+    }
+    if not cron.is_star("day_of_week"):
+        fields["day_of_week"] = ",".join(WEEKDAYS[d] for d in cron.values["day_of_week"])
+    fields = {k: ("*" if v == "?" else v) for k, v in fields.items()}
+    return CronTrigger(timezone=timezone, **fields)
+
+
+def job_kwargs(kind: str, config_file: str | None, session_dir: str | None) -> dict[str, Any]:
+    return {"kind": kind, "config_file": config_file, "session_dir": session_dir}
+
+
+# -- the jobs ---------------------------------------------------------------------------------
+def run_job(
+    kind: str,
+    config_file: str | None = None,
+    session_dir: str | None = None,
+    lock_wait: float = LOCK_WAIT,
+) -> str:
+    """One scheduled cleanup or backup. Reads the settings afresh; never raises."""
+    from taurus_ops.config import load_config
+    from taurus_ops.ops.log import ops_logger
+
+    try:
+        config = load_config(Path(config_file) if config_file else None, session_dir)
+    except TaurusError as exc:
+        logging.getLogger(LOGGER).error("%s: settings unreadable, job skipped: %s", kind, exc)
+        return "error"
+    log = ops_logger(config.home, LOGGER)
+    log.info("%s: scheduled run starting", kind)
+    try:
+        from taurus_ops.ops.cleanup import ops_lock
+
+        with ops_lock(config.home, wait=lock_wait, cancel=STOPPING, log=log):
+            if kind == "cleanup":
+                outcome = _cleanup(config, log)
+            elif kind == "backup":
+                outcome = _backup(config, log)
+            else:
+                raise TaurusError(f"unknown job {kind!r}")
+    except OpsLocked as exc:
+        log.warning("%s: skipped: %s", kind, exc)
+        return "skipped"
+    except (TaurusError, OSError) as exc:
+        log.error("%s: failed: %s", kind, exc)
+        return "error"
+    except Exception:  # a job must never take the daemon down
+        log.exception("%s: failed unexpectedly", kind)
+        return "error"
+    log.info("%s: scheduled run finished: %s", kind, outcome)
+    return "ok"
+
+
+def _cleanup(config: Any, log: logging.Logger) -> str:
+    from taurus_ops.ops import cleanup
+    from taurus_ops.store import SessionStore
+
+    rules = cleanup.Rules.from_config(config)
+    if not rules.active:
+        return "retention is off (nothing configured), nothing to do"
+    store = SessionStore.from_config(config)
+    plan = cleanup.make_plan(config, store)
+    result = cleanup.execute(plan, store, log)
+    cleanup.record_run(config.home, result)
+    return (
+        f"archived {len(result.archived)}, deleted {len(result.deleted)}, "
+        f"freed {result.bytes_freed} bytes, {len(result.failed)} left"
+    )
+
+
+def _backup(config: Any, log: logging.Logger) -> str:
+    from taurus_ops.ops.backup import create_backup
+
+    created = create_backup(config)
+    for path in created.removed:
+        log.info("backup: removed old backup %s", path)
+    return f"wrote {created.path} ({created.files} files, {created.size} bytes), verified"
+
+
+# -- the daemon -------------------------------------------------------------------------------
+def _job_store(home: Path) -> Any:
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    return SQLAlchemyJobStore(url=db_url(home))
+
+
+def stored_jobs(home: Path, scheduler: Any = None) -> dict[str, Any]:
+    """The jobs saved in the job store (id -> Job), without running a scheduler."""
+    if not (Path(home) / DB_NAME).exists():
+        return {}
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = scheduler or BackgroundScheduler()
+    store = _job_store(home)
+    store.start(scheduler, "default")
+    try:
+        return {job.id: job for job in store.get_all_jobs()}
+    finally:
+        store.shutdown()
+
+
+def build_scheduler(
+    config: Any,
+    config_file: str | None = None,
+    session_dir: str | None = None,
+    scheduler_cls: Any = None,
+) -> tuple[Any, list[str]]:
+    """A scheduler with both jobs, keeping stored jobs (and their missed runs) whose
+    schedule is unchanged. Returns (scheduler, notes to log)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    home = Path(config.home)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    scheduler = (scheduler_cls or BlockingScheduler)(
+        jobstores={"default": _job_store(home)},
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
+    existing = stored_jobs(home, scheduler)
+    notes = []
+    now = datetime.now(UTC)
+    for kind in JOB_KINDS:
+        expression = getattr(config.settings.schedule, kind)
+        trigger = make_trigger(expression, scheduler.timezone)
+        kwargs = job_kwargs(kind, config_file, session_dir)
+        job = existing.get(kind)
+        if (
+            job is not None
+            and str(job.trigger) == str(trigger)
+            and job.func_ref == JOB_FUNC
+            and job.kwargs == kwargs
+        ):
+            missed = job._get_run_times(now) if job.next_run_time else []
+            if missed:
+                notes.append(
+                    f"{kind}: {len(missed)} run{'s' * (len(missed) != 1)} missed while "
+                    "the scheduler was not running; running once now (coalesced)"
+                )
+            continue
+        if job is not None:
+            notes.append(f"{kind}: schedule changed to {expression!r}")
+        scheduler.add_job(
+            JOB_FUNC,
+            trigger=trigger,
+            id=kind,
+            name=f"taurus-ops {kind}",
+            kwargs=kwargs,
+            replace_existing=True,
+        )
+    return scheduler, notes
+
+
+def run_daemon(config: Any, config_file: str | None = None, session_dir: str | None = None) -> int:
+    """Run the scheduler in the foreground until SIGTERM or SIGINT; returns the exit status."""
+    from taurus_ops.ops.log import ops_logger
+
+    os.umask(0o077)
+    log = ops_logger(config.home, LOGGER)
+    aps_log = logging.getLogger("apscheduler")
+    aps_log.setLevel(logging.INFO)
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # our jobs log runs
+    for handler in logging.getLogger("taurus_ops.ops").handlers:
+        if handler not in aps_log.handlers:
+            aps_log.addHandler(handler)
+    pid_lock = DaemonLock(config.home)
+    pid_lock.acquire()
+    STOPPING.clear()
+    try:
+        scheduler, notes = build_scheduler(config, config_file, session_dir)
+        stopper: list[threading.Thread] = []
+
+        def stop(signum: int, _frame: Any) -> None:
+            name = signal.Signals(signum).name
+            if stopper:
+                log.info("%s again: already stopping", name)
+                return
+            log.info("%s: stopping after the running job (if any)", name)
+            STOPPING.set()
+            thread = threading.Thread(target=_shutdown, args=(scheduler,), daemon=True)
+            stopper.append(thread)
+            thread.start()
+
+        old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            log.info(
+                "scheduler started (pid %d): cleanup %r, backup %r; job store %s",
+                os.getpid(),
+                config.settings.schedule.cleanup,
+                config.settings.schedule.backup,
+                Path(config.home) / DB_NAME,
+            )
+            for note in notes:
+                log.info(note)
+            scheduler.start()  # blocks until shut down
+            for thread in stopper:
+                thread.join()
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        log.info("scheduler stopped")
+        return 0
+    finally:
+        pid_lock.release()
+
+
+def _shutdown(scheduler: Any) -> None:
+    from apscheduler.schedulers import SchedulerNotRunningError
+
+    try:
+        scheduler.shutdown(wait=True)
+    except SchedulerNotRunningError:
+        pass
+
+
+# -- schedule show -------------------------------------------------------------------------------
+@dataclass
+class JobInfo:
+    kind: str
+    expression: str
+    next_run: datetime | None
+    stored_next_run: datetime | None  # what the daemon's job store holds (may be overdue)
+
+    def as_json(self) -> dict[str, Any]:
+        from taurus_ops.store.format import format_time
+
+        return {
+            "job": self.kind,
+            "cron": self.expression,
+            "nextRun": format_time(self.next_run) if self.next_run else None,
+            "storedNextRun": format_time(self.stored_next_run) if self.stored_next_run else None,
+        }
+
+
+def describe(config: Any, now: datetime | None = None) -> list[JobInfo]:
+    """Each job's cron expression and next run time (and what the job store has saved)."""
+    from tzlocal import get_localzone
+
+    tz = get_localzone()
+    now = (now or datetime.now(UTC)).astimezone(tz)
+    try:
+        stored = stored_jobs(config.home)
+    except Exception:  # a damaged job store is shown as absent; the daemon recreates it
+        stored = {}
+    out = []
+    for kind in JOB_KINDS:
+        expression = getattr(config.settings.schedule, kind)
+        trigger = make_trigger(expression, tz)
+        job = stored.get(kind)
+        out.append(
+            JobInfo(
+                kind,
+                expression,
+                trigger.get_next_fire_time(None, now),
+                job.next_run_time if job is not None else None,
+            )
+        )
+    return out
+
+
+def daemon_pid(home: Path) -> int | None:
+    """The pid of a running ``schedule run`` for this home, or None."""
+    from taurus_ops.store.lock import is_held, read_holder
+
+    path = Path(home) / PID_LOCK
+    return read_holder(path) if is_held(path) else None
+
+
+def parse(expression: str) -> Cron:
+    return parse_cron(expression)
