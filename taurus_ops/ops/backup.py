@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -195,54 +194,66 @@ def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
 
 
 # -- writing ------------------------------------------------------------------------------------
-class _GzipPipe(io.RawIOBase):
-    """A write-only stream compressed by the ``gzip`` program into ``out``.
+class _ThreadedGzip(io.RawIOBase):
+    """A write-only gzip stream compressed on a second thread.
 
-    Compression then runs in its own process, beside the reading and hashing, as
-    with ``tar -czf``.
+    zlib releases the GIL, so compressing one megabyte overlaps with reading,
+    hashing and framing the next, much as ``tar -czf`` overlaps tar and gzip. An
+    error in the compressor (a full disk) is raised by the next write or by finish().
     """
 
-    def __init__(self, out: IO[bytes], level: int) -> None:
+    CHUNK = 1 << 20
+
+    def __init__(self, raw: IO[bytes], level: int) -> None:
+        import gzip
+        import queue
+        import threading
+
         super().__init__()
-        self.proc = subprocess.Popen(
-            ["gzip", "-c", "-n", f"-{level}"],
-            stdin=subprocess.PIPE,
-            stdout=out,
-            stderr=subprocess.PIPE,
-        )
-        assert self.proc.stdin is not None
-        self.pipe = self.proc.stdin
+        self.gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level, mtime=0)
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.buffer = bytearray()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name="backup-gzip", daemon=True)
+        self.thread.start()
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        try:
-            self.pipe.write(data)
-        except BrokenPipeError:
-            self.finish()
-            raise OSError("gzip stopped early") from None
+        if self.error is not None:
+            raise self.error
+        self.buffer += data
+        if len(self.buffer) >= self.CHUNK:
+            self.queue.put(bytes(self.buffer))
+            self.buffer.clear()
         return len(data)
 
+    def _work(self) -> None:
+        while True:
+            chunk = self.queue.get()
+            if chunk is None:
+                return
+            if self.error is None:
+                try:
+                    self.gz.write(chunk)
+                except BaseException as exc:  # handed to the writing thread
+                    self.error = exc
+
     def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            self.pipe.close()
-        err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-        code = self.proc.wait()
-        if code != 0:
-            text = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
-            raise OSError(f"gzip failed: {text}")
+        if self.buffer:
+            self.queue.put(bytes(self.buffer))
+            self.buffer.clear()
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        self.gz.close()
 
     def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        with contextlib.suppress(OSError):
-            self.pipe.close()
-        self.proc.wait()
-
-
-def _compressor_available() -> bool:
-    return shutil.which("gzip") is not None
+        self.error = self.error or OSError("stopped")
+        self.queue.put(None)
+        self.thread.join()
 
 
 @dataclass
@@ -315,20 +326,18 @@ def write_archive(
     items: list[Item],
     manifest: Manifest,
     manifest_name: str = MANIFEST_NAME,
-    use_gzip_program: bool | None = None,
+    threaded: bool = True,
 ) -> tuple[int, int]:
     """Write the archive to ``target`` (which must not be visible yet); (files, bytes)."""
-    if use_gzip_program is None:
-        use_gzip_program = _compressor_available()
     total = 0
     count = 0
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     with os.fdopen(fd, "wb") as raw:
         sink: Any
-        pipe: _GzipPipe | None = None
-        if use_gzip_program:
-            pipe = _GzipPipe(raw, COMPRESS_LEVEL)
-            sink = io.BufferedWriter(pipe, buffer_size=1 << 20)
+        threaded_sink: _ThreadedGzip | None = None
+        if threaded:
+            threaded_sink = _ThreadedGzip(raw, COMPRESS_LEVEL)
+            sink = threaded_sink
         else:
             sink = _gzip_file(raw)
         try:
@@ -375,15 +384,13 @@ def write_archive(
                     _tarinfo(manifest_name, "file", len(body), _now_ts()),
                     io.BytesIO(body),
                 )
-            sink.flush()
-            if pipe is not None:
-                sink.close()
-                pipe.finish()
+            if threaded_sink is not None:
+                threaded_sink.finish()
             else:
                 sink.close()
         except BaseException:
-            if pipe is not None:
-                pipe.kill()
+            if threaded_sink is not None:
+                threaded_sink.kill()
             raise
         raw.flush()
         os.fsync(raw.fileno())
@@ -418,7 +425,7 @@ def create_backup(
     output: Path | None = None,
     now: datetime | None = None,
     verify: bool = True,
-    use_gzip_program: bool | None = None,
+    threaded: bool = True,
 ) -> Created:
     """Write a backup, verify it, then (in backup.directory) remove all but the newest ``keep``.
 
@@ -450,9 +457,7 @@ def create_backup(
     outside = [r.path for r in roots if not _inside(Path(r.path), home)]
     tmp = temp_name(target)
     try:
-        count, total = write_archive(
-            tmp, items, manifest, manifest_member(config), use_gzip_program
-        )
+        count, total = write_archive(tmp, items, manifest, manifest_member(config), threaded)
         if verify:
             report = verify_archive(tmp)
             if not report.ok:
