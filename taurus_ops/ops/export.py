@@ -1,0 +1,339 @@
+"""Exporting sessions as Markdown, HTML or JSON (``taurus-ops export``).
+
+Rendering uses Jinja2 templates: the built-ins in ``templates/export/`` or a user's
+own (``--template FILE``). Every template runs in Jinja's immutable sandbox with
+strict undefined variables: no attribute starting with ``_``, no Python internals,
+no file access (``include``/``import`` only reach the built-in templates), no
+mutation of the data, and bounded ``*``/``**``/``range``. A template sees only
+plain data, described in README ("Export templates"):
+
+- ``session``: id, title, file, created, updated, messages, tool_calls, tools
+  (``[{name, count}]``), names, model, cwd, usage
+- ``turns``: one per message: number, role, heading (USER, ASSISTANT, TOOL RESULT),
+  interrupted, blocks (``kind`` text | tool_use | tool_result | thinking | other, with
+  ``text``, ``name``, ``input``, ``output``, ``is_error``, ``tool``)
+- ``tool_calls``, ``exported`` (time), ``redacted`` (secrets masked), ``version``
+
+Filters: ``fence(text, lang)`` (a fenced block whose fence is longer than any
+backtick run inside), ``code(text)`` (inline code, same rule), ``segments(text)``
+(Markdown text split into prose and fenced code, for HTML), ``local_time``.
+
+A dangling tool_use (a chat stopped while a tool ran) is shown with the
+"interrupted" result that ``taurus_ops.store.mend`` gives it; the JSON format
+exports the document itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.errors import UsageError
+from taurus_ops.ops.redact import Redaction, redact
+from taurus_ops.store import format as fmt
+from taurus_ops.store.mend import mend_tool_uses
+from taurus_ops.store.session import Session
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "templates" / "export"
+FORMATS: dict[str, tuple[str | None, str]] = {
+    "markdown": ("markdown.md.j2", ".md"),
+    "html": ("html.html.j2", ".html"),
+    "json": (None, ".json"),
+}
+MAX_TEMPLATE_BYTES = 1_000_000
+MAX_SEQUENCE = 10_000_000  # the largest string or list a template may build with *
+
+
+@dataclass
+class Rendered:
+    text: str
+    redaction: Redaction | None
+    suffix: str
+
+
+# -- filters -------------------------------------------------------------------------
+def _longest_run(text: str, char: str = "`") -> int:
+    runs = re.findall(re.escape(char) + "+", text)
+    return max((len(r) for r in runs), default=0)
+
+
+def fence(text: Any, lang: str = "") -> str:
+    """A fenced code block that ``text`` (backticks and all) cannot close early."""
+    body = str(text).rstrip("\n")
+    marks = "`" * max(3, _longest_run(body) + 1)
+    return f"{marks}{lang}\n{body}\n{marks}"
+
+
+def code(text: Any) -> str:
+    """Inline code that survives backticks inside."""
+    body = str(text)
+    marks = "`" * (_longest_run(body) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{marks}{pad}{body}{pad}{marks}"
+
+
+_FENCE_OPEN = re.compile(r"^(\s{0,3})(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
+
+
+def segments(text: Any) -> list[dict[str, str]]:
+    """Markdown text as ``[{kind: text|code, lang, body}]`` (fenced blocks found)."""
+    out: list[dict[str, str]] = []
+    lines = str(text).split("\n")
+    buffer: list[str] = []
+    i = 0
+    while i < len(lines):
+        opened = _FENCE_OPEN.match(lines[i])
+        if opened:
+            marker = opened.group(2)
+            closing = re.compile(rf"^\s{{0,3}}{re.escape(marker[0])}{{{len(marker)},}}\s*$")
+            end = next((j for j in range(i + 1, len(lines)) if closing.match(lines[j])), None)
+            if end is not None:
+                if buffer:
+                    out.append({"kind": "text", "lang": "", "body": "\n".join(buffer).strip("\n")})
+                    buffer = []
+                out.append(
+                    {"kind": "code", "lang": opened.group(3), "body": "\n".join(lines[i + 1 : end])}
+                )
+                i = end + 1
+                continue
+        buffer.append(lines[i])
+        i += 1
+    if buffer and "\n".join(buffer).strip():
+        out.append({"kind": "text", "lang": "", "body": "\n".join(buffer).strip("\n")})
+    return out
+
+
+def local_time(value: Any, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    moment = fmt.parse_time(value)
+    return moment.astimezone().strftime(pattern) if moment else str(value or "")
+
+
+# -- the data a template sees ----------------------------------------------------------
+def _result_text(content: Any) -> str:
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, dict) and block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+            elif isinstance(block, dict):
+                parts.append(f"[{block.get('type', 'block')}]")
+        return "\n".join(parts)
+    return "" if content is None else str(content)
+
+
+def _blocks(content: Any, tool_names: dict[str, str]) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"kind": "text", "text": content}]
+    if not isinstance(content, list):
+        return []
+    blocks: list[dict[str, Any]] = []
+    for block in content:
+        if isinstance(block, str):
+            blocks.append({"kind": "text", "text": block})
+            continue
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            blocks.append({"kind": "text", "text": str(block.get("text", ""))})
+        elif kind == "tool_use":
+            name = str(block.get("name", "?"))
+            tool_names[str(block.get("id"))] = name
+            blocks.append(
+                {
+                    "kind": "tool_use",
+                    "name": name,
+                    "id": str(block.get("id", "")),
+                    "input": json.dumps(block.get("input", {}), indent=2, ensure_ascii=False),
+                }
+            )
+        elif kind == "tool_result":
+            blocks.append(
+                {
+                    "kind": "tool_result",
+                    "tool": tool_names.get(str(block.get("tool_use_id")), ""),
+                    "output": _result_text(block.get("content")),
+                    "is_error": bool(block.get("is_error")),
+                }
+            )
+        elif kind == "thinking":
+            blocks.append({"kind": "thinking", "text": str(block.get("thinking", ""))})
+        else:
+            blocks.append({"kind": "other", "text": f"[{kind or 'unknown'} block]"})
+    return blocks
+
+
+def build_context(
+    data: dict[str, Any], path: Path | None = None, names: list[str] | None = None
+) -> dict[str, Any]:
+    """The plain data every export template renders (see the module docstring)."""
+    from taurus_ops import __version__
+
+    original = data.get("messages") if isinstance(data.get("messages"), list) else []
+    messages = copy.deepcopy(original)
+    mend_tool_uses(messages)
+    tool_names: dict[str, str] = {}
+    turns = []
+    for number, message in enumerate(messages, start=1):
+        if not isinstance(message, dict):
+            continue
+        role = str(message.get("role", "?"))
+        blocks = _blocks(message.get("content"), tool_names)
+        only_results = bool(blocks) and all(b["kind"] == "tool_result" for b in blocks)
+        turns.append(
+            {
+                "number": number,
+                "role": role,
+                "heading": "TOOL RESULT" if only_results else role.upper(),
+                "blocks": blocks,
+                "interrupted": bool(message.get("interrupted")),
+            }
+        )
+    calls = [c for c in data.get("toolCalls", []) or [] if isinstance(c, dict)]
+    counts = Counter(str(c.get("tool")) for c in calls if c.get("tool"))
+    session = Session(data)
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+    return {
+        "session": {
+            "id": session.id,
+            "title": session.title,
+            "file": path.name if path else "",
+            "created": session.created,
+            "updated": session.updated,
+            "messages": len(original),
+            "tool_calls": len(calls),
+            "tools": [{"name": n, "count": c} for n, c in counts.most_common()],
+            "names": list(names or []),
+            "model": data.get("model") if isinstance(data.get("model"), str) else "",
+            "cwd": data.get("cwd") if isinstance(data.get("cwd"), str) else "",
+            "usage": dict(usage) if usage else {},
+        },
+        "turns": turns,
+        "tool_calls": calls,
+        "exported": fmt.now_iso(),
+        "version": __version__,
+        "redacted": 0,
+    }
+
+
+# -- the sandbox -------------------------------------------------------------------------
+def make_environment(user_template: tuple[str, str] | None = None) -> Any:
+    """The sandboxed Jinja environment: built-ins, plus one user template if given."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+    class ExportSandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset(["*", "**"])
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
+                raise SecurityError("exponent too large for a template")
+            if operator == "*":
+                for seq, times in ((left, right), (right, left)):
+                    if (
+                        isinstance(seq, str | list | tuple)
+                        and isinstance(times, int)
+                        and len(seq) * times > MAX_SEQUENCE
+                    ):
+                        raise SecurityError("a template may not build a sequence that large")
+            return super().call_binop(context, operator, left, right)
+
+    loaders: list[Any] = []
+    if user_template is not None:
+        loaders.append(jinja2.DictLoader({user_template[0]: user_template[1]}))
+    loaders.append(jinja2.FileSystemLoader(str(BUILTIN_DIR)))
+    env = ExportSandbox(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=lambda name: bool(name) and name.endswith((".html", ".htm", ".html.j2")),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(fence=fence, code=code, segments=segments, local_time=local_time)
+    return env
+
+
+def _template_name(path: Path) -> str:
+    name = path.name
+    return name if name.endswith(".j2") else name + ".j2"
+
+
+def read_user_template(path: Path) -> tuple[str, str]:
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no template file {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not a template file") from None
+    if len(raw) > MAX_TEMPLATE_BYTES:
+        raise UsageError(f"{path} is larger than {MAX_TEMPLATE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
+    return "user:" + _template_name(path), text
+
+
+def suffix_for(fmt_name: str, template: Path | None) -> str:
+    if template is not None:
+        name = template.name.removesuffix(".j2").removesuffix(".jinja")
+        return Path(name).suffix or ".txt"
+    return FORMATS[fmt_name][1]
+
+
+def render(
+    session: Session,
+    fmt_name: str = "markdown",
+    template: Path | None = None,
+    redact_secrets: bool = False,
+    names: list[str] | None = None,
+    user_source: tuple[str, str] | None = None,
+    exported: str | None = None,
+) -> Rendered:
+    """Render one session; nothing is written."""
+    import jinja2
+
+    if fmt_name not in FORMATS:
+        raise UsageError(f"unknown format {fmt_name!r}: use {', '.join(FORMATS)}")
+    found = Redaction() if redact_secrets else None
+    data = redact(session.data, found) if found is not None else session.data
+    suffix = suffix_for(fmt_name, template)
+    if template is None and fmt_name == "json":
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return Rendered(text, found, suffix)
+    context = build_context(data, session.path, names)
+    context["redacted"] = found.total if found is not None else 0
+    if exported:
+        context["exported"] = exported
+    if template is not None:
+        user_source = user_source or read_user_template(template)
+        name = user_source[0]
+    else:
+        name = FORMATS[fmt_name][0]  # type: ignore[assignment]
+    env = make_environment(user_source)
+    try:
+        text = env.get_template(name).render(**context)
+    except jinja2.TemplateSyntaxError as exc:
+        where = f"{template or name}, line {exc.lineno}"
+        raise UsageError(f"template error ({where}): {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise UsageError(f"template error ({template or name}): no template {exc.name!r}") from None
+    except jinja2.TemplateError as exc:
+        raise UsageError(f"template error ({template or name}): {exc}") from None
+    except (TypeError, ValueError, ArithmeticError, OverflowError, RecursionError) as exc:
+        raise UsageError(f"template error ({template or name}): {exc}") from None
+    if template is None:
+        text = text.rstrip("\n") + "\n"
+    return Rendered(text, found, suffix)
+
+
+# -- --all --------------------------------------------------------------------------------
+def plan_all(sources: list[Path], out_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
+    """(session file, output file) for each session: ``2025-01-18_abc123.md`` and so on."""
+    return [(src, out_dir / (src.name.removesuffix(".json") + suffix)) for src in sorted(sources)]
