@@ -38,12 +38,15 @@ _raw_decode = _DECODER.raw_decode
 _STRAY_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f]")
 _SURROGATES = re.compile(r"[\udc80-\udcff]+")
 _WS = " \t\n\r"
-_SKIP = re.compile(r"[ \t\n\r]*")
+# between tokens, a U+FFFD (an invalid byte) cannot be content: skip it like whitespace
+_SKIP = re.compile("[ \t\n\r\ufffd]*")
+_WORDISH = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-")
 # where a new element of an array may start, by array
 _ELEMENT_START = {
     "messages": re.compile(r'\{[ \t\n\r]*"(?:role|content)"[ \t\n\r]*:'),
     "toolCalls": re.compile(r'\{[ \t\n\r]*"(?:tool|timestamp)"[ \t\n\r]*:'),
 }
+_MEND_WINDOW = 1 << 20
 _DOCUMENT_START = re.compile(r'\{[ \t\n\r]*"sessionId"[ \t\n\r]*:')
 _KEY = re.compile(r'(?<!\\)"([A-Za-z_][A-Za-z0-9_]{0,63})"[ \t\n\r]*:')
 
@@ -187,6 +190,37 @@ def _parse_at(text: str, pos: int) -> tuple[Any, int] | None:
     return value, end
 
 
+def _parse_mended(text: str, pos: int, stop: int) -> tuple[Any, int] | None:
+    """Parse the element at ``pos`` ignoring U+FFFD marks that sit between tokens.
+
+    An invalid byte that replaced whitespace (or was inserted between tokens) breaks
+    the parse but not the content. Only a mark where the parser stopped, and not
+    touching a number or literal, is ignored, so no value can change.
+    """
+    sub = text[pos:stop]
+    deleted = 0
+    for _ in range(16):
+        try:
+            value, end = _raw_decode(sub, 0)
+        except json.JSONDecodeError as exc:
+            at = exc.pos
+            if not (0 < at < len(sub) and sub[at] == "\ufffd"):
+                return None
+            before = sub[at - 1]
+            after = sub[at + 1] if at + 1 < len(sub) else " "
+            if before in _WORDISH or after in _WORDISH:
+                return None
+            sub = sub[:at] + sub[at + 1 :]
+            deleted += 1
+            continue
+        except RecursionError:
+            return None
+        if "\x00" in sub[:end]:
+            return None
+        return value, pos + end + deleted
+    return None
+
+
 class _Scanner:
     def __init__(self, decoded: Decoded) -> None:
         self.text = decoded.text
@@ -304,6 +338,9 @@ class _Scanner:
                         result.arrays_cut.append(key)
                     continue
                 value = _parse_at(text, pos)
+                if value is None and self.has_mark(pos, pos + _MEND_WINDOW):
+                    stop = self._resync_key(pos + 1, start)
+                    value = _parse_mended(text, pos, stop if stop is not None else n)
                 if value is None:
                     result.complete = False
                     result.lost_keys.append(key)
@@ -349,6 +386,8 @@ class _Scanner:
                 pos += 1
                 continue
             parsed = _parse_at(text, pos)
+            if parsed is None and self.marks and self.has_mark(pos, pos + _MEND_WINDOW):
+                parsed = _parse_mended(text, pos, self._element_limit(start_pattern, pos))
             if parsed is not None and (not after_damage or self._ends_element(parsed[1])):
                 value, end = parsed
                 if key == "messages":
@@ -372,6 +411,13 @@ class _Scanner:
             if closes:
                 return items, nxt, False
             pos = nxt
+
+    def _element_limit(self, pattern: re.Pattern[str], pos: int) -> int:
+        """Where the element at ``pos`` ends at the latest: the next element or array close."""
+        text = self.text
+        matches = (pattern.search(text, pos + 1), _ARRAY_CLOSE.search(text, pos))
+        found = [m.start() for m in matches if m is not None]
+        return min(found) + 1 if found else len(text)
 
     def _ends_element(self, end: int) -> bool:
         """True if an array element ending at ``end`` is followed by ``,`` or ``]`` (or EOF)."""

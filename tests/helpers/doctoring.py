@@ -1,0 +1,103 @@
+"""Shared checks for the doctor's tests: what "recovered", "invented" and "valid" mean."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.ops.doctor.document import is_interrupted_result
+
+
+def api_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The request a chat resuming this history would send (plus one new user turn)."""
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [*messages, {"role": "user", "content": "Please continue."}],
+    }
+
+
+def assert_api_accepts(messages: list[dict[str, Any]]) -> None:
+    """Validate the history exactly as the fake Messages API does (raises on a 400)."""
+    from helpers.fake_api import validate_request
+
+    validate_request(api_body(messages))
+
+
+def _close(recovered: Any, original: Any) -> bool:
+    """Equal, except that U+FFFD in ``recovered`` may stand for a few unreadable characters."""
+    if isinstance(recovered, str) and isinstance(original, str):
+        if recovered == original:
+            return True
+        if "\ufffd" not in recovered:
+            return False
+        pattern = ".{0,4}".join(re.escape(part) for part in recovered.split("\ufffd"))
+        return re.fullmatch(pattern, original, re.S) is not None
+    if isinstance(recovered, dict) and isinstance(original, dict):
+        return recovered.keys() == original.keys() and all(
+            _close(recovered[k], original[k]) for k in recovered
+        )
+    if isinstance(recovered, list) and isinstance(original, list):
+        return len(recovered) == len(original) and all(
+            _close(a, b) for a, b in zip(recovered, original, strict=True)
+        )
+    return recovered == original
+
+
+def compare(recovered: list[Any], original: list[Any]) -> dict[str, Any]:
+    """Match recovered messages to the original ones, in order.
+
+    intact: equal to an original message; altered: equal but for unreadable bytes
+    shown as U+FFFD; invented: matching no original message (a cut message
+    "completed", a guess); mended: the doctor's interrupted tool results (expected).
+    """
+    intact = altered = invented = mended = 0
+    matched: list[int] = []
+    j = 0
+    for message in recovered:
+        if isinstance(message, dict) and is_interrupted_result(message):
+            mended += 1
+            continue
+        k = j
+        while k < len(original) and original[k] != message:
+            k += 1
+        if k < len(original):
+            intact += 1
+            matched.append(k)
+            j = k + 1
+            continue
+        k = j
+        while k < len(original) and not _close(message, original[k]):
+            k += 1
+        if k < len(original):
+            altered += 1
+            matched.append(k)
+            j = k + 1
+        else:
+            invented += 1
+    return {
+        "intact": intact,
+        "altered": altered,
+        "invented": invented,
+        "mended": mended,
+        "lost": len(original) - intact - altered,
+        "matched": matched,
+    }
+
+
+def tree(root: Path) -> dict[str, Any]:
+    """Every path under ``root`` with its bytes (files), link text (links) or None (dirs)."""
+    out: dict[str, Any] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                out[rel] = ("link", os.readlink(path))
+            elif path.is_file():
+                out[rel] = path.read_bytes()
+            else:
+                out[rel] = None
+    return out
