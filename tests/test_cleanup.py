@@ -1,0 +1,424 @@
+"""Cleanup: the planner's promises (hypothesis), the executor, archive/unarchive, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from helpers.sessions import make_document, write_session
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from taurus_ops.ops import cleanup
+from taurus_ops.ops.cleanup import ARCHIVE, DELETE, Entry, Rules, Snapshot, plan_cleanup
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def write_config(home: Path, text: str) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(text)
+
+
+def add_session(folder: Path, sid: str, age_days: float, now: datetime | None = None) -> Path:
+    now = now or datetime.now(UTC)
+    created = now - timedelta(days=age_days)
+    doc = make_document(sid, created=created, n_turns=1)
+    doc["updated"] = doc["created"]
+    path = write_session(folder, doc)
+    os.utime(path, (created.timestamp(), created.timestamp()))
+    return path
+
+
+# -- the pure planner -------------------------------------------------------------------------
+entry_st = st.fixed_dictionaries(
+    {
+        "age": st.floats(min_value=0, max_value=400, allow_nan=False),
+        "locked": st.booleans(),
+        "named": st.booleans(),
+        "parseable": st.integers(0, 9).map(lambda n: n != 0),
+    }
+)
+rules_st = st.builds(
+    Rules,
+    retention_days=st.none() | st.integers(1, 365),
+    max_sessions=st.none() | st.integers(1, 30),
+    auto_archive=st.booleans(),
+    cleanup_named=st.booleans(),
+    archive_retention_days=st.none() | st.integers(1, 365),
+)
+
+
+def build_snapshot(specs: list[dict], archived_specs: list[dict]) -> Snapshot:
+    def entry(i: int, spec: dict, archived: bool) -> Entry:
+        folder = "/nonexistent/archive" if archived else "/nonexistent/sessions"
+        updated = NOW - timedelta(days=spec["age"]) if spec["parseable"] else None
+        return Entry(
+            path=f"{folder}/2025-01-01_s{i:03d}.json",
+            id=f"s{i:03d}",
+            updated=updated,
+            mtime=(NOW - timedelta(days=spec["age"])).timestamp(),
+            size=1000 + i,
+            archived=archived,
+            locked=spec["locked"],
+            names=(f"name{i}",) if spec["named"] else (),
+            error=None if spec["parseable"] else "not valid JSON",
+        )
+
+    active = tuple(entry(i, s, False) for i, s in enumerate(specs))
+    archived = tuple(entry(500 + i, s, True) for i, s in enumerate(archived_specs))
+    return Snapshot(active, archived)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=st.lists(entry_st, max_size=40),
+    archived_specs=st.lists(entry_st, max_size=10),
+    rules=rules_st,
+)
+def test_planner_promises(specs: list[dict], archived_specs: list[dict], rules: Rules) -> None:
+    snapshot = build_snapshot(specs, archived_specs)
+    plan = plan_cleanup(rules, snapshot, NOW)
+    assert plan_cleanup(rules, snapshot, NOW).as_json() == plan.as_json()  # deterministic
+    touched = {a.path for a in plan.actions}
+    assert len(touched) == len(plan.actions)
+    by_path = {e.path: e for e in snapshot.active + snapshot.archived}
+    readable = [e for e in snapshot.active if e.updated is not None]
+    newest = max(readable, key=lambda e: (e.updated, e.mtime, e.path), default=None)
+
+    def protected(e: Entry) -> bool:
+        return (
+            e.updated is None
+            or e.locked
+            or (bool(e.names) and not rules.cleanup_named)
+            or (newest is not None and e.path == newest.path)
+        )
+
+    for action in plan.actions:
+        e = by_path[action.path]
+        # never the newest, never locked, never named (unless allowed), never unparseable
+        assert not protected(e) or (e.archived and not (e.locked or e.updated is None))
+        assert not e.locked and e.updated is not None
+        assert not (e.names and not rules.cleanup_named)
+        if e.archived:
+            assert action.action == DELETE and rules.archive_retention_days
+            assert e.updated < NOW - timedelta(days=rules.archive_retention_days)
+        else:
+            assert e.path != newest.path
+            assert action.action == (ARCHIVE if rules.auto_archive else DELETE)
+            assert action.reasons
+    # what is left: nothing unprotected older than retentionDays, or beyond maxSessions
+    ranked = sorted(readable, key=lambda e: (e.updated, e.mtime, e.path), reverse=True)
+    rank = {e.path: i + 1 for i, e in enumerate(ranked)}
+    left = [e for e in snapshot.active if e.path not in touched]
+    for e in left:
+        if protected(e):
+            continue
+        if rules.retention_days is not None:
+            assert e.updated >= NOW - timedelta(days=rules.retention_days)
+        if rules.max_sessions is not None:
+            assert rank[e.path] <= rules.max_sessions
+    if rules.max_sessions is not None:
+        extra = [e for e in left if e.updated is not None and rank[e.path] > rules.max_sessions]
+        assert all(protected(e) for e in extra)
+        assert len([e for e in left if e.updated is not None]) <= rules.max_sessions + len(extra)
+    # nothing happens without a rule
+    if not rules.active:
+        assert plan.actions == []
+
+
+def test_planner_off_by_default_and_reasons() -> None:
+    snap = build_snapshot(
+        [{"age": a, "locked": False, "named": False, "parseable": True} for a in (1, 40, 90)], []
+    )
+    assert plan_cleanup(Rules(), snap, NOW).actions == []
+    plan = plan_cleanup(Rules(retention_days=30, max_sessions=2), snap, NOW)
+    reasons = {a.id: a.reasons for a in plan.actions}
+    assert set(reasons) == {"s001", "s002"}
+    assert any("retentionDays=30" in r for r in reasons["s001"])
+    assert any("maxSessions=2" in r for r in reasons["s002"])
+
+
+def test_newest_is_kept_even_when_everything_is_old() -> None:
+    specs = [{"age": 300 + i, "locked": False, "named": False, "parseable": True} for i in range(3)]
+    plan = plan_cleanup(Rules(retention_days=30), build_snapshot(specs, []), NOW)
+    assert [a.id for a in plan.actions] == ["s001", "s002"]
+    assert any("newest" in s.why for s in plan.skipped if s.id == "s000")
+
+
+# -- the command, on real files ---------------------------------------------------------------
+def test_dry_run_prints_exactly_what_the_real_run_does(taurus_home: Path, store, ops) -> None:
+    folder = store.session_dir
+    for i, age in enumerate([0.1, 5, 40, 50, 60, 70]):
+        add_session(folder, f"s{i}", age)
+    store.name("s5", "keepme")
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n  maxSessions: 4\n")
+    dry = ops("cleanup", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    planned = [(a["action"], a["path"]) for a in json.loads(dry.output)["actions"]]
+    assert len(planned) == 3 and all(kind == "archive" for kind, _ in planned)
+    assert all(Path(p).exists() for _, p in planned)  # the dry run changed nothing
+    text = ops("cleanup", "--dry-run")
+    for _, path in planned:
+        assert Path(path).name in text.output
+    real = ops("cleanup", "--json")
+    assert real.exit_code == 0, real.output
+    out = json.loads(real.output)
+    assert [(a["action"], a["path"]) for a in out["actions"]] == planned
+    assert out["archivedCount"] == 3 and out["bytesFreed"] > 0
+    for _, path in planned:
+        assert not Path(path).exists()
+        assert (store.archive_dir / Path(path).name).is_file()
+    # the named one stayed; its name still resolves; listing shows archived ones
+    assert (folder / "keepme.json").resolve().parent == folder.resolve()
+    listed = json.loads(ops("list", "--archived", "--json").output)
+    assert sum(1 for s in listed if s["archived"]) == 3
+    log = (taurus_home / "logs" / "taurus-ops.log").read_text()
+    assert "cleanup: done: archived 3" in log and "cleanup --dry-run" in log
+
+
+def test_named_session_archived_when_allowed_keeps_a_working_name(
+    taurus_home: Path, store, ops
+) -> None:
+    add_session(store.session_dir, "new1", 0.1)
+    old = add_session(store.session_dir, "old1", 90)
+    store.name("old1", "legacy")
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n  cleanupNamed: true\n")
+    assert ops("cleanup").exit_code == 0
+    link = store.session_dir / "legacy.json"
+    assert link.is_symlink() and link.resolve() == (store.archive_dir / old.name).resolve()
+    assert store.resolve("legacy").archived
+    assert json.loads(ops("show", "legacy", "--json").output)["sessionId"] == "old1"
+
+
+def test_delete_mode_and_archive_expiry_remove_names(taurus_home: Path, store, ops) -> None:
+    add_session(store.session_dir, "keep", 0.1)
+    gone = add_session(store.session_dir, "gone", 90)
+    store.name("gone", "gone-name")
+    store.archive_dir.mkdir(parents=True, exist_ok=True)
+    expired = add_session(store.archive_dir, "expired", 400)
+    fresh = add_session(store.archive_dir, "fresh", 10)
+    write_config(
+        taurus_home,
+        "sessions:\n  retentionDays: 30\n  autoArchive: false\n  cleanupNamed: true\n"
+        "archive:\n  retentionDays: 365\n",
+    )
+    result = ops("cleanup")
+    assert result.exit_code == 0, result.output
+    assert "deleted 2" in result.output.lower()
+    assert not gone.exists() and not (store.session_dir / "gone-name.json").is_symlink()
+    assert not expired.exists() and fresh.exists()
+
+
+def test_unparseable_file_is_reported_never_touched(taurus_home: Path, store, ops) -> None:
+    add_session(store.session_dir, "ok", 0.1)
+    bad = store.session_dir / "2020-01-01_broken.json"
+    bad.write_text('{"sessionId": "broken", "messages": [')
+    old = time.time() - 400 * 86400
+    os.utime(bad, (old, old))
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n  maxSessions: 1\n")
+    out = ops("cleanup", "--dry-run")
+    assert "cannot be parsed" in out.output and "doctor" in out.output
+    assert ops("cleanup").exit_code == 0
+    assert bad.read_text() == '{"sessionId": "broken", "messages": ['
+
+
+def test_retention_off_announces_itself(store, ops) -> None:
+    add_session(store.session_dir, "a", 500)
+    add_session(store.session_dir, "b", 0)
+    out = ops("cleanup")
+    assert out.exit_code == 0 and "retention is off" in out.output
+    assert len(store.files()) == 2
+
+
+def test_pending_warning_on_list_until_a_cleanup_ran(taurus_home: Path, store, ops) -> None:
+    add_session(store.session_dir, "a", 0.1)
+    for i in range(3):
+        add_session(store.session_dir, f"old{i}", 60 + i)
+    listed = ops("list")
+    assert "warning" not in listed.output  # nothing configured: no warning, no scan
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
+    warned = ops("list")
+    assert "sessions.retentionDays=30 will archive 3 sessions at the next cleanup" in warned.output
+    assert ops("cleanup").exit_code == 0
+    add_session(store.session_dir, "old9", 90)
+    assert "warning" not in ops("list").output  # the same rules already ran
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n  autoArchive: false\n")
+    assert "will delete 1 session at the next cleanup" in ops("list").output
+
+
+def test_bad_layout_refused(taurus_home: Path, store, ops) -> None:
+    add_session(store.session_dir, "a", 40)
+    write_config(
+        taurus_home,
+        f"sessions:\n  retentionDays: 30\n  archiveDirectory: {store.session_dir}/old\n",
+    )
+    out = ops("cleanup")
+    assert out.exit_code == 2 and "overlap" in out.output
+
+
+# -- archive / unarchive -------------------------------------------------------------------------
+def test_archive_and_unarchive_commands(store, ops) -> None:
+    path = add_session(store.session_dir, "abc123", 3)
+    store.name("abc123", "nice")
+    content = path.read_bytes()
+    out = ops("archive", "abc123")
+    assert out.exit_code == 0, out.output
+    moved = store.archive_dir / path.name
+    assert moved.read_bytes() == content and not path.exists()
+    assert (store.session_dir / "nice.json").resolve() == moved.resolve()
+    again = ops("archive", "abc123")
+    assert again.exit_code == 1 and "already archived" in again.output
+    assert ops("unarchive", "nice").exit_code == 0
+    assert path.read_bytes() == content
+    assert (store.session_dir / "nice.json").resolve() == path.resolve()
+    missing = ops("unarchive", "zzz")
+    assert missing.exit_code != 0 and "Traceback" not in missing.output
+
+
+# -- real processes: a chat holding a session, two jobs competing --------------------------------
+def _start(code: str, *args: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+HOLD_SESSION = """
+import sys
+from pathlib import Path
+from taurus_ops.store.lock import SessionLock
+with SessionLock(Path(sys.argv[1])):
+    print("ready", flush=True)
+    sys.stdin.read()
+"""
+
+HOLD_OPS = """
+import sys
+from pathlib import Path
+from taurus_ops.store.lock import OpsLock
+with OpsLock(Path(sys.argv[1])):
+    print("ready", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+def test_session_open_in_a_chat_process_is_never_touched(taurus_home: Path, store, ops) -> None:
+    add_session(store.session_dir, "new", 0.1)
+    held = add_session(store.session_dir, "held", 90)
+    other = add_session(store.session_dir, "other", 90)
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
+    from taurus_ops.config import load_config
+
+    config = load_config()
+    plan = cleanup.make_plan(config, store)  # planned while nothing is locked
+    assert {a.id for a in plan.actions} == {"held", "other"}
+    chat = _start(HOLD_SESSION, str(held))
+    try:
+        dry = ops("cleanup", "--dry-run")
+        assert "open in a running chat" in dry.output
+        result = cleanup.execute(plan, store)  # the chat opened it after planning
+        done = {o.action.id: o for o in result.outcomes}
+        assert not done["held"].done and "locked" in done["held"].detail
+        assert done["other"].done
+        assert held.exists()
+    finally:
+        _stop(chat)
+    assert not other.exists()
+
+
+def _taurus_ops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "taurus_ops.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_two_jobs_never_run_at_once(taurus_home: Path, store) -> None:
+    add_session(store.session_dir, "new", 0.1)
+    add_session(store.session_dir, "old", 90)
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
+    holder = _start(HOLD_OPS, str(taurus_home))
+    try:
+        refused = _taurus_ops("cleanup")
+        assert refused.returncode == 1
+        assert "another maintenance job" in refused.stderr
+        assert refused.stderr.count("\n") == 1  # one line, no traceback
+        backup = _taurus_ops("backup", "create")
+        assert backup.returncode == 1 and "another maintenance job" in backup.stderr
+        assert len(store.files()) == 2  # nothing moved while the other job held the lock
+        waiter = subprocess.Popen(
+            [sys.executable, "-m", "taurus_ops.cli", "cleanup", "--wait", "30"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)
+        assert waiter.poll() is None  # still waiting for the lock
+    finally:
+        _stop(holder)
+    out, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    assert "Archived 1" in out
+    assert [p.name.split("_")[1] for p in store.files()] == ["new.json"]
+
+
+# -- across file systems -------------------------------------------------------------------------
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    mount = tmp_path / "other-fs"
+    mount.mkdir()
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("cannot run mount")
+    if done.returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); not available here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=10)
+
+
+def test_archive_across_file_systems(taurus_home: Path, store, ops, tmpfs: Path) -> None:
+    add_session(store.session_dir, "new", 0.1)
+    old = add_session(store.session_dir, "old", 90)
+    store.name("old", "named")
+    content = old.read_bytes()
+    archive = tmpfs / "archive"
+    write_config(
+        taurus_home,
+        f"sessions:\n  retentionDays: 30\n  cleanupNamed: true\n  archiveDirectory: {archive}\n",
+    )
+    assert os.stat(store.session_dir).st_dev != os.stat(tmpfs).st_dev
+    out = ops("cleanup")
+    assert out.exit_code == 0, out.output
+    moved = archive / old.name
+    assert moved.read_bytes() == content and not old.exists()
+    assert oct(moved.stat().st_mode & 0o777) == "0o600"
+    assert (store.session_dir / "named.json").resolve() == moved.resolve()
+    assert not [p for p in archive.iterdir() if p.name.startswith(".")]  # no temp left
