@@ -177,6 +177,15 @@ def search(index: Index, query: SearchQuery, refresh: bool = True) -> list[Hit]:
         raise UsageError(f"--role must be one of {', '.join(ROLES)}")
     if refresh:
         index.refresh()
+    for _ in range(3):
+        generation = index.generation
+        hits = _search(index, query)
+        if index.generation == generation:  # not rebuilt (new keys) while reading
+            return hits
+    return hits
+
+
+def _search(index: Index, query: SearchQuery) -> list[Hit]:
     allowed = _candidates(index, query)
     if not allowed:
         return []

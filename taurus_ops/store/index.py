@@ -419,6 +419,7 @@ class Index:
         return conn
 
     damaged: str | None = None
+    generation = 0  # bumped whenever the index is thrown away (keys change)
 
     def _guarded(self, action: Any) -> Any:
         """Run ``action(conn)``; on damage, rebuild the index once and run it again."""
@@ -432,7 +433,11 @@ class Index:
             self.damaged = str(exc)
             self.close()
             self._remove_files()
-            return action(self.connect())
+            self.generation += 1
+            conn = self.connect()
+            for folder, archived in self.folders():  # fill the new index before reading it
+                self._refresh_folder(conn, folder, archived, RefreshReport())
+            return action(conn)
 
     # -- refreshing ----------------------------------------------------------------------
     def _diff(
@@ -578,6 +583,7 @@ class Index:
         self.close()
         self._remove_files()
         self.damaged = None
+        self.generation += 1
         report = self.refresh()
         report.rebuilt = True
         return report

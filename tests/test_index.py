@@ -1,0 +1,167 @@
+"""The index is a cache: refreshed from the files, rebuilt when missing or damaged."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from helpers.sessions import make_document, write_session
+
+from taurus_ops.config import load_config
+from taurus_ops.store import format as fmt
+from taurus_ops.store.index import INDEX_NAME, Index
+
+
+@pytest.fixture
+def index(store):
+    with Index(load_config()) as ix:
+        yield ix
+
+
+def _ids(index: Index, archived: bool = False) -> set[str]:
+    return {row.id for row in index.rows(archived=archived)}
+
+
+def test_built_on_first_use_private_and_consistent(store, index, taurus_home) -> None:
+    write_session(store.session_dir, make_document("aaa001"))
+    write_session(store.session_dir, make_document("bbb002"))
+    assert index.check() == []  # no index yet: nothing to disagree
+    report = index.refresh()
+    assert report.added == 2
+    path = taurus_home / INDEX_NAME
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert _ids(index) == {"aaa001", "bbb002"}
+    assert index.check() == []
+    assert index.refresh().touched == 0  # nothing changed: nothing re-read
+
+
+def test_incremental_refresh_changed_added_removed(store, index) -> None:
+    a = write_session(store.session_dir, make_document("aaa001", first="first version"))
+    b = write_session(store.session_dir, make_document("bbb002"))
+    index.refresh()
+    # change a (rewritten atomically, as Taurus saves), add c, remove b
+    doc = make_document("aaa001", first="second version with zebra")
+    doc["messages"].append({"role": "assistant", "content": "more"})
+    atomic_write_doc(a, doc)
+    write_session(store.session_dir, make_document("ccc003"))
+    b.unlink()
+    problems = index.check()
+    assert problems and "1 changed, 1 new, 1 removed" in problems[0]
+    report = index.refresh()
+    assert (report.changed, report.added, report.removed) == (1, 1, 1)
+    rows = {row.id: row for row in index.rows()}
+    assert set(rows) == {"aaa001", "ccc003"}
+    assert rows["aaa001"].messages == len(doc["messages"])
+    assert rows["aaa001"].title == "second version with zebra"
+    hits = index.query("SELECT rowid FROM msgtext WHERE body LIKE '%zebra%'")
+    assert len(hits) == 1
+    assert not index.query("SELECT rowid FROM msgtext WHERE body LIKE '%first version%'")
+    assert index.check() == []
+
+
+def test_in_place_edit_with_same_size_is_seen(store, index) -> None:
+    path = write_session(store.session_dir, make_document("aaa001", first="alpha"))
+    index.refresh()
+    data = path.read_bytes().replace(b"alpha", b"omega")  # same size, same inode
+    with open(path, "r+b") as handle:
+        handle.write(data)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert index.refresh().changed == 1
+    assert index.query("SELECT rowid FROM msgtext WHERE body LIKE '%omega%'")
+
+
+def atomic_write_doc(path: Path, doc: dict) -> None:
+    from taurus_ops.store.atomic import atomic_write
+
+    atomic_write(path, fmt.dumps(doc), durable=False)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"this is not a database at all" * 100,
+        b"",
+        b"SQLite format 3\x00" + b"\xff" * 5000,
+    ],
+    ids=["garbage", "empty", "corrupt-header"],
+)
+def test_damaged_index_is_rebuilt_not_fatal(store, ops, taurus_home, damage: bytes) -> None:
+    write_session(store.session_dir, make_document("aaa001", first="find the narwhal"))
+    assert ops("search", "-l", "narwhal").exit_code == 0
+    path = taurus_home / INDEX_NAME
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.write_bytes(damage)
+    if damage:
+        with Index(load_config()) as probe:
+            assert probe.check()  # the doctor sees it
+    result = ops("search", "-l", "narwhal")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("2025-01-18_aaa001.json")
+    with Index(load_config()) as fresh:
+        assert fresh.check() == []
+    assert ops("stats", "--json").exit_code == 0
+
+
+def test_truncated_index_is_rebuilt(store, ops, taurus_home) -> None:
+    for n in range(20):
+        write_session(store.session_dir, make_document(f"s{n:03d}", n_turns=5))
+    assert ops("search", "-l", "login").exit_code == 0
+    path = taurus_home / INDEX_NAME
+    with Index(load_config()) as ix:
+        ix.connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.seek(size // 2)
+        handle.write(b"\x00\xff" * 4096)
+    result = ops("search", "-l", "login")
+    assert result.exit_code == 0
+    assert len(result.output.split()) == 20
+
+
+def test_old_schema_is_rebuilt(store, index, taurus_home) -> None:
+    write_session(store.session_dir, make_document("aaa001"))
+    index.refresh()
+    index.close()
+    conn = sqlite3.connect(taurus_home / INDEX_NAME)
+    conn.execute("UPDATE meta SET value = 'ancient' WHERE key = 'schema'")
+    conn.commit()
+    conn.close()
+    assert any("version" in p for p in index.check())
+    report = index.refresh()
+    assert report.rebuilt and report.damaged
+    assert _ids(index) == {"aaa001"}
+
+
+def test_rebuild_and_archive_rows(store, index) -> None:
+    a = write_session(store.session_dir, make_document("aaa001"))
+    write_session(store.session_dir, make_document("bbb002"))
+    index.refresh()
+    store.archive(a)
+    index.refresh()
+    assert _ids(index) == {"bbb002"}
+    assert _ids(index, archived=True) == {"aaa001", "bbb002"}
+    report = index.rebuild()
+    assert report.rebuilt and report.added == 2
+
+
+def test_damaged_session_file_is_indexed_as_damaged(store, index) -> None:
+    store.ensure()
+    (store.session_dir / "2025-01-18_broken.json").write_text("{not json")
+    write_session(store.session_dir, make_document("aaa001"))
+    index.refresh()
+    rows = {row.id: row for row in index.rows()}
+    assert rows["broken"].error and rows["aaa001"].error is None
+
+
+def test_unusable_home_falls_back_to_memory(store, tmp_path) -> None:
+    write_session(store.session_dir, make_document("aaa001"))
+    home = tmp_path / "home-is-a-file"  # no index can be written there, even by root
+    home.write_text("x")
+    with Index.for_dirs(home, store.session_dir) as ix:
+        ix.refresh()
+        assert ix.in_memory and {r.id for r in ix.rows()} == {"aaa001"}
