@@ -1,0 +1,492 @@
+"""Backup, verify and restore: round trips with plain tar, hostile archives, full disks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tarfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from helpers.sessions import make_document, write_session
+
+from taurus_ops.ops import backup
+from taurus_ops.store import format as fmt
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default layout: the Taurus home is ~/.taurus inside the user's home."""
+    user = tmp_path / "user-home"
+    monkeypatch.setenv("TAURUS_HOME", str(user / ".taurus"))
+    return user
+
+
+def populate(user: Path) -> dict[str, bytes]:
+    """Sessions, a name, an archived session, a template and config; returns rel -> bytes."""
+    taurus = user / ".taurus"
+    sessions, archive = taurus / "sessions", taurus / "archive"
+    base = datetime(2025, 1, 18, 10, 0, tzinfo=UTC)
+    for i in range(5):
+        write_session(sessions, make_document(f"sess{i}", created=base + timedelta(days=i)))
+    write_session(archive, make_document("old1", created=base - timedelta(days=90)))
+    os.symlink("2025-01-18_sess0.json", sessions / "login-bug.json")
+    os.symlink("../archive/2024-10-20_old1.json", sessions / "old-work.json")
+    (taurus / "templates").mkdir(mode=0o700)
+    (taurus / "templates" / "review.json").write_text('{"messages": []}\n')
+    (taurus / "config.yaml").write_text("backup:\n  keep: 3\n")
+    (sessions / ".2025-01-18_sess1.json.lock").write_text("123\n")  # a stale lock: not backed up
+    return snapshot(user)
+
+
+def snapshot(user: Path) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    taurus = user / ".taurus"
+    for path in sorted(taurus.rglob("*")):
+        rel = str(path.relative_to(user))
+        if "backups" in path.parts or "logs" in path.parts or path.name.endswith(".lock"):
+            continue
+        if path.is_symlink():
+            out[rel] = b"-> " + os.readlink(path).encode()
+        elif path.is_file() and path.name not in ("cleanup-state.json", "ops.lock"):
+            out[rel] = path.read_bytes()
+    return out
+
+
+def only_backup(user: Path) -> Path:
+    found = list((user / ".taurus" / "backups").glob("taurus-sessions-backup-*.tar.gz"))
+    assert len(found) == 1
+    return found[0]
+
+
+def test_round_trip_plain_tar_and_restore_byte_identical(home: Path, ops) -> None:
+    before = populate(home)
+    out = ops("backup", "create")
+    assert out.exit_code == 0, out.output
+    archive = only_backup(home)
+    assert backup.BACKUP_RE.match(archive.name)
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"
+    verified = ops("backup", "verify", str(archive))
+    assert verified.exit_code == 0 and "checksums match" in verified.output
+    names = subprocess.run(["tar", "-tzf", str(archive)], capture_output=True, text=True).stdout
+    assert ".taurus/sessions/2025-01-18_sess0.json" in names.splitlines()
+    assert not any(n.startswith("/") or ".lock" in n for n in names.splitlines())
+    # the tutorial's restore: plain tar into the home folder
+    saved = home / ".taurus" / "backups"
+    os.rename(home / ".taurus", home / "taurus-before")
+    subprocess.run(["tar", "-xzf", str(saved.parent.parent / "taurus-before" / "backups" / archive.name), "-C", str(home)], check=True)  # fmt: skip
+    after = snapshot(home)
+    after.pop(".taurus/backup-manifest.json")
+    assert after == before
+    manifest = json.loads((home / ".taurus" / "backup-manifest.json").read_text())
+    for entry in manifest["files"]:
+        data = (home / entry["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["size"]
+    assert oct((home / ".taurus" / "sessions").stat().st_mode & 0o777) == "0o700"
+    # taurus-ops restore into an empty Taurus home
+    import shutil
+
+    shutil.rmtree(home / ".taurus")
+    restored = ops("backup", "restore", str(home / "taurus-before" / "backups" / archive.name))
+    assert restored.exit_code == 0, restored.output
+    assert snapshot(home) == before
+    for path in (home / ".taurus" / "sessions").glob("*.json"):
+        if not path.is_symlink():
+            assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert json.loads(ops("show", "old-work", "--json").output)["sessionId"] == "old1"
+
+
+def test_restore_keeps_newer_on_disk_unless_forced(home: Path, ops) -> None:
+    populate(home)
+    assert ops("backup", "create").exit_code == 0
+    archive = only_backup(home)
+    sessions = home / ".taurus" / "sessions"
+    newer = sessions / "2025-01-18_sess0.json"
+    doc = json.loads(newer.read_bytes())
+    doc["messages"].append({"role": "user", "content": "a later turn"})
+    doc["updated"] = fmt.now_iso()
+    newer.write_bytes(fmt.dumps(doc))
+    older = sessions / "2025-01-19_sess1.json"
+    original_older = older.read_bytes()
+    doc1 = json.loads(original_older)
+    doc1["updated"] = "2020-01-01T00:00:00.000Z"
+    doc1["messages"] = doc1["messages"][:1]
+    older.write_bytes(fmt.dumps(doc1))
+    os.chmod(older, 0o644)
+    (sessions / "2025-01-20_sess2.json").unlink()
+
+    dry = ops("backup", "restore", str(archive), "--dry-run")
+    assert dry.exit_code == 0
+    assert "newer on disk" in dry.output and "2025-01-20_sess2.json: missing" in dry.output
+    assert not (sessions / "2025-01-20_sess2.json").exists()  # the dry run wrote nothing
+
+    out = ops("backup", "restore", str(archive))
+    assert out.exit_code == 0, out.output
+    assert b"a later turn" in newer.read_bytes()  # kept: newer on disk
+    assert older.read_bytes() == original_older  # replaced: older on disk
+    assert oct(older.stat().st_mode & 0o777) == "0o600"
+    assert (sessions / "2025-01-20_sess2.json").is_file()
+    kept_copies = list((home / ".taurus" / "restore-replaced").rglob("2025-01-19_sess1.json"))
+    assert len(kept_copies) == 1 and b"2020-01-01" in kept_copies[0].read_bytes()
+
+    forced = ops("backup", "restore", str(archive), "--force")
+    assert forced.exit_code == 0
+    assert b"a later turn" not in newer.read_bytes()
+
+
+def test_backup_outside_home_and_restore_maps_to_settings(taurus_home: Path, store, ops) -> None:
+    # the conftest layout: TAURUS_HOME is not inside HOME
+    write_session(store.session_dir, make_document("abc123"))
+    out = ops("backup", "create")
+    assert out.exit_code == 0 and "outside your home folder" in out.output
+    archive = next((taurus_home / "backups").glob("*.tar.gz"))
+    with tarfile.open(archive) as tar:
+        members = tar.getnames()
+    assert str(store.session_dir).lstrip("/") + "/2025-01-18_abc123.json" in members
+    (store.session_dir / "2025-01-18_abc123.json").unlink()
+    assert ops("backup", "restore", str(archive)).exit_code == 0
+    assert (store.session_dir / "2025-01-18_abc123.json").is_file()
+
+
+def test_restore_to_folder(home: Path, ops, tmp_path: Path) -> None:
+    before = populate(home)
+    assert ops("backup", "create").exit_code == 0
+    target = tmp_path / "inspect"
+    out = ops("backup", "restore", str(only_backup(home)), "--to", str(target))
+    assert out.exit_code == 0, out.output
+    got = snapshot(target)
+    assert got == before
+
+
+# -- verification failures -----------------------------------------------------------------------
+def rewrite(archive: Path, dest: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    """Copy ``archive`` member by member through ``change(info, data) -> (info, data)|None``."""
+    with tarfile.open(archive) as src, tarfile.open(dest, "w:gz") as out:
+        for info in src.getmembers():
+            data = src.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
+            changed = change(info, data)
+            if changed is None:
+                continue
+            info, data = changed
+            if data is not None:
+                info.size = len(data)
+            out.addfile(info, io.BytesIO(data) if data is not None else None)
+    return dest
+
+
+def test_verify_catches_corruption_and_bad_files(home: Path, ops, tmp_path: Path) -> None:
+    populate(home)
+    assert ops("backup", "create").exit_code == 0
+    good = only_backup(home)
+
+    def flip(info, data):  # type: ignore[no-untyped-def]
+        if info.name.endswith("sess2.json"):
+            data = data.replace(b"Help", b"Hel!", 1)
+        return info, data
+
+    bad_sum = rewrite(good, tmp_path / "flipped.tar.gz", flip)
+    out = ops("backup", "verify", str(bad_sum))
+    assert out.exit_code == 1 and "checksum mismatch" in out.output
+    dropped = rewrite(
+        good,
+        tmp_path / "dropped.tar.gz",
+        lambda i, d: None if i.name.endswith("sess3.json") else (i, d),
+    )
+    out = ops("backup", "verify", str(dropped))
+    assert out.exit_code == 1 and "missing" in out.output
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    out = ops("backup", "verify", str(truncated))
+    assert out.exit_code == 1 and "unreadable archive" in out.output
+    garbage = tmp_path / "garbage.tar.gz"
+    garbage.write_bytes(b"not a gzip file at all" * 10)
+    assert ops("backup", "verify", str(garbage)).exit_code == 1
+    plain = tmp_path / "plain.tar.gz"
+    subprocess.run(["tar", "-czf", str(plain), "-C", str(home), ".taurus/sessions"], check=True)
+    out = ops("backup", "verify", str(plain))
+    assert out.exit_code == 1 and "no manifest" in out.output
+    missing = ops("backup", "verify", str(tmp_path / "nope.tar.gz"))
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
+    # a failed archive restores nothing
+    before = snapshot(home)
+    (home / ".taurus" / "sessions" / "2025-01-20_sess2.json").unlink()
+    refused = ops("backup", "restore", str(bad_sum))
+    assert refused.exit_code == 1 and "nothing restored" in refused.output
+    assert not (home / ".taurus" / "sessions" / "2025-01-20_sess2.json").exists()
+    assert len(snapshot(home)) == len(before) - 1
+
+
+# -- hostile archives ----------------------------------------------------------------------------
+def _manifest_for(files: dict[str, bytes], links: list[dict] | None = None) -> bytes:
+    return fmt.dumps(
+        {
+            "format": "taurus-backup",
+            "version": 1,
+            "created": fmt.now_iso(),
+            "home": "/home/x",
+            "roots": [{"kind": "sessions", "member": ".taurus/sessions", "path": "/x"}],
+            "files": [
+                {"path": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest(), "mtime": 0}
+                for n, d in files.items()
+            ],
+            "links": links or [],
+        }
+    )
+
+
+def craft(path: Path, hostile: list[tarfile.TarInfo], listed: dict[str, bytes]) -> Path:
+    """A plausible backup (one good session and a manifest) plus hostile members."""
+    good = {".taurus/sessions/2025-01-18_good.json": fmt.dumps(make_document("good"))}
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in good.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
+        for info in hostile:
+            data = listed.get(info.name)
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        links = [
+            {"path": i.name, "target": i.linkname}
+            for i in hostile
+            if i.issym() and i.name.endswith(".json")
+        ]
+        manifest = _manifest_for({**good, **listed}, links)
+        info = tarfile.TarInfo(".taurus/backup-manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    return path
+
+
+def _info(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.mode = 0o644
+    return info
+
+
+def hostile_cases(outside: Path) -> dict[str, tuple[list[tarfile.TarInfo], dict[str, bytes], str]]:
+    evil = b'{"evil": true}\n'
+    slip = f"../../../../../../../../{str(outside).lstrip('/')}/slip.json"
+    return {
+        "tar-slip": ([_info(slip)], {slip: evil}, "'..'"),
+        "absolute": ([_info(f"{outside}/abs.json")], {f"{outside}/abs.json": evil}, "absolute"),
+        "symlink-out": (
+            [_info(".taurus/sessions/passwd.json", tarfile.SYMTYPE, "/etc/passwd")],
+            {},
+            "not a file in this backup",
+        ),
+        "symlink-then-write": (
+            [
+                _info(".taurus/sessions/escape", tarfile.SYMTYPE, str(outside)),
+                _info(".taurus/sessions/escape/through.json"),
+            ],
+            {".taurus/sessions/escape/through.json": evil},
+            "symbolic link",
+        ),
+        "hardlink": (
+            [_info(".taurus/sessions/hard.json", tarfile.LNKTYPE, "/etc/passwd")],
+            {},
+            "hard link",
+        ),
+        "device": ([_info(".taurus/sessions/dev.json", tarfile.CHRTYPE)], {}, "special file"),
+        "fifo": ([_info(".taurus/sessions/fifo.json", tarfile.FIFOTYPE)], {}, "special file"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["tar-slip", "absolute", "symlink-out", "symlink-then-write", "hardlink", "device", "fifo"],
+)
+def test_hostile_archive_writes_nothing(case: str, home: Path, ops, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    members, listed, expected = hostile_cases(outside)[case]
+    archive = craft(tmp_path / f"{case}.tar.gz", members, listed)
+    sessions = home / ".taurus" / "sessions"
+    sessions.mkdir(parents=True)
+    verify = ops("backup", "verify", "--json", str(archive))
+    assert verify.exit_code == 1
+    problems = json.loads(verify.output)["problems"]
+    assert any(expected in p for p in problems), problems
+    target = tmp_path / "target"
+    for args in ([], ["--to", str(target)], ["--force"]):
+        out = ops("backup", "restore", str(archive), *args)
+        assert out.exit_code == 1 and "nothing restored" in out.output
+        assert "Traceback" not in out.output
+    assert list(outside.iterdir()) == []
+    assert list(sessions.iterdir()) == []
+    assert not target.exists()
+    assert not Path("/etc/passwd.json").exists()
+
+
+# -- consistency while a chat saves --------------------------------------------------------------
+SAVER = """
+import sys, json
+from pathlib import Path
+from taurus_ops.store.atomic import atomic_write
+from taurus_ops.store import format as fmt
+path = Path(sys.argv[1])
+doc = json.loads(path.read_bytes())
+print("ready", flush=True)
+i = 0
+while True:
+    i += 1
+    doc["messages"].append({"role": "user", "content": f"turn {i} " + "x" * 2000})
+    doc["counter"] = i
+    atomic_write(path, fmt.dumps(doc), durable=False)
+"""
+
+
+def test_each_session_captured_at_one_version_while_a_chat_saves(home: Path) -> None:
+    populate(home)
+    path = home / ".taurus" / "sessions" / "2025-01-18_sess0.json"
+    saver = subprocess.Popen(
+        [sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert saver.stdout is not None and saver.stdout.readline().strip() == "ready"
+        from taurus_ops.config import load_config
+
+        config = load_config()
+        counters = set()
+        for _ in range(8):
+            created = backup.create_backup(config, output=home / "out.tar.gz", verify=False)
+            report = backup.verify_archive(created.path)
+            assert report.ok, report.problems
+            with tarfile.open(created.path) as tar:
+                member = tar.extractfile(".taurus/sessions/2025-01-18_sess0.json")
+                doc = json.loads(member.read())  # type: ignore[union-attr]
+            assert len(doc["messages"]) == 13 + doc.get("counter", 0)
+            counters.add(doc.get("counter", 0))
+            created.path.unlink()
+    finally:
+        saver.kill()
+        saver.wait()
+    assert len(counters) > 1  # the saves really were happening during the backups
+
+
+# -- rotation, unwritable folders, full disks ---------------------------------------------------------
+def test_rotation_keeps_newest_and_ignores_other_files(home: Path) -> None:
+    populate(home)
+    from taurus_ops.config import load_config
+
+    (home / ".taurus" / "config.yaml").write_text("backup:\n  keep: 2\n")
+    config = load_config()
+    folder = home / ".taurus" / "backups"
+    folder.mkdir(mode=0o700)
+    manual = folder / "before-refactor-20250101.json"
+    manual.write_text("{}")
+    stamps = [datetime(2025, 1, d, 3, 0, tzinfo=UTC) for d in (1, 2, 3, 4)]
+    made = [backup.create_backup(config, now=s).path for s in stamps]
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == sorted([manual.name, made[2].name, made[3].name])
+    assert len(backup.list_backups(folder)) == 2
+    # two in the same second get distinct names
+    again = backup.create_backup(config, now=stamps[3]).path
+    assert again != made[3] and again.exists() and made[3].exists()
+
+
+def test_backup_directory_not_writable(home: Path, ops) -> None:
+    populate(home)
+    blocker = home / "not-a-folder"
+    blocker.write_text("x")
+    (home / ".taurus" / "config.yaml").write_text(f"backup:\n  directory: {blocker}/sub\n")
+    out = ops("backup", "create")
+    assert out.exit_code == 1
+    assert out.output.count("\n") == 1 and "cannot create the backup folder" in out.output
+
+
+def _mount_tmpfs(mount: Path, options: str) -> None:
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("cannot run mount")
+    if done.returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); not available here")
+
+
+def _big_sessions(home: Path, n: int = 6) -> None:
+    sessions = home / ".taurus" / "sessions"
+    for i in range(n):
+        doc = make_document(f"big{i}")
+        doc["messages"].append({"role": "user", "content": os.urandom(150_000).hex()})
+        write_session(sessions, doc)
+
+
+def test_full_disk_removes_partial_and_keeps_old_backups(home: Path, ops, tmp_path: Path) -> None:
+    """A real full file system: a 512 KiB tmpfs as backup.directory."""
+    populate(home)
+    mount = tmp_path / "small"
+    mount.mkdir()
+    _mount_tmpfs(mount, "size=512k,mode=0700")
+    try:
+        (home / ".taurus" / "config.yaml").write_text(f"backup:\n  directory: {mount}\n")
+        assert ops("backup", "create").exit_code == 0  # a small one fits
+        old = list(mount.iterdir())
+        old_bytes = old[0].read_bytes()
+        _big_sessions(home)  # about 1.8 MB of incompressible text
+        out = ops("backup", "create")
+        assert out.exit_code == 1
+        assert "No space left on device" in out.output
+        assert "partial archive was removed" in out.output
+        assert list(mount.iterdir()) == old and old[0].read_bytes() == old_bytes
+        log = (home / ".taurus" / "logs" / "taurus-ops.log").read_text()
+        assert "backup: failed" in log
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=10)
+
+
+def test_read_only_backup_folder(home: Path, ops, tmp_path: Path) -> None:
+    """A read-only file system: even root cannot write there."""
+    populate(home)
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    _mount_tmpfs(mount, "size=1m,ro")
+    try:
+        (home / ".taurus" / "config.yaml").write_text(f"backup:\n  directory: {mount}\n")
+        out = ops("backup", "create")
+        assert out.exit_code == 1 and "Read-only file system" in out.output
+        assert "Traceback" not in out.output
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=10)
+
+
+def _limit_file_size() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes beyond the limit fail with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+
+def test_write_failure_without_root(home: Path) -> None:
+    """Where no tmpfs can be mounted: RLIMIT_FSIZE makes the kernel refuse the write (EFBIG),
+    the same failure path as ENOSPC (an OSError from write), in a real subprocess."""
+    populate(home)
+    folder = home / ".taurus" / "backups"
+    folder.mkdir(mode=0o700)
+    old = folder / "taurus-sessions-backup-20250101-030000.tar.gz"
+    old.write_bytes(b"an older backup")
+    _big_sessions(home)
+    done = subprocess.run(
+        [sys.executable, "-m", "taurus_ops.cli", "backup", "create"],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "File too large" in done.stderr and "partial archive was removed" in done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [old.name]
+    assert old.read_bytes() == b"an older backup"
