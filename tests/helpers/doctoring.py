@@ -20,10 +20,28 @@ def api_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def assert_api_accepts(messages: list[dict[str, Any]]) -> None:
-    """Validate the history exactly as the fake Messages API does (raises on a 400)."""
-    from helpers.fake_api import validate_request
+    """Validate the history as the fake Messages API does (raises on a 400).
 
-    validate_request(api_body(messages))
+    Only what the chat always strips before sending goes: its bookkeeping fields on
+    messages and blocks (``timestamp``, ``usage``...). No message or block is dropped,
+    so a history the doctor left broken fails here.
+    """
+    from helpers.fake_api import BLOCK_FIELDS, MESSAGE_FIELDS, validate_request
+
+    def strip(message: Any) -> Any:
+        if not isinstance(message, dict):
+            return message
+        out = {k: v for k, v in message.items() if k in MESSAGE_FIELDS}
+        if isinstance(out.get("content"), list):
+            out["content"] = [
+                {k: v for k, v in b.items() if k in BLOCK_FIELDS.get(b.get("type"), b)}
+                if isinstance(b, dict)
+                else b
+                for b in out["content"]
+            ]
+        return out
+
+    validate_request(api_body([strip(m) for m in messages]))
 
 
 def _close(recovered: Any, original: Any) -> bool:

@@ -18,6 +18,28 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.mend import INTERRUPTED_RESULT, dangling_tool_uses, mend_tool_uses
 
 ROLES = ("user", "assistant")
+# content block types the Messages API accepts in a history
+BLOCK_TYPES = frozenset(
+    {
+        "text",
+        "image",
+        "document",
+        "search_result",
+        "tool_use",
+        "tool_result",
+        "thinking",
+        "redacted_thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+        "mcp_tool_use",
+        "mcp_tool_result",
+        "container_upload",
+    }
+)
 ERROR = "error"
 WARNING = "warning"
 INFO = "info"
@@ -67,6 +89,8 @@ def _block_problem(block: Any) -> str | None:
     kind = block.get("type")
     if type(kind) is not str:
         return "a content block has no type"
+    if kind not in BLOCK_TYPES:
+        return f"a content block of unknown type {kind[:40]!r}"
     if kind == "text":
         if type(block.get("text")) is not str or not block["text"]:
             return "a text block without text"
@@ -103,7 +127,28 @@ def message_problem(message: Any) -> str | None:
         problem = _block_problem(block)
         if problem:
             return problem
+        kind = block["type"]
+        if (kind == "tool_use" and role != "assistant") or (
+            kind == "tool_result" and role != "user"
+        ):
+            return f"a {kind} block in a {role} message"
     return None
+
+
+def _repeated_tool_use(messages: list[dict[str, Any]]) -> list[int]:
+    """Indexes of assistant messages reusing a tool_use id seen earlier (the API refuses them)."""
+    seen: set[str] = set()
+    out = []
+    for index, message in enumerate(messages):
+        ids = (
+            [b["id"] for b in message["content"] if b.get("type") == "tool_use"]
+            if type(message["content"]) is list
+            else []
+        )
+        if any(i in seen for i in ids) or len(set(ids)) != len(ids):
+            out.append(index)
+        seen.update(ids)
+    return out
 
 
 def _tool_use_ids(message: dict[str, Any]) -> set[str]:
@@ -175,6 +220,12 @@ def examine(data: Any, ctx: FileContext) -> list[Finding]:
                     "bad-message",
                     ERROR,
                     f"{len(bad)} message(s) the API would refuse ({first}{more})",
+                )
+            )
+        elif _repeated_tool_use(messages):
+            found.append(
+                Finding(
+                    "repeated-tool-use", ERROR, "a tool_use id appears twice; the API refuses that"
                 )
             )
         elif messages and messages[0]["role"] != "user":
@@ -296,6 +347,9 @@ def repair_document(
         else:
             kept.append(message)
     messages = kept
+    for index in reversed(_repeated_tool_use(messages)):
+        fix.set_aside.append(f"message #{index + 1}: it repeats a tool_use id")
+        del messages[index]
     while True:  # until stable: removing one thing can orphan the next
         lead = 0
         while lead < len(messages) and messages[lead]["role"] != "user":
