@@ -254,7 +254,7 @@ class ModelClient:
             _close(stream)
             if started:  # an error event in the middle of the stream
                 reply.interrupted = True
-                reply.error = describe_status(exc)
+                reply.error = f"the API stopped the reply ({_api_type(exc)}: {_api_message(exc)})"
             else:
                 raise self._status_error(exc) from None
         except Exception as exc:  # connection dropped, timeout, broken SSE ...
@@ -311,6 +311,12 @@ def _api_message(exc: Any) -> str:
         if isinstance(inner, dict) and inner.get("message"):
             return str(inner["message"])
     return str(getattr(exc, "message", exc)).splitlines()[0]
+
+
+def _api_type(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    inner = body.get("error") if isinstance(body, dict) else None
+    return str(inner.get("type")) if isinstance(inner, dict) and inner.get("type") else "error"
 
 
 def describe_status(exc: Any) -> str:

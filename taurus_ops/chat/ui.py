@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any, TextIO
 
 from taurus_ops.chat.client import Reply
@@ -57,6 +58,8 @@ class TerminalUI:
         self.console = console
         self.pending = ""
         self.streaming = False
+        self.live: Any = None
+        self.drawn = 0.0
 
     def _render(self, text: str) -> None:
         if not text.strip():
@@ -72,9 +75,43 @@ class TerminalUI:
     def text(self, chunk: str) -> None:
         self.pending += chunk
         done, self.pending = split_complete(self.pending)
-        self._render(done)
+        if done:
+            self._stop_live()
+            self._render(done)
+        if self.pending.strip():
+            self._show_live()
+
+    def _show_live(self) -> None:
+        """The block still arriving, redrawn in place (at most ~12 times a second)."""
+        now = time.monotonic()
+        if self.live is not None and now - self.drawn < 0.08:
+            return
+        from rich.markdown import Markdown
+
+        if self.live is None:
+            from rich.live import Live
+
+            self.live = Live(
+                console=self.console,
+                transient=True,
+                auto_refresh=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self.live.start()
+        self.live.update(Markdown(self.pending, code_theme="ansi_dark"), refresh=True)
+        self.drawn = now
+
+    def _stop_live(self) -> None:
+        if self.live is not None:
+            live, self.live = self.live, None
+            try:
+                live.stop()
+            except Exception:
+                pass
 
     def flush(self) -> None:
+        self._stop_live()
         if self.pending:
             self._render(self.pending)
             self.pending = ""
@@ -84,7 +121,7 @@ class TerminalUI:
         self.streaming = False
         if reply.interrupted:
             self.console.print(
-                f"[yellow]⚠ reply interrupted: {reply.error}; what arrived is saved[/]"
+                f"[yellow]⚠ reply interrupted: {_escape(str(reply.error))}; what arrived is saved[/]"
             )
 
     def notice(self, text: str) -> None:
@@ -122,7 +159,9 @@ class TerminalUI:
             self.console.print(f"  [dim]{_escape(line)}[/]")
         while True:
             try:
-                raw = self.console.input("  [bold][y]es once / [a]lways this session / [n]o:[/] ")
+                raw = self.console.input(
+                    r"  [bold]\[y]es once / \[a]lways this session / \[n]o:[/] "
+                )
             except (EOFError, KeyboardInterrupt):
                 self.console.print()
                 return "no"

@@ -1,0 +1,354 @@
+"""The chat in-process: the real SDK over HTTP to the fake Messages API, real tools, real store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.fake_api import drop, fault, overloaded_midstream, text, tool_use, tool_uses
+from helpers.sessions import make_document, write_session
+
+from taurus_ops.chat.app import ChatApp
+from taurus_ops.chat.client import ModelClient
+from taurus_ops.chat.conversation import prepare_history
+from taurus_ops.config import load_config
+from taurus_ops.store import format as fmt
+
+
+class ScriptedUI:
+    """Records what the chat shows; answers permission questions from a list."""
+
+    def __init__(self, answers: list[str] | None = None) -> None:
+        self.answers = list(answers or [])
+        self.asked: list[str] = []
+        self.out: list[str] = []
+        self.texts: list[str] = []
+
+    def reply_start(self) -> None:
+        self.texts.append("")
+
+    def text(self, chunk: str) -> None:
+        self.texts[-1] += chunk
+
+    def reply_end(self, reply: Any) -> None:
+        if reply.interrupted:
+            self.out.append(f"interrupted: {reply.error}")
+
+    def notice(self, text: str) -> None:
+        self.out.append(text)
+
+    plain = notice
+
+    def warn(self, text: str) -> None:
+        self.out.append(f"warning: {text}")
+
+    def error(self, text: str) -> None:
+        self.out.append(f"error: {text}")
+
+    def tool_start(self, name: str, args: dict[str, Any]) -> None:
+        self.out.append(f"tool {name}")
+
+    def tool_end(self, name: str, result: Any, outcome: str) -> None:
+        self.out.append(f"{name} {outcome}")
+
+    def ask_permission(self, name: str, args: dict[str, Any]) -> str:
+        self.asked.append(name)
+        return self.answers.pop(0)
+
+
+def make_app(
+    store, answers=None, interactive=True, allow=None, config=None, **client_args
+) -> tuple[ChatApp, ScriptedUI]:
+    ui = ScriptedUI(answers)
+    client = ModelClient("claude-test", 1024, backoff=0.01, **client_args)
+    app = ChatApp(
+        config or load_config(), store, ui, interactive, allow=allow, model="claude-test", client=client
+    )
+    return app, ui
+
+
+def saved(app: ChatApp) -> dict[str, Any]:
+    return json.loads(Path(app.session.path).read_text())
+
+
+def test_tool_round_trip_saves_every_step(fake_api, store):
+    Path("notes.txt").write_text("alpha\nbeta login\n")
+    fake_api.add(
+        tool_use("read", {"file": "notes.txt"}, preface="Reading."),
+        tool_uses([("grep", {"pattern": "login"}), ("glob", {"pattern": "*.txt"})]),
+        text("Line 2 mentions login."),
+    )
+    app, ui = make_app(store)
+    app.start_new()
+    assert app.message("where is login?")
+    app.close()
+    doc = saved(app)
+    # user, assistant(read), results, assistant(grep+glob), results, assistant
+    assert [m["role"] for m in doc["messages"]] == ["user", "assistant"] * 3
+    results = doc["messages"][2]["content"]
+    assert "beta login" in results[0]["content"]
+    second = doc["messages"][4]["content"]
+    assert [r["tool_use_id"] for r in second] == [
+        b["id"] for b in doc["messages"][3]["content"] if b["type"] == "tool_use"
+    ]
+    assert "notes.txt:2: beta login" in second[0]["content"]
+    assert "notes.txt" in second[1]["content"]
+    calls = doc["toolCalls"]
+    assert [c["tool"] for c in calls] == ["read", "grep", "glob"]
+    assert calls[0]["file"] == "notes.txt" and calls[1]["pattern"] == "login"
+    assert all(c["outcome"] == "ok" and isinstance(c["durationMs"], int) for c in calls)
+    assert all(fmt.parse_time(c["timestamp"]) for c in calls)
+    # the model saw the whole history each time, without Taurus's own fields
+    last = fake_api.requests[-1]["messages"]
+    assert last == prepare_history(doc["messages"][:-1])
+    assert all(set(m) == {"role", "content"} for r in fake_api.requests for m in r["messages"])
+    assert not fake_api.rejected
+    assert ui.texts[-1] == "Line 2 mentions login."
+
+
+def test_usage_is_stored_per_message_and_in_totals(fake_api, store):
+    usage = {"input_tokens": 120, "output_tokens": 30, "cache_read_input_tokens": 7}
+    fake_api.add(
+        tool_use("read", {"file": "x"}, usage=usage),
+        text("no such file", usage={**usage, "cache_creation_input_tokens": 5}),
+    )
+    app, _ = make_app(store)
+    app.start_new()
+    app.message("read x")
+    app.close()
+    doc = saved(app)
+    replies = [m for m in doc["messages"] if m["role"] == "assistant"]
+    assert replies[0]["usage"] == {
+        "model": "claude-test",
+        "inputTokens": 120,
+        "outputTokens": 30,
+        "cacheReadTokens": 7,
+        "cacheCreationTokens": 0,
+    }
+    assert doc["usage"] == {
+        "model": "claude-test",
+        "inputTokens": 240,
+        "outputTokens": 60,
+        "cacheReadTokens": 14,
+        "cacheCreationTokens": 5,
+    }
+    assert doc["model"] == "claude-test"
+    assert "240" in app.cost_lines()[1]
+
+
+@pytest.mark.parametrize(
+    ("answers", "runs", "asked"),
+    [
+        (["yes", "yes"], 2, 2),  # yes once: asked every time
+        (["always"], 2, 1),  # always: asked once for this session
+        (["no", "no"], 0, 2),  # no: refused, the model is told
+    ],
+)
+def test_permission_answers(fake_api, store, answers, runs, asked):
+    for n in range(2):
+        fake_api.add(tool_use("bash", {"command": f"echo run{n} >> out.txt"}), text(f"done {n}"))
+    app, ui = make_app(store, answers=answers)
+    app.start_new()
+    app.message("first")
+    app.message("second")
+    app.close()
+    assert ui.asked == ["bash"] * asked
+    out = Path("out.txt")
+    assert (out.read_text().count("run") if out.exists() else 0) == runs
+    doc = saved(app)
+    outcomes = [c["outcome"] for c in doc["toolCalls"]]
+    assert outcomes == (["ok", "ok"] if runs else ["refused", "refused"])
+    if not runs:
+        result = fake_api.requests[1]["messages"][-1]["content"][0]
+        assert result["is_error"] and "refused" in result["content"]
+    if answers == ["always"]:
+        assert doc["allowedTools"] == ["bash"]
+
+
+def test_print_mode_refuses_without_asking_and_deny_wins(fake_api, store, taurus_home):
+    fake_api.add(
+        tool_uses([("write", {"file": "a.txt", "content": "x"}), ("edit", {"file": "b", "old_string": "a", "new_string": "b"})]),
+        text("ok"),
+    )
+    app, ui = make_app(store, answers=[], interactive=False, allow=["edit"])
+    app.start_new()
+    app.message("go")
+    app.close()
+    assert ui.asked == []
+    assert not Path("a.txt").exists()
+    calls = saved(app)["toolCalls"]
+    assert [(c["tool"], c["outcome"]) for c in calls] == [("write", "refused"), ("edit", "error")]
+    refusal = fake_api.requests[1]["messages"][-1]["content"][0]["content"]
+    assert "--allow write" in refusal
+    # permissions.deny beats --allow
+    taurus_home.mkdir(exist_ok=True)
+    (taurus_home / "config.yaml").write_text("permissions:\n  deny: [write]\n")
+    fake_api.add(tool_use("write", {"file": "a.txt", "content": "x"}), text("ok"))
+    app, ui = make_app(store, interactive=True, allow=["write"], answers=["yes"], config=load_config())
+    app.start_new()
+    app.message("again")
+    assert ui.asked == [] and not Path("a.txt").exists()
+    assert "permissions.deny" in fake_api.requests[-1]["messages"][-1]["content"][0]["content"]
+    app.close()
+
+
+def test_401_is_one_clear_error_and_the_turn_stays_saved(fake_api, store):
+    fake_api.add(fault(401))
+    app, ui = make_app(store)
+    app.start_new()
+    assert not app.message("hello")
+    app.close()
+    assert any("ANTHROPIC_API_KEY" in line and "401" in line for line in ui.out)
+    assert saved(app)["messages"][0]["content"] == "hello"
+    assert len(fake_api.requests) == 1  # never retried
+
+
+def test_529_and_429_are_retried_with_backoff(fake_api, store):
+    fake_api.add(fault(529), fault(429, retry_after=0.05), text("finally"))
+    app, ui = make_app(store)
+    app.start_new()
+    assert app.message("hello")
+    app.close()
+    assert len(fake_api.requests) == 3
+    assert any("overloaded (529" in line and "retrying" in line for line in ui.out)
+    assert any("rate limited (429" in line and "retrying in 0.1 s" in line for line in ui.out)
+    assert saved(app)["messages"][-1]["content"] == "finally"
+
+
+def test_529_gives_up_after_the_retries(fake_api, store):
+    fake_api.add(*[fault(529)] * 3)
+    app, ui = make_app(store, max_retries=2)
+    app.start_new()
+    assert not app.message("hello")
+    assert any("gave up after 3 attempts" in line for line in ui.out)
+    app.close()
+
+
+def test_dropped_connection_keeps_the_partial_reply_marked_interrupted(fake_api, store):
+    fake_api.add(drop("The answer is forty-two, because", after=2), text("resumed fine"))
+    app, ui = make_app(store)
+    app.start_new()
+    assert not app.message("question")
+    doc = saved(app)
+    partial = doc["messages"][-1]
+    assert partial["role"] == "assistant" and partial["interrupted"] is True
+    assert partial["content"] == "The answer is fo"  # two deltas of 8 characters
+    assert any("dropped" in line for line in ui.out)
+    # the session stays valid: the next turn is accepted with the partial reply in it
+    assert app.message("go on")
+    app.close()
+    sent = fake_api.requests[-1]["messages"]
+    assert sent[1] == {"role": "assistant", "content": "The answer is fo"}
+    assert not fake_api.rejected
+
+
+def test_an_error_event_mid_stream_is_an_interrupted_reply(fake_api, store):
+    fake_api.add(overloaded_midstream("Partial words here", after=1))
+    app, ui = make_app(store)
+    app.start_new()
+    app.message("q")
+    app.close()
+    assert saved(app)["messages"][-1]["interrupted"] is True
+    assert any("overloaded" in line for line in ui.out), ui.out
+
+
+def test_resume_sends_the_whole_history_and_mends_a_cut_tool_use(fake_api, store):
+    doc = make_document("abc123", n_turns=3)
+    doc["messages"] = doc["messages"][:2]  # cut off after a tool_use, before its result
+    doc["cwd"] = "/somewhere/else"
+    write_session(store.session_dir, doc)
+    fake_api.add(text("carrying on"))
+    app, _ = make_app(store)
+    session, mended = app.open_ref("abc")
+    assert mended == 1
+    banner = "\n".join(app.resume_banner(mended))
+    assert "💬 3 messages loaded" in banner and "started in /somewhere/else" in banner
+    assert "You: Help me debug the login issue" in banner
+    assert app.message("continue please")
+    app.close()
+    sent = fake_api.requests[0]["messages"]
+    assert sent[0]["content"] == "Help me debug the login issue"
+    assert sent[1]["content"][1]["type"] == "tool_use"
+    assert sent[2]["content"][0]["tool_use_id"] == sent[1]["content"][1]["id"]
+    assert sent[2]["content"][0]["is_error"] is True
+    assert sent[2]["content"][1] == {"type": "text", "text": "continue please"}
+    assert not fake_api.rejected
+
+
+def test_template_route_copied_file_resumes(fake_api, store):
+    store.ensure()
+    (store.session_dir / "2025-01-18_review123.json").write_text(
+        json.dumps({"sessionId": "new", "messages": [{"role": "user", "content": "Review this."}]})
+    )
+    fake_api.add(text("Reviewed."))
+    app, _ = make_app(store)
+    session, _ = app.open_ref("review123")
+    assert session.id == "review123"
+    app.message("here is the code")
+    app.close()
+    # consecutive user messages are combined into one turn for the API
+    assert fake_api.requests[0]["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Review this."},
+                {"type": "text", "text": "here is the code"},
+            ],
+        }
+    ]
+    assert saved(app)["sessionId"] == "review123"
+
+
+def test_compact_archives_the_session_unchanged_and_continues_from_a_summary(fake_api, store):
+    fake_api.add(text("We fixed login."), text("SUMMARY: login fixed in src/auth."), text("Next."))
+    app, _ = make_app(store)
+    old = app.start_new()
+    app.message("fix login")
+    store.name(old.id, "login-work")
+    before = Path(old.path).read_bytes()
+    archived, new = app.compact()
+    assert archived.parent == store.archive_dir
+    assert json.loads(archived.read_bytes())["messages"] == json.loads(before)["messages"]
+    assert not Path(old.path).exists()
+    assert new.data["parentSession"] == old.id
+    assert "SUMMARY: login fixed" in new.messages[0]["content"]
+    assert store.resolve("login-work").session_id == new.id  # the name follows the work
+    app.message("what next?")
+    app.close()
+    sent = fake_api.requests[-1]["messages"]
+    assert len(sent) == 1 and "SUMMARY" in json.dumps(sent) and "what next?" in json.dumps(sent)
+
+
+def test_context_full_is_said_before_the_api_refuses(fake_api, store, taurus_home):
+    taurus_home.mkdir(exist_ok=True)
+    (taurus_home / "config.yaml").write_text("chat:\n  contextWindow: 3000\n  maxTokens: 1000\n")
+    app, ui = make_app(store, config=load_config())
+    app.start_new()
+    assert not app.message("x" * 9000)
+    app.close()
+    assert fake_api.requests == []
+    assert any("/compact" in line for line in ui.out)
+
+
+def test_ctrl_c_while_a_tool_runs_answers_every_tool_use(fake_api, store, monkeypatch):
+    fake_api.add(tool_uses([("bash", {"command": "sleep 5"}), ("read", {"file": "a"})]), text("x"))
+    app, _ = make_app(store, allow=["bash"])
+
+    def interrupted(name: str, args: dict[str, Any]):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(app.tools, "run", interrupted)
+    app.start_new()
+    app.message("go")
+    app.close()
+    doc = saved(app)
+    results = doc["messages"][-1]["content"]
+    assert [r["is_error"] for r in results] == [True, True]
+    assert "Ctrl+C" in results[0]["content"] and "Not run" in results[1]["content"]
+    assert doc["toolCalls"][0]["outcome"] == "interrupted"
+    assert len(fake_api.requests) == 1  # the model was not asked again
+    assert prepare_history(doc["messages"]) == [
+        {k: m[k] for k in ("role", "content")} for m in doc["messages"]
+    ]
