@@ -147,7 +147,7 @@ def test_sigterm_and_sighup_save_the_partial_reply_and_exit(fake_api, store, sig
         first = proc.stdout.read(8)
         assert first
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=20)
+        _out, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 128 + signum, err

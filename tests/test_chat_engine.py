@@ -64,7 +64,13 @@ def make_app(
     ui = ScriptedUI(answers)
     client = ModelClient("claude-test", 1024, backoff=0.01, **client_args)
     app = ChatApp(
-        config or load_config(), store, ui, interactive, allow=allow, model="claude-test", client=client
+        config or load_config(),
+        store,
+        ui,
+        interactive,
+        allow=allow,
+        model="claude-test",
+        client=client,
     )
     return app, ui
 
@@ -169,7 +175,12 @@ def test_permission_answers(fake_api, store, answers, runs, asked):
 
 def test_print_mode_refuses_without_asking_and_deny_wins(fake_api, store, taurus_home):
     fake_api.add(
-        tool_uses([("write", {"file": "a.txt", "content": "x"}), ("edit", {"file": "b", "old_string": "a", "new_string": "b"})]),
+        tool_uses(
+            [
+                ("write", {"file": "a.txt", "content": "x"}),
+                ("edit", {"file": "b", "old_string": "a", "new_string": "b"}),
+            ]
+        ),
         text("ok"),
     )
     app, ui = make_app(store, answers=[], interactive=False, allow=["edit"])
@@ -186,7 +197,9 @@ def test_print_mode_refuses_without_asking_and_deny_wins(fake_api, store, taurus
     taurus_home.mkdir(exist_ok=True)
     (taurus_home / "config.yaml").write_text("permissions:\n  deny: [write]\n")
     fake_api.add(tool_use("write", {"file": "a.txt", "content": "x"}), text("ok"))
-    app, ui = make_app(store, interactive=True, allow=["write"], answers=["yes"], config=load_config())
+    app, ui = make_app(
+        store, interactive=True, allow=["write"], answers=["yes"], config=load_config()
+    )
     app.start_new()
     app.message("again")
     assert ui.asked == [] and not Path("a.txt").exists()
@@ -261,7 +274,7 @@ def test_resume_sends_the_whole_history_and_mends_a_cut_tool_use(fake_api, store
     write_session(store.session_dir, doc)
     fake_api.add(text("carrying on"))
     app, _ = make_app(store)
-    session, mended = app.open_ref("abc")
+    _session, mended = app.open_ref("abc")
     assert mended == 1
     banner = "\n".join(app.resume_banner(mended))
     assert "💬 3 messages loaded" in banner and "started in /somewhere/else" in banner
@@ -352,3 +365,19 @@ def test_ctrl_c_while_a_tool_runs_answers_every_tool_use(fake_api, store, monkey
     assert prepare_history(doc["messages"]) == [
         {k: m[k] for k in ("role", "content")} for m in doc["messages"]
     ]
+
+
+def test_template_flag_starts_a_session_from_a_template(fake_api, store):
+    pytest.importorskip("taurus_ops.ops.templates", reason="templates module not present")
+    from taurus_ops.chat.run import ChatOptions, run_chat
+
+    fake_api.add(text("Reviewing now."))
+    status = run_chat(ChatOptions(template="code-review", prompt="def f(): pass"))
+    assert status == 0
+    (path,) = store.files()
+    doc = json.loads(path.read_text())
+    assert doc["sessionId"] != "new" and doc["cwd"] == str(Path.cwd().resolve())
+    sent = fake_api.requests[0]["messages"]
+    assert "Security vulnerabilities" in sent[0]["content"][0]["text"]
+    assert sent[0]["content"][1] == {"type": "text", "text": "def f(): pass"}
+    assert doc["messages"][-1]["content"] == "Reviewing now."

@@ -16,7 +16,9 @@ pexpect = pytest.importorskip("pexpect")
 
 
 def spawn(*args: str):
-    env = dict(os.environ, TERM="xterm", COLUMNS="120", LINES="40", NO_COLOR="1", PROMPT_TOOLKIT_NO_CPR="1")
+    env = dict(
+        os.environ, TERM="xterm", COLUMNS="120", LINES="40", NO_COLOR="1", PROMPT_TOOLKIT_NO_CPR="1"
+    )
     child = pexpect.spawn(
         sys.executable,
         ["-m", "taurus_ops.cli.chat_main", "chat", *args],
@@ -30,7 +32,9 @@ def spawn(*args: str):
 
 def test_interactive_chat_tool_approval_and_resume(fake_api, store):
     fake_api.add(
-        tool_use("write", {"file": "hello.py", "content": "print('hi')\n"}, preface="I'll create it."),
+        tool_use(
+            "write", {"file": "hello.py", "content": "print('hi')\n"}, preface="I'll create it."
+        ),
         text("Created **hello.py** for you."),
     )
     child = spawn()

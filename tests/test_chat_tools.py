@@ -18,7 +18,7 @@ from taurus_ops.chat.ui import split_complete
 
 @pytest.fixture
 def tools(tmp_path: Path) -> Tools:
-    return Tools(Path.cwd(), bash_timeout=2, output_limit=300)
+    return Tools(Path.cwd(), bash_timeout=1, output_limit=300)
 
 
 def test_file_tools_stay_inside_the_working_directory(tools, tmp_path):
@@ -65,10 +65,7 @@ def test_grep_skips_git_and_ignored_files(tools):
             Path(".git/needle").write_text("needle\n")
         found = tools.run("grep", {"pattern": "need+le"}).content
         assert found.splitlines() == ["src/main.py:2: needle here"], (git, found)
-    assert tools.run("glob", {"pattern": "**/*.py"}).content.splitlines() == [
-        "src/main.py",
-        "build/out.py",
-    ] or set(tools.run("glob", {"pattern": "**/*.py"}).content.splitlines()) == {
+    assert set(tools.run("glob", {"pattern": "**/*.py"}).content.splitlines()) == {
         "src/main.py",
         "build/out.py",
     }

@@ -94,6 +94,7 @@ def preload_sdk() -> None:
     if _preload is None:
 
         def load() -> None:
+            time.sleep(0.3)  # let the prompt draw first
             try:
                 import anthropic  # noqa: F401
             except Exception:

@@ -9,7 +9,6 @@ session Taurus or a person wrote is accepted.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,8 +76,8 @@ def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def prepare_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages to send: API fields only, every tool_use answered, roles alternating."""
+    # fresh dicts and lists all the way down to the blocks (tool inputs are shared, never changed)
     cleaned = [m for m in (_clean_message(x) for x in messages) if m is not None]
-    cleaned = copy.deepcopy(cleaned)
     _drop_orphan_results(cleaned)
     mend_tool_uses(cleaned)
     out: list[dict[str, Any]] = []
