@@ -165,3 +165,39 @@ def test_unusable_home_falls_back_to_memory(store, tmp_path) -> None:
     with Index.for_dirs(home, store.session_dir) as ix:
         ix.refresh()
         assert ix.in_memory and {r.id for r in ix.rows()} == {"aaa001"}
+
+
+def _listing(ops, *args: str) -> list[dict]:
+    import json
+
+    result = ops("list", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_list_from_the_index_equals_list_from_the_files(store, ops, taurus_home) -> None:
+    paths = [write_session(store.session_dir, make_document(f"l{n:03d}")) for n in range(6)]
+    for n, path in enumerate(paths):
+        os.utime(path, (1_700_000_000 + n, 1_700_000_000 + n))
+    store.name(paths[0].name, "first")
+    (store.session_dir / "2025-01-18_broken.json").write_text("{oops")
+    store.archive(paths[1])
+    from_files = [_listing(ops), _listing(ops, "--archived")]
+    assert not (taurus_home / INDEX_NAME).exists()  # list never builds the index itself
+    assert ops("search", "-l", "login").exit_code == 0  # now there is one
+    assert [_listing(ops), _listing(ops, "--archived")] == from_files
+    # stale: a changed, a new and a removed file are seen at once
+    doc = make_document("l002", first="changed title")
+    atomic_write_doc(paths[2], doc)
+    write_session(store.session_dir, make_document("l999"))
+    paths[3].unlink()
+    with_index = _listing(ops, "--archived")
+    (taurus_home / INDEX_NAME).unlink()
+    assert with_index == _listing(ops, "--archived")
+    assert "changed title" in {s["title"] for s in with_index}
+    # damaged: still right
+    assert ops("search", "-l", "login").exit_code == 0
+    (taurus_home / INDEX_NAME).write_bytes(b"garbage" * 1000)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{taurus_home / INDEX_NAME}{suffix}").unlink(missing_ok=True)
+    assert _listing(ops, "--archived") == with_index

@@ -28,7 +28,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,8 +39,9 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import ensure_dir
 from taurus_ops.store.refs import id_from_file_name, is_session_file
 from taurus_ops.store.session import title_of
+from taurus_ops.store.summary import SessionSummary, summarize
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 INDEX_NAME = "index.sqlite"
 MSG_BITS = 20  # a message's FTS rowid is (session key << MSG_BITS) | message index
 MAX_MESSAGES = (1 << MSG_BITS) - 1
@@ -68,6 +69,7 @@ CREATE TABLE sessions(
     tool_calls INTEGER NOT NULL,
     tools TEXT NOT NULL,
     facts TEXT NOT NULL,
+    summary TEXT NOT NULL,
     error TEXT
 );
 CREATE INDEX sessions_folder ON sessions(folder);
@@ -266,6 +268,7 @@ class RefreshReport:
     removed: int = 0
     rebuilt: bool = False
     damaged: str | None = None  # why the old index was thrown away
+    skipped: bool = False  # more to read than the caller allowed: nothing done
 
     @property
     def touched(self) -> int:
@@ -463,14 +466,41 @@ class Index:
                 to_drop.append((row[0], path))
         return to_read, to_drop
 
-    def refresh(self) -> RefreshReport:
-        """Bring the index up to date with the session files (both directories)."""
+    def is_current(self) -> bool:
+        """True if the index file exists and opens with the current schema (never rebuilds)."""
+        if not self.path.exists():
+            return False
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return False
+        return bool(row) and row[0] == SCHEMA_VERSION
+
+    def refresh(self, max_reads: int | None = None) -> RefreshReport:
+        """Bring the index up to date with the session files (both directories).
+
+        With ``max_reads``, nothing is done (``report.skipped``) when more files than
+        that would have to be read: a caller that can read the files itself does so.
+        """
         report = RefreshReport()
         report.rebuilt = not self.path.exists()
 
         def run(conn: sqlite3.Connection) -> RefreshReport:
+            work = []
             for folder, archived in self.folders():
-                self._refresh_folder(conn, folder, archived, report)
+                found = _scan(folder)
+                to_read, to_drop = self._diff(conn, os.path.abspath(folder), found)
+                if to_read or to_drop:
+                    work.append((folder, archived, found, len(to_read)))
+            if max_reads is not None and sum(w[3] for w in work) > max_reads:
+                report.skipped = True
+                return report
+            for folder, archived, found, _ in work:
+                self._refresh_folder(conn, folder, archived, report, found)
             return report
 
         self._guarded(run)
@@ -482,10 +512,15 @@ class Index:
         return report
 
     def _refresh_folder(
-        self, conn: sqlite3.Connection, folder: Path, archived: bool, report: RefreshReport
+        self,
+        conn: sqlite3.Connection,
+        folder: Path,
+        archived: bool,
+        report: RefreshReport,
+        on_disk: dict[str, tuple[int, int, int]] | None = None,
     ) -> None:
         key_folder = os.path.abspath(folder)
-        on_disk = _scan(folder)
+        on_disk = _scan(folder) if on_disk is None else on_disk
         to_read, to_drop = self._diff(conn, key_folder, on_disk)
         if not to_read and not to_drop:
             return
@@ -502,7 +537,11 @@ class Index:
                 except FileNotFoundError:
                     continue
                 facts = read_facts(Path(path), st)
-                self._insert(conn, path, key_folder, archived, st, facts)
+                try:
+                    summary = summarize(Path(path), archived, st)
+                except FileNotFoundError:
+                    continue
+                self._insert(conn, path, key_folder, archived, st, facts, summary)
                 if path in dropped_paths:
                     report.changed += 1
                 else:
@@ -532,6 +571,7 @@ class Index:
         archived: bool,
         st: os.stat_result,
         facts: SessionFacts,
+        summary: SessionSummary,
     ) -> None:
         blob = json.dumps(
             {"tools": facts.tools, "modified": facts.modified, "usage": facts.usage},
@@ -541,8 +581,8 @@ class Index:
         tools = " " + " ".join(sorted(facts.used_tools)) + " " if facts.used_tools else ""
         cur = conn.execute(
             "INSERT INTO sessions(path, folder, archived, size, mtime_ns, inode, id, created,"
-            " updated, title, messages, tool_calls, tools, facts, error)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " updated, title, messages, tool_calls, tools, facts, summary, error)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 path,
                 folder,
@@ -558,6 +598,7 @@ class Index:
                 facts.tool_calls,
                 tools,
                 blob,
+                json.dumps(asdict(summary), ensure_ascii=False, separators=(",", ":")),
                 facts.error,
             ),
         )
@@ -620,6 +661,20 @@ class Index:
             ]
 
         return self._guarded(run)
+
+    def summaries(
+        self, archived: bool = False, active: bool = True, max_reads: int | None = None
+    ) -> list[SessionSummary] | None:
+        """What ``list`` shows, as ``summarize()`` made it from each file (refreshed first).
+
+        None when more than ``max_reads`` files changed since the last refresh. Names
+        are not filled in (they live in the session directory, not the index)."""
+        if self.refresh(max_reads=max_reads).skipped:
+            return None
+        folders = self.folder_keys(archived, active)
+        marks = ",".join("?" * len(folders))
+        rows = self.query(f"SELECT summary FROM sessions WHERE folder IN ({marks})", folders)
+        return [SessionSummary(**json.loads(r[0])) for r in rows]
 
     def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read-only query (rebuilding a damaged index first)."""

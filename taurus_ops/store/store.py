@@ -21,10 +21,13 @@ class SessionStore:
         self.session_dir = Path(session_dir)
         self.archive_dir = Path(archive_dir) if archive_dir is not None else None
         self.resolver = Resolver(self.session_dir, self.archive_dir)
+        self.index_home: Path | None = None  # where index.sqlite lives (set from a config)
 
     @classmethod
     def from_config(cls, config: Any) -> SessionStore:
-        return cls(config.session_dir, config.archive_dir)
+        store = cls(config.session_dir, config.archive_dir)
+        store.index_home = Path(config.home)
+        return store
 
     # -- files -----------------------------------------------------------------------
     def ensure(self) -> None:
@@ -162,6 +165,17 @@ class SessionStore:
         self, archived: bool = False, include_active: bool = True
     ) -> list[SessionSummary]:
         """Summaries newest-first by ``updated``."""
+        indexed = self._indexed_summaries(archived, include_active)
+        if indexed is not None:
+            names = self.names()
+            real_dirs: dict[str, str] = {}  # sessions sit directly in a (resolved) folder
+            for summary in indexed:
+                folder, base = os.path.split(summary.path)
+                if folder not in real_dirs:
+                    real_dirs[folder] = os.path.realpath(folder)
+                summary.names = names.get(os.path.join(real_dirs[folder], base), [])
+            indexed.sort(key=SessionSummary.sort_key, reverse=True)
+            return indexed
         out: list[SessionSummary] = []
         names = self.names()
         sources: list[tuple[Path, bool]] = []
@@ -178,6 +192,31 @@ class SessionStore:
             out.append(summary)
         out.sort(key=SessionSummary.sort_key, reverse=True)
         return out
+
+    def _indexed_summaries(
+        self, archived: bool, include_active: bool
+    ) -> list[SessionSummary] | None:
+        """Summaries from the index (refreshed from the files) if one exists, else None.
+
+        The index stores exactly what ``summarize`` made of each file, so the result is
+        the same as reading every file. ``list`` never builds or rebuilds the index
+        and does not index hundreds of changed files; any trouble with it, and the
+        files are read instead.
+        """
+        if self.index_home is None or not (self.index_home / "index.sqlite").exists():
+            return None
+        if not (archived or include_active):
+            return []
+        try:
+            from taurus_ops.store.index import Index
+
+            with Index.for_dirs(self.index_home, self.session_dir, self.archive_dir) as index:
+                if not index.is_current():  # old or damaged: search rebuilds it, not list
+                    return None
+                # many changed files: reading them plainly is quicker than indexing them
+                return index.summaries(archived, include_active, max_reads=200)
+        except Exception:  # a cache: whatever went wrong, the files still answer
+            return None
 
     # -- archive -------------------------------------------------------------------------
     def archive(self, path: Path) -> Path:

@@ -1,0 +1,59 @@
+"""`taurus-ops export` of one session vs the tutorial's export-session.sh.
+
+    python -m benchmarks.bench_export [--count 10000] [--repeat 5]
+
+The script (benchmarks/recipes/export-session.sh, verbatim from the tutorial)
+writes FILE.md next to FILE, so it runs on a copy in a scratch folder. Timed on
+a median-sized and on the largest session of the corpus, Markdown and HTML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import report, time_shell
+from benchmarks.corpus import ensure_corpus
+
+SCRIPT = Path(__file__).parent / "recipes" / "export-session.sh"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    corpus = ensure_corpus(args.count)
+    base = Path(tempfile.mkdtemp(prefix="taurus-bench-"))
+    home = base / ".taurus"
+    sessions = home / "sessions"
+    home.mkdir()
+    shutil.copytree(corpus, sessions, copy_function=os.link)
+    env = {"TAURUS_HOME": str(home), "HOME": str(base)}
+    ops = f"{sys.executable} -m taurus_ops.cli"
+    by_size = sorted(sessions.iterdir(), key=lambda p: p.stat().st_size)
+    scratch = base / "scratch"
+    scratch.mkdir()
+    rows = []
+    for label, path in (("median", by_size[len(by_size) // 2]), ("largest", by_size[-1])):
+        copy = scratch / path.name
+        shutil.copy(path, copy)
+        sid = path.stem.split("_", 1)[1]
+        kb = path.stat().st_size / 1024
+        script = time_shell(f"bash {SCRIPT} {copy}", args.repeat)
+        md = time_shell(f"{ops} export {sid} -o {scratch}/o.md --force", args.repeat, env)
+        html = time_shell(
+            f"{ops} export {sid} -f html -o {scratch}/o.html --force", args.repeat, env
+        )
+        rows.append((f"export markdown, {label} ({kb:.0f} KB)", md, script))
+        rows.append((f"export html, {label} ({kb:.0f} KB)", html, script))
+    report(rows)
+    shutil.rmtree(base)
+
+
+if __name__ == "__main__":
+    main()
