@@ -54,9 +54,10 @@ def _close(recovered: Any, original: Any) -> bool:
         pattern = ".{0,4}".join(re.escape(part) for part in recovered.split("\ufffd"))
         return re.fullmatch(pattern, original, re.S) is not None
     if isinstance(recovered, dict) and isinstance(original, dict):
-        return recovered.keys() == original.keys() and all(
-            _close(recovered[k], original[k]) for k in recovered
-        )
+        if len(recovered) != len(original):
+            return False
+        pairs = zip(recovered.items(), original.items(), strict=True)
+        return all(_close(rk, ok) and _close(rv, ov) for (rk, rv), (ok, ov) in pairs)
     if isinstance(recovered, list) and isinstance(original, list):
         return len(recovered) == len(original) and all(
             _close(a, b) for a, b in zip(recovered, original, strict=True)
