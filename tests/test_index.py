@@ -201,3 +201,22 @@ def test_list_from_the_index_equals_list_from_the_files(store, ops, taurus_home)
     for suffix in ("-wal", "-shm"):
         Path(f"{taurus_home / INDEX_NAME}{suffix}").unlink(missing_ok=True)
     assert _listing(ops, "--archived") == with_index
+
+
+def test_two_processes_building_at_once_both_answer(store, taurus_home) -> None:
+    import subprocess
+    import sys
+
+    for n in range(40):
+        write_session(store.session_dir, make_document(f"c{n:03d}", n_turns=4))
+    command = [sys.executable, "-m", "taurus_ops.cli", "search", "-l", "login"]
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert len(out.split()) == 40
+    with Index(load_config()) as ix:
+        assert ix.check() == [] and len(ix.rows()) == 40

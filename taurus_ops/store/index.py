@@ -356,7 +356,7 @@ class Index:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
             os.close(fd)
         os.chmod(self.path, 0o600)
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
             self._prepare(conn)
         except BaseException:
@@ -365,7 +365,7 @@ class Index:
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA busy_timeout = 60000")  # a writer waits out a cold build
         version = None
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "meta" in tables:
