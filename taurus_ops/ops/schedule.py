@@ -197,20 +197,24 @@ def build_scheduler(
         trigger = make_trigger(expression, scheduler.timezone)
         kwargs = job_kwargs(kind, config_file, session_dir)
         job = existing.get(kind)
+        extra: dict[str, Any] = {}
         if (
             job is not None
             and str(job.trigger) == str(trigger)
             and job.func_ref == JOB_FUNC
             and job.kwargs == kwargs
+            and job.next_run_time is not None
         ):
-            missed = job._get_run_times(now) if job.next_run_time else []
+            # the same schedule: keep its saved next run, so runs missed meanwhile happen
+            # (once: the job is re-added with coalescing whatever the store held)
+            extra["next_run_time"] = job.next_run_time
+            missed = job._get_run_times(now)
             if missed:
                 notes.append(
                     f"{kind}: {len(missed)} run{'s' * (len(missed) != 1)} missed while "
                     "the scheduler was not running; running once now (coalesced)"
                 )
-            continue
-        if job is not None:
+        elif job is not None:
             notes.append(f"{kind}: schedule changed to {expression!r}")
         scheduler.add_job(
             JOB_FUNC,
@@ -219,6 +223,7 @@ def build_scheduler(
             name=f"taurus-ops {kind}",
             kwargs=kwargs,
             replace_existing=True,
+            **extra,
         )
     return scheduler, notes
 
@@ -277,8 +282,15 @@ def run_daemon(config: Any, config_file: str | None = None, session_dir: str | N
 
 
 def _shutdown(scheduler: Any) -> None:
+    """Stop ``scheduler`` once it runs (a signal may come before start() got going),
+    waiting for the running job."""
+    import time
+
     from apscheduler.schedulers import SchedulerNotRunningError
 
+    deadline = time.monotonic() + 60
+    while not scheduler.running and time.monotonic() < deadline:
+        time.sleep(0.02)
     try:
         scheduler.shutdown(wait=True)
     except SchedulerNotRunningError:
