@@ -53,6 +53,10 @@ class ScriptedUI:
     def tool_end(self, name: str, result: Any, outcome: str) -> None:
         self.out.append(f"{name} {outcome}")
 
+    def confirm(self, question: str) -> bool:
+        self.asked.append(question)
+        return self.answers.pop(0) == "yes"
+
     def ask_permission(self, name: str, args: dict[str, Any]) -> str:
         self.asked.append(name)
         return self.answers.pop(0)
@@ -337,12 +341,23 @@ def test_compact_archives_the_session_unchanged_and_continues_from_a_summary(fak
 def test_context_full_is_said_before_the_api_refuses(fake_api, store, taurus_home):
     taurus_home.mkdir(exist_ok=True)
     (taurus_home / "config.yaml").write_text("chat:\n  contextWindow: 3000\n  maxTokens: 1000\n")
-    app, ui = make_app(store, config=load_config())
+    app, ui = make_app(store, config=load_config(), answers=["no"])
     app.start_new()
     assert not app.message("x" * 9000)
-    app.close()
     assert fake_api.requests == []
     assert any("/compact" in line for line in ui.out)
+    # accepting the offer: the summary covers what fits, the message goes again from it
+    app.session.messages.append({"role": "assistant", "content": "noted"})
+    fake_api.add(text("SUMMARY of the big paste"), text("Answered from the summary."))
+    ui.answers = ["yes"]
+    old_id = app.session.id
+    assert app.message("what now?")
+    app.close()
+    assert app.session.data["parentSession"] == old_id
+    assert any("do not fit" in line for line in ui.out)
+    summary_request = fake_api.requests[0]["messages"]
+    assert "x" * 9000 not in json.dumps(summary_request)
+    assert [m["role"] for m in saved(app)["messages"]] == ["user", "user", "assistant"]
 
 
 def test_ctrl_c_while_a_tool_runs_answers_every_tool_use(fake_api, store, monkeypatch):
@@ -381,3 +396,39 @@ def test_template_flag_starts_a_session_from_a_template(fake_api, store):
     assert "Security vulnerabilities" in sent[0]["content"][0]["text"]
     assert sent[0]["content"][1] == {"type": "text", "text": "def f(): pass"}
     assert doc["messages"][-1]["content"] == "Reviewing now."
+
+
+def test_a_session_open_in_another_chat_is_refused(fake_api, store):
+    from taurus_ops.errors import SessionLocked
+
+    first, _ = make_app(store)
+    session = first.start_new()
+    second, _ = make_app(store)
+    with pytest.raises(SessionLocked, match="close that chat first"):
+        second.open_ref(session.id)
+    first.close()
+    second.open_ref(session.id)  # free once the first chat has gone
+    second.close()
+
+
+def test_resuming_an_archived_session_moves_it_back(fake_api, store):
+    path = write_session(store.session_dir, make_document("arch0001", n_turns=1))
+    archived = store.archive(path)
+    fake_api.add(text("back"))
+    app, ui = make_app(store)
+    session, _ = app.open_ref("arch0001")
+    assert Path(session.path).parent == store.session_dir and not archived.exists()
+    assert any("back from the archive" in line for line in ui.out)
+    app.message("hi")
+    app.close()
+
+
+def test_auth_token_instead_of_a_key(fake_api, store, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "token-123")
+    app, _ = make_app(store)
+    app.start_new()
+    assert app.message("hi")
+    app.close()
+    assert fake_api.headers[-1]["authorization"] == "Bearer token-123"
+    assert "token-123" not in Path(app.session.path).read_text()

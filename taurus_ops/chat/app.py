@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from taurus_ops.chat.client import ApiError, Events, ModelClient, Reply
-from taurus_ops.chat.conversation import Conversation, last_exchange, prepare_history, usage_entry
+from taurus_ops.chat.conversation import (
+    Conversation,
+    estimate_tokens,
+    last_exchange,
+    prepare_history,
+    usage_entry,
+)
 from taurus_ops.chat.engine import UI, ContextFull, Engine
 from taurus_ops.chat.permissions import Permissions
 from taurus_ops.chat.tools import TOOL_SPECS, Tools
@@ -90,6 +96,29 @@ def latest(store: SessionStore) -> SessionRef:
             best_path, best_time = path, updated
     assert best_path is not None
     return SessionRef(best_path, id_from_file_name(best_path.name), False, "latest")
+
+
+def fit_tail(messages: list[dict[str, Any]], room: int) -> list[dict[str, Any]]:
+    """The longest tail of ``messages`` that fits ``room`` tokens, starting at a message the
+    user typed (so no tool result loses its tool request)."""
+    sizes = [estimate_tokens([m]) for m in messages]
+    total = sum(sizes)
+    start = 0
+    while total > room and start < len(messages) - 1:
+        total -= sizes[start]
+        start += 1
+        while start < len(messages) - 1 and not _typed(messages[start]):
+            total -= sizes[start]
+            start += 1
+    return messages[start:]
+
+
+def _typed(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return message.get("role") == "user" and (
+        isinstance(content, str)
+        or (isinstance(content, list) and all(b.get("type") != "tool_result" for b in content))
+    )
 
 
 class ChatApp:
@@ -228,18 +257,32 @@ class ChatApp:
     close = detach
 
     # -- a message -----------------------------------------------------------------------------
-    def message(self, text: str) -> bool:
+    def message(self, text: str, retry: bool = False) -> bool:
         """Handle one user message; False if it could not be answered (error shown)."""
         assert self.engine is not None
         try:
             reply = self.engine.turn(text)
         except ContextFull as exc:
             self.ui.warn(str(exc))
+            if not retry and self.offer_compact():
+                return self.message(text, retry=True)
             return False
         except ApiError as exc:
             self.ui.error(str(exc))
             return False
         return reply is not None and not reply.interrupted
+
+    def offer_compact(self) -> bool:
+        """Ask whether to compact now (interactive only); True once a new session is ready."""
+        if not self.interactive or not self.ui.confirm(
+            "Compact now, then send your message again from the summary?"
+        ):
+            return False
+        try:
+            return self.compact() is not None
+        except ApiError as exc:
+            self.ui.error(str(exc))
+            return False
 
     # -- banners -------------------------------------------------------------------------------
     def new_banner(self) -> list[str]:
@@ -312,8 +355,17 @@ class ChatApp:
         if not any(m.get("role") == "assistant" for m in old.messages):
             self.ui.notice("nothing to compact yet")
             return None
-        history = prepare_history([*old.messages, {"role": "user", "content": COMPACT_PROMPT}])
-        self.ui.notice(f"summarising {len(old.messages)} messages…")
+        room = self.chat.context_window - self.chat.max_tokens - self.engine_extra() - 1000
+        kept = fit_tail(old.messages, room)
+        prompt = COMPACT_PROMPT
+        if len(kept) < len(old.messages):
+            prompt += " (The earliest part of the conversation did not fit and was left out.)"
+            self.ui.notice(
+                f"the oldest {len(old.messages) - len(kept)} messages do not fit the model; "
+                "the summary covers the rest (the full session is archived)"
+            )
+        history = prepare_history([*kept, {"role": "user", "content": prompt}])
+        self.ui.notice(f"summarising {len(kept)} messages…")
         reply = self.send(history, self.ui)
         summary = reply.text.strip()
         if reply.usage:
@@ -338,4 +390,11 @@ class ChatApp:
         for name in names:
             self.store.name(new.id, name, replace=True)
         self.attach(new)
+        self.ui.notice(f"Archived the full session unchanged: {tilde(archived)}")
+        self.ui.notice(
+            f"Continuing in session {new.id} (parentSession {old.id}): {tilde(new.path or '')}"
+        )
         return archived, new
+
+    def engine_extra(self) -> int:
+        return self.engine.extra_tokens if self.engine is not None else 0

@@ -99,14 +99,7 @@ class Commands:
         return True
 
     def compact(self, _: str) -> bool:
-        done = self.app.compact()
-        if done is not None:
-            archived, new = done
-            self.ui.notice(f"Archived the full session unchanged: {tilde(archived)}")
-            self.ui.notice(
-                f"Continuing in session {new.id} (parentSession {new.data.get('parentSession')}): "
-                f"{tilde(new.path or '')}"
-            )
+        self.app.compact()
         return True
 
     def cost(self, _: str) -> bool:

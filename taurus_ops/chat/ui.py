@@ -152,6 +152,15 @@ class TerminalUI:
         ]
         self.console.print(f"  [{colour}]⎿ {head}[/]{more}")
 
+    def confirm(self, question: str) -> bool:
+        self.flush()
+        try:
+            raw = self.console.input(f"[bold]{_escape(question)} \\[y/N][/] ")
+        except (EOFError, KeyboardInterrupt):
+            self.console.print()
+            return False
+        return raw.strip().lower() in ("y", "yes")
+
     def ask_permission(self, name: str, args: dict[str, Any]) -> Answer:
         self.flush()
         self.console.print(f"[bold yellow]? Allow {_escape(describe_call(name, args))}[/]")
@@ -237,6 +246,9 @@ class PlainUI:
             print(f"refused: {name}: {first}", file=self.err, flush=True)
         else:
             print(f"  ⎿ {outcome}: {_one_line(first, 100)}", file=self.err, flush=True)
+
+    def confirm(self, question: str) -> bool:
+        return False
 
     def ask_permission(self, name: str, args: dict[str, Any]) -> Answer:
         return "no"  # never asked: -p mode refuses what is not allowed
