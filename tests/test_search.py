@@ -212,3 +212,19 @@ def test_empty_query_is_one_clear_error(ops) -> None:
     result = ops("search", "  ")
     assert result.exit_code != 0
     assert "Traceback" not in result.output
+
+
+def test_a_reader_that_stops_early_is_not_an_error(store) -> None:
+    import sys
+
+    from helpers.sessions import make_document, write_session
+
+    for n in range(5):
+        write_session(store.session_dir, make_document(f"p{n:04d}", n_turns=1))
+    # `true` has exited (closing the pipe) long before search writes its first line
+    command = f"{sys.executable} -m taurus_ops.cli search -l login | true"
+    out = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""

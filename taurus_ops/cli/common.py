@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,12 @@ def run_safely(invoke: Callable[[], Any]) -> Any:
         raise TaurusClickError(exc) from None
     except PermissionError as exc:
         raise TaurusClickError(f"permission denied: {exc.filename or exc}") from None
+    except BrokenPipeError:  # the reader stopped early (`| head`): not an error
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        sys.exit(0)
     except OSError as exc:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         raise TaurusClickError(f"{exc.strerror or exc}{where}") from None
