@@ -456,3 +456,29 @@ def test_cli_progress_bar_is_not_used_off_a_terminal(ops, store):
     healthy_file(store)
     result = ops("doctor")
     assert "checking sessions" not in result.output
+
+
+def test_chat_shaped_messages_with_their_own_usage_fields(store):
+    """Messages the chat wrote carry `usage`/`timestamp`/`model`: a hole must not end the walk."""
+    doc = make_document("abc123", n_turns=6)
+    for i, message in enumerate(doc["messages"]):
+        message["timestamp"] = f"2025-01-18T10:{i:02d}:00.000Z"
+        if message["role"] == "assistant":
+            message["usage"] = {"inputTokens": 10 * i, "outputTokens": i}
+            message["model"] = "claude-sonnet-4-5"
+    doc["usage"] = {"inputTokens": 1, "outputTokens": 2, "model": "claude-sonnet-4-5"}
+    path = write_session(store.session_dir, doc)
+    raw = path.read_bytes()
+    spans = __import__("helpers.damage", fromlist=["message_spans"]).message_spans(raw)
+    for hit in (3, 10, len(spans) - 2):
+        start, end = spans[hit]
+        middle = (start + end) // 2
+        path.write_bytes(raw[:middle] + b"\0" * 16 + raw[middle + 16 :])
+        assert doctor(store, fix=True).exit_code == 0
+        data = json.loads(path.read_bytes())
+        result = compare(data["messages"], doc["messages"])
+        assert result["invented"] == 0 and result["lost"] <= 2, (hit, result)
+        assert data["messages"][:hit] == doc["messages"][:hit]
+        assert doc["messages"][-1] in data["messages"]
+        assert data["toolCalls"] == doc["toolCalls"] and data["usage"] == doc["usage"]
+        assert_api_accepts(data["messages"])

@@ -190,6 +190,29 @@ def _parse_at(text: str, pos: int) -> tuple[Any, int] | None:
     return value, end
 
 
+def _parse_bounded(text: str, pos: int, stop: int) -> tuple[Any, int] | None:
+    """Like :func:`_parse_at`, but a failure costs the element's length, not the file's.
+
+    (The standard library's error counts the lines before the failure.) ``stop`` is
+    where the element ends at the latest as far as the caller can tell; if the parse
+    runs into it, the element may be longer and is parsed in the whole text.
+    """
+    if stop >= len(text):
+        return _parse_at(text, pos)
+    sub = text[pos:stop]
+    try:
+        value, end = _raw_decode(sub, 0)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(sub) - 1 or exc.msg.startswith("Unterminated"):
+            return _parse_at(text, pos)
+        return None
+    except (ValueError, RecursionError):
+        return None
+    if "\x00" in sub[:end]:
+        return None
+    return value, pos + end
+
+
 def _parse_mended(text: str, pos: int, stop: int) -> tuple[Any, int] | None:
     """Parse the element at ``pos`` ignoring U+FFFD marks that sit between tokens.
 
@@ -221,11 +244,36 @@ def _parse_mended(text: str, pos: int, stop: int) -> tuple[Any, int] | None:
     return None
 
 
+class _Finder:
+    """Every match of a (rare) pattern, found once; the next one after a position by bisection.
+
+    Resynchronising after each of many damaged elements would otherwise search the
+    rest of a big file again and again.
+    """
+
+    def __init__(self, pattern: re.Pattern[str], text: str) -> None:
+        self.pattern = pattern
+        self.text = text
+        self.starts: list[int] | None = None
+        self.matches: list[re.Match[str]] = []
+
+    def next(self, pos: int, limit: int | None = None) -> re.Match[str] | None:
+        if self.starts is None:
+            self.matches = list(self.pattern.finditer(self.text))
+            self.starts = [m.start() for m in self.matches]
+        i = bisect.bisect_left(self.starts, pos)
+        if i >= len(self.starts) or (limit is not None and self.starts[i] >= limit):
+            return None
+        return self.matches[i]
+
+
 class _Scanner:
     def __init__(self, decoded: Decoded) -> None:
         self.text = decoded.text
         self.marks = decoded.marks
         self.fragments: list[Fragment] = []
+        self.doc_starts = _Finder(_DOCUMENT_START, self.text)
+        self.closes = _Finder(_ARRAY_CLOSE, self.text)
 
     def has_mark(self, start: int, end: int) -> bool:
         i = bisect.bisect_left(self.marks, start)
@@ -239,7 +287,7 @@ class _Scanner:
         garbage = 0
         while pos < len(text):
             if text[pos] != "{":
-                nxt = _DOCUMENT_START.search(text, pos)
+                nxt = self.doc_starts.next(pos)
                 if not docs and nxt is None:
                     nxt_brace = text.find("{", pos)
                     if nxt_brace < 0:
@@ -359,12 +407,18 @@ class _Scanner:
     def _resync_key(self, pos: int, doc_start: int) -> int | None:
         """The next plausible top-level key (``"name":``) of this document, or None."""
         text = self.text
-        nxt_doc = _DOCUMENT_START.search(text, pos)
+        nxt_doc = self.doc_starts.next(pos)
         limit = nxt_doc.start() if nxt_doc else len(text)
+        found = [limit]
         for match in _KEY.finditer(text, pos, limit):
-            if match.group(1) in _TOP_KEYS:
-                return match.start()
-        return None
+            if match.group(1) in _SAFE_TOP_KEYS:
+                found.append(match.start())
+                break
+        indented = _INDENT2_KEY.search(text, pos, min(found))
+        if indented is not None:
+            found.append(indented.start(1))
+        best = min(found)
+        return best if best < limit else None
 
     def walk_array(self, key: str, pos: int, result: Salvaged) -> tuple[list[Any], int, bool]:
         """Walk ``[...]`` element by element. Returns (whole elements, end, read to the end)."""
@@ -385,9 +439,10 @@ class _Scanner:
             if ch == ",":
                 pos += 1
                 continue
-            parsed = _parse_at(text, pos)
-            if parsed is None and self.marks and self.has_mark(pos, pos + _MEND_WINDOW):
-                parsed = _parse_mended(text, pos, self._element_limit(start_pattern, pos))
+            limit = self._element_limit(start_pattern, pos)
+            parsed = _parse_bounded(text, pos, limit)
+            if parsed is None and self.marks and self.has_mark(pos, limit):
+                parsed = _parse_mended(text, pos, limit)
             if parsed is not None and (not after_damage or self._ends_element(parsed[1])):
                 value, end = parsed
                 if key == "messages":
@@ -415,9 +470,9 @@ class _Scanner:
     def _element_limit(self, pattern: re.Pattern[str], pos: int) -> int:
         """Where the element at ``pos`` ends at the latest: the next element or array close."""
         text = self.text
-        matches = (pattern.search(text, pos + 1), _ARRAY_CLOSE.search(text, pos))
+        matches = (pattern.search(text, pos + 1), self.closes.next(pos))
         found = [m.start() for m in matches if m is not None]
-        return min(found) + 1 if found else len(text)
+        return min(found) if found else len(text)
 
     def _ends_element(self, end: int) -> bool:
         """True if an array element ending at ``end`` is followed by ``,`` or ``]`` (or EOF)."""
@@ -432,12 +487,14 @@ class _Scanner:
         nothing more can be read in this document.
         """
         text = self.text
-        nxt_doc = _DOCUMENT_START.search(text, pos)
+        nxt_doc = self.doc_starts.next(pos)
         limit = nxt_doc.start() if nxt_doc else len(text)
-        close = _ARRAY_CLOSE.search(text, pos, limit)
+        close = self.closes.next(pos, limit)
         close_at = close.start() if close else limit
         for match in pattern.finditer(text, pos, close_at):
-            parsed = _parse_at(text, match.start())
+            parsed = _parse_bounded(
+                text, match.start(), self._element_limit(pattern, match.start())
+            )
             if parsed is not None and self._ends_element(parsed[1]):
                 return match.start(), False
         if close is not None:
@@ -445,27 +502,28 @@ class _Scanner:
         return None, False
 
 
-_TOP_KEYS = frozenset(
+# top-level keys that never appear inside a message (the chat puts ``usage``, ``model``,
+# ``timestamp`` on messages too, so those cannot mark the top level)
+_SAFE_TOP_KEYS = frozenset(
     {
         "sessionId",
         "created",
         "updated",
         "version",
         "cwd",
-        "model",
         "messages",
         "toolCalls",
-        "usage",
         "title",
         "parentSession",
-        "name",
         "template",
-        "summary",
-        "system",
     }
 )
+# Taurus writes two-space indented JSON: a top-level key sits exactly two spaces in
+_INDENT2_KEY = re.compile(r'\n  ("[A-Za-z_][A-Za-z0-9_]{0,63}")[ \t\r]*:')
 _ARRAY_CLOSE = re.compile(
-    r'\][ \t\n\r]*,[ \t\n\r]*"(?:' + "|".join(sorted(_TOP_KEYS)) + r')"[ \t\n\r]*:'
+    r'\][ \t\n\r]*,[ \t\n\r]*"(?:'
+    + "|".join(sorted(_SAFE_TOP_KEYS))
+    + r')"[ \t\n\r]*:|\n  \][ \t\r]*,[ \t\r]*\n  "'
 )
 
 
