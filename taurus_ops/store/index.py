@@ -94,6 +94,10 @@ class IndexBusy(TaurusError):
     """Another process holds the index for writing for too long."""
 
 
+class IndexFailure(TaurusError):
+    """The index could not be used (a full disk, an I/O error); the files are untouched."""
+
+
 # -- what the index keeps of one session --------------------------------------------------
 @dataclass
 class SessionFacts:
@@ -427,20 +431,26 @@ class Index:
     def _guarded(self, action: Any) -> Any:
         """Run ``action(conn)``; on damage, rebuild the index once and run it again."""
         try:
-            return action(self.connect())
+            try:
+                return action(self.connect())
+            except sqlite3.Error as exc:
+                if _is_busy(exc) or not _is_damage(exc):
+                    raise
+                self.damaged = str(exc)
+                self.close()
+                self._remove_files()
+                self.generation += 1
+                conn = self.connect()
+                for folder, archived in self.folders():  # fill the new index before reading it
+                    self._refresh_folder(conn, folder, archived, RefreshReport())
+                return action(conn)
         except sqlite3.Error as exc:
             if _is_busy(exc):
                 raise IndexBusy(f"the index {self.path} is busy; try again") from None
-            if not _is_damage(exc):
-                raise
-            self.damaged = str(exc)
-            self.close()
-            self._remove_files()
-            self.generation += 1
-            conn = self.connect()
-            for folder, archived in self.folders():  # fill the new index before reading it
-                self._refresh_folder(conn, folder, archived, RefreshReport())
-            return action(conn)
+            raise IndexFailure(
+                f"the index {self.path} cannot be used ({exc}); it is only a cache:"
+                " free some space or delete it, and try again"
+            ) from None
 
     # -- refreshing ----------------------------------------------------------------------
     def _diff(
