@@ -133,3 +133,18 @@ def test_template_name_is_checked(ops) -> None:
 def test_builtin_dir_is_the_shipped_one() -> None:
     assert tpl.BUILTIN_DIR.is_dir()
     assert Path(tpl.BUILTIN_DIR).resolve().parent.name == "templates"
+
+
+def test_templates_ship_in_the_package() -> None:
+    """The wheel carries taurus_ops/templates (a symlink to templates/) via package-data."""
+    import tomllib
+
+    import taurus_ops
+
+    root = Path(__file__).resolve().parent.parent
+    package_dir = Path(taurus_ops.__file__).parent / "templates"
+    assert package_dir.resolve() == (root / "templates").resolve()
+    for name in ("export/markdown.md.j2", "export/html.html.j2", "sessions/code-review.json"):
+        assert (package_dir / name).is_file()
+    data = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "templates/**/*" in data["tool"]["setuptools"]["package-data"]["taurus_ops"]
