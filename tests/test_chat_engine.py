@@ -432,3 +432,26 @@ def test_auth_token_instead_of_a_key(fake_api, store, monkeypatch):
     app.close()
     assert fake_api.headers[-1]["authorization"] == "Bearer token-123"
     assert "token-123" not in Path(app.session.path).read_text()
+
+
+def test_slash_commands(fake_api, store):
+    from taurus_ops.chat.commands import Commands
+
+    fake_api.add(text("Hi there."))
+    app, ui = make_app(store)
+    first = app.start_new()
+    app.message("hello")
+    commands = Commands(app)
+    assert commands("/name hello-work") is True
+    assert (store.session_dir / "hello-work.json").is_symlink()
+    assert commands("/name ../evil") is True and any("not a valid" in o for o in ui.out)
+    assert commands("/cost") is True and any("This session:" in o for o in ui.out)
+    assert commands("/sessions") is True
+    assert any(o.startswith(f"* {first.id}") and "(hello-work)" in o for o in ui.out)
+    assert commands("/frobnicate") is True and any("unknown command" in o for o in ui.out)
+    assert commands("/new") is True
+    assert app.session.id != first.id and len(store.files()) == 2
+    assert not (store.session_dir / f".{Path(first.path).name}.lock").exists()  # released
+    assert commands("/help") is True and any("/compact" in o for o in ui.out)
+    assert commands("/exit") is False and commands("/quit") is False
+    app.close()
