@@ -170,6 +170,16 @@ def main() -> None:
         python = time_shell([sys.executable, "-c", "pass"])
         print(f"(python start-up alone: {python:.3f} s)")
 
+        from benchmarks.corpus import ensure_corpus
+        from taurus_ops.chat.app import latest
+
+        corpus = Path(ensure_corpus(10_000))
+        many = SessionStore(corpus, None)
+        assert latest(many).path == many.latest().path
+        ours = time_call(lambda: latest(many))
+        theirs = time_shell(f"ls -t {corpus}/*.json | head -1")
+        rows.append(("-r: latest of 10,000 sessions", ours, theirs))
+
         for n in (10, 100, 500, 1000, 2000):
             doc = big_document(f"grow{n:04d}", n)
             session = Session(doc)
