@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.damage import DAMAGES, before, format_damages
+from helpers.damage import DAMAGES, before, format_damages, message_spans
 from helpers.doctoring import assert_api_accepts, compare, tree
 from helpers.sessions import make_document, write_session
 
@@ -87,7 +87,7 @@ def test_damage_free_kinds_lose_nothing(store):
 
 def test_a_hole_in_the_middle_keeps_the_messages_after_it(store):
     path, doc, raw = healthy_file(store, n_turns=6)
-    spans = __import__("helpers.damage", fromlist=["message_spans"]).message_spans(raw)
+    spans = message_spans(raw)
     start, end = spans[5]
     path.write_bytes(raw[: start + 10] + b"\0" * (end - start - 20) + raw[end - 10 :])
     doctor(store, fix=True)
@@ -101,7 +101,7 @@ def test_a_hole_in_the_middle_keeps_the_messages_after_it(store):
 
 def test_cut_mid_assistant_message_drops_it_and_closes_the_tool_use(store):
     path, doc, raw = healthy_file(store)
-    spans = __import__("helpers.damage", fromlist=["message_spans"]).message_spans(raw)
+    spans = message_spans(raw)
     start, end = spans[2]  # the tool_result after the first tool_use
     path.write_bytes(raw[: start + (end - start) // 2])
     report = doctor(store, fix=True)
@@ -469,7 +469,7 @@ def test_chat_shaped_messages_with_their_own_usage_fields(store):
     doc["usage"] = {"inputTokens": 1, "outputTokens": 2, "model": "claude-sonnet-4-5"}
     path = write_session(store.session_dir, doc)
     raw = path.read_bytes()
-    spans = __import__("helpers.damage", fromlist=["message_spans"]).message_spans(raw)
+    spans = message_spans(raw)
     for hit in (3, 10, len(spans) - 2):
         start, end = spans[hit]
         middle = (start + end) // 2

@@ -107,3 +107,47 @@ def test_salvage_never_invents_a_message(cut, tail):
     recovered = result.main.data.get("messages", []) if result.main else []
     assert compare(recovered, DOC["messages"])["invented"] == 0
     assert recovered == DOC["messages"][: len(recovered)]  # a prefix, exactly
+
+
+_BLOCK = st.one_of(
+    st.builds(lambda t: {"type": "text", "text": t}, st.sampled_from(["", "hi"])),
+    st.builds(
+        lambda i: {"type": "tool_use", "id": i, "name": "read", "input": {}},
+        st.sampled_from(["a", "b", "c"]),
+    ),
+    st.builds(
+        lambda i: {"type": "tool_result", "tool_use_id": i, "content": "ok"},
+        st.sampled_from(["a", "b", "c"]),
+    ),
+    st.just({"type": "mystery"}),
+)
+_MESSAGE = st.builds(
+    lambda role, content: {"role": role, "content": content},
+    st.sampled_from(["user", "assistant", "user", "assistant", "system"]),
+    st.one_of(st.sampled_from(["", "text"]), st.lists(_BLOCK, max_size=3)),
+)
+
+
+@SETTINGS
+@given(st.lists(_MESSAGE, max_size=6))
+def test_fast_history_check_agrees_with_the_detailed_one_and_the_api(messages):
+    from helpers.doctoring import assert_api_accepts
+
+    from taurus_ops.ops.doctor.document import (
+        FileContext,
+        _clean_history,
+        examine,
+        repair_document,
+    )
+
+    ctx = FileContext.of(NAME, 0)
+    doc = {"sessionId": "abc123", "created": DOC["created"], "updated": DOC["updated"]}
+    clean = _clean_history(messages)
+    detailed = examine({**doc, "messages": messages}, ctx)
+    assert clean == (not detailed)  # the fast pass and the detailed checks agree
+    if clean and messages:
+        assert_api_accepts(messages)
+    repaired = repair_document({**doc, "messages": messages}, ctx)
+    assert _clean_history(repaired.data["messages"])  # the repair always yields a clean history
+    if repaired.data["messages"]:
+        assert_api_accepts(repaired.data["messages"])

@@ -151,6 +151,66 @@ def _repeated_tool_use(messages: list[dict[str, Any]]) -> list[int]:
     return out
 
 
+def _clean_history(messages: list[Any]) -> bool:
+    """One fast pass: True when the API would accept the history as it is.
+
+    The same rules as :func:`message_problem`, :func:`_repeated_tool_use`,
+    :func:`_orphans` and :func:`taurus_ops.store.mend.dangling_tool_uses` together;
+    when it says False those give the details.
+    """
+    seen: set[str] = set()
+    pending: set[str] | None = None  # tool_use ids the next message must answer
+    for index, message in enumerate(messages):
+        if type(message) is not dict:
+            return False
+        role = message.get("role")
+        content = message.get("content")
+        if role not in ROLES or (index == 0 and role != "user"):
+            return False
+        if type(content) is str:
+            if not content or pending:
+                return False
+            continue
+        if type(content) is not list or not content:
+            return False
+        uses: list[str] = []
+        results: list[str] = []
+        for block in content:
+            if type(block) is not dict:
+                return False
+            kind = block.get("type")
+            if kind == "text":
+                value = block.get("text")
+                if type(value) is not str or not value:
+                    return False
+            elif kind == "tool_use":
+                ident = block.get("id")
+                if (
+                    role != "assistant"
+                    or type(ident) is not str
+                    or not ident
+                    or ident in seen
+                    or type(block.get("name")) is not str
+                    or type(block.get("input")) is not dict
+                ):
+                    return False
+                seen.add(ident)
+                uses.append(ident)
+            elif kind == "tool_result":
+                ident = block.get("tool_use_id")
+                if role != "user" or type(ident) is not str or not ident:
+                    return False
+                results.append(ident)
+            elif type(kind) is not str or kind not in BLOCK_TYPES:
+                return False
+        if pending and (role != "user" or not pending.issubset(results)):
+            return False
+        if results and (not pending or not pending.issuperset(results)):
+            return False
+        pending = set(uses) if uses else None
+    return not pending
+
+
 def _tool_use_ids(message: dict[str, Any]) -> set[str]:
     content = message.get("content")
     if message.get("role") != "assistant" or type(content) is not list:
@@ -210,7 +270,7 @@ def examine(data: Any, ctx: FileContext) -> list[Finding]:
             found.append(Finding("missing-messages", WARNING, "no `messages` list"))
     elif type(messages) is not list:
         found.append(Finding("bad-messages", ERROR, "`messages` is not a list"))
-    else:
+    elif not _clean_history(messages):
         bad = [(i, p) for i, m in enumerate(messages) if (p := message_problem(m))]
         if bad:
             first = ", ".join(f"#{i + 1}: {p}" for i, p in bad[:3])
