@@ -98,3 +98,23 @@ def test_interactive_chat_tool_approval_and_resume(fake_api, store):
     assert doc["messages"][-1]["interrupted"] is True
     assert doc["messages"][-1]["content"].startswith("A long answer")
     assert not fake_api.rejected
+
+
+def test_closing_the_terminal_mid_reply_saves_it(fake_api, store):
+    fake_api.add(slow("Words arrive slowly here and keep coming for a while. " * 6, delay=0.05))
+    child = spawn()
+    try:
+        child.expect("taurus>")
+        child.sendline("talk to me")
+        child.expect("Words arrive")
+        os.close(child.child_fd)  # the terminal goes away: the kernel sends SIGHUP
+        child.child_fd = -1
+        _, status = os.waitpid(child.pid, 0)
+    finally:
+        child.terminated = True
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 128 + signal.SIGHUP
+    (path,) = store.files()
+    reply = json.loads(path.read_text())["messages"][-1]
+    assert reply["role"] == "assistant" and reply["interrupted"] is True
+    assert reply["content"].startswith("Words arrive")
+    assert not [n for n in os.listdir(store.session_dir) if n.endswith(".lock")]

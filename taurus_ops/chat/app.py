@@ -137,7 +137,9 @@ class ChatApp:
     ) -> None:
         self.config = config
         self.store = store
-        self.ui: Any = ui
+        from taurus_ops.chat.ui import SafeUI
+
+        self.ui: Any = ui if isinstance(ui, SafeUI) else SafeUI(ui)
         self.interactive = interactive
         self.cwd = Path(os.path.realpath(cwd or Path.cwd()))
         settings = config.settings

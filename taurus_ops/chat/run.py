@@ -96,14 +96,14 @@ def run_chat(options: ChatOptions) -> int:
             banner = app.new_banner()
         if interactive:
             for line in banner:
-                ui.plain(line)
-            ui.plain("")
+                app.ui.plain(line)
+            app.ui.plain("")
             status = _interactive(app, config)
         else:
             assert app.session is not None
-            ui.notice(f"Session {app.session.id}: {tilde(app.session.path or '')}")
+            app.ui.notice(f"Session {app.session.id}: {tilde(app.session.path or '')}")
             if mended:
-                ui.notice(f"mended {mended} tool call(s) cut off last time")
+                app.ui.notice(f"mended {mended} tool call(s) cut off last time")
             ok = app.message(prompt or "")
             status = 0 if ok else 1
     except KeyboardInterrupt:
@@ -112,10 +112,7 @@ def run_chat(options: ChatOptions) -> int:
         app.stopping = True  # a late signal must not interrupt the final save
         app.close()
         if app.session is not None:
-            try:
-                ui.notice(f"Session saved: {tilde(app.session.path or '')}")
-            except (OSError, ValueError):
-                pass  # the terminal is gone (SIGHUP); the session is saved
+            app.ui.notice(f"Session saved: {tilde(app.session.path or '')}")
     if received:
         return 128 + received[0]
     return status
@@ -130,7 +127,10 @@ def _interactive(app: Any, config: Any) -> int:
     read = prompt_reader(Path(config.home) / "history")
 
     def on_message(text: str) -> None:
-        app.message(text)
+        try:
+            app.message(text)
+        finally:
+            app.ui.plain("")
 
     run_loop(read, on_message, Commands(app), should_stop=lambda: app.stopping)
     return 0

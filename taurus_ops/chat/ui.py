@@ -252,3 +252,25 @@ class PlainUI:
 
     def ask_permission(self, name: str, args: dict[str, Any]) -> Answer:
         return "no"  # never asked: -p mode refuses what is not allowed
+
+
+class SafeUI:
+    """Wraps a UI so that a terminal that has gone away (SIGHUP, a closed pipe) never stops the
+    chat from saving: output errors are ignored and questions are answered no."""
+
+    def __init__(self, ui: Any) -> None:
+        self.inner = ui
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+        if not callable(target):
+            return target
+        refusal: Any = {"ask_permission": "no", "confirm": False}.get(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return target(*args, **kwargs)
+            except (OSError, ValueError):  # EIO, EPIPE, or writing to a closed file
+                return refusal
+
+        return call
