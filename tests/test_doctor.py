@@ -297,6 +297,7 @@ def test_a_temp_file_holding_a_newer_whole_version_becomes_the_session(store, ta
 def test_a_session_open_in_a_chat_is_reported_and_never_touched(store, taurus_home):
     path, _, raw = healthy_file(store)
     path.write_bytes(raw[:-40])
+    os.chmod(path, 0o644)
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -315,6 +316,8 @@ def test_a_session_open_in_a_chat_is_reported_and_never_touched(store, taurus_ho
         problem = next(p for p in report.problems if p.path == str(path))
         assert problem.status == "skipped" and str(holder.pid) in problem.outcome
         assert path.read_bytes() == raw[:-40]
+        assert path.stat().st_mode & 0o777 == 0o644  # not even its mode is touched
+        assert all(p.status == "skipped" for p in report.problems if p.path == str(path))
         assert lock_path(path).exists()
     finally:
         holder.kill()

@@ -187,6 +187,10 @@ def make_plan(scan: Scan, new_id: Callable[[], str] = fmt.new_id) -> Plan:
             plan.skipped.append(problem)
 
     for path, want, problem in scan.modes:
+        if path in scan.locked:
+            holder = scan.locked[path]
+            skip([problem], f"open in {f'process {holder}' if holder else 'a running chat'}")
+            continue
         plan.add(Action(CHMOD, path, [problem], f"chmod {want:04o}", mode=want))
     for lock, problem in scan.locks:
         plan.add(Action(REMOVE_LOCK, lock, [problem], "remove the stale lock"))
