@@ -455,3 +455,21 @@ def test_slash_commands(fake_api, store):
     assert commands("/help") is True and any("/compact" in o for o in ui.out)
     assert commands("/exit") is False and commands("/quit") is False
     app.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"allow": ["wirte"]}, "no such tool"),
+        ({"prompt": "  "}, "empty prompt"),
+        ({"resume": True, "session": "x"}, "not both"),
+        ({"variables": {"a": "b"}}, "--template"),
+    ],
+)
+def test_bad_flags_are_one_line_usage_errors(fake_api, store, options, problem):
+    from taurus_ops.chat.run import ChatOptions, run_chat
+    from taurus_ops.errors import UsageError
+
+    with pytest.raises(UsageError, match=problem):
+        run_chat(ChatOptions(**options))
+    assert store.files() == []

@@ -39,6 +39,8 @@ def parse_vars(items: list[str] | tuple[str, ...]) -> dict[str, str]:
 def read_stdin_prompt(options: ChatOptions, stdin: Any) -> str | None:
     """The one-shot prompt: -p TEXT, -p - (stdin), or stdin when it is not a terminal."""
     if options.prompt is not None and options.prompt != "-":
+        if not options.prompt.strip():
+            raise UsageError('an empty prompt: give -p "PROMPT"')
         return options.prompt
     if options.prompt == "-" or not stdin.isatty():
         text = stdin.read()
@@ -60,6 +62,13 @@ def run_chat(options: ChatOptions) -> int:
         raise UsageError("--template starts a new session; it does not go with -r or -s")
     if options.variables and not options.template:
         raise UsageError("--var goes with --template NAME")
+    from taurus_ops.chat.tools import TOOL_NAMES
+
+    for tool in options.allow:
+        if tool != "*" and tool not in TOOL_NAMES:
+            raise UsageError(
+                f"--allow {tool}: no such tool (the tools are {', '.join(TOOL_NAMES)})"
+            )
     prompt = read_stdin_prompt(options, sys.stdin)
     interactive = prompt is None
     config = load_config(options.config_file, options.session_dir)
