@@ -69,7 +69,7 @@ def test_print_mode_and_stdin_prompt_then_resume_by_name(fake_api, store):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Second answer.\n"
     done = run("chat", "--resume", "-p", "third")
-    assert fake_api.requests[-1]["messages"] == [
+    assert fake_api.sent(-1) == [
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "First answer."},
         {"role": "user", "content": "second question from a pipe"},
@@ -112,7 +112,7 @@ def test_sigkill_mid_stream_leaves_a_file_that_resumes(fake_api, store):
     done = run("chat", "-r", "-p", "and now?")
     assert done.returncode == 0, done.stderr
     assert "mended 1" in done.stderr
-    sent = fake_api.requests[-1]["messages"]
+    sent = fake_api.sent(-1)
     assert sent[0]["content"] == [
         {"type": "text", "text": "slow question"},
         {"type": "text", "text": "run it"},

@@ -66,6 +66,8 @@ def make_app(
     store, answers=None, interactive=True, allow=None, config=None, **client_args
 ) -> tuple[ChatApp, ScriptedUI]:
     ui = ScriptedUI(answers)
+    config = config or load_config()
+    client_args.setdefault("prompt_caching", config.settings.chat.prompt_caching)
     client = ModelClient("claude-test", 1024, backoff=0.01, **client_args)
     app = ChatApp(
         config or load_config(),
@@ -111,7 +113,7 @@ def test_tool_round_trip_saves_every_step(fake_api, store):
     assert all(c["outcome"] == "ok" and isinstance(c["durationMs"], int) for c in calls)
     assert all(fmt.parse_time(c["timestamp"]) for c in calls)
     # the model saw the whole history each time, without Taurus's own fields
-    last = fake_api.requests[-1]["messages"]
+    last = fake_api.sent(-1)
     assert last == prepare_history(doc["messages"][:-1])
     assert all(set(m) == {"role", "content"} for r in fake_api.requests for m in r["messages"])
     assert not fake_api.rejected
@@ -171,7 +173,7 @@ def test_permission_answers(fake_api, store, answers, runs, asked):
     outcomes = [c["outcome"] for c in doc["toolCalls"]]
     assert outcomes == (["ok", "ok"] if runs else ["refused", "refused"])
     if not runs:
-        result = fake_api.requests[1]["messages"][-1]["content"][0]
+        result = fake_api.sent(1)[-1]["content"][0]
         assert result["is_error"] and "refused" in result["content"]
     if answers == ["always"]:
         assert doc["allowedTools"] == ["bash"]
@@ -195,7 +197,7 @@ def test_print_mode_refuses_without_asking_and_deny_wins(fake_api, store, taurus
     assert not Path("a.txt").exists()
     calls = saved(app)["toolCalls"]
     assert [(c["tool"], c["outcome"]) for c in calls] == [("write", "refused"), ("edit", "error")]
-    refusal = fake_api.requests[1]["messages"][-1]["content"][0]["content"]
+    refusal = fake_api.sent(1)[-1]["content"][0]["content"]
     assert "--allow write" in refusal
     # permissions.deny beats --allow
     taurus_home.mkdir(exist_ok=True)
@@ -207,7 +209,7 @@ def test_print_mode_refuses_without_asking_and_deny_wins(fake_api, store, taurus
     app.start_new()
     app.message("again")
     assert ui.asked == [] and not Path("a.txt").exists()
-    assert "permissions.deny" in fake_api.requests[-1]["messages"][-1]["content"][0]["content"]
+    assert "permissions.deny" in fake_api.sent(-1)[-1]["content"][0]["content"]
     app.close()
 
 
@@ -256,7 +258,7 @@ def test_dropped_connection_keeps_the_partial_reply_marked_interrupted(fake_api,
     # the session stays valid: the next turn is accepted with the partial reply in it
     assert app.message("go on")
     app.close()
-    sent = fake_api.requests[-1]["messages"]
+    sent = fake_api.sent(-1)
     assert sent[1] == {"role": "assistant", "content": "The answer is fo"}
     assert not fake_api.rejected
 
@@ -285,7 +287,7 @@ def test_resume_sends_the_whole_history_and_mends_a_cut_tool_use(fake_api, store
     assert "You: Help me debug the login issue" in banner
     assert app.message("continue please")
     app.close()
-    sent = fake_api.requests[0]["messages"]
+    sent = fake_api.sent(0)
     assert sent[0]["content"] == "Help me debug the login issue"
     assert sent[1]["content"][1]["type"] == "tool_use"
     assert sent[2]["content"][0]["tool_use_id"] == sent[1]["content"][1]["id"]
@@ -306,7 +308,7 @@ def test_template_route_copied_file_resumes(fake_api, store):
     app.message("here is the code")
     app.close()
     # consecutive user messages are combined into one turn for the API
-    assert fake_api.requests[0]["messages"] == [
+    assert fake_api.sent(0) == [
         {
             "role": "user",
             "content": [
@@ -334,7 +336,7 @@ def test_compact_archives_the_session_unchanged_and_continues_from_a_summary(fak
     assert store.resolve("login-work").session_id == new.id  # the name follows the work
     app.message("what next?")
     app.close()
-    sent = fake_api.requests[-1]["messages"]
+    sent = fake_api.sent(-1)
     assert len(sent) == 1 and "SUMMARY" in json.dumps(sent) and "what next?" in json.dumps(sent)
 
 
@@ -355,7 +357,7 @@ def test_context_full_is_said_before_the_api_refuses(fake_api, store, taurus_hom
     app.close()
     assert app.session.data["parentSession"] == old_id
     assert any("do not fit" in line for line in ui.out)
-    summary_request = fake_api.requests[0]["messages"]
+    summary_request = fake_api.sent(0)
     assert "x" * 9000 not in json.dumps(summary_request)
     assert [m["role"] for m in saved(app)["messages"]] == ["user", "user", "assistant"]
 
@@ -392,7 +394,7 @@ def test_template_flag_starts_a_session_from_a_template(fake_api, store):
     (path,) = store.files()
     doc = json.loads(path.read_text())
     assert doc["sessionId"] != "new" and doc["cwd"] == str(Path.cwd().resolve())
-    sent = fake_api.requests[0]["messages"]
+    sent = fake_api.sent(0)
     assert "Security vulnerabilities" in sent[0]["content"][0]["text"]
     assert sent[0]["content"][1] == {"type": "text", "text": "def f(): pass"}
     assert doc["messages"][-1]["content"] == "Reviewing now."
@@ -473,3 +475,27 @@ def test_bad_flags_are_one_line_usage_errors(fake_api, store, options, problem):
     with pytest.raises(UsageError, match=problem):
         run_chat(ChatOptions(**options))
     assert store.files() == []
+
+
+def test_prompt_cache_marks_are_sent_but_never_stored(fake_api, store, taurus_home):
+    fake_api.add(text("one"), text("two"))
+    app, _ = make_app(store, prompt_caching=True)
+    app.start_new()
+    app.message("first")
+    app.message("second")
+    app.close()
+    body = fake_api.requests[-1]
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert body["messages"][-1]["content"] == [
+        {"type": "text", "text": "second", "cache_control": {"type": "ephemeral"}}
+    ]
+    assert body["messages"][0] == {"role": "user", "content": "first"}  # only the last is marked
+    assert "cache_control" not in Path(app.session.path).read_text()
+    taurus_home.mkdir(exist_ok=True)
+    (taurus_home / "config.yaml").write_text("chat:\n  promptCaching: false\n")
+    fake_api.add(text("three"))
+    app, _ = make_app(store, config=load_config())
+    app.open_ref(None)
+    app.message("third")
+    app.close()
+    assert "cache_control" not in json.dumps(fake_api.requests[-1])

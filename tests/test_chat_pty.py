@@ -89,7 +89,7 @@ def test_interactive_chat_tool_approval_and_resume(fake_api, store):
     finally:
         child.close()
     assert child.signalstatus is None and child.exitstatus == 128 + signal.SIGTERM
-    history = fake_api.requests[2]["messages"]
+    history = fake_api.sent(2)
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant", "user"]
     assert history[1]["content"][1]["name"] == "write"
     assert history[2]["content"][0]["type"] == "tool_result"

@@ -165,7 +165,9 @@ class ChatApp:
     @property
     def client(self) -> ModelClient:
         if self._client is None:
-            self._client = ModelClient(self.model, self.chat.max_tokens)
+            self._client = ModelClient(
+                self.model, self.chat.max_tokens, prompt_caching=self.chat.prompt_caching
+            )
         return self._client
 
     def send(self, history: list[dict[str, Any]], ui: UI) -> Reply:

@@ -113,6 +113,7 @@ class ModelClient:
         backoff: float = 1.0,
         timeout: float = 600.0,
         sleep: Callable[[float], None] = time.sleep,
+        prompt_caching: bool = True,
     ) -> None:
         check_credentials()
         self.model = model
@@ -121,6 +122,7 @@ class ModelClient:
         self.backoff = backoff
         self.timeout = timeout
         self.sleep = sleep
+        self.prompt_caching = prompt_caching
         self._sdk: Any = None
 
     @property
@@ -183,10 +185,14 @@ class ModelClient:
         params: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_tokens or self.max_tokens,
-            "messages": messages,
+            "messages": with_cache_point(messages) if self.prompt_caching else messages,
         }
         if system:
-            params["system"] = system
+            params["system"] = (
+                [{"type": "text", "text": system, "cache_control": EPHEMERAL}]
+                if self.prompt_caching
+                else system
+            )
         if tools:
             params["tools"] = tools
         return params
@@ -281,6 +287,23 @@ class ModelClient:
         if (status in RETRY_STATUS and should != "false") or should == "true":
             return _Retryable(describe_status(exc), status, _retry_after(headers))
         return ApiError(describe_status(exc), status)
+
+
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def with_cache_point(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history with a prompt-cache breakpoint on its last block (the stored history is
+    not changed): the next request reads everything before it from the cache."""
+    if not messages:
+        return messages
+    last = messages[-1]
+    content = last["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    if not blocks or blocks[-1].get("type") not in ("text", "tool_result", "tool_use", "image"):
+        return messages
+    blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
+    return [*messages[:-1], {**last, "content": blocks}]
 
 
 class _Retryable(Exception):

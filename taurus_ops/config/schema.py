@@ -87,6 +87,10 @@ class ChatSettings(Section):
     allow_outside_cwd: bool = Field(
         False, description="Let file tools reach paths outside the working directory."
     )
+    prompt_caching: bool = Field(
+        True,
+        description="Mark the conversation for the API's prompt cache (cheaper long sessions).",
+    )
 
 
 class SettingsModel(Section):

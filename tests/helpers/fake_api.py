@@ -306,6 +306,26 @@ def validate_request(body: Any) -> None:
             raise Invalid("final assistant content cannot end with trailing whitespace")
 
 
+def without_cache(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages with ``cache_control`` removed; a lone text block that carried one becomes the
+    plain string it was."""
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            marked = any(isinstance(b, dict) and "cache_control" in b for b in content)
+            blocks = [
+                {k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) else b
+                for b in content
+            ]
+            if marked and len(blocks) == 1 and blocks[0].get("type") == "text":
+                content = blocks[0]["text"]
+            else:
+                content = blocks
+        out.append({**message, "content": content})
+    return out
+
+
 def estimate_tokens(value: Any) -> int:
     return max(1, len(json.dumps(value, ensure_ascii=False)) // 4)
 
@@ -343,6 +363,10 @@ class FakeAPI:
     @property
     def last_messages(self) -> list[dict[str, Any]]:
         return self.requests[-1]["messages"]
+
+    def sent(self, index: int = -1) -> list[dict[str, Any]]:
+        """The messages of request ``index`` without prompt-cache marks (as they were stored)."""
+        return without_cache(self.requests[index]["messages"])
 
     def start(self) -> FakeAPI:
         api = self
@@ -581,4 +605,5 @@ __all__ = [
     "tool_use",
     "tool_uses",
     "validate_request",
+    "without_cache",
 ]
