@@ -22,11 +22,14 @@ def stats_cmd(app: AppContext, as_json: bool, since: str | None, days: int) -> N
     that a named session is counted once (the script counts each name link again).
     Costs are estimates from list prices.
     """
-    from taurus_ops.ops.search import parse_since
     from taurus_ops.ops.stats import render_text, session_stats
     from taurus_ops.store.index import Index
 
-    moment = parse_since(since) if since else None
+    moment = None
+    if since:
+        from taurus_ops.ops.search import parse_since
+
+        moment = parse_since(since)
     with Index(app.config) as index:
         stats = session_stats(index, since=moment)
     if as_json:
