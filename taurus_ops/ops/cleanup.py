@@ -25,7 +25,6 @@ from taurus_ops.errors import SessionLocked, TaurusError, UsageError
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write, fsync_dir
 from taurus_ops.store.lock import SessionLock, is_locked
-from taurus_ops.store.move import names_leading_to
 from taurus_ops.store.refs import id_from_file_name, inside
 
 ARCHIVE = "archive"
@@ -84,6 +83,7 @@ class Entry:
     locked: bool = False
     names: tuple[str, ...] = ()
     error: str | None = None
+    identity: tuple[int, int] = (0, 0)  # (st_dev, st_ino): spots an interrupted move
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,13 @@ class Plan:
     def as_json(self) -> dict[str, Any]:
         return {
             "now": fmt.format_time(self.now),
-            "rules": asdict(self.rules),
+            "rules": {
+                "retentionDays": self.rules.retention_days,
+                "maxSessions": self.rules.max_sessions,
+                "autoArchive": self.rules.auto_archive,
+                "cleanupNamed": self.rules.cleanup_named,
+                "archiveRetentionDays": self.rules.archive_retention_days,
+            },
             "actions": [asdict(a) for a in self.actions],
             "skipped": [asdict(s) for s in self.skipped],
             "kept": self.kept,
@@ -158,7 +164,7 @@ def plan_cleanup(rules: Rules, snapshot: Snapshot, now: datetime) -> Plan:
             )
     ranked = sorted(readable, key=_rank_key, reverse=True)
     newest = ranked[0].path if ranked else None
-    archived_names = {os.path.basename(e.path) for e in snapshot.archived}
+    archived_names = {os.path.basename(e.path): e.identity for e in snapshot.archived}
     cutoff = now - timedelta(days=rules.retention_days) if rules.retention_days else None
     for rank, entry in enumerate(ranked, start=1):
         assert entry.updated is not None
@@ -176,8 +182,14 @@ def plan_cleanup(rules: Rules, snapshot: Snapshot, now: datetime) -> Plan:
             plan.kept += 1
             continue
         why = _protection(entry, rules, newest)
-        if why is None and verb == ARCHIVE and os.path.basename(entry.path) in archived_names:
-            why = "a file of the same name is already in the archive; run taurus-ops doctor"
+        twin = archived_names.get(os.path.basename(entry.path))
+        if why is None and verb == ARCHIVE and twin is not None:
+            if twin == entry.identity and twin != (0, 0):
+                reasons.append(
+                    "the same file is already linked in the archive (a move was interrupted)"
+                )
+            else:
+                why = "a file of the same name is already in the archive; run taurus-ops doctor"
         if why is not None:
             plan.kept += 1
             plan.skipped.append(Skip(entry.path, entry.id, why, reasons))
@@ -272,6 +284,7 @@ def read_entry(
         locked=is_locked(path),
         names=link_names,
         error=error,
+        identity=(st.st_dev, st.st_ino),
     )
 
 
@@ -354,19 +367,6 @@ class Result:
         return out
 
 
-def delete_session(session_dir: Path, path: Path) -> list[Path]:
-    """Remove a session file and the name links that led to it (they would dangle)."""
-    links = names_leading_to(session_dir, path)
-    os.unlink(path)
-    for link in links:
-        with contextlib.suppress(FileNotFoundError):
-            link.unlink()
-    fsync_dir(path.parent)
-    if links:
-        fsync_dir(session_dir)
-    return links
-
-
 def _unchanged(action: Action) -> str | None:
     try:
         st = os.lstat(action.path)
@@ -377,43 +377,169 @@ def _unchanged(action: Action) -> str | None:
     return None
 
 
+CHUNK = 256  # sessions moved per pair of directory fsyncs
+
+
 def execute(plan: Plan, store: Any, log: Any = None) -> Result:
-    """Carry out ``plan``. Each session is locked while it moves, so a chat cannot open it
-    half-way; one that was opened, changed or removed since planning is left alone."""
+    """Carry out ``plan``.
+
+    Each session is locked while it moves, so a chat cannot open it half-way; one
+    that was opened, changed or removed since planning is left alone. Moves go in
+    chunks: hard-link each file into the archive, fsync the archive once, then remove
+    the originals (re-pointing their names) and fsync the session directory once. A
+    crash in between leaves a file in both places (the same inode), which the next
+    run finishes. Across file systems each file is copied, fsynced, verified, then
+    removed (``SessionStore.archive``).
+    """
     result = Result(plan)
-    for action in plan.actions:
-        path = Path(action.path)
-        problem = _unchanged(action)
-        if problem:
-            result.outcomes.append(Outcome(action, False, problem))
-            continue
-        try:
-            with SessionLock(path):
-                if _unchanged(action):
-                    raise UsageError("changed since the plan was made; left for the next run")
-                if action.action == ARCHIVE:
-                    new = store.archive(path)
-                    detail = str(new)
-                else:
-                    removed = delete_session(store.session_dir, path)
-                    detail = "deleted" + (
-                        f" (and its names {', '.join(p.name for p in removed)})" if removed else ""
-                    )
-        except SessionLocked:
-            result.outcomes.append(Outcome(action, False, "open in a running chat (locked)"))
-        except (TaurusError, OSError) as exc:
-            result.outcomes.append(Outcome(action, False, str(exc)))
-        else:
-            result.outcomes.append(Outcome(action, True, detail))
-        if log is not None:
-            last = result.outcomes[-1]
+    links = {real: [store.session_dir / f"{n}.json" for n in names]
+             for real, names in store.names().items()}  # fmt: skip
+    moved: dict[str, Path] = {}
+    deleted: set[str] = set()
+    for start in range(0, len(plan.actions), CHUNK):
+        _run_chunk(plan.actions[start : start + CHUNK], store, links, result, moved, deleted)
+    _sweep_names(Path(store.session_dir), moved, deleted)
+    if log is not None:
+        for outcome in result.outcomes:
+            action = outcome.action
             verb = {ARCHIVE: "archived", DELETE: "deleted"}[action.action]
-            if last.done:
+            if outcome.done:
                 log.info("cleanup: %s %s (%d bytes): %s", verb, action.path, action.size,
                          "; ".join(action.reasons))  # fmt: skip
             else:
-                log.warning("cleanup: left %s: %s", action.path, last.detail)
+                log.warning("cleanup: left %s: %s", action.path, outcome.detail)
     return result
+
+
+def _run_chunk(
+    actions: list[Action],
+    store: Any,
+    links: dict[str, list[Path]],
+    result: Result,
+    moved: dict[str, Path],
+    deleted: set[str],
+) -> None:
+    import errno
+
+    from taurus_ops.store.atomic import ensure_dir
+    from taurus_ops.store.move import MoveError
+
+    held: list[tuple[Action, SessionLock]] = []
+    done: dict[int, Outcome] = {}
+    try:
+        for action in actions:
+            problem = _unchanged(action)
+            lock = SessionLock(Path(action.path))
+            if problem is None:
+                try:
+                    lock.acquire()
+                except SessionLocked:
+                    problem = "open in a running chat (locked)"
+                else:
+                    problem = _unchanged(action)
+                    if problem is None:
+                        held.append((action, lock))
+                        continue
+                    lock.release()
+            done[id(action)] = Outcome(action, False, problem)
+        to_archive = [a for a, _ in held if a.action == ARCHIVE]
+        linked: list[tuple[Action, Path]] = []
+        if to_archive:
+            archive_dir = Path(store.archive_dir)
+            ensure_dir(archive_dir)
+        for action in to_archive:
+            src = Path(action.path)
+            dest = archive_dir / src.name
+            try:
+                if dest.exists() or dest.is_symlink():
+                    if not dest.is_symlink() and os.path.samefile(src, dest):
+                        linked.append((action, dest))  # finishing an interrupted move
+                        continue
+                    raise MoveError(f"{dest} already exists; not overwriting it")
+                os.link(src, dest)
+            except OSError as exc:
+                if exc.errno in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+                    try:
+                        new = store.archive(src)  # copy, fsync, verify, remove
+                    except (TaurusError, OSError) as inner:
+                        done[id(action)] = Outcome(action, False, str(inner))
+                    else:
+                        moved[action.path] = new
+                        done[id(action)] = Outcome(action, True, str(new))
+                    continue
+                done[id(action)] = Outcome(action, False, exc.strerror or str(exc))
+            except TaurusError as exc:
+                done[id(action)] = Outcome(action, False, str(exc))
+            else:
+                linked.append((action, dest))
+        if linked:
+            fsync_dir(archive_dir)
+        touched_dirs: set[Path] = set()
+        for action, dest in linked:
+            src = Path(action.path)
+            real = os.path.realpath(src)
+            try:
+                os.unlink(src)
+            except OSError as exc:
+                done[id(action)] = Outcome(action, False, exc.strerror or str(exc))
+                continue
+            touched_dirs.add(src.parent)
+            for link in links.get(real, []):
+                _repoint(link, dest)
+            moved[action.path] = dest
+            done[id(action)] = Outcome(action, True, str(dest))
+        for action in (a for a, _ in held if a.action == DELETE):
+            src = Path(action.path)
+            real = os.path.realpath(src)
+            try:
+                os.unlink(src)
+            except OSError as exc:
+                done[id(action)] = Outcome(action, False, exc.strerror or str(exc))
+                continue
+            touched_dirs.add(src.parent)
+            gone = []
+            for link in links.get(real, []):
+                with contextlib.suppress(FileNotFoundError):
+                    link.unlink()
+                    gone.append(link.name)
+                    touched_dirs.add(link.parent)
+            deleted.add(action.path)
+            detail = "deleted" + (f" (and its names {', '.join(gone)})" if gone else "")
+            done[id(action)] = Outcome(action, True, detail)
+        for folder in touched_dirs:
+            fsync_dir(folder)
+    finally:
+        for _, lock in held:
+            lock.release()
+    result.outcomes.extend(done[id(a)] for a in actions if id(a) in done)
+
+
+def _repoint(link: Path, new: Path) -> None:
+    tmp = link.with_name(f".{link.name}.tmp-link")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(os.path.relpath(new, link.parent), tmp)
+    os.replace(tmp, link)
+
+
+def _sweep_names(session_dir: Path, moved: dict[str, Path], deleted: set[str]) -> None:
+    """Names made while cleanup ran that still lead to a moved or deleted file."""
+    if not moved and not deleted:
+        return
+    try:
+        entries = list(os.scandir(session_dir))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if not entry.is_symlink():
+            continue
+        link = Path(entry.path)
+        target = os.path.normpath(os.path.join(session_dir, os.readlink(link)))
+        if target in moved and not link.exists():
+            _repoint(link, moved[target])
+        elif target in deleted and not link.exists():
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
 
 
 # -- remembering what ran, for the warning -------------------------------------------------
@@ -522,9 +648,7 @@ def unarchive_session(store: Any, ref: str) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def ops_lock(
-    home: Path, wait: float = 0.0, cancel: Any = None, log: Any = None
-):  # type: ignore[no-untyped-def]
+def ops_lock(home: Path, wait: float = 0.0, cancel: Any = None, log: Any = None):  # type: ignore[no-untyped-def]
     """Hold the ops lock. With ``wait`` > 0, retry once a second for up to that many
     seconds (giving up early when the event ``cancel`` is set)."""
     import time

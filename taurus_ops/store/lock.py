@@ -82,7 +82,8 @@ class FileLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
+        if os.fstat(fd).st_size:  # a new file needs no truncate (which costs ext4 a flush)
+            os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
         return self
