@@ -220,3 +220,15 @@ def test_two_processes_building_at_once_both_answer(store, taurus_home) -> None:
         assert len(out.split()) == 40
     with Index(load_config()) as ix:
         assert ix.check() == [] and len(ix.rows()) == 40
+
+
+def test_a_long_refresh_is_announced(store, index) -> None:
+    for n in range(4):
+        write_session(store.session_dir, make_document(f"a{n:03d}", n_turns=0))
+    heard: list[int] = []
+    index.announce = heard.append
+    index.ANNOUNCE_FROM = 3
+    index.refresh()
+    write_session(store.session_dir, make_document("a999", n_turns=0))
+    index.refresh()  # one new file: not worth a word
+    assert heard == [4]

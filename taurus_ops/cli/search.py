@@ -63,6 +63,7 @@ def search_cmd(
         limit=limit if (limit or paths_only) else 20,
     )
     with Index(app.config) as index:
+        index.announce = announce_indexing
         if paths_only:
             request.limit = None
             hits = run_search(index, request)
@@ -92,6 +93,15 @@ def search_cmd(
             text = mark(hit.snippet, hit.highlights, "[", "]")
         who = {"user": "You", "assistant": "Claude"}.get(hit.role, hit.role)
         click.echo(f"    {who}: {text}")
+
+
+def announce_indexing(count: int) -> None:
+    """Say why a first search or stats takes a few seconds (only on a terminal)."""
+    if sys.stderr.isatty():
+        click.echo(
+            f"Indexing {count} session files (once; later runs read only what changed)...",
+            err=True,
+        )
 
 
 def _quote(word: str) -> str:
@@ -147,6 +157,7 @@ def index_rebuild(app: AppContext) -> None:
 
     start = time.perf_counter()
     with Index(app.config) as index:
+        index.announce = announce_indexing
         report = index.rebuild()
     took = time.perf_counter() - start
     click.echo(f"Rebuilt {index.path}: {report.added} session(s) in {took:.1f}s")

@@ -30,7 +30,10 @@ def stats_cmd(app: AppContext, as_json: bool, since: str | None, days: int) -> N
         from taurus_ops.ops.search import parse_since
 
         moment = parse_since(since)
+    from taurus_ops.cli.search import announce_indexing
+
     with Index(app.config) as index:
+        index.announce = announce_indexing
         stats = session_stats(index, since=moment)
     if as_json:
         echo_json(stats.as_json())

@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -490,6 +491,9 @@ class Index:
             return False
         return bool(row) and row[0] == SCHEMA_VERSION
 
+    announce: Callable[[int], None] | None = None  # told how many files a long refresh reads
+    ANNOUNCE_FROM = 500
+
     def refresh(self, max_reads: int | None = None) -> RefreshReport:
         """Bring the index up to date with the session files (both directories).
 
@@ -509,6 +513,9 @@ class Index:
             if max_reads is not None and sum(w[3] for w in work) > max_reads:
                 report.skipped = True
                 return report
+            reads = sum(w[3] for w in work)
+            if self.announce is not None and reads >= self.ANNOUNCE_FROM:
+                self.announce(reads)
             for folder, archived, found, _ in work:
                 self._refresh_folder(conn, folder, archived, report, found)
             return report
