@@ -499,3 +499,52 @@ def test_prompt_cache_marks_are_sent_but_never_stored(fake_api, store, taurus_ho
     app.message("third")
     app.close()
     assert "cache_control" not in json.dumps(fake_api.requests[-1])
+
+
+def test_400_is_one_line_and_not_retried(fake_api, store):
+    fake_api.add(fault(400, "messages.0.content: bad things"))
+    app, ui = make_app(store)
+    app.start_new()
+    assert not app.message("hello")
+    app.close()
+    assert len(fake_api.requests) == 1
+    assert any("refused the request (400: messages.0.content: bad things)" in o for o in ui.out)
+
+
+def test_the_tutorials_jq_recipes_count_what_the_chat_did(fake_api, store):
+    import shutil
+    import subprocess
+
+    if not shutil.which("jq"):
+        pytest.skip("jq is not installed")
+    Path("src").mkdir()
+    Path("src/users.ts").write_text("let a = 1;\n")
+    fake_api.add(
+        tool_uses(
+            [
+                ("write", {"file": "src/new.ts", "content": "x\n"}),
+                ("edit", {"file": "./src/users.ts", "old_string": "a = 1", "new_string": "a = 2"}),
+                ("read", {"file": "src/users.ts"}),
+            ]
+        ),
+        text("done"),
+    )
+    app, _ = make_app(store, allow=["write", "edit"])
+    app.start_new()
+    app.message("change things")
+    app.close()
+    path = str(app.session.path)
+
+    def jq(program: str) -> list[str]:
+        done = subprocess.run(
+            ["jq", "-r", program, path], capture_output=True, text=True, check=True
+        )
+        return done.stdout.split()
+
+    assert jq('.toolCalls[] | select(.tool=="write") | .file') == ["src/new.ts"]
+    assert jq('.toolCalls[] | select(.tool=="edit" or .tool=="write") | .file') == [
+        "src/new.ts",
+        "src/users.ts",
+    ]
+    assert jq(".toolCalls[].tool") == ["write", "edit", "read"]
+    assert jq(".messages[0].content") == ["change", "things"]
