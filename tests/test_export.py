@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from helpers.sessions import make_document, write_session
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taurus_ops import __version__
 from taurus_ops.ops.export import build_context, code, fence, render, segments
@@ -352,3 +354,27 @@ def test_redact_keeps_keys_and_structure() -> None:
 def test_context_is_plain_data() -> None:
     context = build_context(golden_document())
     json.dumps(context)  # nothing but JSON-able values reaches a template
+
+
+_PIECES = [*"ab `~\n-=:_/", "```", "sk-ant-", "ghp_", "password=", "Bearer ", "x" * 20]
+_TEXTS = st.lists(st.sampled_from(_PIECES), max_size=40).map("".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_TEXTS)
+def test_fence_is_longer_than_any_backtick_run(text: str) -> None:
+    block = fence(text)
+    marks = block.split("\n", 1)[0]
+    assert block.endswith("\n" + marks)
+    assert max((len(r) for r in re.findall("`+", text)), default=0) < len(marks)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_TEXTS)
+def test_redaction_is_idempotent(text: str) -> None:
+    from taurus_ops.ops.redact import Redaction
+
+    once = redact_text(text)
+    again = Redaction()
+    assert redact_text(once, again) == once
+    assert again.total == 0
