@@ -490,3 +490,21 @@ def test_write_failure_without_root(home: Path) -> None:
     assert "File too large" in done.stderr and "partial archive was removed" in done.stderr
     assert sorted(p.name for p in folder.iterdir()) == [old.name]
     assert old.read_bytes() == b"an older backup"
+
+
+def test_output_option_and_no_overwrite(home: Path, ops, tmp_path: Path) -> None:
+    populate(home)
+    target = tmp_path / "mine.tar.gz"
+    out = ops("backup", "create", "-o", str(target), "--json")
+    assert out.exit_code == 0, out.output
+    info = json.loads(out.output)
+    assert info["path"] == str(target) and info["files"] == 8
+    assert backup.verify_archive(target).ok
+    before = target.read_bytes()
+    again = ops("backup", "create", "-o", str(target))
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert target.read_bytes() == before
+    into_dir = ops("backup", "create", "-o", str(tmp_path))
+    assert into_dir.exit_code == 0
+    assert len(list(tmp_path.glob("taurus-sessions-backup-*.tar.gz"))) == 1
+    assert not (home / ".taurus" / "backups").exists()  # -o elsewhere: no rotation there

@@ -422,3 +422,41 @@ def test_archive_across_file_systems(taurus_home: Path, store, ops, tmpfs: Path)
     assert oct(moved.stat().st_mode & 0o777) == "0o600"
     assert (store.session_dir / "named.json").resolve() == moved.resolve()
     assert not [p for p in archive.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_an_interrupted_move_is_finished_by_the_next_run(taurus_home: Path, store, ops) -> None:
+    add_session(store.session_dir, "new", 0.1)
+    old = add_session(store.session_dir, "old", 90)
+    store.name("old", "old-name")
+    # a crash after the link into the archive, before the original was removed
+    store.archive_dir.mkdir(parents=True)
+    os.link(old, store.archive_dir / old.name)
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n  cleanupNamed: true\n")
+    plan = json.loads(ops("cleanup", "--dry-run", "--json").output)
+    assert [a["id"] for a in plan["actions"]] == ["old"]
+    assert any("interrupted" in r for r in plan["actions"][0]["reasons"])
+    assert ops("cleanup").exit_code == 0
+    assert not old.exists() and (store.archive_dir / old.name).is_file()
+    assert store.resolve("old-name").archived
+    # a different file of the same name in the archive is left for the doctor
+    clash = add_session(store.session_dir, "clash", 90)
+    (store.archive_dir / clash.name).write_text("{}")
+    out = ops("cleanup", "--dry-run")
+    assert "already in the archive" in out.output and clash.exists()
+
+
+def test_logs_hold_no_secrets(taurus_home: Path, store, ops, monkeypatch) -> None:
+    secret = "sk-ant-api03-" + "x" * 40
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    add_session(store.session_dir, "new", 0.1)
+    doc = make_document("leaky", created=datetime.now(UTC) - timedelta(days=90))
+    doc["messages"].append({"role": "user", "content": f"my key is {secret}"})
+    doc["updated"] = doc["created"]
+    write_session(store.session_dir, doc)
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
+    assert ops("cleanup").exit_code == 0
+    assert ops("backup", "create").exit_code == 0
+    log = (taurus_home / "logs" / "taurus-ops.log").read_text()
+    assert "cleanup: archived" in log and "backup: wrote" in log
+    assert secret not in log and "sk-ant" not in log
+    assert oct((taurus_home / "logs" / "taurus-ops.log").stat().st_mode & 0o777) == "0o600"
