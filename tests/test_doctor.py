@@ -485,3 +485,24 @@ def test_chat_shaped_messages_with_their_own_usage_fields(store):
         assert doc["messages"][-1] in data["messages"]
         assert data["toolCalls"] == doc["toolCalls"] and data["usage"] == doc["usage"]
         assert_api_accepts(data["messages"])
+
+
+def test_progress_bar_on_a_terminal_with_many_files(store, taurus_home):
+    pexpect = pytest.importorskip("pexpect")
+    from taurus_ops.cli.doctor import PROGRESS_FROM
+
+    for i in range(PROGRESS_FROM):
+        write_session(store.session_dir, make_document(f"s{i:05d}", n_turns=0))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-c", "from taurus_ops.cli.main import main; main()", "doctor"],
+        env={**os.environ, "COLUMNS": "100"},
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect("checking sessions")
+    child.expect(f"Checked {PROGRESS_FROM} session file")
+    child.expect("Healthy")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

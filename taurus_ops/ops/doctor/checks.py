@@ -82,6 +82,7 @@ class TempFile:
     is_link: bool
     digest: str = ""
     document: dict[str, Any] | None = None  # a whole session document, if it holds one
+    newer: bool = False  # it holds a newer whole version of its session
 
 
 @dataclass
@@ -362,6 +363,7 @@ def _check_temp(scan: Scan, entry: os.DirEntry[str], wanted: set[str] | None) ->
         if ok and isinstance(data, dict) and isinstance(data.get("messages"), list):
             temp.document = data
             if _temp_is_newer(scan, target, data):
+                temp.newer = True
                 fix = "it holds a newer whole version: make it the session (old one to quarantine)"
     elif is_link:
         text = "a temporary link left by an interrupted rename"

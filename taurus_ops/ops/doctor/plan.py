@@ -362,7 +362,7 @@ def _plan_temp(
             Action(LINK_REMOVE, temp.path, [problem], problem.fix, link_target=_readlink(temp.path))
         )
         return
-    if temp.document is not None and problem.fix.startswith("it holds a newer"):
+    if temp.document is not None and temp.newer:
         ctx = FileContext.of(temp.target.name, 0)
         ctx.mtime_iso = str(temp.document.get("updated") or fmt.now_iso())
         data = temp.document

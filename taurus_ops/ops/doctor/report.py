@@ -119,6 +119,7 @@ class Report:
 
 def _short(path: Path, home: Path) -> str:
     try:
-        return str(Path(path).relative_to(home))
+        relative = Path(path).relative_to(home)
     except ValueError:
         return str(path)
+    return str(path) if relative == Path(".") else str(relative)
