@@ -506,3 +506,15 @@ def test_progress_bar_on_a_terminal_with_many_files(store, taurus_home):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_cleanup_warning_is_part_of_the_report(ops, store, monkeypatch):
+    cleanup = pytest.importorskip("taurus_ops.ops.cleanup")
+    healthy_file(store)
+    monkeypatch.setattr(
+        cleanup, "pending_warning", lambda config, store: "cleanup will archive 3 session(s)"
+    )
+    result = ops("doctor")
+    assert "warning: cleanup will archive 3 session(s)" in result.output
+    data = json.loads(ops("doctor", "--json").output)
+    assert data["warnings"] == ["cleanup will archive 3 session(s)"]
