@@ -229,3 +229,25 @@ def test_schedule_show_lists_next_runs(taurus_home: Path, ops) -> None:
     data = json.loads(ops("schedule", "show", "--json").output)
     assert data["daemonPid"] is None
     assert [j["onCalendar"] for j in data["jobs"]] == ["*-*-* 04:15:00", "*-*-* 03:00:00"]
+
+
+def test_sigterm_lets_the_running_job_finish(taurus_home: Path, store) -> None:
+    from taurus_ops.ops.backup import verify_archive
+
+    doc = make_document("big")
+    doc["messages"].append({"role": "user", "content": os.urandom(12_000_000).hex()})
+    write_session(store.session_dir, doc)  # about 24 MB: the backup takes a while
+    write_config(taurus_home, 'schedule:\n  backup: "* * * * * *"\n  cleanup: "0 0 1 1 *"\n')
+    daemon = start_daemon()
+    try:
+        wait_for_log(taurus_home, "backup: scheduled run starting", daemon)
+    finally:
+        code = stop(daemon)  # SIGTERM while the backup is being written
+    assert code == 0
+    log = (taurus_home / "logs" / "taurus-ops.log").read_text()
+    signalled = log.index("SIGTERM: stopping")
+    finished = log.index("backup: scheduled run finished")
+    assert signalled < finished < log.index("scheduler stopped")
+    assert log.count("backup: scheduled run starting") == 1  # no new job after the signal
+    backups = list((taurus_home / "backups").glob("taurus-sessions-backup-*.tar.gz"))
+    assert len(backups) == 1 and verify_archive(backups[0]).ok
