@@ -319,7 +319,10 @@ def test_ordinary_text_is_left_alone() -> None:
     from taurus_ops.ops.redact import Redaction
 
     found = Redaction()
-    text = "The password reset flow: ask-ant-colony, AKIA is a prefix, bearer of news, sk-short"
+    text = (
+        "The password reset flow: ask-ant-colony, AKIA is a prefix, bearer of news, sk-short,"
+        " password=None, token = get_token(), PASSWORD=${DB_PASSWORD}, secret: ****"
+    )
     assert redact_text(text, found) == text
     assert found.total == 0
 

@@ -11,7 +11,8 @@ field) is scanned; each secret found is replaced by ``[REDACTED:<kind>]``. Keys
 - ``Authorization: Bearer ...`` and other bearer tokens
 - PEM private key blocks (``-----BEGIN ... PRIVATE KEY-----`` to its END line)
 - ``password=...``-style assignments (password, passwd, pwd, secret, token,
-  api_key, client_secret ...): the value is masked, the name kept
+  api_key, client_secret ...): the value is masked, the name kept; a value that only
+  names a secret (``None``, ``${DB_PASSWORD}``, ``get_token()``, ``****``) is left alone
 """
 
 from __future__ import annotations
@@ -88,6 +89,19 @@ def _is_mask(text: str) -> bool:
     return text.startswith("[REDACTED:")
 
 
+_NOT_SECRETS = {"none", "null", "nil", "true", "false", "undefined", "required", "optional"}
+
+
+def _is_placeholder(value: str) -> bool:
+    """A value that names a secret rather than being one: ``None``, ``${PASSWORD}``, ``get()``."""
+    return (
+        value.lower() in _NOT_SECRETS
+        or value.startswith(("$", "{", "%", "<", "os.environ", "process.env", "env("))
+        or "(" in value
+        or set(value) <= {"*", "x", "X", "."}
+    )
+
+
 def redact_text(text: str, found: Redaction | None = None) -> str:
     """``text`` with every secret masked; counts go into ``found``."""
     found = found if found is not None else Redaction()
@@ -106,7 +120,7 @@ def redact_text(text: str, found: Redaction | None = None) -> str:
                 )
             )
             value = match.group(index) if index else None
-            if not value or _is_mask(value) or value.startswith("[REDACTED"):
+            if not value or _is_mask(value) or (kind == "password" and _is_placeholder(value)):
                 return match.group(0)
             found.counts[kind] += 1
             start, end = match.span(index)
