@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -149,9 +150,9 @@ def example(text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Append an Examples section to a command's help (every command has one)."""
 
     def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
-        doc = (func.__doc__ or "").rstrip()
+        doc = inspect.cleandoc(func.__doc__ or "")  # dedent first, or the block breaks it
         block = "\n".join("  " + line for line in text.strip().splitlines())
-        func.__doc__ = f"{doc}\n\n\\b\nExamples:\n{block}\n"
+        func.__doc__ = f"{doc}\n\n\b\nExamples:\n{block}\n"  # \b (backspace): keep lines
         return func
 
     return wrap
