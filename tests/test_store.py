@@ -235,3 +235,33 @@ def test_session_new_has_the_tutorial_fields() -> None:
     session = Session.new("abc123", cwd="/x")
     assert session.data["sessionId"] == "abc123" and session.data["cwd"] == "/x"
     assert fmt.parse_time(session.created) is not None
+
+
+def test_latest_follows_updated_not_just_mtime(store: SessionStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    base = datetime(2025, 1, 10, tzinfo=UTC)
+    newest = write_session(
+        store.session_dir, make_document("newest", created=base + timedelta(days=5))
+    )
+    copied = write_session(
+        store.session_dir, make_document("copied", created=base)
+    )  # `cp`: new mtime, old updated
+    older = write_session(
+        store.session_dir, make_document("older1", created=base + timedelta(days=1))
+    )
+    for path, day in ((newest, 5), (older, 1)):
+        stamp = (base + timedelta(days=day, hours=1)).timestamp()
+        os.utime(path, (stamp, stamp))
+    assert copied.stat().st_mtime > newest.stat().st_mtime
+    assert store.latest().session_id == "newest"
+    assert store.latest().session_id == max(store.summaries(), key=lambda s: s.sort_key()).id
+    newest.unlink()
+    assert store.latest().session_id == "older1"
+
+
+def test_latest_with_no_sessions_says_how_to_start(store: SessionStore) -> None:
+    from taurus_ops.errors import SessionNotFound
+
+    with pytest.raises(SessionNotFound, match="taurus chat"):
+        store.latest()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from taurus_ops.store import Session, SessionStore
 from taurus_ops.store import format as fmt
 from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.mend import mend_tool_uses
-from taurus_ops.store.refs import SessionRef, id_from_file_name
 
 TITLE = "🐂 Taurus CLI - Claude Code Clone"
 COMPACT_PROMPT = (
@@ -55,47 +53,6 @@ def system_prompt(cwd: Path) -> str:
         "bash ask the user for permission; if one is refused, do not retry it unchanged. "
         "Answer in concise GitHub-flavoured markdown."
     )
-
-
-UPDATED_RE = re.compile(rb'"updated"\s*:\s*"([^"]+)"')
-
-
-def _updated(path: Path, mtime: float) -> float:
-    """A session's ``updated`` time, read from the head of the file (where Taurus writes it)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return mtime
-    match = UPDATED_RE.search(head)
-    moment = fmt.parse_time(match.group(1).decode("utf-8", "replace")) if match else None
-    return moment.timestamp() if moment else mtime
-
-
-def latest(store: SessionStore) -> SessionRef:
-    """The most recently updated session, without parsing every file.
-
-    Files are visited newest modification first; a save writes ``updated`` just before
-    the file, so once the modification times fall below the best ``updated`` found no
-    later file can beat it."""
-    stamped = []
-    for path in store.files():
-        try:
-            stamped.append((path.stat().st_mtime, path))
-        except OSError:
-            continue
-    if not stamped:
-        return store.latest()  # raises the store's "no sessions yet" message
-    stamped.sort(key=lambda item: item[0], reverse=True)
-    best_path, best_time = None, float("-inf")
-    for mtime, path in stamped:
-        if mtime < best_time - 1.0:  # a second's grace for coarse file-system clocks
-            break
-        updated = _updated(path, mtime)
-        if updated > best_time:
-            best_path, best_time = path, updated
-    assert best_path is not None
-    return SessionRef(best_path, id_from_file_name(best_path.name), False, "latest")
 
 
 def fit_tail(messages: list[dict[str, Any]], room: int) -> list[dict[str, Any]]:
@@ -191,7 +148,7 @@ class ChatApp:
 
     def open_ref(self, ref: str | None) -> tuple[Session, int]:
         """Open an existing session (the latest when ``ref`` is None) for writing; mend it."""
-        found = latest(self.store) if ref is None else self.store.resolve(ref)
+        found = self.store.latest() if ref is None else self.store.resolve(ref)
         path = found.path
         if found.archived:
             path = self.store.unarchive(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,20 @@ from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.refs import Resolver, SessionRef, check_token, id_from_file_name, inside, scan
 from taurus_ops.store.session import Session, parse_session
 from taurus_ops.store.summary import SessionSummary, summarize
+
+_HEAD_UPDATED = re.compile(rb'^  "updated": "([^"]+)"', re.MULTILINE)
+
+
+def _head_updated(path: Path, mtime: float) -> float:
+    """A session's top-level ``updated`` read from the file's head; the mtime if not there."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return mtime
+    match = _HEAD_UPDATED.search(head)
+    moment = fmt.parse_time(match.group(1).decode("utf-8", "replace")) if match else None
+    return moment.timestamp() if moment else mtime
 
 
 class SessionStore:
@@ -52,14 +67,32 @@ class SessionStore:
         return self.resolver.resolve(ref, include_archive)
 
     def latest(self) -> SessionRef:
-        """The most recently updated active session."""
-        best = max(self.summaries(), key=SessionSummary.sort_key, default=None)
-        if best is None:
+        """The most recently updated active session, without parsing every file.
+
+        Files are visited newest modification first, reading only the top-level
+        ``updated`` near the head of each. A save stamps ``updated`` just before it
+        writes the file, so once modification times fall below the best ``updated``
+        found, no later file can beat it.
+        """
+        stamped = []
+        for path in self.files():
+            try:
+                stamped.append((path.stat().st_mtime, path))
+            except OSError:
+                continue
+        if not stamped:
             raise SessionNotFound(
                 f"no sessions yet in {self.session_dir}; start one with `taurus chat`"
             )
-        path = Path(best.path)
-        return SessionRef(path, best.id, False, "latest")
+        stamped.sort(key=lambda item: item[0], reverse=True)
+        best_path, best_time = stamped[0][1], float("-inf")
+        for mtime, path in stamped:
+            if mtime < best_time - 1.0:  # a second's grace for coarse file-system clocks
+                break
+            updated = _head_updated(path, mtime)
+            if updated > best_time:
+                best_path, best_time = path, updated
+        return SessionRef(best_path, id_from_file_name(best_path.name), False, "latest")
 
     # -- load / save -------------------------------------------------------------------
     def load(self, path: Path, archived: bool | None = None) -> Session:
