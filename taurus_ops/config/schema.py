@@ -97,7 +97,7 @@ class SettingsModel(Section):
     session_directory: Path = Field(
         default_factory=lambda: taurus_home() / "sessions", description="Where sessions are saved."
     )
-    model: str = Field("claude-sonnet-4-5", description="The Anthropic model the chat talks to.")
+    model: str = Field("claude-sonnet-5-5", description="The Anthropic model the chat talks to.")
     sessions: SessionsSettings = Field(
         default_factory=SessionsSettings,
         description="Retention: off until you set retentionDays or maxSessions.",
