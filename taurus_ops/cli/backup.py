@@ -139,8 +139,10 @@ def list_cmd(app: AppContext, as_json: bool) -> None:
 def verify_cmd(app: AppContext, file: Path, as_json: bool) -> None:
     """Check every file's checksum and size against the manifest, and that every member
     is safe to restore. Exit 1 on any problem."""
-    from taurus_ops.ops.backup import verify_archive
+    from taurus_ops.ops.backup import BackupError, verify_archive
 
+    if not file.is_file():
+        raise BackupError(f"no such backup file: {file}")
     report = verify_archive(file)
     if as_json:
         echo_json(report.as_json())
@@ -151,7 +153,7 @@ def verify_cmd(app: AppContext, file: Path, as_json: bool) -> None:
             click.echo(f"problem: {problem}", err=True)
         if len(report.problems) > 50:
             click.echo(f"... and {len(report.problems) - 50} more", err=True)
-        click.echo(f"Error: {file} failed verification ({len(report.problems)} problems)", err=True)
+        click.echo(f"Error: {file} failed verification ({_problems(report)})", err=True)
     if not report.ok:
         raise SystemExit(1)
 
@@ -189,13 +191,16 @@ def restore_cmd(
 
     config = app.config
     log = ops_logger(config.home, "taurus_ops.ops.backup")
+    if not file.is_file():
+        raise backup.BackupError(f"no such backup file: {file}")
+    file = file.absolute()
     report = backup.verify_archive(file)
     if not report.ok:
         for problem in report.problems[:20]:
             click.echo(f"problem: {problem}", err=True)
         log.warning("restore: refused %s: %s", file, "; ".join(report.problems[:5]))
         raise backup.BackupError(
-            f"{file} failed verification ({len(report.problems)} problems); nothing restored"
+            f"{file} failed verification ({_problems(report)}); nothing restored"
         )
     if to is not None:
         to = to.absolute()
@@ -248,3 +253,8 @@ def _print_restore(plan, as_json: bool, dry_run: bool) -> None:  # type: ignore[
             f"Would restore {plan.count(RESTORE)}, replace {plan.count(REPLACE)}, keep "
             f"{plan.count(KEEP)}; {plan.count(SAME)} identical. Run without --dry-run to do it."
         )
+
+
+def _problems(report) -> str:  # type: ignore[no-untyped-def]
+    n = len(report.problems)
+    return f"{n} problem{'s' * (n != 1)}"
