@@ -460,3 +460,27 @@ def test_logs_hold_no_secrets(taurus_home: Path, store, ops, monkeypatch) -> Non
     assert "cleanup: archived" in log and "backup: wrote" in log
     assert secret not in log and "sk-ant" not in log
     assert oct((taurus_home / "logs" / "taurus-ops.log").stat().st_mode & 0o777) == "0o600"
+
+
+def test_unwritable_archive_loses_nothing(taurus_home: Path, store, ops, tmp_path: Path) -> None:
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
+        capture_output=True,
+        timeout=10,
+    )
+    if done.returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); not available here")
+    try:
+        add_session(store.session_dir, "new", 0.1)
+        old = add_session(store.session_dir, "old", 90)
+        content = old.read_bytes()
+        write_config(taurus_home, f"sessions:\n  retentionDays: 30\n  archiveDirectory: {mount}\n")
+        out = ops("cleanup")
+        assert out.exit_code == 1
+        assert "Read-only file system" in out.output and "Traceback" not in out.output
+        assert old.read_bytes() == content
+        assert not [p for p in store.session_dir.iterdir() if p.name.endswith(".lock")]
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=10)
