@@ -143,12 +143,12 @@ class Engine:
         for position, use in enumerate(uses):
             name, args, use_id = use["name"], use.get("input") or {}, use["id"]
             fields = call_fields(name, args, self.tools.cwd)
-            started = time.monotonic()
             verdict = self.permissions.check(
                 name, lambda n=name, a=args: self.ui.ask_permission(n, a)
             )  # type: ignore[misc]
             if self.permissions.session_allow:
                 conv.session.data["allowedTools"] = sorted(self.permissions.session_allow)
+            started = time.monotonic()  # the run itself, not the wait for permission
             if not verdict.allowed:
                 result = ToolResult(REFUSED.format(reason=verdict.reason), True)
                 outcome = "refused"
