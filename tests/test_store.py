@@ -265,3 +265,15 @@ def test_latest_with_no_sessions_says_how_to_start(store: SessionStore) -> None:
 
     with pytest.raises(SessionNotFound, match="taurus chat"):
         store.latest()
+
+
+def test_orphan_results_are_found_in_one_place() -> None:
+    from taurus_ops.store.mend import orphan_results
+
+    messages = [
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "x0", "content": "stray"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"},
+                                     {"type": "tool_result", "tool_use_id": "t9", "content": "?"}]},
+    ]  # fmt: skip
+    assert orphan_results(messages) == [(0, [0]), (2, [1])]

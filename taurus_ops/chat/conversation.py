@@ -15,7 +15,7 @@ from typing import Any
 
 from taurus_ops.store import Session
 from taurus_ops.store import format as fmt
-from taurus_ops.store.mend import mend_tool_uses
+from taurus_ops.store.mend import mend_tool_uses, orphan_results
 
 USAGE_KEYS = ("inputTokens", "outputTokens", "cacheReadTokens", "cacheCreationTokens")
 BLOCK_FIELDS = {
@@ -98,24 +98,13 @@ def prepare_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _drop_orphan_results(messages: list[dict[str, Any]]) -> None:
     """Turn tool_result blocks with no tool_use just before them into plain text."""
-    previous_ids: set[str] = set()
-    for message in messages:
-        content = message["content"]
-        if message["role"] == "user" and isinstance(content, list):
-            fixed = []
-            for block in content:
-                if block["type"] == "tool_result" and block["tool_use_id"] not in previous_ids:
-                    inner = block.get("content")
-                    text = inner if isinstance(inner, str) else fmt.text_of(inner)
-                    fixed.append({"type": "text", "text": f"[tool result] {text}"})
-                else:
-                    fixed.append(block)
-            message["content"] = fixed
-        previous_ids = (
-            {b["id"] for b in content if b["type"] == "tool_use"}
-            if message["role"] == "assistant" and isinstance(content, list)
-            else set()
-        )
+    for index, blocks in orphan_results(messages):
+        content = list(messages[index]["content"])
+        for position in blocks:
+            inner = content[position].get("content")
+            text = inner if isinstance(inner, str) else fmt.text_of(inner)
+            content[position] = {"type": "text", "text": f"[tool result] {text}"}
+        messages[index]["content"] = content
 
 
 def _trim_trailing_space(message: dict[str, Any]) -> None:

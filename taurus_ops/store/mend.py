@@ -4,6 +4,10 @@ A chat stopped while a tool ran leaves an assistant turn whose tool_use has no
 answer. Mending adds, right after it, the missing results saying the tool was
 interrupted. Nothing already there is changed or dropped. The chat (on resume),
 the doctor (on repair) and export all use this one function.
+
+The opposite fault, a tool_result that answers no tool_use just before it, is found
+by :func:`orphan_results`; the chat turns such blocks into text when it sends a
+history, and the doctor sets them aside when it repairs a file.
 """
 
 from __future__ import annotations
@@ -79,3 +83,23 @@ def mend_tool_uses(messages: list[dict[str, Any]]) -> int:
             messages.insert(index + 1, {"role": "user", "content": results})
         added += len(results)
     return added
+
+
+def orphan_results(messages: list[dict[str, Any]]) -> list[tuple[int, list[int]]]:
+    """(message index, block indexes) of tool_result blocks with no tool_use just before."""
+    out = []
+    previous: set[str] = set()
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        if message.get("role") == "user" and isinstance(content, list):
+            bad = [
+                i
+                for i, block in enumerate(content)
+                if isinstance(block, dict)
+                and block.get("type") == "tool_result"
+                and block.get("tool_use_id") not in previous
+            ]
+            if bad:
+                out.append((index, bad))
+        previous = set(_tool_use_ids(message))
+    return out

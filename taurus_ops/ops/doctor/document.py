@@ -15,7 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taurus_ops.store import format as fmt
-from taurus_ops.store.mend import INTERRUPTED_RESULT, dangling_tool_uses, mend_tool_uses
+from taurus_ops.store.mend import (
+    INTERRUPTED_RESULT,
+    dangling_tool_uses,
+    mend_tool_uses,
+    orphan_results,
+)
 
 ROLES = ("user", "assistant")
 # content block types the Messages API accepts in a history
@@ -211,31 +216,6 @@ def _clean_history(messages: list[Any]) -> bool:
     return not pending
 
 
-def _tool_use_ids(message: dict[str, Any]) -> set[str]:
-    content = message.get("content")
-    if message.get("role") != "assistant" or type(content) is not list:
-        return set()
-    return {b["id"] for b in content if b.get("type") == "tool_use"}
-
-
-def _orphans(messages: list[Any]) -> list[tuple[int, list[int]]]:
-    """(message index, block indexes) of tool_result blocks with no tool_use just before."""
-    out = []
-    previous: set[str] = set()
-    for index, message in enumerate(messages):
-        content = message.get("content")
-        if message.get("role") == "user" and type(content) is list:
-            bad = [
-                i
-                for i, b in enumerate(content)
-                if b.get("type") == "tool_result" and b.get("tool_use_id") not in previous
-            ]
-            if bad:
-                out.append((index, bad))
-        previous = _tool_use_ids(message)
-    return out
-
-
 def examine(data: Any, ctx: FileContext) -> list[Finding]:
     """Every format problem of a parsed document (read-only)."""
     if type(data) is not dict:
@@ -297,7 +277,7 @@ def examine(data: Any, ctx: FileContext) -> list[Finding]:
                 )
             )
         else:
-            orphans = _orphans(messages)
+            orphans = orphan_results(messages)
             if orphans:
                 count = sum(len(b) for _, b in orphans)
                 found.append(
@@ -417,7 +397,7 @@ def repair_document(
         if lead:
             fix.set_aside.append(f"{lead} assistant message(s) before the first user message")
             del messages[:lead]
-        orphans = _orphans(messages)
+        orphans = orphan_results(messages)
         for index, blocks in reversed(orphans):
             message = messages[index]
             content = [b for i, b in enumerate(message["content"]) if i not in set(blocks)]
