@@ -40,10 +40,12 @@ from taurus_ops.errors import SessionLocked, TaurusError, UsageError
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import (
     FILE_MODE,
+    LINK_TMP_SUFFIX,
     atomic_write,
     ensure_dir,
     fsync_dir,
     is_temp_name,
+    point_link,
     temp_name,
 )
 from taurus_ops.store.lock import SessionLock, is_lock_name, is_locked
@@ -135,7 +137,7 @@ class Item:
 
 
 def _skip_name(name: str) -> bool:
-    return is_lock_name(name) or is_temp_name(name) or name.endswith(".tmp-link")
+    return is_lock_name(name) or is_temp_name(name) or name.endswith(LINK_TMP_SUFFIX)
 
 
 def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
@@ -951,11 +953,7 @@ def execute_restore(plan: RestorePlan, report: VerifyReport, home: Path) -> Rest
             result.failed.append((step.dest, f"its session {target} is not there"))
             continue
         try:
-            tmp = dest.with_name(f".{dest.name}.tmp-link")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            os.symlink(os.path.relpath(target, dest.parent), tmp)
-            os.replace(tmp, dest)
+            point_link(dest, target)
         except OSError as exc:
             result.failed.append((step.dest, exc.strerror or str(exc)))
         else:

@@ -23,7 +23,7 @@ from typing import Any
 
 from taurus_ops.errors import SessionLocked, TaurusError, UsageError
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_write, fsync_dir
+from taurus_ops.store.atomic import atomic_write, fsync_dir, point_link
 from taurus_ops.store.lock import SessionLock, is_locked
 from taurus_ops.store.refs import id_from_file_name, inside
 
@@ -485,7 +485,7 @@ def _run_chunk(
                 continue
             touched_dirs.add(src.parent)
             for link in links.get(real, []):
-                _repoint(link, dest)
+                point_link(link, dest)
             moved[action.path] = dest
             done[id(action)] = Outcome(action, True, str(dest))
         for action in (a for a, _ in held if a.action == DELETE):
@@ -514,14 +514,6 @@ def _run_chunk(
     result.outcomes.extend(done[id(a)] for a in actions if id(a) in done)
 
 
-def _repoint(link: Path, new: Path) -> None:
-    tmp = link.with_name(f".{link.name}.tmp-link")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    os.symlink(os.path.relpath(new, link.parent), tmp)
-    os.replace(tmp, link)
-
-
 def _sweep_names(session_dir: Path, moved: dict[str, Path], deleted: set[str]) -> None:
     """Names made while cleanup ran that still lead to a moved or deleted file."""
     if not moved and not deleted:
@@ -536,7 +528,7 @@ def _sweep_names(session_dir: Path, moved: dict[str, Path], deleted: set[str]) -
         link = Path(entry.path)
         target = os.path.normpath(os.path.join(session_dir, os.readlink(link)))
         if target in moved and not link.exists():
-            _repoint(link, moved[target])
+            point_link(link, moved[target])
         elif target in deleted and not link.exists():
             with contextlib.suppress(FileNotFoundError):
                 link.unlink()

@@ -51,6 +51,23 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and TMP_MARK in name
 
 
+LINK_TMP_SUFFIX = ".tmp-link"
+
+
+def point_link(link: Path, target: Path) -> None:
+    """Make ``link`` a symlink to ``target`` (stored relative to the link's folder), atomically.
+
+    A hidden ``.NAME.tmp-link`` is made first and renamed over ``link``, so the name
+    always leads somewhere: to the old target or the new one.
+    """
+    link = Path(link)
+    tmp = link.with_name(f".{link.name}{LINK_TMP_SUFFIX}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(os.path.relpath(target, link.parent), tmp)
+    os.replace(tmp, link)
+
+
 def atomic_write(target: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True) -> None:
     """Replace ``target`` with ``data`` atomically; the file gets ``mode``."""
     target = Path(target)

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from taurus_ops.errors import TaurusError
-from taurus_ops.store.atomic import ensure_dir, fsync_dir, temp_name
+from taurus_ops.store.atomic import ensure_dir, fsync_dir, point_link, temp_name
 
 
 class MoveError(TaurusError):
@@ -87,11 +87,7 @@ def repoint_names(session_dir: Path, old: Path, new: Path) -> list[Path]:
         resolved = os.path.normpath(os.path.join(session_dir, target))
         if resolved != os.path.normpath(old) and os.path.realpath(resolved) != old_real:
             continue
-        tmp = link.with_name(f".{link.name}.tmp-link")
-        if tmp.is_symlink():
-            tmp.unlink()
-        os.symlink(os.path.relpath(new, session_dir), tmp)
-        os.replace(tmp, link)
+        point_link(link, new)
         changed.append(link)
     return changed
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from taurus_ops.errors import InvalidReference, SessionNotFound, UsageError
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_write, ensure_dir
+from taurus_ops.store.atomic import atomic_write, ensure_dir, point_link
 from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.refs import Resolver, SessionRef, check_token, id_from_file_name, inside, scan
 from taurus_ops.store.session import Session, parse_session
@@ -166,7 +166,6 @@ class SessionStore:
         link = self.session_dir / f"{name}.json"
         if fmt.split_file_name(link.name) or name in self.ids():
             raise UsageError(f"{name!r} is already a session id; choose another name")
-        relative = os.path.relpath(target.path, self.session_dir)
         if link.is_symlink():
             if os.path.realpath(link) == os.path.realpath(target.path):
                 return link
@@ -178,11 +177,7 @@ class SessionStore:
         elif link.exists():
             raise UsageError(f"{link} exists and is not a name link; choose another name")
         self.ensure()
-        tmp = link.with_name(f".{link.name}.tmp-link")
-        if tmp.is_symlink():
-            tmp.unlink()
-        os.symlink(relative, tmp)
-        os.replace(tmp, link)
+        point_link(link, target.path)
         return link
 
     def unname(self, name: str) -> Path:

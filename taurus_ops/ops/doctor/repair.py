@@ -20,7 +20,7 @@ from taurus_ops.errors import SessionLocked, TaurusError
 from taurus_ops.ops.doctor import plan as P
 from taurus_ops.ops.doctor.checks import Problem, Scan
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_write, ensure_dir, fsync_dir
+from taurus_ops.store.atomic import atomic_write, ensure_dir, fsync_dir, point_link
 from taurus_ops.store.lock import FileLock, SessionLock
 from taurus_ops.store.move import names_leading_to, repoint_names
 
@@ -213,11 +213,7 @@ def _apply(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
     if kind == P.LINK_REPOINT:
         assert action.target is not None
         quarantine.keep_link(path, action.link_target, "a dangling name, re-pointed")
-        tmp = path.with_name(f".{path.name}.tmp-link")
-        if tmp.is_symlink():
-            tmp.unlink()
-        os.symlink(os.path.relpath(action.target, path.parent), tmp)
-        os.replace(tmp, path)
+        point_link(path, Path(action.target))
         return f"now points to {action.target}"
     if kind == P.LINK_REMOVE:
         if not path.is_symlink():
