@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from taurus_ops.cli.common import AppContext, echo_json, example, human_size, local_time, pass_app
+from taurus_ops.cli.common import (
+    AppContext,
+    echo_json,
+    example,
+    human_size,
+    local_time,
+    pass_app,
+    wait_option,
+)
 
 
 @click.group("backup")
@@ -36,13 +44,7 @@ def backup_group() -> None:
     help="Write the backup here (a file, or a folder for the standard name).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seconds to wait for another maintenance job (cleanup, doctor) to finish.",
-)
+@wait_option
 @example(
     "taurus-ops backup create\n"
     "taurus-ops backup create -o /mnt/usb/\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from taurus_ops import __version__
-from taurus_ops.cli.common import example, run_safely
+from taurus_ops.cli.common import config_options, example, run_safely
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,17 +50,7 @@ def cli() -> None:
 @click.option(
     "--var", "variables", multiple=True, metavar="NAME=VALUE", help="A template variable."
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Read this config file on top of the others.",
-)
-@click.option(
-    "--session-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Use this session directory (overrides sessionDirectory).",
-)
+@config_options
 @example(
     "taurus chat\n"
     "taurus chat --resume\n"

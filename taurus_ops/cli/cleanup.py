@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import click
 
-from taurus_ops.cli.common import AppContext, echo_json, example, human_size, pass_app
+from taurus_ops.cli.common import AppContext, echo_json, example, human_size, pass_app, wait_option
 
 
 @click.command("cleanup")
 @click.option("--dry-run", "-n", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (and results) as JSON.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seconds to wait for another maintenance job (backup, doctor) to finish.",
-)
+@wait_option
 @example(
     "taurus-ops cleanup --dry-run\n"
     "taurus-ops cleanup\n"

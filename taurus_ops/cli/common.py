@@ -110,6 +110,33 @@ def _exists(target: str) -> bool:
         return False
 
 
+# -- options shared by several commands ------------------------------------------------
+def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config FILE`` and ``--session-dir DIR``: the command-line layer of the settings."""
+    func = click.option(
+        "--session-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Use this session directory (overrides sessionDirectory).",
+    )(func)
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Read this config file on top of the others.",
+    )(func)
+
+
+def wait_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--wait SECONDS`` for the maintenance jobs that share the ops lock."""
+    return click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seconds to wait for another maintenance job (cleanup, backup, doctor) to finish.",
+    )(func)
+
+
 # -- output helpers -------------------------------------------------------------------
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from taurus_ops import __version__
-from taurus_ops.cli.common import AppContext, LazyGroup
+from taurus_ops.cli.common import AppContext, LazyGroup, config_options
 
 # command name -> "module:attribute"; modules are imported only when their command runs
 COMMANDS = {
@@ -31,17 +31,7 @@ COMMANDS = {
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Read this config file on top of the others.",
-)
-@click.option(
-    "--session-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Use this session directory (overrides sessionDirectory).",
-)
+@config_options
 @click.version_option(__version__, "--version", prog_name="taurus-ops")
 @click.pass_context
 def cli(ctx: click.Context, config_file: Path | None, session_dir: Path | None) -> None:
