@@ -10,13 +10,10 @@ a median-sized and on the largest session of the corpus, Markdown and HTML.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
-import tempfile
 from pathlib import Path
 
-from benchmarks.common import report, time_shell
+from benchmarks.common import bench_home, report, time_shell
 from benchmarks.corpus import ensure_corpus
 
 SCRIPT = Path(__file__).parent / "recipes" / "export-session.sh"
@@ -28,13 +25,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     corpus = ensure_corpus(args.count)
-    base = Path(tempfile.mkdtemp(prefix="taurus-bench-"))
-    home = base / ".taurus"
-    sessions = home / "sessions"
-    home.mkdir()
-    shutil.copytree(corpus, sessions, copy_function=os.link)
-    env = {"TAURUS_HOME": str(home), "HOME": str(base)}
-    ops = f"{sys.executable} -m taurus_ops.cli"
+    bench = bench_home(corpus)
+    base, sessions, env = bench.base, bench.sessions, bench.env
+    ops = bench.ops
     by_size = sorted(sessions.iterdir(), key=lambda p: p.stat().st_size)
     scratch = base / "scratch"
     scratch.mkdir()
@@ -52,7 +45,7 @@ def main() -> None:
         rows.append((f"export markdown, {label} ({kb:.0f} KB)", md, script))
         rows.append((f"export html, {label} ({kb:.0f} KB)", html, script))
     report(rows)
-    shutil.rmtree(base)
+    bench.close()
 
 
 if __name__ == "__main__":

@@ -14,13 +14,8 @@ loop, still not sorted by `updated`).
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import sys
-import tempfile
-from pathlib import Path
 
-from benchmarks.common import report, time_shell
+from benchmarks.common import bench_home, report, time_shell
 from benchmarks.corpus import ensure_corpus
 
 
@@ -30,11 +25,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     corpus = ensure_corpus(args.count)
-    home = Path(tempfile.mkdtemp(prefix="taurus-bench-"))
-    sessions = home / "sessions"
-    shutil.copytree(corpus, sessions, copy_function=os.link)
-    env = {"TAURUS_HOME": str(home)}
-    ops = f"{sys.executable} -m taurus_ops.cli"
+    bench = bench_home(corpus)
+    sessions, env, ops = bench.sessions, bench.env, bench.ops
     loop = (
         f'for file in {sessions}/*.json; do echo "Session: $(basename $file)"; '
         "jq -r '.messages[0].content' \"$file\"; echo ---; done"
@@ -62,7 +54,7 @@ def main() -> None:
     )
     print(f"taurus-ops --help start-up: {help_time:.3f} s")
     report(rows)
-    shutil.rmtree(home)
+    bench.close()
 
 
 if __name__ == "__main__":

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import sys
-import tempfile
-from pathlib import Path
 
-from benchmarks.common import report, time_call, time_shell
+from benchmarks.common import bench_home, report, time_call, time_shell
 from benchmarks.corpus import ensure_corpus
 
 WORDS = ["authentication", "walrus", "connection pool"]
@@ -31,13 +27,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     corpus = ensure_corpus(args.count)
-    base = Path(tempfile.mkdtemp(prefix="taurus-bench-"))
-    home = base / ".taurus"
-    sessions = home / "sessions"
-    home.mkdir()
-    shutil.copytree(corpus, sessions, copy_function=os.link)
-    env = {"TAURUS_HOME": str(home), "HOME": str(base)}
-    ops = f"{sys.executable} -m taurus_ops.cli"
+    bench = bench_home(corpus)
+    home, sessions, env = bench.home, bench.sessions, bench.env
+    ops = bench.ops
     os.environ.update(env)
     from taurus_ops.config import load_config
     from taurus_ops.ops.search import SearchQuery, parse_terms, search
@@ -61,7 +53,7 @@ def main() -> None:
     index_size = (home / "index.sqlite").stat().st_size / 1e6
     print(f"{args.count} sessions, {size:.0f} MB; index {index_size:.0f} MB")
     report(rows)
-    shutil.rmtree(base)
+    bench.close()
 
 
 if __name__ == "__main__":

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
-from benchmarks.common import report, time_call, time_shell
+from benchmarks.common import bench_home, report, time_call, time_shell
 from benchmarks.corpus import ensure_corpus
 
 SCRIPT = Path(__file__).parent / "recipes" / "session-stats.sh"
@@ -29,14 +26,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     corpus = ensure_corpus(args.count)
-    base = Path(tempfile.mkdtemp(prefix="taurus-bench-"))
-    home = base / ".taurus"
-    sessions = home / "sessions"
-    home.mkdir()
-    shutil.copytree(corpus, sessions, copy_function=os.link)
-    env = {"TAURUS_HOME": str(home), "HOME": str(base)}
+    bench = bench_home(corpus)
+    sessions, env = bench.sessions, bench.env
     os.environ.update(env)
-    ops = f"{sys.executable} -m taurus_ops.cli"
+    ops = bench.ops
     script = time_shell(f"bash {SCRIPT}", args.repeat, env)
     cold = time_shell(f"{ops} stats", 1, env)
     warm = time_shell(f"{ops} stats", args.repeat, env)
@@ -59,7 +52,7 @@ def main() -> None:
             ("stats: in-process (refresh + figures)", inproc, script),
         ]
     )
-    shutil.rmtree(base)
+    bench.close()
 
 
 if __name__ == "__main__":

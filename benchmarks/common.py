@@ -3,10 +3,40 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class BenchHome:
+    """A scratch user home whose ``.taurus/sessions`` holds the corpus (hard links)."""
+
+    base: Path  # plays $HOME
+    home: Path  # plays ~/.taurus (TAURUS_HOME)
+    sessions: Path
+    env: dict[str, str]
+    ops: str  # how to run taurus-ops
+
+    def close(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def bench_home(corpus: Path) -> BenchHome:
+    """Link ``corpus`` into a fresh ``$HOME/.taurus/sessions`` (mtimes kept, nothing copied)."""
+    base = Path(tempfile.mkdtemp(prefix="taurus-bench-"))
+    home = base / ".taurus"
+    home.mkdir(mode=0o700)
+    sessions = home / "sessions"
+    shutil.copytree(corpus, sessions, copy_function=os.link)
+    env = {"TAURUS_HOME": str(home), "HOME": str(base)}
+    return BenchHome(base, home, sessions, env, f"{sys.executable} -m taurus_ops.cli")
 
 
 def time_call(func: Callable[[], object], repeat: int = 3) -> float:
