@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -215,3 +216,65 @@ def test_tutorial_retention_block_is_accepted(taurus_home: Path) -> None:
     s = load_config().settings.sessions
     assert (s.retention_days, s.max_sessions, s.auto_archive) == (30, 100, True)
     assert s.archive_directory == taurus_home / "archive"
+
+
+# -- the start-up cache ---------------------------------------------------------------
+def _cache_hit(**kwargs) -> bool:
+    from taurus_ops.config import cache
+
+    return (
+        cache.lookup(cache.cache_key(kwargs.get("config_file"), None, None, os.environ)) is not None
+    )
+
+
+def test_cache_answers_the_same_configuration(taurus_home: Path) -> None:
+    write(taurus_home / "config.yaml", "sessions:\n  retentionDays: 30\nmodel: m1\n")
+    first = load_config()
+    assert _cache_hit()
+    again = load_config()
+    assert type(again.settings) is not type(first.settings)  # the cached view, no pydantic
+    assert again.as_dict() == first.as_dict()
+    assert again.sources == first.sources and again.files == first.files
+    assert again.session_dir == first.session_dir and isinstance(again.session_dir, Path)
+    assert again.settings.sessions.retention_days == 30
+    assert again.settings.permissions.allow == []
+
+
+def test_cache_misses_when_anything_that_shaped_it_changes(
+    taurus_home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    user = write(taurus_home / "config.yaml", "model: m1\n")
+    load_config()
+    write(user, "model: m22\n")  # edited (size differs)
+    assert load_config().settings.model == "m22"
+    project = tmp_path / "proj"
+    (project / "sub").mkdir(parents=True)
+    monkeypatch.chdir(project / "sub")
+    load_config()
+    write(project / ".taurus" / "config.yaml", "model: from-project\n")  # a new project file
+    assert load_config().settings.model == "from-project"
+    monkeypatch.setenv("TAURUS_MODEL", "from-env")
+    assert load_config().settings.model == "from-env"
+    monkeypatch.delenv("TAURUS_MODEL")
+    user.unlink()
+    write(project / ".taurus" / "config.yaml", "sessions:\n  maxSessions: -1\n")
+    with pytest.raises(ConfigError):  # an invalid file is never answered from the cache
+        load_config()
+
+
+def test_a_damaged_cache_is_ignored(taurus_home: Path) -> None:
+    from taurus_ops.config.cache import CACHE_NAME
+
+    write(taurus_home / "config.yaml", "model: m1\n")
+    load_config()
+    (taurus_home / CACHE_NAME).write_text('[{"key": 1}, "junk"')
+    assert load_config().settings.model == "m1"
+    (taurus_home / CACHE_NAME).write_text("[]")
+    assert load_config().settings.model == "m1"
+    assert oct((taurus_home / CACHE_NAME).stat().st_mode & 0o777) == "0o600"
+
+
+def test_no_cache_is_written_before_the_home_exists(taurus_home: Path) -> None:
+    assert not taurus_home.exists()
+    load_config()
+    assert not taurus_home.exists()  # reading settings creates nothing

@@ -13,7 +13,7 @@ import os
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from taurus_ops.config.effective import Config
 from taurus_ops.config.paths import expand_path, find_project_config, taurus_home, user_config_file
 from taurus_ops.config.schema import SettingsModel
 from taurus_ops.errors import ConfigError
@@ -210,48 +211,13 @@ class Settings(SettingsModel, BaseSettings):
         return (init_settings,)
 
 
-@dataclass
-class Config:
-    """Settings plus where each value came from and which files were read."""
-
-    settings: Settings
-    sources: dict[str, str] = field(default_factory=dict)  # dotted key -> layer label
-    files: list[Path] = field(default_factory=list)
-    home: Path = field(default_factory=taurus_home)
-
-    def get(self, key: str) -> Any:
-        node: Any = self.settings
-        for attr in LEAF_BY_KEY[key].path:
-            node = getattr(node, attr)
-        return node
-
-    def as_dict(self) -> dict[str, Any]:
-        return {leaf.key: _plain(self.get(leaf.key)) for leaf in LEAVES}
-
-    @property
-    def session_dir(self) -> Path:
-        return self.settings.session_directory
-
-    @property
-    def archive_dir(self) -> Path:
-        return self.settings.sessions.archive_directory
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def load_config(
+def build_config(
     config_file: Path | None = None,
     session_dir: Path | str | None = None,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Build the effective configuration from every layer."""
+    """Validate every layer and build the effective configuration (no cache)."""
     environ = os.environ if environ is None else environ
     layers: list[Layer] = []
     files: list[Path] = []
