@@ -26,16 +26,6 @@ class ChatOptions:
     session_dir: Path | None = None
 
 
-def parse_vars(items: list[str] | tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--var {item!r}: use --var NAME=VALUE")
-        out[key.strip()] = value
-    return out
-
-
 def read_stdin_prompt(options: ChatOptions, stdin: Any) -> str | None:
     """The one-shot prompt: -p TEXT, -p - (stdin), or stdin when it is not a terminal."""
     if options.prompt is not None and options.prompt != "-":

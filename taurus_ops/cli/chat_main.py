@@ -76,7 +76,8 @@ def chat_cmd(
     and bash ask first (yes once / always / no). Needs ANTHROPIC_API_KEY;
     ANTHROPIC_BASE_URL points it at a proxy or an Anthropic-compatible server.
     """
-    from taurus_ops.chat.run import ChatOptions, parse_vars, run_chat
+    from taurus_ops.chat.run import ChatOptions, run_chat
+    from taurus_ops.ops.templates import parse_vars
 
     def go() -> int:
         options = ChatOptions(
