@@ -1,0 +1,62 @@
+"""The package's layers only call downward: cli -> chat -> ops -> store/config."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "taurus_ops"
+RANK = {"cli": 4, "chat": 3, "ops": 2, "store": 1, "config": 1, "errors": 0, "__init__": 0}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):  # function-level (lazy) imports count too
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("taurus_ops")
+        ):
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("taurus_ops")]
+    return found
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "templates" not in p.parts)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(PACKAGE)) for p in MODULES])
+def test_imports_only_go_down(path: Path) -> None:
+    rel = path.relative_to(PACKAGE).with_suffix("")
+    own = rel.parts[0]  # the sub-package, or a top-level module's own name
+    own_rank = RANK.get(own, 0)
+    for module in imports(path):
+        target = layer_of(module)
+        assert RANK.get(target, 0) <= own_rank, (
+            f"{rel} ({own}) imports {module} ({target}), a higher layer"
+        )
+
+
+def _imports_anthropic(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "anthropic":
+            return True
+        if isinstance(node, ast.Import) and any(
+            a.name.split(".")[0] == "anthropic" for a in node.names
+        ):
+            return True
+    return False
+
+
+def test_only_the_chat_client_imports_the_sdk() -> None:
+    users = sorted(str(p.relative_to(PACKAGE)) for p in MODULES if _imports_anthropic(p))
+    assert users == ["chat/client.py"]
