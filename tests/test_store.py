@@ -277,3 +277,26 @@ def test_orphan_results_are_found_in_one_place() -> None:
                                      {"type": "tool_result", "tool_use_id": "t9", "content": "?"}]},
     ]  # fmt: skip
     assert orphan_results(messages) == [(0, [0]), (2, [1])]
+
+
+def test_move_files_never_overwrites_and_finishes_interrupted_moves(tmp_path: Path) -> None:
+    from taurus_ops.store.move import move_files
+
+    src_dir, dest_dir = ensure_dir(tmp_path / "s"), ensure_dir(tmp_path / "d")
+    a, b, c = (src_dir / n for n in ("a.json", "b.json", "c.json"))
+    for path in (a, b, c):
+        path.write_text(path.name)
+    (dest_dir / "b.json").write_text("a different file")  # must not be overwritten
+    os.link(c, dest_dir / "c.json")  # a crash after linking, before unlinking
+    results = move_files([a, b, c], dest_dir)
+    assert [(r.source.name, r.dest is not None) for r in results] == [
+        ("a.json", True),
+        ("b.json", False),
+        ("c.json", True),
+    ]
+    assert "already exists" in (results[1].error or "")
+    assert b.read_text() == "b.json" and (dest_dir / "b.json").read_text() == "a different file"
+    assert not a.exists() and not c.exists()
+    assert (dest_dir / "a.json").read_text() == "a.json" and (
+        dest_dir / "c.json"
+    ).read_text() == "c.json"

@@ -385,11 +385,10 @@ def execute(plan: Plan, store: Any, log: Any = None) -> Result:
 
     Each session is locked while it moves, so a chat cannot open it half-way; one
     that was opened, changed or removed since planning is left alone. Moves go in
-    chunks: hard-link each file into the archive, fsync the archive once, then remove
-    the originals (re-pointing their names) and fsync the session directory once. A
-    crash in between leaves a file in both places (the same inode), which the next
-    run finishes. Across file systems each file is copied, fsynced, verified, then
-    removed (``SessionStore.archive``).
+    chunks through ``store.move.move_files`` (hard-link each file into the archive,
+    fsync once, remove the originals, fsync once; across file systems copy, fsync,
+    verify, remove); their names are re-pointed. A crash in between leaves a file in
+    both places (the same inode), which the next run finishes.
     """
     result = Result(plan)
     links = {real: [store.session_dir / f"{n}.json" for n in names]
@@ -419,10 +418,7 @@ def _run_chunk(
     moved: dict[str, Path],
     deleted: set[str],
 ) -> None:
-    import errno
-
-    from taurus_ops.store.atomic import ensure_dir
-    from taurus_ops.store.move import MoveError
+    from taurus_ops.store.move import move_files
 
     held: list[tuple[Action, SessionLock]] = []
     done: dict[int, Outcome] = {}
@@ -443,51 +439,18 @@ def _run_chunk(
                     lock.release()
             done[id(action)] = Outcome(action, False, problem)
         to_archive = [a for a, _ in held if a.action == ARCHIVE]
-        linked: list[tuple[Action, Path]] = []
-        if to_archive:
-            archive_dir = Path(store.archive_dir)
-            ensure_dir(archive_dir)
-        for action in to_archive:
-            src = Path(action.path)
-            dest = archive_dir / src.name
-            try:
-                if dest.exists() or dest.is_symlink():
-                    if not dest.is_symlink() and os.path.samefile(src, dest):
-                        linked.append((action, dest))  # finishing an interrupted move
-                        continue
-                    raise MoveError(f"{dest} already exists; not overwriting it")
-                os.link(src, dest)
-            except OSError as exc:
-                if exc.errno in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
-                    try:
-                        new = store.archive(src)  # copy, fsync, verify, remove
-                    except (TaurusError, OSError) as inner:
-                        done[id(action)] = Outcome(action, False, str(inner))
-                    else:
-                        moved[action.path] = new
-                        done[id(action)] = Outcome(action, True, str(new))
-                    continue
-                done[id(action)] = Outcome(action, False, exc.strerror or str(exc))
-            except TaurusError as exc:
-                done[id(action)] = Outcome(action, False, str(exc))
-            else:
-                linked.append((action, dest))
-        if linked:
-            fsync_dir(archive_dir)
         touched_dirs: set[Path] = set()
-        for action, dest in linked:
-            src = Path(action.path)
-            real = os.path.realpath(src)
-            try:
-                os.unlink(src)
-            except OSError as exc:
-                done[id(action)] = Outcome(action, False, exc.strerror or str(exc))
-                continue
-            touched_dirs.add(src.parent)
-            for link in links.get(real, []):
-                point_link(link, dest)
-            moved[action.path] = dest
-            done[id(action)] = Outcome(action, True, str(dest))
+        if to_archive:
+            reals = [os.path.realpath(a.path) for a in to_archive]
+            outcomes = move_files([Path(a.path) for a in to_archive], Path(store.archive_dir))
+            for action, real, moved_file in zip(to_archive, reals, outcomes, strict=True):
+                if moved_file.dest is None:
+                    done[id(action)] = Outcome(action, False, moved_file.error or "not moved")
+                    continue
+                for link in links.get(real, []):
+                    point_link(link, moved_file.dest)
+                moved[action.path] = moved_file.dest
+                done[id(action)] = Outcome(action, True, str(moved_file.dest))
         for action in (a for a, _ in held if a.action == DELETE):
             src = Path(action.path)
             real = os.path.realpath(src)

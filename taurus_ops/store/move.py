@@ -1,7 +1,10 @@
-"""Moving a session between the session directory and the archive, safely.
+"""Moving sessions between the session directory and the archive, safely.
 
-Within one file system the move is a single rename. Across file systems the file is
-copied to a hidden temporary name, fsynced, compared with the original, renamed
+Within one file system each file is hard-linked into place (which never
+overwrites), the destination folder is fsynced once, then the originals are
+removed and their folders fsynced once: a crash in between leaves the same file
+in both places, and moving it again finishes the move. Across file systems a file
+is copied to a hidden temporary name, fsynced, compared with the original, linked
 into place, and only then is the original removed. Name symlinks that led to the
 old place are re-pointed at the new one, never left dangling.
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from taurus_ops.errors import TaurusError
@@ -34,23 +39,72 @@ def _same_bytes(a: Path, b: Path) -> bool:
                 return True
 
 
-def move_file(source: Path, dest_dir: Path) -> Path:
-    """Move ``source`` into ``dest_dir`` (same name); refuses to overwrite. Returns the new path."""
+_CROSS_DEVICE = (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK)
+
+
+@dataclass
+class Moved:
+    """What became of one file: its new path, or why it stayed where it was."""
+
+    source: Path
+    dest: Path | None
+    error: str | None = None
+
+
+def move_files(sources: Sequence[Path], dest_dir: Path) -> list[Moved]:
+    """Move each of ``sources`` into ``dest_dir`` under its own name; never overwrites."""
     ensure_dir(dest_dir)
-    dest = dest_dir / source.name
-    if dest.exists() or dest.is_symlink():
-        raise MoveError(f"{dest} already exists; not overwriting it")
-    try:
-        os.link(source, dest)  # atomic, and fails instead of overwriting
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
-            raise
-        _copy_verified(source, dest)
-    else:
+    results: list[Moved] = []
+    linked: list[Moved] = []
+    for source in map(Path, sources):
+        dest = dest_dir / source.name
+        try:
+            if dest.exists() or dest.is_symlink():
+                if dest.is_symlink() or not os.path.samefile(source, dest):
+                    raise MoveError(f"{dest} already exists; not overwriting it")
+                # the same file in both places: an interrupted move, finished below
+            else:
+                os.link(source, dest)
+        except MoveError as exc:
+            results.append(Moved(source, None, str(exc)))
+            continue
+        except OSError as exc:
+            if exc.errno not in _CROSS_DEVICE:
+                results.append(Moved(source, None, exc.strerror or str(exc)))
+                continue
+            try:
+                _copy_verified(source, dest)
+                os.unlink(source)
+                fsync_dir(source.parent)
+            except (OSError, MoveError) as inner:
+                results.append(Moved(source, None, getattr(inner, "strerror", None) or str(inner)))
+            else:
+                results.append(Moved(source, dest))
+            continue
+        moved = Moved(source, dest)
+        linked.append(moved)
+        results.append(moved)
+    if linked:
         fsync_dir(dest_dir)
-    os.unlink(source)
-    fsync_dir(source.parent)
-    return dest
+    touched: set[Path] = set()
+    for moved in linked:
+        try:
+            os.unlink(moved.source)
+        except OSError as exc:  # the file stays in both places; a later move finishes it
+            moved.dest, moved.error = None, exc.strerror or str(exc)
+        else:
+            touched.add(moved.source.parent)
+    for folder in touched:
+        fsync_dir(folder)
+    return results
+
+
+def move_file(source: Path, dest_dir: Path) -> Path:
+    """Move one file into ``dest_dir``; raises MoveError (or OSError) if it stays."""
+    (moved,) = move_files([source], dest_dir)
+    if moved.dest is None:
+        raise MoveError(moved.error or f"{source} could not be moved")
+    return moved.dest
 
 
 def _copy_verified(source: Path, dest: Path) -> None:
