@@ -50,6 +50,7 @@ def test_incremental_refresh_changed_added_removed(store, index) -> None:
     b.unlink()
     problems = index.check()
     assert problems and "1 changed, 1 new, 1 removed" in problems[0]
+    assert all(p.stale for p in problems)  # merely behind: the doctor only notes it
     report = index.refresh()
     assert (report.changed, report.added, report.removed) == (1, 1, 1)
     rows = {row.id: row for row in index.rows()}
@@ -98,7 +99,8 @@ def test_damaged_index_is_rebuilt_not_fatal(store, ops, taurus_home, damage: byt
     path.write_bytes(damage)
     if damage:
         with Index(load_config()) as probe:
-            assert probe.check()  # the doctor sees it
+            found = probe.check()
+            assert found and not any(p.stale for p in found)  # the doctor sees it as damage
     result = ops("search", "-l", "narwhal")
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("2025-01-18_aaa001.json")

@@ -266,6 +266,17 @@ class IndexedSession:
     error: str | None
 
 
+class IndexProblem(str):
+    """One problem ``Index.check()`` found; ``stale`` when the index is merely behind the files."""
+
+    stale: bool
+
+    def __new__(cls, text: str, stale: bool = False) -> IndexProblem:
+        problem = super().__new__(cls, text)
+        problem.stale = stale
+        return problem
+
+
 @dataclass
 class RefreshReport:
     added: int = 0
@@ -728,7 +739,7 @@ class Index:
         info["stale"] = stale
         return info
 
-    def check(self) -> list[str]:
+    def check(self) -> list[IndexProblem]:
         """Problems with the index: [] when it agrees with the files, or when there is none.
 
         Reports a file that is not a database or fails SQLite's integrity checks, an
@@ -738,7 +749,7 @@ class Index:
         """
         if not self.path.exists():
             return []
-        problems: list[str] = []
+        problems: list[IndexProblem] = []
         try:
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
             try:
@@ -748,21 +759,29 @@ class Index:
         except sqlite3.Error as exc:
             if _is_busy(exc):
                 return []
-            problems.append(f"the index {self.path} is damaged ({exc}); it will be rebuilt")
+            problems.append(
+                IndexProblem(f"the index {self.path} is damaged ({exc}); it will be rebuilt")
+            )
         return problems
 
-    def _check(self, conn: sqlite3.Connection, problems: list[str]) -> None:
+    def _check(self, conn: sqlite3.Connection, problems: list[IndexProblem]) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "meta" not in tables:
-            problems.append(f"the index {self.path} has no Taurus schema; it will be rebuilt")
+            problems.append(
+                IndexProblem(f"the index {self.path} has no Taurus schema; it will be rebuilt")
+            )
             return
         row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if not row or row[0] != SCHEMA_VERSION:
-            problems.append(f"the index {self.path} is from another Taurus version; rebuild it")
+            problems.append(
+                IndexProblem(f"the index {self.path} is from another Taurus version; rebuild it")
+            )
             return
         result = conn.execute("PRAGMA quick_check").fetchone()
         if not result or result[0] != "ok":
-            problems.append(f"the index {self.path} is damaged ({result and result[0]})")
+            problems.append(
+                IndexProblem(f"the index {self.path} is damaged ({result and result[0]})")
+            )
             return
         for folder, _ in self.folders():
             to_read, to_drop = self._diff(conn, os.path.abspath(folder), _scan(folder))
@@ -772,6 +791,9 @@ class Index:
             removed = len(dropped - set(to_read))
             if changed or added or removed:
                 problems.append(
-                    f"the index disagrees with {folder}: {changed} changed, {added} new, "
-                    f"{removed} removed file(s) since it was built (refreshed on next use)"
+                    IndexProblem(
+                        f"the index disagrees with {folder}: {changed} changed, {added} new, "
+                        f"{removed} removed file(s) since it was built (refreshed on next use)",
+                        stale=True,
+                    )
                 )

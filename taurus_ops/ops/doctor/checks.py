@@ -501,14 +501,14 @@ def _check_index(scan: Scan) -> None:
         return
     index = Index.for_dirs(scan.home, scan.session_dir, scan.archive_dir)
     try:
-        found = [str(p) for p in index.check()]
+        found: list[str] = list(index.check())
     except Exception as exc:  # an index that cannot even be checked is as good as damaged
         found = [f"the index cannot be read ({type(exc).__name__}: {exc})"]
     finally:
         index.close()
     if not found:
         return
-    stale_only = all("disagrees with" in f for f in found)
+    stale_only = all(getattr(f, "stale", False) for f in found)
     scan.index_problem = scan.add(
         Problem(
             str(index.path),
