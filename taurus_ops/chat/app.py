@@ -306,7 +306,8 @@ class ChatApp:
     def name(self, name: str) -> Path:
         assert self.session is not None
         self.save()
-        return self.store.name(self.session.id, name)
+        # by path: a copied file may still carry the sessionId of the one it was copied from
+        return self.store.name(str(self.session.path), name)
 
     def compact(self) -> tuple[Path, Session] | None:
         """Summarise, start a new session from the summary (parentSession = the old id), and

@@ -57,6 +57,21 @@ def _clean_block(block: Any) -> dict[str, Any] | None:
     return out
 
 
+# blocks the API accepts in one role only; found in the other (a hand edit), they become text
+_FOREIGN = {"user": "tool_use", "assistant": "tool_result"}
+
+
+def _as_text(block: dict[str, Any]) -> dict[str, Any]:
+    if block["type"] == "tool_use":
+        detail = f"{block.get('name')} {fmt.dumps(block.get('input') or {}).decode().strip()}"
+        return {"type": "text", "text": f"[tool request] {' '.join(detail.split())}"}
+    inner = block.get("content")
+    return {
+        "type": "text",
+        "text": f"[tool result] {inner if isinstance(inner, str) else fmt.text_of(inner)}",
+    }
+
+
 def _clean_message(message: dict[str, Any]) -> dict[str, Any] | None:
     role = message.get("role")
     if role not in ("user", "assistant"):
@@ -66,8 +81,23 @@ def _clean_message(message: dict[str, Any]) -> dict[str, Any] | None:
         return {"role": role, "content": content} if content.strip() else None
     if isinstance(content, list):
         blocks = [b for b in (_clean_block(x) for x in content) if b is not None]
+        blocks = [_as_text(b) if b["type"] == _FOREIGN[role] else b for b in blocks]
         return {"role": role, "content": blocks} if blocks else None
     return None
+
+
+def _drop_repeated_uses(messages: list[dict[str, Any]]) -> None:
+    """Turn a tool_use whose id was already used (a pasted copy) into text: ids must be unique."""
+    seen: set[str] = set()
+    for message in messages:
+        content = message["content"]
+        if message["role"] != "assistant" or not isinstance(content, list):
+            continue
+        for position, block in enumerate(content):
+            if block["type"] == "tool_use":
+                if block["id"] in seen:
+                    content[position] = _as_text(block)
+                seen.add(block["id"])
 
 
 def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -78,6 +108,7 @@ def prepare_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages to send: API fields only, every tool_use answered, roles alternating."""
     # fresh dicts and lists all the way down to the blocks (tool inputs are shared, never changed)
     cleaned = [m for m in (_clean_message(x) for x in messages) if m is not None]
+    _drop_repeated_uses(cleaned)
     _drop_orphan_results(cleaned)
     mend_tool_uses(cleaned)
     out: list[dict[str, Any]] = []
