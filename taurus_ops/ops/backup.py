@@ -103,11 +103,16 @@ def roots_of(config: Any) -> list[Root]:
     if s.backup.include_config:
         wanted.append(("config", home / "config.yaml", False))
     out = []
+    seen: set[str] = set()
     for kind, path, is_dir in wanted:
         if is_dir and not path.is_dir():
             continue
         if not is_dir and not path.is_file():
             continue
+        real = os.path.realpath(path)
+        if real in seen:  # e.g. sessions.archiveDirectory is the session directory itself
+            continue
+        seen.add(real)
         out.append(Root(kind, str(path), member_for(path), is_dir))
     return out
 
@@ -154,12 +159,16 @@ def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
         if not root.is_dir:
             items.append(Item(base, root.member, "file"))
             continue
+        # a root nested in this one (an archive inside the session folder) is its own
+        # root: walking it here too would store every file twice
+        others = {os.path.realpath(r.path) for r in roots if r is not root}
+        other_names = {os.path.basename(r) for r in others}
         items.append(Item(base, root.member, "dir"))
         for folder, dirs, files in os.walk(base):
             dirs[:] = sorted(
                 d
                 for d in dirs
-                if os.path.realpath(os.path.join(folder, d)) not in excluded
+                if os.path.realpath(os.path.join(folder, d)) not in excluded | others
                 and not os.path.islink(os.path.join(folder, d))
             )
             rel_folder = Path(folder).relative_to(base)
@@ -170,6 +179,8 @@ def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
                 if _skip_name(name):
                     continue
                 p = Path(folder) / name
+                if name in other_names and os.path.realpath(p) in others:
+                    continue
                 member = f"{root.member}/{(rel_folder / name).as_posix()}"
                 try:
                     st = os.lstat(p)
