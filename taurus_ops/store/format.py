@@ -88,6 +88,43 @@ def _has_long_number(raw: bytes | bytearray | memoryview) -> bool:
 _DIGITS_ZERO = bytes(0x30 if 0x30 <= ch <= 0x39 else 0x20 for ch in range(256))
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _std_loads(text: str) -> Any:
+    """The standard library's parse, made as safe as orjson's.
+
+    Nesting too deep for it is invalid JSON (ValueError, not RecursionError), and a
+    lone surrogate escape (``"\\ud800"``, which orjson and jq refuse and no UTF-8
+    writer can write back) reads as U+FFFD, so every reader can print and save it.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("not valid JSON: nested too deeply") from None
+    if "\\u" in text or _LONE_SURROGATE.search(text):
+        return _replace_surrogates(value)
+    return value
+
+
+def _replace_surrogates(value: Any) -> Any:
+    stack: list[Any] = [value]
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    while stack:
+        item = stack.pop()
+        pairs = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
+        for key, child in pairs:
+            if isinstance(child, str):
+                child = _LONE_SURROGATE.sub("\ufffd", child)
+                item[key] = child
+            elif isinstance(child, dict | list):
+                stack.append(child)
+            if isinstance(key, str) and _LONE_SURROGATE.search(key):
+                item[_LONE_SURROGATE.sub("\ufffd", key)] = item.pop(key)
+    return value
+
+
 def loads(data: bytes | str) -> Any:
     """Parse JSON text; raises ValueError (json.JSONDecodeError or orjson's) when invalid.
 
@@ -97,7 +134,7 @@ def loads(data: bytes | str) -> Any:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if _has_long_number(raw):
         try:
-            return json.loads(bytes(raw).decode("utf-8"))
+            return _std_loads(bytes(raw).decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise ValueError(f"not UTF-8 text: {exc}") from None
     try:
@@ -110,7 +147,7 @@ def loads(data: bytes | str) -> Any:
                 raise ValueError(f"not UTF-8 text: {exc}") from None
         else:
             text = data
-        return json.loads(text)  # numbers orjson refuses (huge ints); raises JSONDecodeError
+        return _std_loads(text)  # numbers orjson refuses (huge ints); raises JSONDecodeError
 
 
 def text_of(content: Any) -> str:
