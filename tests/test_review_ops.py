@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from taurus_ops.store import format as fmt
@@ -46,3 +48,27 @@ def test_lone_surrogate_escape_reads_as_replacement_character(store, ops, tmp_pa
         result = ops(*args)
         assert result.exit_code == (1 if args == ["doctor"] else 0), (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_redact_masks_quoted_values_with_spaces_and_secret_named_fields(store, ops) -> None:
+    doc = make_document("sec002", first='Connect with password = "correct horse battery" now')
+    doc["messages"][1]["content"][1]["input"] = {
+        "command": "mysql",
+        "password": "hunter2",
+        "env": {"GITLAB_TOKEN": "glpat-zzzzzzzzzzzzzzzzzzzz", "TOKEN_FILE": "None"},
+    }
+    write_session(store.session_dir, doc)
+    for fmt_name in ("markdown", "json", "html"):
+        result = ops("export", "sec002", "--redact", "--format", fmt_name)
+        assert result.exit_code == 0
+        for secret in ("horse", "hunter2", "glpat-zzz"):
+            assert secret not in result.output, (fmt_name, secret)
+        assert "masked 3 secrets" in result.output
+    # names of secrets and placeholders stay readable
+    as_json = json.loads(
+        ops("export", "sec002", "--redact", "-f", "json").output.split("\nRedaction")[0]
+    )
+    tool_input = as_json["messages"][1]["content"][1]["input"]
+    assert tool_input["command"] == "mysql"
+    assert tool_input["password"] == "[REDACTED:password]"
+    assert tool_input["env"]["TOKEN_FILE"] == "None"

@@ -12,7 +12,8 @@ field) is scanned; each secret found is replaced by ``[REDACTED:<kind>]``. Keys
 - PEM private key blocks (``-----BEGIN ... PRIVATE KEY-----`` to its END line)
 - ``password=...``-style assignments (password, passwd, pwd, secret, token,
   api_key, client_secret ...): the value is masked, the name kept; a value that only
-  names a secret (``None``, ``${DB_PASSWORD}``, ``get_token()``, ``****``) is left alone
+  names a secret (``None``, ``${DB_PASSWORD}``, ``get_token()``, ``****``) is left alone.
+  A JSON field with such a name (a tool input's ``{"password": "..."}``) is masked whole
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
         "password",
         re.compile(
             rf"(?i)(?<![A-Za-z0-9]){_ASSIGN_NAMES}[\"']?\s*[:=]\s*"
-            r"(?:\"([^\"\s]{1,200})\"|'([^'\s]{1,200})'|([^\s\"',;&]{1,200}))"
+            r"(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|([^\s\"',;&]{1,200}))"
         ),
         -1,  # whichever value group matched
     ),
@@ -142,5 +143,23 @@ def redact(value: Any, found: Redaction | None = None) -> Any:
     if isinstance(value, list):
         return [redact(v, found) for v in value]
     if isinstance(value, dict):
-        return {k: redact(v, found) for k, v in value.items()}
+        return {k: _redact_field(k, v, found) for k, v in value.items()}
     return value
+
+
+_SECRET_FIELD = re.compile(rf"(?i){_ASSIGN_NAMES}")
+
+
+def _redact_field(key: Any, value: Any, found: Redaction) -> Any:
+    """A field named like a secret (``{"password": "..."}``, ``GITHUB_TOKEN``) is masked whole."""
+    if (
+        isinstance(key, str)
+        and isinstance(value, str)
+        and value.strip()
+        and _SECRET_FIELD.fullmatch(key)
+        and not _is_mask(value)
+        and not _is_placeholder(value)
+    ):
+        found.counts["password"] += 1
+        return MASK.format(kind="password")
+    return redact(value, found)
