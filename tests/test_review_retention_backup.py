@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tarfile
 from datetime import UTC, datetime
@@ -41,3 +42,45 @@ def test_backup_with_archive_in_the_session_directory(
     plain.mkdir()
     subprocess.run(["tar", "-xzf", str(made), "-C", str(plain)], check=True)
     assert (plain / ".taurus/sessions/old/2025-01-18_old1.json").is_file()
+
+
+def test_backup_keeps_every_kind_of_name_and_never_fails_on_one(
+    home: Path, ops, tmp_path: Path
+) -> None:
+    """A name made with an absolute path, one into project-a/, and one into an archive the
+    backup leaves out: the backup succeeds, keeps the first two, and plain tar restores them."""
+    taurus = home / ".taurus"
+    sessions = taurus / "sessions"
+    base = datetime(2025, 1, 18, 10, 0, tzinfo=UTC)
+    for sid in ("abs1", "rel1"):
+        write_session(sessions, make_document(sid, created=base))
+    write_session(sessions / "project-a", make_document("pa1", created=base))
+    write_session(taurus / "archive", make_document("old1", created=base))
+    os.symlink(sessions / "2025-01-18_abs1.json", sessions / "absolute-name.json")
+    os.symlink("project-a/2025-01-18_pa1.json", sessions / "project-name.json")
+    os.symlink("../archive/2025-01-18_old1.json", sessions / "archived-name.json")
+    (taurus / "config.yaml").write_text("backup:\n  includeArchive: false\n")
+    out = ops("backup", "create")
+    assert out.exit_code == 0, out.output
+    (made,) = (taurus / "backups").glob("taurus-sessions-backup-*.tar.gz")
+    assert ops("backup", "verify", str(made)).exit_code == 0
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    subprocess.run(["tar", "-xzf", str(made), "-C", str(plain)], check=True)
+    restored = plain / ".taurus" / "sessions"
+    for name, target in (
+        ("absolute-name.json", "2025-01-18_abs1.json"),
+        ("project-name.json", "project-a/2025-01-18_pa1.json"),
+    ):
+        link = restored / name
+        assert link.is_symlink() and link.resolve() == (restored / target).resolve(), name
+        assert link.read_bytes() == (sessions / target).read_bytes()
+    assert not (restored / "archived-name.json").is_symlink()
+    for name in ("absolute-name.json", "project-name.json"):
+        (sessions / name).unlink()
+    out = ops("backup", "restore", str(made))
+    assert out.exit_code == 0, out.output
+    assert (sessions / "absolute-name.json").resolve() == sessions / "2025-01-18_abs1.json"
+    assert (sessions / "project-name.json").resolve() == (
+        sessions / "project-a" / "2025-01-18_pa1.json"
+    )

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import io
 import os
+import posixpath
 import re
 import shutil
 import stat
@@ -151,14 +152,15 @@ def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
         os.path.realpath(Path(config.home) / "quarantine"),
         os.path.realpath(config.settings.backup.directory),
     }
-    session_dir = os.path.realpath(config.session_dir)
-    archive_dir = os.path.realpath(config.archive_dir)
     items: list[Item] = []
+    sessions_in_backup: dict[str, str] = {}  # real path -> member, of session files stored
+    name_links: list[tuple[Path, str]] = []
     for root in roots:
         base = Path(root.path)
         if not root.is_dir:
             items.append(Item(base, root.member, "file"))
             continue
+        real_base = os.path.realpath(base)
         # a root nested in this one (an archive inside the session folder) is its own
         # root: walking it here too would store every file twice
         others = {os.path.realpath(r.path) for r in roots if r is not root}
@@ -187,22 +189,27 @@ def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
                 except FileNotFoundError:
                     continue
                 if stat.S_ISLNK(st.st_mode):
-                    real = os.path.realpath(p)
-                    ok = (
-                        root.kind == "sessions"
-                        and folder == str(base)
-                        and name.endswith(".json")
-                        and os.path.isfile(real)
-                        and os.path.dirname(real) in (session_dir, archive_dir)
-                    )
-                    if ok:
-                        items.append(Item(p, member, "link", os.readlink(p)))
+                    if root.kind == "sessions" and folder == str(base) and name.endswith(".json"):
+                        name_links.append((p, member))
                     else:
                         notes.append(f"skipped link {p} (not a session name)")
                 elif stat.S_ISREG(st.st_mode):
                     items.append(Item(p, member, "file"))
+                    if root.kind in ("sessions", "archive"):
+                        real = os.path.join(real_base, rel_folder, name)
+                        sessions_in_backup[os.path.normpath(real)] = member
                 else:
                     notes.append(f"skipped {p} (not a regular file)")
+    # a name is stored with a relative target (however it was made: `ln -s` with an
+    # absolute path, into project-a/, into the archive), so plain tar restores it
+    # anywhere; a name whose session is not in this backup is left out
+    for p, member in name_links:
+        target = sessions_in_backup.get(os.path.realpath(p))
+        if target is None:
+            notes.append(f"skipped link {p} (its session is not in this backup)")
+            continue
+        relative = posixpath.relpath(target, posixpath.dirname(member))
+        items.append(Item(p, member, "link", relative))
     return items
 
 
