@@ -72,3 +72,18 @@ def test_redact_masks_quoted_values_with_spaces_and_secret_named_fields(store, o
     assert tool_input["command"] == "mysql"
     assert tool_input["password"] == "[REDACTED:password]"
     assert tool_input["env"]["TOKEN_FILE"] == "None"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{{ 1/0 }}", "{{ x + 1 }}", '{% include "other.json" %}', "{{ x|int + [] }}"],
+)
+def test_template_runtime_errors_are_one_line(ops, taurus_home, text) -> None:
+    folder = taurus_home / "templates"
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"messages": [{"role": "user", "content": text}], "template": {"defaults": {"x": "5"}}}
+    (folder / "broken.json").write_text(json.dumps(doc))
+    result = ops("template", "new", "broken")
+    assert result.exit_code != 0
+    assert "template 'broken'" in result.output
+    assert not list(taurus_home.glob("sessions/*.json"))

@@ -229,7 +229,8 @@ def instantiate(
             context[key] = env.from_string(value).render(**builtins)
         context.update(variables)
         fields = _render_value(template.document, env, context)
-    except jinja2.TemplateError as exc:
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+        # a template's own mistake ({{ 1/0 }}, {{ "a" + 1 }}, {% include %}): one line
         raise UsageError(f"template {template.name!r}: {exc}") from None
     fields["fromTemplate"] = template.name
     return fields
