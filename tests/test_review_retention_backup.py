@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import subprocess
 import tarfile
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from helpers.sessions import make_document, write_session
+
+from taurus_ops.store import format as fmt
 
 
 @pytest.fixture
@@ -84,3 +88,68 @@ def test_backup_keeps_every_kind_of_name_and_never_fails_on_one(
     assert (sessions / "project-name.json").resolve() == (
         sessions / "project-a" / "2025-01-18_pa1.json"
     )
+
+
+def _lying_backup(path: Path, **manifest_changes: object) -> Path:
+    """One good session and a manifest whose checksums hold but whose structure lies."""
+    name = ".taurus/sessions/2025-01-18_good.json"
+    data = fmt.dumps(make_document("good"))
+    manifest: dict[str, object] = {
+        "format": "taurus-backup",
+        "version": 1,
+        "created": fmt.now_iso(),
+        "home": "/home/x",
+        "roots": [{"kind": "sessions", "member": ".taurus/sessions", "path": "/x"}],
+        "files": [{"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}],
+        "links": [],
+    }
+    for key, value in manifest_changes.items():
+        if key == "mtime":
+            manifest["files"][0]["mtime"] = value  # type: ignore[index]
+        elif key == "extra_root":
+            manifest["roots"].append(value)  # type: ignore[attr-defined]
+        else:
+            manifest[key] = value
+    body = fmt.dumps(manifest)
+    with tarfile.open(path, "w:gz") as tar:
+        for member, content in ((name, data), (".taurus/backup-manifest.json", body)):
+            info = tarfile.TarInfo(member)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return path
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        {"links": ["x"]},
+        {"links": [{"path": 5, "target": None}]},
+        {"mtime": "abc"},
+        {"mtime": None},
+        {"extra_root": {"kind": "templates"}},
+        {"extra_root": {"kind": "archive", "member": None}},
+    ],
+    ids=[
+        "link-not-object",
+        "link-fields",
+        "mtime-text",
+        "mtime-null",
+        "root-no-member",
+        "root-null",
+    ],
+)
+def test_a_manifest_that_lies_is_refused_in_one_line(
+    lie: dict[str, object], home: Path, ops, tmp_path: Path
+) -> None:
+    archive = _lying_backup(tmp_path / "lying.tar.gz", **lie)
+    sessions = home / ".taurus" / "sessions"
+    sessions.mkdir(parents=True)
+    on_disk = sessions / "2025-01-18_good.json"
+    on_disk.write_text('{"sessionId": "good", "messages": []}\n')
+    verify = ops("backup", "verify", str(archive))
+    assert verify.exit_code == 1 and "manifest" in verify.output
+    for args in (["--dry-run"], [], ["--force"]):
+        out = ops("backup", "restore", str(archive), *args)
+        assert out.exit_code == 1 and "nothing restored" in out.output, out.output
+    assert on_disk.read_text() == '{"sessionId": "good", "messages": []}\n'
+    assert sorted(p.name for p in sessions.iterdir()) == ["2025-01-18_good.json"]

@@ -686,10 +686,15 @@ def verify_archive(path: Path) -> VerifyReport:
     report.manifest = manifest
     root_members = []
     for root in roots:
-        if not isinstance(root, dict) or root.get("kind") not in KINDS:
+        if (
+            not isinstance(root, dict)
+            or root.get("kind") not in KINDS
+            or not isinstance(root.get("member"), str)
+            or not root["member"]
+        ):
             report.problems.append(f"manifest: unknown root {root!r}")
             continue
-        member = _norm(str(root.get("member", "")))
+        member = _norm(root["member"])
         bad = member_problem(tarfile.TarInfo(member))
         if bad:
             report.problems.append(f"manifest root {bad}")
@@ -699,7 +704,8 @@ def verify_archive(path: Path) -> VerifyReport:
         try:
             name = _norm(str(entry["path"]))
             size, digest = int(entry["size"]), str(entry["sha256"])
-        except (KeyError, TypeError, ValueError):
+            float(entry.get("mtime", 0))  # restore compares it with the file on disk
+        except (KeyError, TypeError, ValueError, AttributeError):
             report.problems.append(f"manifest: bad file entry {entry!r}")
             continue
         listed.add(name)
@@ -719,8 +725,14 @@ def verify_archive(path: Path) -> VerifyReport:
         report.problems.append(f"{name}: in the archive but not in the manifest")
     listed_links = {}
     for entry in mlinks:
-        if isinstance(entry, dict):
-            listed_links[_norm(str(entry.get("path", "")))] = str(entry.get("target", ""))
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("path"), str)
+            and isinstance(entry.get("target"), str)
+        ):
+            report.problems.append(f"manifest: bad link entry {entry!r}")
+            continue
+        listed_links[_norm(entry["path"])] = entry["target"]
     for name, target in links.items():
         if listed_links.get(name) != target:
             report.problems.append(f"{name!r}: symbolic link not listed as a session name")
