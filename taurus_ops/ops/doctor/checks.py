@@ -158,6 +158,10 @@ def _temp_target(path: Path) -> Path:
     return path.with_name(name[: name.index(TMP_MARK)])
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def scan_store(
     home: Path,
     session_dir: Path,
@@ -170,7 +174,9 @@ def scan_store(
     scan = Scan(Path(home), Path(session_dir), Path(archive_dir) if archive_dir else None)
     wanted = {os.path.realpath(p) for p in only} if only is not None else None
     folders: list[tuple[Path, bool]] = [(scan.session_dir, False)]
-    if scan.archive_dir is not None:
+    if scan.archive_dir is not None and not _same_folder(scan.archive_dir, scan.session_dir):
+        # an archive directory that IS the session directory would list every file
+        # twice, and each would look like a duplicate of itself
         folders.append((scan.archive_dir, True))
 
     if wanted is None:
