@@ -153,3 +153,25 @@ def test_a_manifest_that_lies_is_refused_in_one_line(
         assert out.exit_code == 1 and "nothing restored" in out.output, out.output
     assert on_disk.read_text() == '{"sessionId": "good", "messages": []}\n'
     assert sorted(p.name for p in sessions.iterdir()) == ["2025-01-18_good.json"]
+
+
+def test_restore_never_overwrites_a_file_that_appeared_after_planning(
+    home: Path, ops, tmp_path: Path
+) -> None:
+    from taurus_ops.config import load_config
+    from taurus_ops.ops import backup
+
+    sessions = home / ".taurus" / "sessions"
+    write_session(sessions, make_document("late1"))
+    assert ops("backup", "create").exit_code == 0
+    (made,) = (home / ".taurus" / "backups").glob("*.tar.gz")
+    target = sessions / "2025-01-18_late1.json"
+    target.unlink()
+    config = load_config()
+    report = backup.verify_archive(made)
+    plan = backup.plan_restore(made, report, config)
+    assert [s.action for s in plan.steps] == [backup.RESTORE]
+    target.write_text('{"sessionId": "late1", "messages": ["written meanwhile"]}\n')
+    result = backup.execute_restore(plan, report, config.home)
+    assert result.written == [] and [p for p, _ in result.failed] == [str(target)]
+    assert "written meanwhile" in target.read_text()

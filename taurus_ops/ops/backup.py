@@ -1002,6 +1002,8 @@ def _write_one(step: RestoreStep, data: bytes, mtime: float, replaced_dir: Path 
         except SessionLocked:
             raise UsageError("open in a running chat (locked)") from None
     try:
+        if step.action == RESTORE and (dest.exists() or dest.is_symlink()):
+            raise UsageError("appeared on disk since the plan was made; kept it")
         if step.action == REPLACE and dest.exists():
             assert replaced_dir is not None
             keep = replaced_dir / step.member
