@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
-from pathlib import Path
 
 from helpers.fake_api import text
 from helpers.sessions import make_document, write_session
@@ -75,3 +75,99 @@ def test_a_repeated_tool_use_id_is_sent_once():
     sent = prepare_history(messages)
     validate_request({"model": "m", "max_tokens": 10, "messages": sent})
     assert "toolu_1" in json.dumps(sent)
+
+
+def test_whitespace_only_text_is_never_sent(fake_api, store):
+    # the real API refuses "text content blocks must contain non-whitespace text"
+    doc = make_document("blank001", n_turns=2)
+    doc["messages"][1]["content"].insert(0, {"type": "text", "text": "\n\n"})
+    doc["messages"][2]["content"][0]["content"] = "  \n"  # a command that printed blank lines
+    doc["messages"][6]["content"][0]["content"] = [
+        {"type": "text", "text": " "},
+        {"type": "tool_result", "tool_use_id": "x", "content": "nested"},
+    ]
+    write_session(store.session_dir, doc)
+    fake_api.add(text("fine"))
+    app, ui = make_app(store)
+    app.open_ref("blank001")
+    assert app.message("go on"), ui.out
+    app.close()
+    sent = fake_api.sent(0)
+    for message in sent:
+        for block in message["content"] if isinstance(message["content"], list) else []:
+            inner = block.get("content")
+            for b in [block, *(inner if isinstance(inner, list) else [])]:
+                assert b["type"] != "text" or b["text"].strip(), sent
+            assert not isinstance(inner, str) or inner.strip(), sent
+            assert not isinstance(inner, list) or all(
+                b["type"] in ("text", "image", "document") for b in inner
+            ), sent
+
+
+def test_hand_edited_fields_of_odd_types_resume_without_a_traceback(fake_api, store):
+    from taurus_ops.chat.run import ChatOptions, run_chat
+    from taurus_ops.store.lock import is_locked
+
+    odd = make_document("odd00001", n_turns=1)
+    odd["allowedTools"] = [{"tool": "bash"}, "read"]
+    odd["cwd"] = "/tmp/\x00x"
+    path = write_session(store.session_dir, odd)
+    fake_api.add(text("fine"))
+    assert run_chat(ChatOptions(session="odd00001", prompt="go on")) == 0
+    assert not is_locked(path)
+    assert json.loads(path.read_text())["messages"][-1]["content"] == "fine"
+
+
+def test_tool_results_after_text_in_one_hand_edited_message_are_sent_first():
+    from helpers.fake_api import validate_request
+
+    messages = [
+        {"role": "user", "content": "read a"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "here:"},
+                {"type": "tool_result", "tool_use_id": "t1", "content": "A"},
+            ],
+        },
+    ]
+    validate_request({"model": "m", "max_tokens": 10, "messages": prepare_history(messages)})
+
+
+def _random_history(rng: random.Random) -> list[dict]:
+    ids = ["t1", "t2", "t3"]
+
+    def block() -> dict:
+        kind = rng.choice(["text", "text", "tool_use", "tool_result", "thinking"])
+        if kind == "text":
+            return {"type": "text", "text": rng.choice(["hi", "", "  ", "a "])}
+        if kind == "tool_use":
+            return {"type": "tool_use", "id": rng.choice(ids), "name": "read", "input": {}}
+        if kind == "tool_result":
+            return {
+                "type": "tool_result",
+                "tool_use_id": rng.choice(ids),
+                "content": rng.choice(["ok", "", " ", None, [], [{"type": "text", "text": " "}]]),
+            }
+        return {"type": "thinking", "thinking": "x"}
+
+    def message() -> dict:
+        role = rng.choice(["user", "assistant", "assistant", "user", "system"])
+        content = rng.choice(
+            [rng.choice(["hello", "", "  ", "x  "]), None]
+            + [[block() for _ in range(rng.randint(0, 3))]] * 2
+        )
+        return {"role": role, "content": content}
+
+    return [message() for _ in range(rng.randint(0, 6))]
+
+
+def test_any_hand_edited_history_is_sent_in_a_form_the_api_accepts():
+    from helpers.fake_api import validate_request
+
+    rng = random.Random(20261127)
+    for _ in range(2000):
+        messages = [*_random_history(rng), {"role": "user", "content": "next"}]
+        body = {"model": "m", "max_tokens": 10, "messages": prepare_history(messages)}
+        validate_request(body)

@@ -159,10 +159,10 @@ class ChatApp:
             mended = mend_tool_uses(session.messages)
             if mended or session.notes:
                 self.store.save(session, touch=False)
+            self.attach(session, lock)
         except BaseException:
             lock.release()
             raise
-        self.attach(session, lock)
         return session, mended
 
     def open_template(self, name: str, variables: dict[str, str]) -> Session:
@@ -187,7 +187,7 @@ class ChatApp:
             self.allow,
             self.deny,
             self.interactive,
-            allowed if isinstance(allowed, list) else [],
+            [t for t in allowed if isinstance(t, str)] if isinstance(allowed, list) else [],
         )
         self.engine = Engine(
             self.conversation,
@@ -263,7 +263,12 @@ class ChatApp:
         lines = [TITLE, f"📂 {label} {when}", f"💬 {len(session.messages)} messages loaded"]
         lines.append(f"   {tilde(session.path or '')}")
         other = session.data.get("cwd")
-        if isinstance(other, str) and other and os.path.realpath(other) != str(self.cwd):
+        if (
+            isinstance(other, str)
+            and other
+            and "\0" not in other  # a hand-edited file; no real path holds a NUL
+            and os.path.realpath(other) != str(self.cwd)
+        ):
             lines.append(
                 f"📁 This session was started in {tilde(other)}; tools now work in {tilde(self.cwd)}"
             )

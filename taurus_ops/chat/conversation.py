@@ -37,8 +37,8 @@ def _clean_block(block: Any) -> dict[str, Any] | None:
     if keep is None:
         return None
     out = {k: block[k] for k in keep if k in block}
-    if kind == "text":
-        if not isinstance(out.get("text"), str) or not out["text"]:
+    if kind == "text":  # the API refuses a text block of only whitespace
+        if not isinstance(out.get("text"), str) or not out["text"].strip():
             return None
     elif kind == "tool_use":
         if not isinstance(out.get("input"), dict):
@@ -51,9 +51,12 @@ def _clean_block(block: Any) -> dict[str, Any] | None:
         inner = out.get("content")
         if isinstance(inner, list):
             inner = [b for b in (_clean_block(x) for x in inner) if b is not None]
+            inner = [b for b in inner if b["type"] in ("text", "image", "document")]
             out["content"] = inner or "(no output)"
-        elif not isinstance(inner, str) or not inner:
-            out["content"] = "(no output)" if inner in (None, "") else str(inner)
+        elif not isinstance(inner, str) or not inner.strip():
+            out["content"] = (
+                "(no output)" if inner is None or isinstance(inner, str) else str(inner)
+            )
     return out
 
 
@@ -113,6 +116,8 @@ def prepare_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     mend_tool_uses(cleaned)
     out: list[dict[str, Any]] = []
     for message in cleaned:
+        if message["role"] == "user" and isinstance(message["content"], list):
+            message["content"].sort(key=lambda b: b.get("type") != "tool_result")  # results first
         if out and out[-1]["role"] == message["role"]:
             merged = _blocks(out[-1]["content"]) + _blocks(message["content"])
             if message["role"] == "user":  # tool results must come first

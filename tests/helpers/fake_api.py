@@ -241,6 +241,8 @@ def validate_request(body: Any) -> None:
                     raise Invalid(f"{where}.text.text: Field required")
                 if not block["text"]:
                     raise Invalid(f"{where}: text content blocks must be non-empty")
+                if not block["text"].strip():
+                    raise Invalid("messages: text content blocks must contain non-whitespace text")
             elif kind == "tool_use":
                 if role != "assistant":
                     raise Invalid(
