@@ -103,3 +103,15 @@ def test_doctor_fix_with_archive_directory_equal_to_sessions_keeps_every_session
         "2025-01-18_same01.json",
     ]
     assert not list(taurus_home.glob("quarantine/*/*.json"))
+
+
+@pytest.mark.parametrize("age", ["99999999d", "999999999999999999999999d", "9999999999999999999h"])
+def test_huge_since_age_is_a_one_line_error(ops, store, age) -> None:
+    write_session(store.session_dir, make_document("since01"))
+    for command in ("search", "stats"):
+        args = (
+            [command, "login", "--since", age] if command == "search" else [command, "--since", age]
+        )
+        result = ops(*args)
+        assert result.exit_code != 0
+        assert "--since" in result.output

@@ -46,7 +46,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     if match:
         amount, unit = int(match.group(1)), match.group(2)
         hours = {"h": 1, "d": 24, "w": 24 * 7, "m": 24 * 30}[unit] * amount
-        return now - timedelta(hours=hours)
+        try:
+            return now - timedelta(hours=hours)
+        except OverflowError:  # further back than any date: every session is newer
+            raise UsageError(f"--since {text!r}: that age goes back past the year 1") from None
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             return datetime.fromisoformat(value).astimezone().astimezone(UTC)  # local midnight
