@@ -105,7 +105,16 @@ def test_doctor_fix_with_archive_directory_equal_to_sessions_keeps_every_session
     assert not list(taurus_home.glob("quarantine/*/*.json"))
 
 
-@pytest.mark.parametrize("age", ["99999999d", "999999999999999999999999d", "9999999999999999999h"])
+@pytest.mark.parametrize(
+    "age",
+    [
+        "99999999d",
+        "999999999999999999999999d",
+        "9999999999999999999h",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-05:00",
+    ],
+)
 def test_huge_since_age_is_a_one_line_error(ops, store, age) -> None:
     write_session(store.session_dir, make_document("since01"))
     for command in ("search", "stats"):

@@ -55,13 +55,18 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
             return datetime.fromisoformat(value).astimezone().astimezone(UTC)  # local midnight
     except ValueError:
         pass
+    except OverflowError:
+        raise UsageError(f"--since {text!r}: out of the range of dates") from None
     moment = fmt.parse_time(text.strip())
     if moment is None:
         raise UsageError(
             f"--since {text!r}: use a date (2025-01-18), an ISO time, today, yesterday, "
             "or an age such as 7d, 2w, 12h"
         )
-    return moment
+    try:
+        return moment.astimezone(UTC)  # 0001-01-01T00:00+01:00 has no UTC time
+    except OverflowError:
+        raise UsageError(f"--since {text!r}: out of the range of dates") from None
 
 
 # -- queries -------------------------------------------------------------------------
