@@ -7,6 +7,7 @@ import json
 import os
 import random
 import shutil
+from pathlib import Path
 
 from helpers.fake_api import text
 from helpers.sessions import make_document, write_session
@@ -171,3 +172,23 @@ def test_any_hand_edited_history_is_sent_in_a_form_the_api_accepts():
         messages = [*_random_history(rng), {"role": "user", "content": "next"}]
         body = {"model": "m", "max_tokens": 10, "messages": prepare_history(messages)}
         validate_request(body)
+
+
+def test_compact_whose_archive_move_fails_continues_locked_in_the_new_session(fake_api, store):
+    from taurus_ops.chat.commands import Commands
+    from taurus_ops.store.lock import is_locked
+
+    fake_api.add(text("We fixed login."), text("SUMMARY: login fixed."), text("Next."))
+    app, ui = make_app(store)
+    old = app.start_new()
+    app.message("fix login")
+    store.archive_dir.mkdir(parents=True, exist_ok=True)
+    (store.archive_dir / Path(old.path).name).write_text("{}")  # the archive has that name
+    assert Commands(app)("/compact") is True
+    assert app.session.id != old.id and app.session.data["parentSession"] == old.id
+    assert is_locked(Path(app.session.path)) and not is_locked(Path(old.path))
+    assert json.loads(Path(old.path).read_text())["messages"][-1]["content"] == "We fixed login."
+    assert any("stays at" in line for line in ui.out), ui.out
+    app.message("what next?")
+    app.close()
+    assert len(store.files()) == 2

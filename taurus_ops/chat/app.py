@@ -20,7 +20,7 @@ from taurus_ops.chat.conversation import (
 from taurus_ops.chat.engine import UI, ContextFull, Engine
 from taurus_ops.chat.permissions import Permissions
 from taurus_ops.chat.tools import TOOL_SPECS, Tools
-from taurus_ops.errors import UsageError
+from taurus_ops.errors import TaurusError, UsageError
 from taurus_ops.store import Session, SessionStore
 from taurus_ops.store import format as fmt
 from taurus_ops.store.lock import SessionLock
@@ -353,11 +353,16 @@ class ChatApp:
             parentSession=old.id,
             messages=[{"role": "user", "content": body, "timestamp": fmt.now_iso()}],
         )
-        archived = self.store.archive(old.path) if old.path is not None else Path()
+        self.attach(new)  # first: whatever happens to the old file, the chat holds the new one
+        archived = Path(old.path or "")
+        try:
+            archived = self.store.archive(archived)
+        except (TaurusError, OSError) as exc:
+            self.ui.warn(f"could not archive {old.id} ({exc}); it stays at {tilde(archived)}")
+        else:
+            self.ui.notice(f"Archived the full session unchanged: {tilde(archived)}")
         for name in names:
-            self.store.name(new.id, name, replace=True)
-        self.attach(new)
-        self.ui.notice(f"Archived the full session unchanged: {tilde(archived)}")
+            self.store.name(str(new.path), name, replace=True)
         self.ui.notice(
             f"Continuing in session {new.id} (parentSession {old.id}): {tilde(new.path or '')}"
         )
