@@ -175,3 +175,19 @@ def test_restore_never_overwrites_a_file_that_appeared_after_planning(
     result = backup.execute_restore(plan, report, config.home)
     assert result.written == [] and [p for p, _ in result.failed] == [str(target)]
     assert "written meanwhile" in target.read_text()
+
+
+def test_timers_carry_the_taurus_home_the_user_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TAURUS_HOME given relative to the current folder: a service (which starts in the
+    home folder) must get the same absolute Taurus home, not the bare relative text."""
+    from taurus_ops.config import load_config
+    from taurus_ops.ops import timers
+
+    work = tmp_path / "work"
+    (work / "th").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TAURUS_HOME", "th")
+    service = timers.render(load_config(), ["/usr/bin/taurus-ops"])["taurus-ops-backup.service"]
+    assert f'Environment="TAURUS_HOME={work / "th"}"' in service

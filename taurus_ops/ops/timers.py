@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from taurus_ops.config.cron import WEEKDAYS, parse_cron
-from taurus_ops.config.paths import HOME_ENV
+from taurus_ops.config.paths import HOME_ENV, taurus_home
 
 JOBS = ("cleanup", "backup")
 TIMERS = [f"taurus-ops-{job}.timer" for job in JOBS]
@@ -101,7 +101,9 @@ def render(config: Any, argv: list[str] | None = None) -> dict[str, str]:
     argv = argv or find_executable()
     env_lines = []
     if os.environ.get(HOME_ENV):
-        env_lines.append(f'Environment="{HOME_ENV}={os.environ[HOME_ENV]}"'.replace("%", "%%"))
+        # absolute: a service starts in the home folder, not where this was run
+        home = taurus_home()
+        env_lines.append(f'Environment="{HOME_ENV}={home}"'.replace("%", "%%"))
     out = {}
     for unit in UNITS:
         job = unit.split("-")[2].split(".")[0]
