@@ -124,3 +124,19 @@ def test_huge_since_age_is_a_one_line_error(ops, store, age) -> None:
         result = ops(*args)
         assert result.exit_code != 0
         assert "--since" in result.output
+
+
+def test_session_with_a_time_at_the_calendar_edge_does_not_break_the_others(store, ops) -> None:
+    write_session(store.session_dir, make_document("fine01"))
+    edge = {
+        "sessionId": "edge01",
+        "created": "0001-01-01T00:00:00+01:00",
+        "updated": "9999-12-31T23:59:59-05:00",
+        "messages": [{"role": "user", "content": "edge of time"}],
+    }
+    (store.session_dir / "2025-01-01_edge01.json").write_text(json.dumps(edge))
+    assert fmt.parse_time(edge["created"]) is None and fmt.parse_time(edge["updated"]) is None
+    for args in (["list"], ["show", "edge01"], ["search", "edge"], ["stats"], ["export", "edge01"]):
+        result = ops(*args)
+        assert result.exit_code == 0, (args, result.output)
+    assert "fine01" in ops("list").output

@@ -68,6 +68,12 @@ def parse_time(text: Any) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    try:
+        year = moment.astimezone(UTC).year
+    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC time
+        return None
+    if year in (1, 9999):  # a day from the calendar's ends: no local time in every zone
+        return None
     return moment
 
 
