@@ -191,3 +191,24 @@ def test_timers_carry_the_taurus_home_the_user_meant(
     monkeypatch.setenv("TAURUS_HOME", "th")
     service = timers.render(load_config(), ["/usr/bin/taurus-ops"])["taurus-ops-backup.service"]
     assert f'Environment="TAURUS_HOME={work / "th"}"' in service
+
+
+def test_restoring_a_name_whose_session_was_archived_since(home: Path, ops) -> None:
+    """The dry run says the name is restored; the real run does it, pointing at the
+    session where it now lives (the archive), instead of failing."""
+    sessions = home / ".taurus" / "sessions"
+    write_session(sessions, make_document("gone1"))
+    write_session(sessions, make_document("stay1"))
+    os.symlink("2025-01-18_gone1.json", sessions / "login-bug.json")
+    assert ops("backup", "create").exit_code == 0
+    (made,) = (home / ".taurus" / "backups").glob("*.tar.gz")
+    assert ops("archive", "login-bug").exit_code == 0
+    (sessions / "login-bug.json").unlink()
+    dry = ops("backup", "restore", str(made), "--dry-run")
+    assert "login-bug.json" in dry.output
+    out = ops("backup", "restore", str(made))
+    assert out.exit_code == 0, out.output
+    assert (sessions / "login-bug.json").resolve() == (
+        home / ".taurus" / "archive" / "2025-01-18_gone1.json"
+    )
+    assert not (sessions / "2025-01-18_gone1.json").exists()

@@ -848,6 +848,7 @@ def plan_restore(
         "sessions": Path(config.archive_dir),
         "archive": Path(config.session_dir),
     }
+    moved: dict[str, Path] = {}  # member -> where that session lives now (archived since)
     for entry in manifest["files"]:
         name = _norm(str(entry["path"]))
         located = _locate(name, roots)
@@ -877,6 +878,7 @@ def plan_restore(
         if to is None and kind in other_dir and (other_dir[kind] / dest.name).exists():
             where = "archive" if kind == "sessions" else "session directory"
             step.action, step.why = KEEP, f"present in the {where} as {other_dir[kind] / dest.name}"
+            moved[name] = other_dir[kind] / dest.name
             continue
         step.why = "missing on disk"
     for entry in manifest.get("links", []):
@@ -887,10 +889,11 @@ def plan_restore(
         if located is None or target is None:  # pragma: no cover - verify checked it
             continue
         _, dest = located
-        step = RestoreStep(name, str(dest), RESTORE, kind="link", target=str(target[1]))
+        goal = moved.get(target_member, target[1])  # a name follows its session
+        step = RestoreStep(name, str(dest), RESTORE, kind="link", target=str(goal))
         plan.steps.append(step)
         if dest.is_symlink() or dest.exists():
-            same = dest.is_symlink() and os.path.realpath(dest) == os.path.realpath(target[1])
+            same = dest.is_symlink() and os.path.realpath(dest) == os.path.realpath(goal)
             step.action = SAME if same else KEEP
             step.why = "already there" if same else "a file or another name is there"
         else:
