@@ -140,3 +140,16 @@ def test_session_with_a_time_at_the_calendar_edge_does_not_break_the_others(stor
         result = ops(*args)
         assert result.exit_code == 0, (args, result.output)
     assert "fine01" in ops("list").output
+
+
+def test_an_absurd_token_count_does_not_break_search_and_stats(store, ops) -> None:
+    write_session(store.session_dir, make_document("fine02"))
+    doc = make_document("huge01")
+    doc["usage"] = {"inputTokens": 10**30, "outputTokens": 5}
+    doc["messages"][1]["usage"] = {"model": "claude-opus-4", "inputTokens": 2**63}
+    write_session(store.session_dir, doc)
+    found = ops("search", "login").output
+    assert "fine02" in found and "huge01" in found
+    result = ops("stats", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["totalSessions"] == 2

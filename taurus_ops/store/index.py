@@ -48,6 +48,7 @@ MSG_BITS = 20  # a message's FTS rowid is (session key << MSG_BITS) | message in
 MAX_MESSAGES = (1 << MSG_BITS) - 1
 MODIFYING_TOOLS = ("edit", "write")
 USAGE_KEYS = ("inputTokens", "outputTokens", "cacheReadTokens", "cacheCreationTokens")
+MAX_TOKENS = 1 << 40  # per message: far past any real count, and sums still fit in 64 bits
 
 # SQLite result codes that mean "this file is not a usable index"
 _DAMAGED_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -162,7 +163,8 @@ def _add_usage(target: dict[str, dict[str, int]], model: str, usage: dict[str, A
     totals = target.setdefault(model, dict.fromkeys(USAGE_KEYS, 0))
     for key in USAGE_KEYS:
         value = usage.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        # a count past MAX_TOKENS is not a real one (and would overflow SQLite's integers)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TOKENS:
             totals[key] += value
 
 
