@@ -153,3 +153,19 @@ def test_an_absurd_token_count_does_not_break_search_and_stats(store, ops) -> No
     result = ops("stats", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["totalSessions"] == 2
+
+
+def test_a_file_time_past_2262_does_not_break_search_and_stats(store, ops) -> None:
+    import os
+
+    write_session(store.session_dir, make_document("fine03"))
+    odd = write_session(store.session_dir, make_document("future"))
+    os.utime(odd, (99999999999, 99999999999))  # the year 5138: ns past 64 bits
+    found = ops("search", "login")
+    assert found.exit_code == 0, found.output
+    assert "fine03" in found.output and "future" in found.output
+    result = ops("stats", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["totalSessions"] == 2
+    assert ops("index", "status").exit_code == 0
+    assert ops("search", "login").exit_code == 0  # the second refresh sees no change

@@ -236,7 +236,10 @@ def extract(data: Any, file_id: str, mtime_iso: str) -> SessionFacts:
 
 def read_facts(path: Path, st: os.stat_result) -> SessionFacts:
     """Read and extract one session file; a damaged file gives facts with ``error`` set."""
-    mtime_iso = fmt.format_time(datetime.fromtimestamp(st.st_mtime, UTC))
+    try:
+        mtime_iso = fmt.format_time(datetime.fromtimestamp(st.st_mtime, UTC))
+    except (ValueError, OverflowError, OSError):  # a file time past the year 9999
+        mtime_iso = ""
     file_id = id_from_file_name(path.name)
     try:
         raw = path.read_bytes()
@@ -293,6 +296,16 @@ class RefreshReport:
         return self.added + self.changed + self.removed
 
 
+_INT64 = 1 << 63
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    """(size, mtime_ns, inode) as SQLite can store them: a file time past 2262 (ns beyond
+    64 bits) is held at the largest, an inode past 2**63 wraps to a negative number."""
+    inode = st.st_ino - (1 << 64) if st.st_ino >= _INT64 else st.st_ino
+    return st.st_size, min(max(st.st_mtime_ns, -_INT64), _INT64 - 1), inode
+
+
 def _scan(folder: Path) -> dict[str, tuple[int, int, int]]:
     """path -> (size, mtime_ns, inode) of the session files directly in ``folder``."""
     out: dict[str, tuple[int, int, int]] = {}
@@ -305,7 +318,7 @@ def _scan(folder: Path) -> dict[str, tuple[int, int, int]]:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                out[entry.path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+                out[entry.path] = _stamp(st)
     except (FileNotFoundError, NotADirectoryError):
         pass
     return out
@@ -617,9 +630,7 @@ class Index:
                 path,
                 folder,
                 int(archived),
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ino,
+                *_stamp(st),
                 facts.id,
                 facts.created,
                 facts.updated,
