@@ -11,7 +11,7 @@ from pathlib import Path
 
 from helpers.fake_api import text
 from helpers.sessions import make_document, write_session
-from test_chat_engine import make_app
+from test_chat_engine import make_app, saved
 
 from taurus_ops.chat.conversation import prepare_history
 
@@ -192,3 +192,45 @@ def test_compact_whose_archive_move_fails_continues_locked_in_the_new_session(fa
     app.message("what next?")
     app.close()
     assert len(store.files()) == 2
+
+
+def test_ctrl_c_while_the_finished_reply_is_drawn_keeps_the_reply(fake_api, store):
+    from helpers.fake_api import tool_use
+
+    fake_api.add(text("The whole answer."), tool_use("write", {"file": "a.txt", "content": "x"}))
+    app, ui = make_app(store, allow=["write"])
+    drawn = []
+
+    def reply_end(reply):  # Ctrl+C (or SIGTERM) lands while the last block is rendered
+        drawn.append(reply)
+        raise KeyboardInterrupt
+
+    ui.reply_end = reply_end
+    app.start_new()
+    app.message("explain")
+    assert saved(app)["messages"][-1]["content"] == "The whole answer."
+    app.message("write it")  # a tool request drawn when Ctrl+C came: kept, but not run
+    app.close()
+    doc = saved(app)
+    assert doc["messages"][-1]["content"][0]["type"] == "tool_use"
+    assert not Path("a.txt").exists() and len(drawn) == 2
+
+
+def test_ctrl_c_while_a_finished_tool_is_shown_records_its_result(fake_api, store):
+    from helpers.fake_api import tool_use
+
+    fake_api.add(tool_use("write", {"file": "a.txt", "content": "x"}), text("unused"))
+    app, ui = make_app(store, allow=["write"])
+
+    def tool_end(name, result, outcome):
+        raise KeyboardInterrupt
+
+    ui.tool_end = tool_end
+    app.start_new()
+    app.message("write it")
+    app.close()
+    doc = saved(app)
+    assert Path("a.txt").read_text() == "x"
+    result = doc["messages"][-1]["content"][0]
+    assert result["type"] == "tool_result" and "Interrupted" not in result["content"], result
+    assert doc["toolCalls"][0]["outcome"] == "ok" and len(fake_api.requests) == 1

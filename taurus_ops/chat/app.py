@@ -135,7 +135,12 @@ class ChatApp:
         except BaseException:
             ui.reply_end(Reply(content=[]))
             raise
-        ui.reply_end(reply)
+        try:
+            ui.reply_end(reply)
+        except KeyboardInterrupt:  # Ctrl+C or a signal while it is drawn: the reply is kept
+            if reply.tool_uses:  # but the tools it asks for are not run
+                reply.interrupted = True
+                reply.error = reply.error or "stopped with Ctrl+C"
         return reply
 
     # -- opening sessions ----------------------------------------------------------------------

@@ -149,10 +149,10 @@ class Engine:
             if self.permissions.session_allow:
                 conv.session.data["allowedTools"] = sorted(self.permissions.session_allow)
             started = time.monotonic()  # the run itself, not the wait for permission
+            stopped = False  # Ctrl+C or a signal while the outcome is shown: record it, then stop
             if not verdict.allowed:
                 result = ToolResult(REFUSED.format(reason=verdict.reason), True)
                 outcome = "refused"
-                self.ui.tool_end(name, result, outcome)
             else:
                 self.ui.tool_start(name, args)
                 try:
@@ -162,11 +162,15 @@ class Engine:
                 outcome = (
                     "interrupted" if result.interrupted else "error" if result.is_error else "ok"
                 )
+            ended = time.monotonic()
+            try:
                 self.ui.tool_end(name, result, outcome)
+            except KeyboardInterrupt:
+                stopped = True
             conv.add_result(holder, use_id, result.content, result.is_error)
-            conv.record_call(name, fields, outcome, started, time.monotonic(), use_id)
+            conv.record_call(name, fields, outcome, started, ended, use_id)
             conv.save()
-            if result.interrupted:
+            if result.interrupted or stopped:
                 for rest in uses[position + 1 :]:
                     conv.add_result(holder, rest["id"], SKIPPED, True)
                 conv.save()
