@@ -212,3 +212,23 @@ def test_restoring_a_name_whose_session_was_archived_since(home: Path, ops) -> N
         home / ".taurus" / "archive" / "2025-01-18_gone1.json"
     )
     assert not (sessions / "2025-01-18_gone1.json").exists()
+
+
+def test_a_file_named_like_the_manifest_in_the_sessions_does_not_stop_backups(
+    home: Path, ops, tmp_path: Path
+) -> None:
+    """`tar -xzf FILE -C ~/.taurus/sessions` by mistake leaves a backup-manifest.json among
+    the sessions; later backups hold it as an ordinary file and still verify."""
+    sessions = home / ".taurus" / "sessions"
+    write_session(sessions, make_document("one1"))
+    stray = sessions / ".taurus" / "backup-manifest.json"
+    stray.parent.mkdir()
+    stray.write_text('{"format": "taurus-backup", "files": []}\n')
+    out = ops("backup", "create")
+    assert out.exit_code == 0, out.output
+    (made,) = (home / ".taurus" / "backups").glob("*.tar.gz")
+    assert ops("backup", "verify", str(made)).exit_code == 0
+    stray.unlink()
+    out = ops("backup", "restore", str(made))
+    assert out.exit_code == 0, out.output
+    assert stray.read_text() == '{"format": "taurus-backup", "files": []}\n'

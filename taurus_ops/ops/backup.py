@@ -622,7 +622,7 @@ def verify_archive(path: Path) -> VerifyReport:
     report = VerifyReport(Path(path))
     seen: dict[str, tuple[int, str]] = {}
     links: dict[str, str] = {}
-    manifests: list[tuple[str, bytes]] = []
+    found: tuple[str, bytes, tuple[int, str]] | None = None  # the last manifest so far
     dirs: set[str] = set()
     try:
         with tarfile.open(path, mode="r|gz") as tar:
@@ -654,25 +654,28 @@ def verify_archive(path: Path) -> VerifyReport:
                         size += len(chunk)
                         if keep:
                             body.extend(chunk)
-                    if keep:
-                        manifests.append((name, bytes(body)))
-                    else:
+                    if not keep:
                         seen[name] = (size, digest.hexdigest())
+                        continue
+                    # the manifest is written last: an earlier file of that name (a
+                    # backup once extracted into the sessions) is an ordinary file
+                    if found is not None:
+                        earlier, _, earlier_sum = found
+                        if earlier == name or earlier in seen:
+                            report.problems.append(f"{earlier!r}: appears twice")
+                        seen[earlier] = earlier_sum
+                    found = (name, bytes(body), (size, digest.hexdigest()))
     except FileNotFoundError:
         report.problems.append(f"no such file: {path}")
         return report
     except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
         report.problems.append(f"unreadable archive: {_reason(exc)}")
         return report
-    if len(manifests) != 1:
-        report.problems.append(
-            "no manifest (not a taurus-ops backup)"
-            if not manifests
-            else "more than one manifest in the archive"
-        )
+    if found is None:
+        report.problems.append("no manifest (not a taurus-ops backup)")
         return report
     try:
-        manifest = fmt.loads(manifests[0][1])
+        manifest = fmt.loads(found[1])
         if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
             raise ValueError("not a taurus-ops manifest")
         files = manifest["files"]
