@@ -169,3 +169,12 @@ def test_a_file_time_past_2262_does_not_break_search_and_stats(store, ops) -> No
     assert json.loads(result.output)["totalSessions"] == 2
     assert ops("index", "status").exit_code == 0
     assert ops("search", "login").exit_code == 0  # the second refresh sees no change
+
+
+def test_a_nul_in_a_configured_path_is_a_config_error(ops, taurus_home) -> None:
+    taurus_home.mkdir(parents=True, exist_ok=True)
+    (taurus_home / "config.yaml").write_text('sessionDirectory: "/tmp/a\\u0000b"\n')
+    for args in (["list"], ["search", "x"], ["stats"], ["doctor"]):
+        result = ops(*args)
+        assert result.exit_code != 0
+        assert "NUL" in result.output, result.output

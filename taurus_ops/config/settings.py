@@ -138,6 +138,8 @@ def _validate_layer(label: str, data: Any, base: Path | None) -> Layer:
     for key, value in list(flat.items()):
         leaf = LEAF_BY_KEY.get(key)
         if leaf is not None and leaf.is_path and value is not None:
+            if "\x00" in str(value):  # no file system takes it: every command would fail
+                raise ConfigError(label, [f"{key}: a path cannot contain a NUL character"])
             flat[key] = str(expand_path(str(value), base))
     return Layer(label, flat)
 
