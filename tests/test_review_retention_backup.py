@@ -232,3 +232,50 @@ def test_a_file_named_like_the_manifest_in_the_sessions_does_not_stop_backups(
     out = ops("backup", "restore", str(made))
     assert out.exit_code == 0, out.output
     assert stray.read_text() == '{"format": "taurus-backup", "files": []}\n'
+
+
+NO_DAC = [
+    "--bounding-set=-dac_override,-dac_read_search",
+    "--inh-caps=-dac_override,-dac_read_search",
+]
+
+
+def _without_dac(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run taurus-ops in a real subprocess that, even as root, cannot read others' 0600 files."""
+    import shutil
+    import sys
+
+    if os.geteuid() != 0:
+        return subprocess.run(
+            [sys.executable, "-m", "taurus_ops.cli", *args], capture_output=True, text=True
+        )
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is needed to drop root's read-anything capability")
+    return subprocess.run(
+        ["setpriv", *NO_DAC, "--", sys.executable, "-m", "taurus_ops.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_one_unreadable_session_does_not_stop_every_backup(home: Path) -> None:
+    """A session file another user owns (left by `sudo taurus chat`) is skipped with a note,
+    as tar does; before, every backup failed with a misleading 'could not write'."""
+    sessions = home / ".taurus" / "sessions"
+    write_session(sessions, make_document("mine1"))
+    theirs = write_session(
+        sessions, make_document("root1", created=datetime(2025, 2, 1, tzinfo=UTC))
+    )
+    os.chmod(theirs, 0o600)
+    os.chown(theirs, 12345, 12345) if os.geteuid() == 0 else os.chmod(theirs, 0)
+    os.symlink(theirs.name, sessions / "their-work.json")  # its name goes with it
+    done = _without_dac(["backup", "create"])
+    assert done.returncode == 0, done.stderr
+    assert "2025-02-01_root1.json" in done.stderr and "Permission denied" in done.stderr
+    (made,) = (home / ".taurus" / "backups").glob("*.tar.gz")
+    with tarfile.open(made) as tar:
+        names = tar.getnames()
+    assert ".taurus/sessions/2025-01-18_mine1.json" in names
+    assert ".taurus/sessions/2025-02-01_root1.json" not in names
+    assert ".taurus/sessions/their-work.json" not in names

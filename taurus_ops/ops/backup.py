@@ -347,10 +347,15 @@ def write_archive(
     manifest: Manifest,
     manifest_name: str = MANIFEST_NAME,
     threaded: bool = True,
+    notes: list[str] | None = None,
 ) -> tuple[int, int]:
-    """Write the archive to ``target`` (which must not be visible yet); (files, bytes)."""
+    """Write the archive to ``target`` (which must not be visible yet); (files, bytes).
+
+    A file that cannot be read (another user's, say) is left out with a note, as tar
+    does, rather than failing the whole backup."""
     total = 0
     count = 0
+    stored: set[str] = set()  # members of the files written so far
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     with os.fdopen(fd, "wb") as raw:
         sink: Any
@@ -370,6 +375,15 @@ def write_archive(
                             continue
                         tar.addfile(_tarinfo(item.member, "dir", mtime=st.st_mtime, st=st))
                     elif item.kind == "link":
+                        goal = posixpath.normpath(
+                            posixpath.join(posixpath.dirname(item.member), item.link)
+                        )
+                        if goal not in stored:  # its session was left out or is gone
+                            if notes is not None:
+                                notes.append(
+                                    f"skipped link {item.path} (its session is not in this backup)"
+                                )
+                            continue
                         info = tarfile.TarInfo(item.member)
                         info.type = tarfile.SYMTYPE
                         info.linkname = item.link
@@ -384,6 +398,10 @@ def write_archive(
                             data, st = _read_once(item.path)
                         except FileNotFoundError:
                             continue  # removed (archived, deleted) while backing up
+                        except PermissionError as exc:
+                            if notes is not None:
+                                notes.append(f"skipped {item.path} ({exc.strerror})")
+                            continue
                         digest = hashlib.sha256(data).hexdigest()
                         tar.addfile(
                             _tarinfo(item.member, "file", len(data), st.st_mtime, st),
@@ -399,6 +417,7 @@ def write_archive(
                         )
                         total += len(data)
                         count += 1
+                        stored.add(item.member)
                 body = fmt.dumps(manifest.as_json())
                 tar.addfile(
                     _tarinfo(manifest_name, "file", len(body), _now_ts()),
@@ -477,7 +496,7 @@ def create_backup(
     outside = [r.path for r in roots if not _inside(Path(r.path), home)]
     tmp = temp_name(target)
     try:
-        count, total = write_archive(tmp, items, manifest, manifest_member(config), threaded)
+        count, total = write_archive(tmp, items, manifest, manifest_member(config), threaded, notes)
         if verify:
             report = verify_archive(tmp)
             if not report.ok:
