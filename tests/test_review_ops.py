@@ -178,3 +178,26 @@ def test_a_nul_in_a_configured_path_is_a_config_error(ops, taurus_home) -> None:
         result = ops(*args)
         assert result.exit_code != 0
         assert "NUL" in result.output, result.output
+
+
+def test_search_finds_text_after_a_nul_character_as_grep_does(store, ops) -> None:
+    doc = {
+        "sessionId": "nul001",
+        "created": "2025-01-01T00:00:00Z",
+        "updated": "2025-01-01T00:00:00Z",
+        "messages": [
+            {"role": "user", "content": "before\u0000 after zebrafish"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "x\u0000y"},
+                    {"type": "text", "text": "Quagga"},
+                ],
+            },
+        ],
+    }
+    write_session(store.session_dir, doc)
+    for term in ("zebrafish", "quagga", "before"):
+        assert "nul001" in ops("search", term).output, term
+    assert "nul001" in ops("search", "--case-sensitive", "Quagga").output
+    assert "nul001" not in ops("search", '"x y"').output  # no space invented

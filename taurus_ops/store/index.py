@@ -42,7 +42,7 @@ from taurus_ops.store.refs import id_from_file_name, is_session_file
 from taurus_ops.store.session import title_of
 from taurus_ops.store.summary import SessionSummary, summarize
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"  # 5: NUL in message text stored as U+FFFD
 INDEX_NAME = "index.sqlite"
 MSG_BITS = 20  # a message's FTS rowid is (session key << MSG_BITS) | message index
 MAX_MESSAGES = (1 << MSG_BITS) - 1
@@ -227,7 +227,8 @@ def extract(data: Any, file_id: str, mtime_iso: str) -> SessionFacts:
                     name = block.get("name")
                     if isinstance(name, str):
                         facts.used_tools.add(name)
-        text = message_text(message)
+        # SQLite's LIKE and GLOB stop at a NUL: whatever followed it could not be found
+        text = message_text(message).replace("\x00", "\ufffd")
         if text:
             facts.texts.append((number, role if isinstance(role, str) else "", text))
     facts.usage = usage_by_model(data)
