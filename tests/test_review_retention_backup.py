@@ -279,3 +279,14 @@ def test_one_unreadable_session_does_not_stop_every_backup(home: Path) -> None:
     assert ".taurus/sessions/2025-01-18_mine1.json" in names
     assert ".taurus/sessions/2025-02-01_root1.json" not in names
     assert ".taurus/sessions/their-work.json" not in names
+
+
+def test_a_scheduled_backup_logs_what_it_left_out(home: Path) -> None:
+    from taurus_ops.ops import schedule
+
+    sessions = home / ".taurus" / "sessions"
+    write_session(sessions, make_document("one1"))
+    os.symlink("/etc/hostname", sessions / "elsewhere.json")
+    assert schedule.run_job("backup", lock_wait=0) == "ok"
+    log = (home / ".taurus" / "logs" / "taurus-ops.log").read_text()
+    assert "skipped link" in log and "elsewhere.json" in log

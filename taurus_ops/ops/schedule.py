@@ -144,6 +144,8 @@ def _backup(config: Any, log: logging.Logger) -> str:
     from taurus_ops.ops.backup import create_backup
 
     created = create_backup(config)
+    for note in created.notes:
+        log.warning("backup: %s", note)
     for path in created.removed:
         log.info("backup: removed old backup %s", path)
     return f"wrote {created.path} ({created.files} files, {created.size} bytes), verified"
