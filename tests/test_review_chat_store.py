@@ -234,3 +234,23 @@ def test_ctrl_c_while_a_finished_tool_is_shown_records_its_result(fake_api, stor
     result = doc["messages"][-1]["content"][0]
     assert result["type"] == "tool_result" and "Interrupted" not in result["content"], result
     assert doc["toolCalls"][0]["outcome"] == "ok" and len(fake_api.requests) == 1
+
+
+def test_a_lock_sidecar_that_is_a_symlink_never_writes_through_it(store, tmp_path):
+    # e.g. unpacked from someone else's tarball: the lock must not truncate what it points to
+    from taurus_ops.errors import SessionLocked
+    from taurus_ops.store.lock import SessionLock, lock_path
+
+    path = write_session(store.session_dir, make_document("abc123", n_turns=1))
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious\n")
+    lock_path(path).symlink_to(victim)
+    with SessionLock(path) as lock:
+        assert not lock.path.is_symlink()
+        try:
+            SessionLock(path).acquire()
+            raise AssertionError("a second writer was let in")
+        except SessionLocked:
+            pass
+    assert victim.read_text() == "precious\n"
+    assert not lock_path(path).exists() and not lock_path(path).is_symlink()
