@@ -201,3 +201,20 @@ def test_search_finds_text_after_a_nul_character_as_grep_does(store, ops) -> Non
         assert "nul001" in ops("search", term).output, term
     assert "nul001" in ops("search", "--case-sensitive", "Quagga").output
     assert "nul001" not in ops("search", '"x y"').output  # no space invented
+
+
+def test_an_index_path_that_is_a_link_never_touches_its_target(store, ops, tmp_path) -> None:
+    import os
+    import stat
+
+    write_session(store.session_dir, make_document("link01"))
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not an index\n")
+    outside.chmod(0o644)
+    index = store.session_dir.parent / "index.sqlite"
+    index.symlink_to(outside)
+    assert "link01" in ops("search", "login").output
+    assert ops("stats").exit_code == 0
+    assert outside.read_text() == "not an index\n"
+    assert stat.S_IMODE(os.stat(outside).st_mode) == 0o644
+    assert not index.is_symlink() and index.is_file()

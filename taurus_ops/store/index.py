@@ -382,10 +382,14 @@ class Index:
 
     def _open(self) -> sqlite3.Connection:
         """Open (creating if needed) the index file; raises sqlite3 errors when damaged."""
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            # not an index Taurus made (a link, a FIFO, a device): opening or chmod-ing it
+            # would act on whatever it points to; the index is a cache, so start afresh
+            self._remove_files()
         fresh = not self.path.exists()
         if fresh:
             ensure_dir(self.home)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             os.close(fd)
         os.chmod(self.path, 0o600)
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
