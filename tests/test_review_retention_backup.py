@@ -290,3 +290,21 @@ def test_a_scheduled_backup_logs_what_it_left_out(home: Path) -> None:
     assert schedule.run_job("backup", lock_wait=0) == "ok"
     log = (home / ".taurus" / "logs" / "taurus-ops.log").read_text()
     assert "skipped link" in log and "elsewhere.json" in log
+
+
+def test_verify_never_holds_a_huge_manifest_member_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member called backup-manifest.json beyond the size any real manifest reaches is
+    read as an ordinary file (hashed in chunks), so a hostile one cannot exhaust memory."""
+    from taurus_ops.ops import backup
+
+    monkeypatch.setattr(backup, "MANIFEST_MAX", 1 << 20)
+    archive = tmp_path / "huge.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo(".taurus/backup-manifest.json")
+        info.size = 3 << 20
+        tar.addfile(info, io.BytesIO(b"\0" * info.size))
+    report = backup.verify_archive(archive)
+    assert not report.ok
+    assert any("no manifest" in p for p in report.problems), report.problems

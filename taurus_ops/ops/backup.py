@@ -58,6 +58,7 @@ MANIFEST_FORMAT = "taurus-backup"
 MANIFEST_VERSION = 1
 COMPRESS_LEVEL = 6  # gzip's own default: what `tar -czf` uses
 KINDS = ("sessions", "archive", "templates", "config")
+MANIFEST_MAX = 256 << 20  # far beyond any real manifest; a larger member is not one
 
 
 class BackupError(TaurusError):
@@ -663,7 +664,7 @@ def verify_archive(path: Path) -> VerifyReport:
                     assert handle is not None
                     digest = hashlib.sha256()
                     size = 0
-                    keep = PurePosixPath(name).name == MANIFEST_NAME
+                    keep = PurePosixPath(name).name == MANIFEST_NAME and info.size <= MANIFEST_MAX
                     body = bytearray()
                     while True:
                         chunk = handle.read(1 << 20)
