@@ -218,3 +218,24 @@ def test_an_index_path_that_is_a_link_never_touches_its_target(store, ops, tmp_p
     assert outside.read_text() == "not an index\n"
     assert stat.S_IMODE(os.stat(outside).st_mode) == 0o644
     assert not index.is_symlink() and index.is_file()
+
+
+def test_an_endless_template_file_is_refused_not_read_forever(store) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    write_session(store.session_dir, make_document("zero01"))
+
+    def cap_memory() -> None:  # a reader that never stops fails here instead of eating RAM
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "taurus_ops.cli", "export", "zero01", "--template", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap_memory,
+    )
+    assert result.returncode != 0
+    assert "larger than" in result.stderr

@@ -266,7 +266,8 @@ def _template_name(path: Path) -> str:
 
 def read_user_template(path: Path) -> tuple[str, str]:
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as handle:  # bounded: /dev/zero or a pipe must not eat memory
+            raw = handle.read(MAX_TEMPLATE_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"no template file {path}") from None
     except IsADirectoryError:
