@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -308,3 +309,25 @@ def test_verify_never_holds_a_huge_manifest_member_in_memory(
     report = backup.verify_archive(archive)
     assert not report.ok
     assert any("no manifest" in p for p in report.problems), report.problems
+
+
+@pytest.mark.parametrize("folder", ["~/.taurus/archive", "~/.taurus/sessions"])
+def test_backups_kept_in_a_backed_up_folder_are_not_backed_up_again(
+    folder: str, home: Path, ops
+) -> None:
+    """backup.directory inside the archive or session folder: each backup used to hold all
+    the earlier ones, doubling in size every night."""
+    taurus = home / ".taurus"
+    write_session(taurus / "sessions", make_document("one1"))
+    write_session(taurus / "archive", make_document("old1"))
+    (taurus / "config.yaml").write_text(f"backup:\n  directory: {folder}\n")
+    first = ops("backup", "create", "--json")
+    assert first.exit_code == 0, first.output
+    manual = Path(folder.replace("~", str(home))) / "before-refactor-20250118.json"
+    manual.write_text('{"messages": []}\n')  # the tutorial's own copy: an ordinary file
+    second = ops("backup", "create", "--json")
+    assert second.exit_code == 0, second.output
+    with tarfile.open(json.loads(second.output)["path"]) as tar:
+        names = tar.getnames()
+    assert not [n for n in names if n.endswith(".tar.gz")], names
+    assert any(n.endswith("before-refactor-20250118.json") for n in names)

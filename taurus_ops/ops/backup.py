@@ -149,10 +149,8 @@ def _skip_name(name: str) -> bool:
 
 def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
     """Every file, folder and name link to archive, in a stable order."""
-    excluded = {
-        os.path.realpath(Path(config.home) / "quarantine"),
-        os.path.realpath(config.settings.backup.directory),
-    }
+    backup_dir = os.path.realpath(config.settings.backup.directory)
+    excluded = {os.path.realpath(Path(config.home) / "quarantine"), backup_dir}
     items: list[Item] = []
     sessions_in_backup: dict[str, str] = {}  # real path -> member, of session files stored
     name_links: list[tuple[Path, str]] = []
@@ -175,11 +173,14 @@ def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
                 and not os.path.islink(os.path.join(folder, d))
             )
             rel_folder = Path(folder).relative_to(base)
+            # backups kept in a folder that is backed up (backup.directory inside the
+            # archive) are not stored again: each would hold all the earlier ones
+            in_backup_dir = os.path.normpath(os.path.join(real_base, rel_folder)) == backup_dir
             for d in dirs:
                 p = Path(folder) / d
                 items.append(Item(p, f"{root.member}/{(rel_folder / d).as_posix()}", "dir"))
             for name in sorted(files):
-                if _skip_name(name):
+                if _skip_name(name) or (in_backup_dir and BACKUP_RE.match(name)):
                     continue
                 p = Path(folder) / name
                 if name in other_names and os.path.realpath(p) in others:
