@@ -254,3 +254,27 @@ def test_a_lock_sidecar_that_is_a_symlink_never_writes_through_it(store, tmp_pat
             pass
     assert victim.read_text() == "precious\n"
     assert not lock_path(path).exists() and not lock_path(path).is_symlink()
+
+
+def test_sigterm_at_a_permission_prompt_ends_the_turn(fake_api, store):
+    from helpers.fake_api import tool_uses
+
+    fake_api.add(
+        tool_uses([("bash", {"command": "make"}), ("write", {"file": "a", "content": "x"})]),
+        text("trying another way"),
+    )
+    app, ui = make_app(store)
+
+    def ask_permission(name, args):  # the handler sets stopping; the prompt then answers no
+        ui.asked.append(name)
+        app.stopping = True
+        return "no"
+
+    ui.ask_permission = ask_permission
+    app.start_new()
+    app.message("build it")
+    app.close()
+    assert ui.asked == ["bash"] and len(fake_api.requests) == 1
+    results = saved(app)["messages"][-1]["content"]
+    assert [r["is_error"] for r in results] == [True, True]
+    assert "Not run" in results[1]["content"]

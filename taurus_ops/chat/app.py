@@ -203,6 +203,7 @@ class ChatApp:
             context_window=self.chat.context_window,
             max_tokens=self.chat.max_tokens,
             extra_tokens=(len(self.system) + len(str(TOOL_SPECS))) // 4,
+            should_stop=lambda: self.stopping,
         )
 
     def save(self) -> None:

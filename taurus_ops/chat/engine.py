@@ -54,6 +54,7 @@ class Engine:
         context_window: int = 200_000,
         max_tokens: int = 8192,
         extra_tokens: int = 0,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.conversation = conversation
         self.send = send
@@ -64,6 +65,7 @@ class Engine:
         self.max_tokens = max_tokens
         self.extra_tokens = extra_tokens  # system prompt and tool definitions
         self.warned = False
+        self.should_stop = should_stop  # a signal arrived: finish the tool in hand, then stop
 
     # -- context ---------------------------------------------------------------------------
     def context_tokens(self, history: list[dict[str, Any]]) -> int:
@@ -170,7 +172,7 @@ class Engine:
             conv.add_result(holder, use_id, result.content, result.is_error)
             conv.record_call(name, fields, outcome, started, ended, use_id)
             conv.save()
-            if result.interrupted or stopped:
+            if result.interrupted or stopped or self.should_stop():
                 for rest in uses[position + 1 :]:
                     conv.add_result(holder, rest["id"], SKIPPED, True)
                 conv.save()
