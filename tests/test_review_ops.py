@@ -76,7 +76,15 @@ def test_redact_masks_quoted_values_with_spaces_and_secret_named_fields(store, o
 
 @pytest.mark.parametrize(
     "text",
-    ["{{ 1/0 }}", "{{ x + 1 }}", '{% include "other.json" %}', "{{ x|int + [] }}"],
+    [
+        "{{ 1/0 }}",
+        "{{ x + 1 }}",
+        '{% include "other.json" %}',
+        "{{ x|int + [] }}",
+        '{{ "%(a)s"|format(b=1) }}',
+        "{{ x|xmlattr }}",
+        "{{ x|truncate(-5) }}",
+    ],
 )
 def test_template_runtime_errors_are_one_line(ops, taurus_home, text) -> None:
     folder = taurus_home / "templates"
@@ -239,3 +247,22 @@ def test_an_endless_template_file_is_refused_not_read_forever(store) -> None:
     )
     assert result.returncode != 0
     assert "larger than" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{{ "%(a)s"|format(b=1) }}',
+        "{{ session.title|xmlattr }}",
+        "{{ session.title|truncate(-5) }}",
+        '{{ "x"|urlize(rel=[1]) }}',
+        "{{ 1/0 }}",
+    ],
+)
+def test_export_template_runtime_errors_are_one_line(store, ops, tmp_path, text) -> None:
+    write_session(store.session_dir, make_document("tmpl01"))
+    template = tmp_path / "report.md.j2"
+    template.write_text(text)
+    result = ops("export", "tmpl01", "--template", str(template))
+    assert result.exit_code != 0
+    assert "template error" in result.output

@@ -327,8 +327,11 @@ def render(
         raise UsageError(f"template error ({template or name}): no template {exc.name!r}") from None
     except jinja2.TemplateError as exc:
         raise UsageError(f"template error ({template or name}): {exc}") from None
-    except (TypeError, ValueError, ArithmeticError, OverflowError, RecursionError) as exc:
-        raise UsageError(f"template error ({template or name}): {exc}") from None
+    except Exception as exc:  # whatever a template's filters raise (KeyError,
+        # AttributeError, AssertionError, MemoryError ...) is that template's error: one line
+        raise UsageError(
+            f"template error ({template or name}): {exc or type(exc).__name__}"
+        ) from None
     if template is None:
         text = text.rstrip("\n") + "\n"
     return Rendered(text, found, suffix)

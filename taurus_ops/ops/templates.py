@@ -204,8 +204,6 @@ def instantiate(
     template: SessionTemplate, variables: dict[str, str], now: datetime | None = None
 ) -> dict[str, Any]:
     """The fields of a new session made from ``template`` (pure: nothing is written)."""
-    import jinja2
-
     now = now or datetime.now().astimezone()
     builtins = {"today": now.strftime("%Y-%m-%d"), "now": fmt.format_time(now)}
     known = template.all_variables()
@@ -229,9 +227,9 @@ def instantiate(
             context[key] = env.from_string(value).render(**builtins)
         context.update(variables)
         fields = _render_value(template.document, env, context)
-    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
-        # a template's own mistake ({{ 1/0 }}, {{ "a" + 1 }}, {% include %}): one line
-        raise UsageError(f"template {template.name!r}: {exc}") from None
+    except Exception as exc:  # a template's own mistake ({{ 1/0 }},
+        # {{ "a" + 1 }}, {% include %}, a filter's KeyError): one line
+        raise UsageError(f"template {template.name!r}: {exc or type(exc).__name__}") from None
     fields["fromTemplate"] = template.name
     return fields
 
