@@ -278,3 +278,25 @@ def test_sigterm_at_a_permission_prompt_ends_the_turn(fake_api, store):
     results = saved(app)["messages"][-1]["content"]
     assert [r["is_error"] for r in results] == [True, True]
     assert "Not run" in results[1]["content"]
+
+
+def test_a_name_made_through_a_symlinked_home_is_the_tutorials_plain_link(
+    fake_api, tmp_path, monkeypatch
+):
+    from taurus_ops.chat.commands import Commands
+    from taurus_ops.config import load_config
+    from taurus_ops.store import SessionStore
+
+    real = tmp_path / "disk" / "taurus"
+    real.mkdir(parents=True)
+    (tmp_path / "user-home" / "linked").symlink_to(real)
+    monkeypatch.setenv("TAURUS_HOME", str(tmp_path / "user-home" / "linked"))
+    store = SessionStore.from_config(load_config())
+    fake_api.add(text("hi"))
+    app, _ = make_app(store)
+    session = app.start_new()
+    app.message("hello")
+    assert Commands(app)("/name hello-work") is True
+    app.close()
+    link = store.session_dir / "hello-work.json"
+    assert os.readlink(link) == Path(session.path).name  # ln -s 2025-..._id.json hello-work.json

@@ -64,7 +64,10 @@ def point_link(link: Path, target: Path) -> None:
     tmp = link.with_name(f".{link.name}{LINK_TMP_SUFFIX}")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
-    os.symlink(os.path.relpath(target, link.parent), tmp)
+    # relative between the real folders: a link is read from the folder it really sits in, so
+    # a home reached through a symlink still gets the plain ``ln -s FILE NAME.json`` form
+    relative = os.path.relpath(os.path.realpath(target), os.path.realpath(link.parent))
+    os.symlink(relative, tmp)
     os.replace(tmp, link)
 
 
