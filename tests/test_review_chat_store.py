@@ -300,3 +300,15 @@ def test_a_name_made_through_a_symlinked_home_is_the_tutorials_plain_link(
     app.close()
     link = store.session_dir / "hello-work.json"
     assert os.readlink(link) == Path(session.path).name  # ln -s 2025-..._id.json hello-work.json
+
+
+def test_an_empty_session_reference_is_refused_not_a_new_session(fake_api, store):
+    import pytest
+
+    from taurus_ops.chat.run import ChatOptions, run_chat
+    from taurus_ops.errors import TaurusError
+
+    # `taurus chat -s "$ID" -p ...` with $ID unset must not quietly talk in a new session
+    with pytest.raises(TaurusError, match="empty"):
+        run_chat(ChatOptions(session="", prompt="continue"))
+    assert store.files() == [] and fake_api.requests == []

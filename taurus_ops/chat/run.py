@@ -46,6 +46,8 @@ def run_chat(options: ChatOptions) -> int:
     from taurus_ops.store import SessionStore
 
     check_credentials()
+    if options.session is not None and not options.session.strip():
+        raise UsageError("an empty session reference: give --session ID, a prefix or a name")
     if options.resume and options.session:
         raise UsageError("use --resume or --session REF, not both")
     if options.template and (options.resume or options.session):
