@@ -331,3 +331,23 @@ def test_backups_kept_in_a_backed_up_folder_are_not_backed_up_again(
         names = tar.getnames()
     assert not [n for n in names if n.endswith(".tar.gz")], names
     assert any(n.endswith("before-refactor-20250118.json") for n in names)
+
+
+def test_cleanup_goes_on_past_a_lock_it_may_not_open(home: Path) -> None:
+    """A lock file another user owns (left by `sudo taurus chat`) keeps that one session
+    where it is; the rest of the plan is still carried out."""
+    sessions = home / ".taurus" / "sessions"
+    base = datetime(2025, 1, 18, tzinfo=UTC)
+    for i in range(3):
+        write_session(sessions, make_document(f"s{i}", created=base.replace(day=18 + i)))
+    lock = sessions / ".2025-01-18_s0.json.lock"
+    lock.write_text("1\n")
+    os.chmod(lock, 0o600)
+    os.chown(lock, 12345, 12345) if os.geteuid() == 0 else os.chmod(lock, 0)
+    (home / ".taurus" / "config.yaml").write_text("sessions:\n  maxSessions: 1\n")
+    done = _without_dac(["cleanup"])
+    assert done.returncode == 1, done.stderr
+    assert "2025-01-18_s0.json" in done.stderr and "ermission denied" in done.stderr
+    assert (sessions / "2025-01-18_s0.json").is_file()
+    assert (home / ".taurus" / "archive" / "2025-01-19_s1.json").is_file()
+    assert (sessions / "2025-01-20_s2.json").is_file()

@@ -431,6 +431,8 @@ def _run_chunk(
                     lock.acquire()
                 except SessionLocked:
                     problem = "open in a running chat (locked)"
+                except OSError as exc:  # a lock file another user owns, say
+                    problem = f"cannot take its lock: {exc.strerror or exc}"
                 else:
                     problem = _unchanged(action)
                     if problem is None:
