@@ -266,3 +266,25 @@ def test_export_template_runtime_errors_are_one_line(store, ops, tmp_path, text)
     result = ops("export", "tmpl01", "--template", str(template))
     assert result.exit_code != 0
     assert "template error" in result.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the read tool with a limit: BEGIN and the first lines, no END
+        "     1\t-----BEGIN RSA PRIVATE KEY-----\n     2\tMIIEowIBAAKCAQEAsecretline1\n"
+        "     3\tSECRETLINE2abcdef+/==\n",
+        # a capped output keeps the tail: key lines and END, no BEGIN
+        "(cut here)\nSECRETLINE2abcdef+/==\nMIIEowIBAAKCAQEAsecretline1\n"
+        "-----END OPENSSH PRIVATE KEY-----\n(after)",
+    ],
+)
+def test_redact_masks_a_private_key_cut_short(text: str) -> None:
+    from taurus_ops.ops.redact import Redaction, redact_text
+
+    found = Redaction()
+    masked = redact_text(text, found)
+    assert "secretline1" not in masked and "SECRETLINE2" not in masked
+    assert "[REDACTED:private-key]" in masked and found.counts["private-key"] == 1
+    assert redact_text(masked) == masked
+    assert "(cut here)" in masked or "     1\t" in masked  # the text around it is kept

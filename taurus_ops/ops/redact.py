@@ -132,7 +132,49 @@ def redact_text(text: str, found: Redaction | None = None) -> str:
             )
 
         text = pattern.sub(replace, text)
+    if "PRIVATE KEY-----" in text:
+        text = _mask_key_fragments(text, found)
     return text
+
+
+# A line of a PEM body as a tool shows it: base64, headers, and the read tool's
+# "     12\t" line numbers. Used for keys cut short (a read with a limit, a capped output).
+_KEY_LINE = re.compile(r"[A-Za-z0-9+/=\t :,.\-]*")
+_KEY_BEGIN = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:\r?\n[A-Za-z0-9+/=\t :,.\-]*)*"
+)
+_KEY_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+
+
+def _mask_key_fragments(text: str, found: Redaction) -> str:
+    """Mask the part of a private key left when its BEGIN or END line was cut off."""
+    mask = MASK.format(kind="private-key")
+
+    def begin(match: re.Match[str]) -> str:
+        found.counts["private-key"] += 1
+        return mask
+
+    text = _KEY_BEGIN.sub(begin, text)
+    out: list[str] = []
+    last = 0
+    for match in _KEY_END.finditer(text):
+        start = match.start()
+        # walk back over whole key-like lines before the END line (linear, no backtracking)
+        line_start = max(text.rfind("\n", last, start) + 1, last)
+        if not _KEY_LINE.fullmatch(text[line_start:start]):
+            line_start = start
+        while line_start > last:
+            prev = text.rfind("\n", last, line_start - 1) + 1
+            prev = max(prev, last)
+            if not _KEY_LINE.fullmatch(text[prev : line_start - 1].rstrip("\r")):
+                break
+            line_start = prev
+        out.append(text[last:line_start])
+        out.append(mask)
+        found.counts["private-key"] += 1
+        last = match.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 def redact(value: Any, found: Redaction | None = None) -> Any:
