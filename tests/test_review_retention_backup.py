@@ -351,3 +351,19 @@ def test_cleanup_goes_on_past_a_lock_it_may_not_open(home: Path) -> None:
     assert (sessions / "2025-01-18_s0.json").is_file()
     assert (home / ".taurus" / "archive" / "2025-01-19_s1.json").is_file()
     assert (sessions / "2025-01-20_s2.json").is_file()
+
+
+def test_restore_goes_on_past_a_file_it_may_not_read(home: Path, ops) -> None:
+    sessions = home / ".taurus" / "sessions"
+    theirs = write_session(sessions, make_document("root1"))
+    mine = write_session(sessions, make_document("mine1", created=datetime(2025, 2, 1, tzinfo=UTC)))
+    assert ops("backup", "create").exit_code == 0
+    (made,) = (home / ".taurus" / "backups").glob("*.tar.gz")
+    theirs.write_text('{"sessionId": "root1", "messages": ["theirs"]}\n')
+    os.chmod(theirs, 0o600)
+    os.chown(theirs, 12345, 12345) if os.geteuid() == 0 else os.chmod(theirs, 0)
+    mine.unlink()
+    done = _without_dac(["backup", "restore", str(made)])
+    assert mine.is_file(), done.stderr
+    assert "2025-01-18_root1.json" in done.stdout + done.stderr
+    assert '"theirs"' in theirs.read_text()

@@ -885,7 +885,11 @@ def plan_restore(
             step.action, step.why = KEEP, "exists and is not a regular file"
             continue
         if dest.exists():
-            digest = _sha256_file(dest)
+            try:
+                digest = _sha256_file(dest)
+            except OSError as exc:  # another user's file, say: left as it is
+                step.action, step.why = KEEP, f"cannot read it: {exc.strerror or exc}"
+                continue
             if digest == entry["sha256"]:
                 step.action, step.why = SAME, "identical on disk"
                 continue
