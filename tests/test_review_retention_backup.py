@@ -367,3 +367,16 @@ def test_restore_goes_on_past_a_file_it_may_not_read(home: Path, ops) -> None:
     assert mine.is_file(), done.stderr
     assert "2025-01-18_root1.json" in done.stdout + done.stderr
     assert '"theirs"' in theirs.read_text()
+
+
+def test_a_folder_backup_cannot_read_is_named_not_silently_left_out(home: Path) -> None:
+    sessions = home / ".taurus" / "sessions"
+    write_session(sessions, make_document("mine1"))
+    write_session(sessions / "project-b", make_document("theirs1"))
+    os.chmod(sessions / "project-b", 0o700)
+    os.chown(sessions / "project-b", 12345, 12345) if os.geteuid() == 0 else os.chmod(
+        sessions / "project-b", 0
+    )
+    done = _without_dac(["backup", "create"])
+    assert done.returncode == 0, done.stderr
+    assert "project-b" in done.stderr and "ermission denied" in done.stderr

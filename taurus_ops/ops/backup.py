@@ -154,6 +154,10 @@ def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
     items: list[Item] = []
     sessions_in_backup: dict[str, str] = {}  # real path -> member, of session files stored
     name_links: list[tuple[Path, str]] = []
+
+    def unreadable(exc: OSError) -> None:  # a folder os.walk cannot list
+        notes.append(f"skipped {exc.filename} ({exc.strerror or exc})")
+
     for root in roots:
         base = Path(root.path)
         if not root.is_dir:
@@ -165,7 +169,7 @@ def gather(config: Any, roots: list[Root], notes: list[str]) -> list[Item]:
         others = {os.path.realpath(r.path) for r in roots if r is not root}
         other_names = {os.path.basename(r) for r in others}
         items.append(Item(base, root.member, "dir"))
-        for folder, dirs, files in os.walk(base):
+        for folder, dirs, files in os.walk(base, onerror=unreadable):
             dirs[:] = sorted(
                 d
                 for d in dirs
