@@ -288,3 +288,16 @@ def test_redact_masks_a_private_key_cut_short(text: str) -> None:
     assert "[REDACTED:private-key]" in masked and found.counts["private-key"] == 1
     assert redact_text(masked) == masked
     assert "(cut here)" in masked or "     1\t" in masked  # the text around it is kept
+
+
+def test_escape_sequences_in_a_shared_session_never_reach_the_terminal(store, ops) -> None:
+    osc = "\x1b]52;c;ZXZpbA==\x07"  # OSC 52: write the clipboard
+    doc = make_document("esc001", first=f"hello {osc} world")
+    doc["title"] = "T\x1b]0;PWNED\x07itle"
+    doc["messages"][1]["content"][0]["text"] = "line one\nline \x9b2J two"
+    doc["toolCalls"].append({"tool": "edit", "file": "src/\x1b[2Jx.ts"})
+    write_session(store.session_dir, doc)
+    for args in (["list"], ["show", "esc001"], ["search", "hello"], ["search", "line"], ["stats"]):
+        out = ops(*args).output
+        assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out, (args, out)
+    assert "hello \ufffd]52;c;ZXZpbA==\ufffd world" in ops("show", "esc001").output

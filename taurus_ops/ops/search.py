@@ -275,7 +275,7 @@ def snippet(
     text: str, terms: list[str], case_sensitive: bool = False, width: int = SNIPPET_WIDTH
 ) -> tuple[str, list[tuple[int, int]]]:
     """A one-line window of ``text`` around the first match and the spans of every match in it."""
-    flat = " ".join(text.split())
+    flat = fmt.printable(" ".join(text.split()))  # same length: spans stay right
     spans = sorted(s for t in terms for s in _find_all(flat, t, case_sensitive))
     first = spans[0][0] if spans else 0
     start = max(0, first - width // 3)

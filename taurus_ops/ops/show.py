@@ -63,6 +63,6 @@ def transcript(session: Session, width: int = 100, last: int | None = None) -> l
                 body.extend(_block_lines(block, width))
         if message.get("interrupted"):
             body.append("[reply interrupted]")
-        lines.append(f"{who}: {body[0] if body else ''}")
-        lines.extend("  " + line for line in body[1:])
+        lines.append(fmt.printable(f"{who}: {body[0] if body else ''}"))
+        lines.extend("  " + fmt.printable(line) for line in body[1:])
     return lines

@@ -215,11 +215,11 @@ def render_text(stats: Stats, days: int = 14, now: datetime | None = None) -> li
     lines.append(f"Total sessions: {stats.total}")
     lines.append(f"This week: {stats.this_week}")
     lines += ["", "Most used tools:"]
-    lines += [f"{count:>7} {tool}" for tool, count in _top(stats.tools, 5)]
+    lines += [f"{count:>7} {fmt.printable(tool)}" for tool, count in _top(stats.tools, 5)]
     lines += ["", "Average messages per session:"]
     lines.append("n/a" if stats.average_messages is None else f"{stats.average_messages:.6g}")
     lines += ["", "Most modified files:"]
-    lines += [f"{count:>7} {path}" for path, count in _top(stats.modified, 10)]
+    lines += [f"{count:>7} {fmt.printable(path)}" for path, count in _top(stats.modified, 10)]
     if stats.names or stats.damaged:
         extra = []
         if stats.names:

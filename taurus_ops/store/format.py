@@ -171,8 +171,20 @@ def text_of(content: Any) -> str:
     return ""
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: each control character (ESC, BEL, C1 ...) becomes U+FFFD.
+
+    A session file may come from someone else; its escape sequences must not retitle the
+    terminal or write the clipboard (OSC 52) when a command prints it. Length is kept.
+    """
+    return _CONTROL.sub("\ufffd", text)
+
+
 def one_line(text: str, width: int | None = None) -> str:
-    line = " ".join(text.split())
+    line = printable(" ".join(text.split()))
     if width is not None and len(line) > width:
         line = line[: max(width - 1, 0)] + "…"
     return line

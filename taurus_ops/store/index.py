@@ -42,7 +42,7 @@ from taurus_ops.store.refs import id_from_file_name, is_session_file
 from taurus_ops.store.session import title_of
 from taurus_ops.store.summary import SessionSummary, summarize
 
-SCHEMA_VERSION = "5"  # 5: NUL in message text stored as U+FFFD
+SCHEMA_VERSION = "6"  # 5: NUL in message text as U+FFFD; 6: titles without control characters
 INDEX_NAME = "index.sqlite"
 MSG_BITS = 20  # a message's FTS rowid is (session key << MSG_BITS) | message index
 MAX_MESSAGES = (1 << MSG_BITS) - 1
