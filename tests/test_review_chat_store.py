@@ -312,3 +312,19 @@ def test_an_empty_session_reference_is_refused_not_a_new_session(fake_api, store
     with pytest.raises(TaurusError, match="empty"):
         run_chat(ChatOptions(session="", prompt="continue"))
     assert store.files() == [] and fake_api.requests == []
+
+
+def test_terminal_notices_show_brackets_as_typed():
+    import io
+
+    from rich.console import Console
+
+    from taurus_ops.chat.ui import TerminalUI
+
+    out = io.StringIO()
+    ui = TerminalUI(Console(file=out, width=200, color_system=None))
+    # a session folder like ~/work/[draft]/sessions, an API message quoting "[/docs]"
+    ui.notice("Session saved: ~/work/[draft]/s.json")
+    ui.notice("rate limited (429: see [/docs]); retrying in 1.0 s")
+    assert "~/work/[draft]/s.json" in out.getvalue()
+    assert "see [/docs]" in out.getvalue()

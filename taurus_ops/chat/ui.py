@@ -126,7 +126,7 @@ class TerminalUI:
 
     def notice(self, text: str) -> None:
         self.flush()
-        self.console.print(f"[dim]{text}[/]", markup=True, highlight=False)
+        self.console.print(f"[dim]{_escape(text)}[/]", markup=True, highlight=False)
 
     def plain(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
