@@ -380,3 +380,33 @@ def test_a_folder_backup_cannot_read_is_named_not_silently_left_out(home: Path) 
     done = _without_dac(["backup", "create"])
     assert done.returncode == 0, done.stderr
     assert "project-b" in done.stderr and "ermission denied" in done.stderr
+
+
+def test_a_second_restore_in_the_same_second_keeps_the_first_ones_copies(home: Path, ops) -> None:
+    """restore-replaced/<time>/ is a new folder each time: a copy of replaced work is
+    never overwritten by a later restore's copy."""
+    from datetime import timedelta as later
+
+    sessions = home / ".taurus" / "sessions"
+    session = write_session(sessions, make_document("work1"))
+    assert ops("backup", "create").exit_code == 0
+    (made,) = (home / ".taurus" / "backups").glob("*.tar.gz")
+    session.write_text('{"sessionId": "work1", "messages": ["hand edit"]}\n')
+    now = datetime.now()
+    member = ".taurus/sessions/2025-01-18_work1.json"
+    earlier_copies = []
+    for moment in (now, now + later(seconds=1), now + later(seconds=2)):
+        copy = home / ".taurus" / "restore-replaced" / moment.strftime("%Y%m%d-%H%M%S") / member
+        copy.parent.mkdir(parents=True)
+        copy.write_text("a copy kept by an earlier restore\n")
+        earlier_copies.append(copy)
+    out = ops("backup", "restore", str(made), "--force")
+    assert out.exit_code == 0, out.output
+    for copy in earlier_copies:
+        assert copy.read_text() == "a copy kept by an earlier restore\n"
+    kept = [
+        p
+        for p in (home / ".taurus" / "restore-replaced").rglob("2025-01-18_work1.json")
+        if p not in earlier_copies
+    ]
+    assert [p.read_text() for p in kept] == ['{"sessionId": "work1", "messages": ["hand edit"]}\n']

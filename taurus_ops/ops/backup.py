@@ -995,7 +995,7 @@ def execute_restore(plan: RestorePlan, report: VerifyReport, home: Path) -> Rest
     todo = {s.member: s for s in plan.steps if s.kind == "file" and s.action in (RESTORE, REPLACE)}
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     if any(s.action == REPLACE for s in todo.values()):
-        plan.replaced_dir = Path(home) / "restore-replaced" / stamp
+        plan.replaced_dir = _new_folder(Path(home) / "restore-replaced", stamp)
     if todo:
         for name, info, data in iter_files(plan.archive):
             step = todo.get(name)
@@ -1024,6 +1024,20 @@ def execute_restore(plan: RestorePlan, report: VerifyReport, home: Path) -> Rest
         else:
             result.written.append(step.dest)
     return result
+
+
+def _new_folder(parent: Path, stamp: str) -> Path:
+    """A folder made now and by nobody else (``stamp``, else ``stamp-2``, ...), so copies
+    kept by an earlier restore in the same second are never overwritten."""
+    ensure_dir(parent)
+    for n in range(1, 10_000):
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return folder
+    raise BackupError(f"too many restores at {stamp} in {parent}")  # pragma: no cover
 
 
 def _write_one(step: RestoreStep, data: bytes, mtime: float, replaced_dir: Path | None) -> None:
