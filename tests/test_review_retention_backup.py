@@ -410,3 +410,37 @@ def test_a_second_restore_in_the_same_second_keeps_the_first_ones_copies(home: P
         if p not in earlier_copies
     ]
     assert [p.read_text() for p in kept] == ['{"sessionId": "work1", "messages": ["hand edit"]}\n']
+
+
+@pytest.fixture
+def fat_stick(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real FAT file system (no hard links), as on a USB stick, mounted with fusefat."""
+    import shutil
+
+    if os.geteuid() != 0 or not (shutil.which("mkfs.vfat") and shutil.which("fusefat")):
+        pytest.skip("needs root, mkfs.vfat (dosfstools) and fusefat to mount a FAT stick")
+    image, mount = tmp_path / "stick.img", tmp_path / "stick"
+    with open(image, "wb") as handle:
+        handle.truncate(16 << 20)
+    subprocess.run(["mkfs.vfat", str(image)], check=True, capture_output=True)
+    mount.mkdir()
+    done = subprocess.run(["fusefat", "-o", "rw+", str(image), str(mount)], capture_output=True)
+    if done.returncode != 0 or not os.path.ismount(mount):
+        pytest.skip(f"fusefat could not mount: {done.stderr[-200:]!r}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["fusermount", "-u", str(mount)], capture_output=True)
+
+
+def test_backup_to_a_fat_usb_stick(home: Path, ops, fat_stick: Path) -> None:
+    """The README's `backup create -o /mnt/usb/` on a file system without hard links."""
+    write_session(home / ".taurus" / "sessions", make_document("one1"))
+    out = ops("backup", "create", "-o", str(fat_stick), "--json")
+    assert out.exit_code == 0, out.output
+    made = Path(json.loads(out.output)["path"])
+    assert made.parent == fat_stick and made.is_file()
+    assert ops("backup", "verify", str(made)).exit_code == 0
+    assert [p.name for p in fat_stick.iterdir()] == [made.name]  # no temporary file left
+    again = ops("backup", "create", "-o", str(made))
+    assert again.exit_code == 1 and "already exists" in again.output

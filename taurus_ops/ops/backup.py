@@ -22,6 +22,7 @@ fail verification, and restore writes nothing from an archive that fails.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -509,8 +510,7 @@ def create_backup(
                 raise BackupError(
                     "the new backup did not verify: " + "; ".join(report.problems[:3])
                 )
-        os.link(tmp, target)  # fails rather than overwrite a backup made meanwhile
-        os.unlink(tmp)
+        _publish(tmp, target)
         fsync_dir(folder)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -528,6 +528,23 @@ def create_backup(
     if os.path.realpath(target.parent) == os.path.realpath(backup_dir):
         created.removed = rotate(backup_dir, config.settings.backup.keep, keep_also=target)
     return created
+
+
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS)
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Give the finished archive its name, never replacing a file of that name."""
+    try:
+        os.link(tmp, target)
+    except OSError as exc:
+        # a file system without hard links (FAT on a USB stick): rename, after checking
+        # the name is still free (the ops lock keeps other backups out meanwhile)
+        if exc.errno not in _NO_HARD_LINKS or target.exists() or target.is_symlink():
+            raise
+        os.rename(tmp, target)
+    else:
+        os.unlink(tmp)
 
 
 def _inside(path: Path, folder: Path) -> bool:
