@@ -328,3 +328,27 @@ def test_terminal_notices_show_brackets_as_typed():
     ui.notice("rate limited (429: see [/docs]); retrying in 1.0 s")
     assert "~/work/[draft]/s.json" in out.getvalue()
     assert "see [/docs]" in out.getvalue()
+
+
+def test_a_move_cut_off_after_its_verified_copy_is_finished_by_the_next_move(store):
+    # across file systems the copy is linked into place before the original goes; a crash in
+    # between leaves two identical files (different inodes) that moving again must settle
+    from taurus_ops.store.move import move_file
+
+    path = write_session(store.session_dir, make_document("abc123", n_turns=1))
+    store.archive_dir.mkdir(parents=True)
+    copy = store.archive_dir / path.name
+    shutil.copy2(path, copy)
+    assert move_file(path, store.archive_dir) == copy
+    assert not path.exists() and json.loads(copy.read_text())["sessionId"] == "abc123"
+    # a different file under that name is still never overwritten
+    other = write_session(store.session_dir, make_document("abc123", n_turns=2))
+    try:
+        move_file(other, store.archive_dir)
+        raise AssertionError("overwrote a different archived file")
+    except Exception as exc:
+        assert "already exists" in str(exc)
+    assert (
+        other.exists()
+        and json.loads(copy.read_text())["messages"] != json.loads(other.read_text())["messages"]
+    )

@@ -60,9 +60,17 @@ def move_files(sources: Sequence[Path], dest_dir: Path) -> list[Moved]:
         dest = dest_dir / source.name
         try:
             if dest.exists() or dest.is_symlink():
-                if dest.is_symlink() or not os.path.samefile(source, dest):
+                if dest.is_symlink() or not (
+                    os.path.samefile(source, dest) or _same_bytes(source, dest)
+                ):
                     raise MoveError(f"{dest} already exists; not overwriting it")
-                # the same file in both places: an interrupted move, finished below
+                # the same file (or an identical copy) in both places: an interrupted move,
+                # finished by removing the original (a copy's here, a link's below)
+                if not os.path.samefile(source, dest):
+                    os.unlink(source)
+                    fsync_dir(source.parent)
+                    results.append(Moved(source, dest))
+                    continue
             else:
                 os.link(source, dest)
         except MoveError as exc:
