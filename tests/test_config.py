@@ -278,3 +278,24 @@ def test_no_cache_is_written_before_the_home_exists(taurus_home: Path) -> None:
     assert not taurus_home.exists()
     load_config()
     assert not taurus_home.exists()  # reading settings creates nothing
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sessionDirectory: ~/.taurus\n", "sessionDirectory: .* is the Taurus home itself"),
+        (
+            "sessions:\n  archiveDirectory: ~/.taurus/sessions\n",
+            "sessions.archiveDirectory: .* is the session directory itself",
+        ),
+        (
+            "sessionDirectory: ~/.taurus/archive\n",
+            "sessions.archiveDirectory: .* is the session directory itself",
+        ),
+    ],
+)
+def test_folders_that_must_stay_apart(taurus_home: Path, text: str, expected: str) -> None:
+    path = write(taurus_home / "config.yaml", text)
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_config()
+    assert info.value.source == str(path)

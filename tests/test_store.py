@@ -300,3 +300,13 @@ def test_move_files_never_overwrites_and_finishes_interrupted_moves(tmp_path: Pa
     assert (dest_dir / "a.json").read_text() == "a.json" and (
         dest_dir / "c.json"
     ).read_text() == "c.json"
+
+
+def test_move_files_into_its_own_folder_changes_nothing(tmp_path: Path) -> None:
+    from taurus_ops.store.move import move_files
+
+    folder = ensure_dir(tmp_path / "s")
+    (folder / "a.json").write_text("keep me")
+    (moved,) = move_files([folder / "a.json"], folder)
+    assert moved.dest is None and "already in" in (moved.error or "")
+    assert (folder / "a.json").read_text() == "keep me"

@@ -252,4 +252,24 @@ def build_config(
         settings = Settings(**_unflatten(merged))
     except ValidationError as exc:  # pragma: no cover - each layer was validated already
         raise ConfigError("configuration", _messages(exc)) from None
+    _check_folders(settings, sources)
     return Config(settings=settings, sources=sources, files=files)
+
+
+def _check_folders(settings: Settings, sources: dict[str, str]) -> None:
+    """Folders that must stay apart, or cleanup, backup and the doctor would mix them up."""
+    home = taurus_home()
+    sessions = Path(os.path.normpath(settings.session_directory))
+    folders = {"sessions.archiveDirectory": settings.sessions.archive_directory}
+    if sessions == home:
+        raise ConfigError(
+            sources["sessionDirectory"],
+            [f"sessionDirectory: {sessions} is the Taurus home itself; use a folder inside it"],
+        )
+    for key, folder in folders.items():
+        if Path(os.path.normpath(folder)) == sessions:
+            source = sources[key] if sources[key] != DEFAULT else sources["sessionDirectory"]
+            raise ConfigError(
+                source,
+                [f"{key}: {folder} is the session directory itself; give it a folder of its own"],
+            )

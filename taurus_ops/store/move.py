@@ -58,6 +58,9 @@ def move_files(sources: Sequence[Path], dest_dir: Path) -> list[Moved]:
     linked: list[Moved] = []
     for source in map(Path, sources):
         dest = dest_dir / source.name
+        if os.path.normpath(dest) == os.path.normpath(source):
+            results.append(Moved(source, None, f"{source} is already in {dest_dir}"))
+            continue
         try:
             if dest.exists() or dest.is_symlink():
                 if dest.is_symlink() or not (
