@@ -548,3 +548,20 @@ def test_the_tutorials_jq_recipes_count_what_the_chat_did(fake_api, store):
     ]
     assert jq(".toolCalls[].tool") == ["write", "edit", "read"]
     assert jq(".messages[0].content") == ["change", "things"]
+
+
+@pytest.mark.parametrize(("by", "runs"), [("same", True), ("0@another-machine", False)])
+def test_always_answers_count_only_where_they_were_given(fake_api, store, by, runs):
+    """A session shared by a teammate brings none of their "always" answers."""
+    from taurus_ops.chat.permissions import local_identity
+    from taurus_ops.chat.run import ChatOptions, run_chat
+
+    doc = make_document("shared01", n_turns=1)
+    doc["allowedTools"] = ["write"]
+    doc["allowedToolsBy"] = local_identity() if by == "same" else by
+    path = write_session(store.session_dir, doc)
+    fake_api.add(tool_use("write", {"file": "w.txt", "content": "x"}), text("done"))
+    assert run_chat(ChatOptions(session="shared01", prompt="write it")) == 0
+    assert Path("w.txt").exists() is runs
+    outcome = json.loads(path.read_text())["toolCalls"][-1]["outcome"]
+    assert outcome == ("ok" if runs else "refused")

@@ -18,7 +18,7 @@ from taurus_ops.chat.conversation import (
     usage_entry,
 )
 from taurus_ops.chat.engine import UI, ContextFull, Engine
-from taurus_ops.chat.permissions import Permissions
+from taurus_ops.chat.permissions import Permissions, saved_allowances
 from taurus_ops.chat.tools import TOOL_SPECS, Tools
 from taurus_ops.errors import TaurusError, UsageError
 from taurus_ops.store import Session, SessionStore
@@ -187,12 +187,8 @@ class ChatApp:
         self.session = session
         self.lock = lock
         self.conversation = Conversation(session, self.save)
-        allowed = session.data.get("allowedTools")
         permissions = Permissions.build(
-            self.allow,
-            self.deny,
-            self.interactive,
-            [t for t in allowed if isinstance(t, str)] if isinstance(allowed, list) else [],
+            self.allow, self.deny, self.interactive, saved_allowances(session.data)
         )
         self.engine = Engine(
             self.conversation,

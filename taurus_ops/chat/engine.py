@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from taurus_ops.chat.client import Reply
 from taurus_ops.chat.conversation import Conversation, estimate_tokens, prepare_history, usage_entry
-from taurus_ops.chat.permissions import Answer, Permissions
+from taurus_ops.chat.permissions import Answer, Permissions, local_identity
 from taurus_ops.chat.tools import ToolResult, Tools, call_fields
 
 MAX_STEPS = 100  # model calls in one turn, a guard against a tool loop that never ends
@@ -150,6 +150,7 @@ class Engine:
             )  # type: ignore[misc]
             if self.permissions.session_allow:
                 conv.session.data["allowedTools"] = sorted(self.permissions.session_allow)
+                conv.session.data["allowedToolsBy"] = local_identity()
             started = time.monotonic()  # the run itself, not the wait for permission
             stopped = False  # Ctrl+C or a signal while the outcome is shown: record it, then stop
             if not verdict.allowed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 NEEDS_PERMISSION = frozenset({"write", "edit", "bash"})
 ALL = "*"
@@ -91,3 +91,20 @@ def parse_answer(text: str) -> Answer | None:
     if word in ("", "n", "no"):
         return "no"
     return None
+
+
+def local_identity() -> str:
+    """Who and where: "always" answers saved in a session count only for the same user
+    on the same machine, so a session shared by a teammate brings none of theirs."""
+    import os
+    import socket
+
+    return f"{os.getuid()}@{socket.gethostname()}"
+
+
+def saved_allowances(data: dict[str, Any]) -> list[str]:
+    """The "always" answers stored in a session document, if they were given here."""
+    allowed = data.get("allowedTools")
+    if not isinstance(allowed, list) or data.get("allowedToolsBy") != local_identity():
+        return []
+    return [tool for tool in allowed if isinstance(tool, str)]
