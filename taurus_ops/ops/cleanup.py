@@ -450,7 +450,8 @@ def _run_chunk(
                     done[id(action)] = Outcome(action, False, moved_file.error or "not moved")
                     continue
                 for link in links.get(real, []):
-                    point_link(link, moved_file.dest)
+                    point_link(link, moved_file.dest, durable=False)
+                    touched_dirs.add(link.parent)
                 moved[action.path] = moved_file.dest
                 done[id(action)] = Outcome(action, True, str(moved_file.dest))
         for action in (a for a, _ in held if a.action == DELETE):

@@ -54,11 +54,12 @@ def is_temp_name(name: str) -> bool:
 LINK_TMP_SUFFIX = ".tmp-link"
 
 
-def point_link(link: Path, target: Path) -> None:
+def point_link(link: Path, target: Path, durable: bool = True) -> None:
     """Make ``link`` a symlink to ``target`` (stored relative to the link's folder), atomically.
 
     A hidden ``.NAME.tmp-link`` is made first and renamed over ``link``, so the name
-    always leads somewhere: to the old target or the new one.
+    always leads somewhere: to the old target or the new one. ``durable`` fsyncs the
+    folder; a caller re-pointing many names passes False and fsyncs it once.
     """
     link = Path(link)
     tmp = link.with_name(f".{link.name}{LINK_TMP_SUFFIX}")
@@ -69,6 +70,8 @@ def point_link(link: Path, target: Path) -> None:
     relative = os.path.relpath(os.path.realpath(target), os.path.realpath(link.parent))
     os.symlink(relative, tmp)
     os.replace(tmp, link)
+    if durable:
+        fsync_dir(link.parent)
 
 
 def atomic_write(target: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True) -> None:
