@@ -508,3 +508,36 @@ def test_output_option_and_no_overwrite(home: Path, ops, tmp_path: Path) -> None
     assert into_dir.exit_code == 0
     assert len(list(tmp_path.glob("taurus-sessions-backup-*.tar.gz"))) == 1
     assert not (home / ".taurus" / "backups").exists()  # -o elsewhere: no rotation there
+
+
+def test_a_project_backup_never_rotates_away_full_backups(
+    home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The tutorial's per-project sessionDirectory: backups made inside the project count
+    against backup.keep only among themselves."""
+    from taurus_ops.config import load_config
+
+    populate(home)
+    (home / ".taurus" / "config.yaml").write_text("backup:\n  keep: 2\n")
+    project = tmp_path / "project-a"
+    (project / ".taurus").mkdir(parents=True)
+    (project / ".taurus" / "config.yaml").write_text(
+        "sessionDirectory: ~/.taurus/sessions/project-a\n"
+    )
+    write_session(home / ".taurus" / "sessions" / "project-a", make_document("proj1"))
+    folder = home / ".taurus" / "backups"
+    full = [
+        backup.create_backup(load_config(), now=datetime(2025, 1, d, tzinfo=UTC)).path
+        for d in (1, 2)
+    ]
+    monkeypatch.chdir(project)
+    scoped = [
+        backup.create_backup(load_config(), now=datetime(2025, 2, d, tzinfo=UTC)).path
+        for d in (1, 2, 3)
+    ]
+    left = {p.name for p in folder.iterdir()}
+    assert {p.name for p in full} <= left  # the full backups stay
+    assert {p.name for p in scoped[1:]} <= left and scoped[0].name not in left
+    assert backup.scope_of(full[0]) != backup.scope_of(scoped[-1]) is not None
+    with tarfile.open(scoped[-1]) as tar:  # still a plain tar.gz
+        assert any(n.endswith("2025-01-18_proj1.json") for n in tar.getnames())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import hashlib
 import io
 import os
@@ -231,13 +232,15 @@ class _ThreadedGzip(io.RawIOBase):
 
     CHUNK = 1 << 20
 
-    def __init__(self, raw: IO[bytes], level: int) -> None:
+    def __init__(self, raw: IO[bytes], level: int, label: str = "") -> None:
         import gzip
         import queue
         import threading
 
         super().__init__()
-        self.gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level, mtime=0)
+        self.gz = gzip.GzipFile(
+            filename=label, fileobj=raw, mode="wb", compresslevel=level, mtime=0
+        )
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self.buffer = bytearray()
         self.error: BaseException | None = None
@@ -355,6 +358,7 @@ def write_archive(
     manifest_name: str = MANIFEST_NAME,
     threaded: bool = True,
     notes: list[str] | None = None,
+    label: str = "",
 ) -> tuple[int, int]:
     """Write the archive to ``target`` (which must not be visible yet); (files, bytes).
 
@@ -368,10 +372,10 @@ def write_archive(
         sink: Any
         threaded_sink: _ThreadedGzip | None = None
         if threaded:
-            threaded_sink = _ThreadedGzip(raw, COMPRESS_LEVEL)
+            threaded_sink = _ThreadedGzip(raw, COMPRESS_LEVEL, label)
             sink = threaded_sink
         else:
-            sink = _gzip_file(raw)
+            sink = _gzip_file(raw, label)
         try:
             with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for item in items:
@@ -443,10 +447,43 @@ def write_archive(
     return count, total
 
 
-def _gzip_file(raw: IO[bytes]) -> Any:
+def _gzip_file(raw: IO[bytes], label: str = "") -> Any:
     import gzip
 
-    return gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=COMPRESS_LEVEL, mtime=0)
+    return gzip.GzipFile(
+        filename=label, fileobj=raw, mode="wb", compresslevel=COMPRESS_LEVEL, mtime=0
+    )
+
+
+# -- scope: which folders a backup holds, in the gzip header's name field -----------------------
+SCOPE_PREFIX = "taurus-backup-scope-"
+
+
+def scope_label(roots: list[Any]) -> str:
+    """A short, stable label for the set of folders backed up (e.g. one project's sessions)."""
+    import hashlib
+
+    joined = "\n".join(sorted(str(r.path) for r in roots))
+    return SCOPE_PREFIX + hashlib.sha256(joined.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def scope_of(path: Path) -> str | None:
+    """The scope label in a backup's gzip header, or None (an older backup, or not ours)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return None
+    if len(head) < 10 or head[:3] != b"\x1f\x8b\x08" or not head[3] & 0x08:
+        return None
+    at = 10
+    if head[3] & 0x04:  # FEXTRA
+        at += 2 + int.from_bytes(head[10:12], "little")
+    end = head.find(b"\0", at)
+    if end < 0:
+        return None
+    name = head[at:end].decode("latin-1")
+    return name if name.startswith(SCOPE_PREFIX) else None
 
 
 def _now_ts() -> float:
@@ -503,7 +540,9 @@ def create_backup(
     outside = [r.path for r in roots if not _inside(Path(r.path), home)]
     tmp = temp_name(target)
     try:
-        count, total = write_archive(tmp, items, manifest, manifest_member(config), threaded, notes)
+        count, total = write_archive(
+            tmp, items, manifest, manifest_member(config), threaded, notes, scope_label(roots)
+        )
         if verify:
             report = verify_archive(tmp)
             if not report.ok:
@@ -526,7 +565,9 @@ def create_backup(
         target, count, total, target.stat().st_size, notes=notes, outside_home=outside
     )
     if os.path.realpath(target.parent) == os.path.realpath(backup_dir):
-        created.removed = rotate(backup_dir, config.settings.backup.keep, keep_also=target)
+        created.removed = rotate(
+            backup_dir, config.settings.backup.keep, keep_also=target, scope=scope_label(roots)
+        )
     return created
 
 
@@ -603,10 +644,19 @@ def list_backups(folder: Path) -> list[BackupFile]:
     return result
 
 
-def rotate(folder: Path, keep: int, keep_also: Path | None = None) -> list[Path]:
-    """Remove all but the newest ``keep`` backups in ``folder`` (named ones only)."""
+def rotate(
+    folder: Path, keep: int, keep_also: Path | None = None, scope: str | None = None
+) -> list[Path]:
+    """Remove all but the newest ``keep`` backups in ``folder`` (named ones only).
+
+    With ``scope``, only backups of the same folders count: a backup made inside a
+    project (its own ``sessionDirectory``) never rotates away full backups, nor the
+    other way round. Backups without a scope label (older ones) count with any scope.
+    """
     removed = []
     backups = list_backups(folder)
+    if scope is not None:
+        backups = [b for b in backups if scope_of(b.path) in (scope, None)]
     for item in backups[keep:]:
         if keep_also is not None and item.path == keep_also:
             continue
@@ -667,7 +717,13 @@ def verify_archive(path: Path) -> VerifyReport:
     found: tuple[str, bytes, tuple[int, str]] | None = None  # the last manifest so far
     dirs: set[str] = set()
     try:
-        with tarfile.open(path, mode="r|gz") as tar:
+        # gzip.GzipFile (not tarfile's own stream) checks the CRC and length at the end,
+        # so an archive cut short is reported as such wherever the cut falls
+        with (
+            open(path, "rb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="rb") as gz,
+            tarfile.open(fileobj=gz, mode="r|") as tar,
+        ):
             for info in tar:
                 name = _norm(info.name) if info.name else ""
                 problem = member_problem(info)
@@ -707,6 +763,8 @@ def verify_archive(path: Path) -> VerifyReport:
                             report.problems.append(f"{earlier!r}: appears twice")
                         seen[earlier] = earlier_sum
                     found = (name, bytes(body), (size, digest.hexdigest()))
+            while gz.read(1 << 20):  # tar's end padding; then the gzip trailer is checked
+                pass
     except FileNotFoundError:
         report.problems.append(f"no such file: {path}")
         return report
