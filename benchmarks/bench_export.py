@@ -9,23 +9,16 @@ a median-sized and on the largest session of the corpus, Markdown and HTML.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
-from benchmarks.common import bench_home, report, time_shell
-from benchmarks.corpus import ensure_corpus
+from benchmarks.common import corpus_bench, report, time_shell
 
 SCRIPT = Path(__file__).parent / "recipes" / "export-session.sh"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    corpus = ensure_corpus(args.count)
-    bench = bench_home(corpus)
+    args, bench = corpus_bench(repeat=5)
     base, sessions, env = bench.base, bench.sessions, bench.env
     ops = bench.ops
     by_size = sorted(sessions.iterdir(), key=lambda p: p.stat().st_size)

@@ -13,19 +13,11 @@ loop, still not sorted by `updated`).
 
 from __future__ import annotations
 
-import argparse
-
-from benchmarks.common import bench_home, report, time_shell
-from benchmarks.corpus import ensure_corpus
+from benchmarks.common import corpus_bench, report, time_shell
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    corpus = ensure_corpus(args.count)
-    bench = bench_home(corpus)
+    args, bench = corpus_bench(repeat=3)
     sessions, env, ops = bench.sessions, bench.env, bench.ops
     loop = (
         f'for file in {sessions}/*.json; do echo "Session: $(basename $file)"; '

@@ -12,22 +12,15 @@ printed too.
 
 from __future__ import annotations
 
-import argparse
 import os
 
-from benchmarks.common import bench_home, report, time_call, time_shell
-from benchmarks.corpus import ensure_corpus
+from benchmarks.common import corpus_bench, report, time_call, time_shell
 
 WORDS = ["authentication", "walrus", "connection pool"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    corpus = ensure_corpus(args.count)
-    bench = bench_home(corpus)
+    args, bench = corpus_bench(repeat=3)
     home, sessions, env = bench.home, bench.sessions, bench.env
     ops = bench.ops
     os.environ.update(env)

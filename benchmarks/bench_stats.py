@@ -10,23 +10,16 @@ Taurus is timed warm (index up to date), cold (no index yet) and in-process.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
-from benchmarks.common import bench_home, report, time_call, time_shell
-from benchmarks.corpus import ensure_corpus
+from benchmarks.common import corpus_bench, report, time_call, time_shell
 
 SCRIPT = Path(__file__).parent / "recipes" / "session-stats.sh"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    corpus = ensure_corpus(args.count)
-    bench = bench_home(corpus)
+    args, bench = corpus_bench(repeat=3)
     sessions, env = bench.sessions, bench.env
     os.environ.update(env)
     ops = bench.ops

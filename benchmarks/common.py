@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
@@ -37,6 +38,17 @@ def bench_home(corpus: Path) -> BenchHome:
     shutil.copytree(corpus, sessions, copy_function=os.link)
     env = {"TAURUS_HOME": str(home), "HOME": str(base)}
     return BenchHome(base, home, sessions, env, f"{sys.executable} -m taurus_ops.cli")
+
+
+def corpus_bench(repeat: int = 3) -> tuple[argparse.Namespace, BenchHome]:
+    """Parse ``--count`` and ``--repeat``, and link the corpus into a scratch home."""
+    from benchmarks.corpus import ensure_corpus
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    args = parser.parse_args()
+    return args, bench_home(ensure_corpus(args.count))
 
 
 def time_call(func: Callable[[], object], repeat: int = 3) -> float:
