@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +90,3 @@ def report(rows: list[tuple[str, float, float]]) -> None:
     print(f"{'task':<{width}} {'taurus (s)':>11} {'recipe (s)':>11} {'speed-up':>9}")
     for task, ours, theirs in rows:
         print(f"{task:<{width}} {ours:>11.3f} {theirs:>11.3f} {theirs / ours:>8.1f}x")
-
-
-median = statistics.median

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from taurus_ops.errors import InvalidReference, SessionNotFound, UsageError
+from taurus_ops.errors import SessionNotFound, UsageError
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write, ensure_dir, point_link
 from taurus_ops.store.lock import SessionLock
@@ -267,7 +267,3 @@ class SessionStore:
 
     def _in_archive(self, path: Path) -> bool:
         return self.archive_dir is not None and inside(path, self.archive_dir)
-
-    def check_inside(self, path: Path) -> None:
-        if not (inside(path, self.session_dir) or self._in_archive(path)):
-            raise InvalidReference(f"{path} is outside the session directory")
