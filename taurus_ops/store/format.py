@@ -78,12 +78,44 @@ def parse_time(text: Any) -> datetime | None:
 
 
 def dumps(document: Any) -> bytes:
-    """Serialise a session document: two-space indented UTF-8 JSON and a final newline."""
+    """Serialise a session document: two-space indented UTF-8 JSON and a final newline.
+
+    The result is always valid UTF-8: a lone surrogate anywhere in the document (an
+    undecodable byte carried by ``surrogateescape`` from a file name, a prompt or a
+    tool's output, or a lone ``\\ud800`` from the model) is written as U+FFFD.
+    """
     try:
         return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
     except (TypeError, orjson.JSONEncodeError):
-        # integers beyond 64 bits and the like: the standard library writes them too
-        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        pass
+    # integers beyond 64 bits, lone surrogates: the standard library, on a cleaned copy
+    text = json.dumps(clean(document), indent=2, ensure_ascii=False) + "\n"
+    return text.encode("utf-8")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every lone surrogate as U+FFFD, so it always encodes as UTF-8.
+
+    Undecodable bytes read with ``surrogateescape`` (a file name, a prompt, a tool's
+    output) and lone ``\\ud800`` escapes both become the replacement mark.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
+
+
+def clean(value: Any) -> Any:
+    """A copy of a JSON-like value whose every string (keys too) is ``clean_text``-ed."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(item) for item in value]
+    return value
+
+
+def decode_text(data: bytes) -> str:
+    """Bytes as text for a session: UTF-8, each invalid byte as U+FFFD."""
+    return data.decode("utf-8", "replace")
 
 
 def _has_long_number(raw: bytes | bytearray | memoryview) -> bool:
