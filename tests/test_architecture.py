@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "taurus_ops"
-RANK = {"cli": 4, "chat": 3, "ops": 2, "store": 1, "config": 1, "errors": 0, "__init__": 0}
+RANK = {
+    "cli": 4,
+    "chat": 3,
+    "ops": 2,
+    "store": 1,
+    "config": 1,
+    "errors": 0,
+    "words": 0,
+    "__init__": 0,
+}
 
 
 def layer_of(module: str) -> str:
