@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -10,6 +11,8 @@ from typing import Any, TextIO
 from taurus_ops.chat.client import Reply
 from taurus_ops.chat.permissions import Answer, parse_answer
 from taurus_ops.chat.tools import ToolResult
+from taurus_ops.store.format import clean, clean_text
+from taurus_ops.words import plural
 
 FENCE = "```"
 
@@ -146,7 +149,7 @@ class TerminalUI:
     def tool_end(self, name: str, result: ToolResult, outcome: str) -> None:
         lines = result.content.splitlines() or [""]
         head = _escape(_one_line(lines[0], 100))
-        more = f" [dim](+{len(lines) - 1} lines)[/]" if len(lines) > 1 else ""
+        more = f" [dim](+{plural(len(lines) - 1, 'line')})[/]" if len(lines) > 1 else ""
         colour = {"ok": "dim", "error": "red", "refused": "yellow", "interrupted": "yellow"}[
             outcome
         ]
@@ -187,7 +190,7 @@ def preview(name: str, args: dict[str, Any], limit: int = 12) -> list[str]:
         lines = args["content"].splitlines()
         shown = ["+ " + line for line in lines[:limit]]
         if len(lines) > limit:
-            shown.append(f"… {len(lines) - limit} more lines")
+            shown.append(f"… {plural(len(lines) - limit, 'more line')}")
         return shown
     if name == "edit":
         old = str(args.get("old_string", "")).splitlines()[:limit]
@@ -256,7 +259,8 @@ class PlainUI:
 
 class SafeUI:
     """Wraps a UI so that a terminal that has gone away (SIGHUP, a closed pipe) never stops the
-    chat from saving: output errors are ignored and questions are answered no."""
+    chat from saving: output errors are ignored and questions are answered no. Text shown is
+    valid UTF-8: a name that is not, or a lone surrogate from the model, shows as U+FFFD."""
 
     def __init__(self, ui: Any) -> None:
         self.inner = ui
@@ -268,9 +272,20 @@ class SafeUI:
         refusal: Any = {"ask_permission": "no", "confirm": False}.get(name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            args = tuple(_shown(a) for a in args)
+            kwargs = {k: _shown(v) for k, v in kwargs.items()}
             try:
                 return target(*args, **kwargs)
             except (OSError, ValueError):  # EIO, EPIPE, or writing to a closed file
                 return refusal
 
         return call
+
+
+def _shown(value: Any) -> Any:
+    """A UI call's argument with every string cleaned for the terminal."""
+    if isinstance(value, str | dict | list):
+        return clean(value)
+    if isinstance(value, ToolResult):
+        return dataclasses.replace(value, content=clean_text(value.content))
+    return value
