@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from taurus_ops.chat.client import Reply
@@ -63,6 +65,7 @@ class TerminalUI:
         self.streaming = False
         self.live: Any = None
         self.drawn = 0.0
+        self.restore_echo: Callable[[], None] | None = None
 
     def _render(self, text: str) -> None:
         if not text.strip():
@@ -74,6 +77,7 @@ class TerminalUI:
     def reply_start(self) -> None:
         self.pending = ""
         self.streaming = True
+        self.restore_echo = quiet_terminal()
 
     def text(self, chunk: str) -> None:
         self.pending += chunk
@@ -120,8 +124,13 @@ class TerminalUI:
             self.pending = ""
 
     def reply_end(self, reply: Reply) -> None:
-        self.flush()
-        self.streaming = False
+        try:
+            self.flush()
+        finally:
+            self.streaming = False
+            if self.restore_echo is not None:
+                self.restore_echo()
+                self.restore_echo = None
         if reply.interrupted:
             self.console.print(
                 f"[yellow]⚠ reply interrupted: {_escape(str(reply.error))}; what arrived is saved[/]"
@@ -180,6 +189,35 @@ class TerminalUI:
             answer = parse_answer(raw)
             if answer is not None:
                 return answer
+
+
+def quiet_terminal() -> Callable[[], None] | None:
+    """Stop the terminal echoing what is typed while a reply streams; returns the undo.
+
+    An echoed key, Ctrl+C's ``^C`` above all, moves the cursor under the live display
+    of the arriving text, which then erases the wrong lines and shows the text twice.
+    Keys typed meanwhile are kept for the next prompt; Ctrl+C still stops the reply.
+    """
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return None
+        before = termios.tcgetattr(fd)
+        quiet = list(before)
+        quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except Exception:  # no terminal, or not one termios knows: nothing to quieten
+        return None
+
+    def restore() -> None:
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, before)
+        except Exception:
+            pass
+
+    return restore
 
 
 def preview(name: str, args: dict[str, Any], limit: int = 12) -> list[str]:
