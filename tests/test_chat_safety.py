@@ -207,6 +207,16 @@ def test_a_link_loop_inside_is_walked_once(tree):
     assert listed[0] == "docs/guide.txt" and len([x for x in listed if "guide" in x]) == 1
 
 
+def test_a_symlink_loop_is_an_error_result_and_never_hangs_a_walk(tree):
+    os.symlink("loop", tree["work"] / "loop")
+    tools = Tools(tree["work"])
+    result = tools.run("read", {"file": "loop"})
+    assert result.is_error and "symlink that cannot be followed" in result.content
+    assert INSIDE in tools.run("grep", {"pattern": "INSIDE"}).content
+    assert "inside.txt" in tools.run("glob", {"pattern": "*"}).content
+    assert tools.run("write", {"file": "loop/x", "content": "x"}).is_error
+
+
 def test_grep_never_blocks_on_a_fifo(tree):
     os.mkfifo(tree["work"] / "pipe.txt")
     tools = Tools(tree["work"])

@@ -106,8 +106,8 @@ class Confinement:
         try:
             fd = os.open(real, flags)
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise PathRefused(f"{shown} changed into a symlink while it was opened") from None
+            if exc.errno == errno.ELOOP:  # a link loop, or a link swapped in since the check
+                raise PathRefused(f"{shown} is a symlink that cannot be followed") from None
             raise
         try:
             info = os.fstat(fd)

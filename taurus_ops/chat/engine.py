@@ -148,22 +148,22 @@ class Engine:
         for position, use in enumerate(uses):
             name, args, use_id = str(use.get("name")), use.get("input", {}), use["id"]
             started = time.monotonic()  # reset once permission is given: the run itself
-            stopped = False  # Ctrl+C or a signal while the outcome is shown: record it, then stop
+            stopped = False  # Ctrl+C or a signal while the outcome is shown: stop after it
             try:
                 result, outcome, started = self.run_one(name, args)
             except Exception as exc:  # the bookkeeping around the tool failed, not the tool
                 result = ToolResult(f"{name} could not be run: {type(exc).__name__}: {exc}", True)
                 outcome = "error"
             ended = time.monotonic()
-            try:
-                self.ui.tool_end(name, result, outcome)
-            except KeyboardInterrupt:
-                stopped = True
             conv.add_result(holder, use_id, result.content, result.is_error)
             conv.record_call(
                 name, safe_fields(name, args, self.tools.cwd), outcome, started, ended, use_id
             )
-            conv.save()
+            conv.save()  # saved before it is shown: whatever the display does, it is kept
+            try:
+                self.ui.tool_end(name, result, outcome)
+            except KeyboardInterrupt:
+                stopped = True
             if result.interrupted or stopped or self.should_stop():
                 for rest in uses[position + 1 :]:
                     conv.add_result(holder, rest["id"], SKIPPED, True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import select
+import selectors
 import signal
 import stat
 import subprocess
@@ -675,21 +675,22 @@ def _collect(proc: subprocess.Popen[bytes], kept: CappedOutput, deadline: float,
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     why = "done"
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            why = "timeout"
-            break
-        ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
-        if not ready:
-            continue
-        chunk = os.read(fd, READ_CHUNK)
-        if not chunk:
-            break
-        kept.add(chunk)
-        if kept.total > far:
-            why = "output"
-            break
+    with selectors.DefaultSelector() as waiting:
+        waiting.register(fd, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                why = "timeout"
+                break
+            if not waiting.select(min(remaining, 1.0)):
+                continue
+            chunk = os.read(fd, READ_CHUNK)
+            if not chunk:
+                break
+            kept.add(chunk)
+            if kept.total > far:
+                why = "output"
+                break
     if why == "done":
         try:
             proc.wait(max(deadline - time.monotonic(), 0.001))
