@@ -196,3 +196,11 @@ def test_a_prompt_and_a_folder_that_are_not_utf8(fake_api, store, tmp_path):
     assert doc["messages"][0]["content"] == "where is the needle \ufffd?"
     assert doc["messages"][2]["content"][0]["content"] == "caf\ufffd.txt:1: needle"
     assert doc["toolCalls"][0]["outcome"] == "ok" and not fake_api.rejected
+    fake_api.add(text("Again."))
+    done = subprocess.run(  # the prompt as an argument, with a byte that is not UTF-8
+        [*TAURUS, "chat", "-r", "-p", b"and caf\xe9?"], capture_output=True, cwd=work, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    (doc,) = sessions(store)
+    assert doc["messages"][-2]["content"] == "and caf\ufffd?"
+    assert doc["messages"][-1]["content"] == "Again."
