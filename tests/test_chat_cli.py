@@ -157,3 +157,50 @@ def test_sigterm_and_sighup_save_the_partial_reply_and_exit(fake_api, store, sig
     assert reply["role"] == "assistant" and reply["interrupted"] is True
     assert reply["content"].startswith("Stream")
     assert not [n for n in os.listdir(store.session_dir) if n.startswith(".")]  # lock released
+
+
+def test_a_refused_key_leaves_no_new_session_but_a_resumed_one_keeps_the_prompt(fake_api, store):
+    from helpers.fake_api import fault
+
+    fake_api.add(fault(401))
+    done = run("chat", "-p", "hello")
+    assert done.returncode == 1 and "ANTHROPIC_API_KEY" in done.stderr
+    assert "No session kept" in done.stderr and "Traceback" not in done.stderr
+    assert store.files() == [] and os.listdir(store.session_dir) == []
+    fake_api.add(text("First."), fault(401))
+    assert run("chat", "-p", "first").returncode == 0
+    (path,) = store.files()
+    done = run("chat", "-s", path.name[11:-5], "-p", "second, refused")
+    assert done.returncode == 1 and "Session saved" in done.stderr
+    messages = json.loads(path.read_text())["messages"]
+    assert [m["content"] for m in messages] == ["first", "First.", "second, refused"]
+
+
+def test_a_prompt_and_a_folder_that_are_not_utf8(fake_api, store, tmp_path):
+    work = os.path.join(os.fsencode(tmp_path), b"d\xe9p\xf4t")
+    os.mkdir(work)
+    with open(os.path.join(work, b"caf\xe9.txt"), "wb") as handle:
+        handle.write(b"needle\n")
+    fake_api.add(tool_use("grep", {"pattern": "needle"}), text("Found it in caf\udce9."))
+    done = subprocess.run(
+        [*TAURUS, "chat", "-p", "-"],
+        input=b"where is the needle \xff?\n",
+        capture_output=True,
+        cwd=work,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode("utf-8") == "Found it in caf\ufffd.\n"  # shown with the mark
+    assert "caf\ufffd.txt:1: needle" in done.stderr.decode("utf-8")
+    (doc,) = sessions(store)
+    assert doc["messages"][0]["content"] == "where is the needle \ufffd?"
+    assert doc["messages"][2]["content"][0]["content"] == "caf\ufffd.txt:1: needle"
+    assert doc["toolCalls"][0]["outcome"] == "ok" and not fake_api.rejected
+    fake_api.add(text("Again."))
+    done = subprocess.run(  # the prompt as an argument, with a byte that is not UTF-8
+        [*TAURUS, "chat", "-r", "-p", b"and caf\xe9?"], capture_output=True, cwd=work, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    (doc,) = sessions(store)
+    assert doc["messages"][-2]["content"] == "and caf\ufffd?"
+    assert doc["messages"][-1]["content"] == "Again."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -565,3 +566,110 @@ def test_always_answers_count_only_where_they_were_given(fake_api, store, by, ru
     assert Path("w.txt").exists() is runs
     outcome = json.loads(path.read_text())["toolCalls"][-1]["outcome"]
     assert outcome == ("ok" if runs else "refused")
+
+
+def _paired(doc: dict[str, Any]) -> None:
+    """Every tool_use in the file has its tool_result in the next message and a toolCalls entry."""
+    messages = doc["messages"]
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant" or not isinstance(message["content"], list):
+            continue
+        uses = [b["id"] for b in message["content"] if b["type"] == "tool_use"]
+        if uses:
+            answers = [b["tool_use_id"] for b in messages[index + 1]["content"]]
+            assert answers == uses
+    assert [c["toolUseId"] for c in doc["toolCalls"]] == [
+        b["id"]
+        for m in messages
+        if isinstance(m["content"], list)
+        for b in m["content"]
+        if b["type"] == "tool_use"
+    ]
+
+
+def test_bad_tool_input_from_the_model_ends_as_error_results(fake_api, store):
+    Path("latin1.txt").write_bytes(b"caf\xe9 au lait\n")
+    bad = [
+        ("read", {"file": "latin1.txt", "offset": "abc"}, "offset must be an integer"),
+        ("bash", {"command": "echo hi", "timeout": "soon"}, "timeout must be an integer"),
+        ("read", {}, "file is required"),
+        ("glob", {"pattern": "*", "junk": {"a": 1}}, "unknown field 'junk'"),
+        ("edit", {"file": "latin1.txt", "old_string": "caf", "new_string": "x"}, "not UTF-8"),
+        ("write", {"file": 7, "content": "x"}, "file must be a string"),
+        ("frobnicate", {"x": 1}, "unknown tool 'frobnicate'"),
+        ("grep", {"pattern": "("}, "bad regular expression"),
+    ]
+    fake_api.add(tool_uses([(name, args) for name, args, _ in bad]), text("I will fix my input."))
+    app, _ = make_app(store, allow=["*"])
+    app.start_new()
+    assert app.message("go")
+    app.close()
+    doc = saved(app)
+    _paired(doc)
+    results = doc["messages"][2]["content"]
+    for (name, _, reason), result in zip(bad, results, strict=True):
+        assert result["is_error"] is True and reason in result["content"], (name, result)
+    assert [c["outcome"] for c in doc["toolCalls"]] == ["error"] * len(bad)
+    assert Path("latin1.txt").read_bytes() == b"caf\xe9 au lait\n"  # untouched
+    assert doc["messages"][-1]["content"] == "I will fix my input."
+    assert not fake_api.rejected  # the results went back to the model in a valid request
+
+
+def test_text_that_is_not_utf8_is_kept_everywhere_as_a_replacement_mark(
+    fake_api, store, tmp_path, monkeypatch
+):
+    work = os.path.join(os.fsencode(tmp_path), b"caf\xe9")  # a working directory not UTF-8
+    os.mkdir(work)
+    with open(os.path.join(work, b"r\xe9sum\xe9.txt"), "wb") as handle:
+        handle.write(b"needle \xff here\n")
+    monkeypatch.chdir(work)
+    fake_api.add(
+        tool_uses([("glob", {"pattern": "*"}), ("grep", {"pattern": "needle"})]),
+        tool_use("read", {"file": "lone \ud800 surrogate.txt"}, preface="Odd \udfff name:"),
+        text("Done \ud83d and \udce9."),
+    )
+    app, ui = make_app(store)
+    app.start_new()
+    assert app.message("look at caf\udce9 \ud800 please")  # a prompt as a terminal may give it
+    app.close()
+    raw = Path(app.session.path).read_bytes()
+    doc = json.loads(raw.decode("utf-8"))  # valid UTF-8, strictly
+    messages = doc["messages"]
+    assert messages[0]["content"] == "look at caf\ufffd \ufffd please"
+    assert messages[2]["content"][0]["content"] == "r\ufffdsum\ufffd.txt"
+    assert messages[2]["content"][1]["content"] == "r\ufffdsum\ufffd.txt:1: needle \ufffd here"
+    assert messages[3]["content"][0]["text"] == "Odd \ufffd name:"
+    assert messages[3]["content"][1]["input"] == {"file": "lone \ufffd surrogate.txt"}
+    assert messages[-1]["content"] == "Done \ufffd and \ufffd."
+    assert doc["cwd"] == os.fsdecode(os.path.realpath(work)).replace("\udce9", "\ufffd")
+    assert ui.texts[-1] == "Done \ufffd and \ufffd."  # the terminal gets the mark too
+    assert not fake_api.rejected
+    assert "caf\ufffd" in fake_api.requests[0]["system"][0]["text"]  # sent as valid JSON
+    banner = "\n".join(app.resume_banner())
+    assert "started in" not in banner  # the same directory, though its name is not UTF-8
+
+
+def test_a_one_shot_run_that_gets_no_reply_leaves_no_session(store, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-dummy")
+    app, ui = make_app(store, interactive=False, max_retries=1)
+    app.start_new(until_reply=True)
+    assert not app.message("hello")
+    app.close()
+    assert any("connection" in line for line in ui.out), ui.out
+    assert store.files() == [] and os.listdir(store.session_dir) == []  # no file, no lock left
+
+
+def test_a_one_message_session_says_message_not_messages(fake_api, store):
+    doc = make_document("one00001", n_turns=0)
+    write_session(store.session_dir, doc)
+    app, _ = make_app(store)
+    _session, mended = app.open_ref("one00001")
+    banner = app.resume_banner(mended)
+    app.close()
+    assert "💬 1 message loaded" in banner

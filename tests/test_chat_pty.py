@@ -1,16 +1,20 @@
 """End to end in a pseudo-terminal: type, watch the reply stream, approve a tool, Ctrl+D,
-resume with -r, stop a streaming reply with Ctrl+C, SIGTERM at the prompt."""
+resume with -r, stop a streaming reply with Ctrl+C (its text shown once), SIGTERM at the
+prompt, a typed byte that is not UTF-8."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from helpers.fake_api import slow, text, tool_use
+from helpers.screen import Screen
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -118,3 +122,52 @@ def test_closing_the_terminal_mid_reply_saves_it(fake_api, store):
     assert reply["role"] == "assistant" and reply["interrupted"] is True
     assert reply["content"].startswith("Words arrive")
     assert not [n for n in os.listdir(store.session_dir) if n.endswith(".lock")]
+
+
+def test_ctrl_c_mid_reply_shows_the_partial_text_once(fake_api, store):
+    fake_api.add(slow("Alpha beta gamma delta. " * 30, delay=0.05))
+    child = spawn()
+    seen = io.StringIO()
+    child.logfile_read = seen
+    try:
+        child.expect("taurus>")
+        child.sendline("tell me")
+        child.expect("Alpha beta")
+        time.sleep(0.6)  # a line of it has arrived, drawn live
+        child.sendcontrol("c")
+        child.expect("interrupted")
+        child.expect("taurus>")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    (path,) = store.files()
+    partial = json.loads(path.read_text())["messages"][-1]
+    assert partial["interrupted"] is True and len(partial["content"]) < 100
+    lines = Screen(120, 40).feed(seen.getvalue()).lines()
+    shown = [line for line in lines if "Alpha beta" in line]
+    assert shown == [partial["content"].strip()], lines  # once, and all of what was saved
+    assert "^C" not in "\n".join(lines)
+
+
+def test_a_typed_byte_that_is_not_utf8_is_kept_as_a_mark(fake_api, store, taurus_home):
+    fake_api.add(text("Got it."))
+    child = spawn()
+    seen = io.StringIO()
+    child.logfile_read = seen
+    try:
+        child.expect("taurus>")
+        os.write(child.child_fd, b"caf\xe9 question\r")  # as a terminal in Latin-1 sends it
+        child.expect("Got it.")
+        child.expect("taurus>")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    assert "Exception" not in seen.getvalue() and "Traceback" not in seen.getvalue()
+    (path,) = store.files()
+    assert json.loads(path.read_text())["messages"][0]["content"] == "caf\ufffd question"
+    assert fake_api.sent(0) == [{"role": "user", "content": "caf\ufffd question"}]
+    history = (taurus_home / "history").read_bytes().decode("utf-8")  # strictly UTF-8
+    assert "+caf\ufffd question" in history

@@ -25,6 +25,7 @@ from taurus_ops.store import Session, SessionStore
 from taurus_ops.store import format as fmt
 from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.mend import mend_tool_uses
+from taurus_ops.words import plural
 
 TITLE = "🐂 Taurus CLI - Claude Code Clone"
 COMPACT_PROMPT = (
@@ -117,6 +118,7 @@ class ChatApp:
         self.conversation: Conversation | None = None
         self.engine: Engine | None = None
         self.stopping = False  # set by SIGTERM/SIGHUP
+        self.unsaved = False  # a new session not written yet: it is, once a reply begins
 
     # -- the model -----------------------------------------------------------------------------
     @property
@@ -129,7 +131,7 @@ class ChatApp:
 
     def send(self, history: list[dict[str, Any]], ui: UI) -> Reply:
         ui.reply_start()
-        events = Events(on_text=ui.text, on_notice=ui.notice)
+        events = Events(on_text=ui.text, on_notice=ui.notice, on_start=self.reply_began)
         try:
             reply = self.client.reply(history, self.system, TOOL_SPECS, events)
         except BaseException:
@@ -143,12 +145,31 @@ class ChatApp:
                 reply.error = reply.error or "stopped with Ctrl+C"
         return reply
 
+    def reply_began(self) -> None:
+        """The model has begun a reply: a new session held back until now is written."""
+        if self.unsaved:
+            self.unsaved = False
+            self.save()
+
     # -- opening sessions ----------------------------------------------------------------------
-    def start_new(self, **fields: Any) -> Session:
-        session = self.store.create(
-            cwd=str(self.cwd), model=self.model, **{k: v for k, v in fields.items() if v}
-        )
+    def start_new(self, until_reply: bool = False, **fields: Any) -> Session:
+        """A new session, saved at once; with ``until_reply`` only once the model begins its
+        first reply (a one-shot run that gets none, a refused key say, leaves no file)."""
+        fields = {
+            "cwd": str(self.cwd),
+            "model": self.model,
+            **{k: v for k, v in fields.items() if v},
+        }
+        session = self.unsaved_session(fields) if until_reply else self.store.create(**fields)
         self.attach(session)
+        self.unsaved = until_reply
+        return session
+
+    def unsaved_session(self, fields: dict[str, Any]) -> Session:
+        """A new session with a unique id and its path, not written yet."""
+        self.store.ensure()
+        session = Session.new(self.store.new_id(), **fields)
+        session.path = self.store.path_for(session.id, session.created)
         return session
 
     def open_ref(self, ref: str | None) -> tuple[Session, int]:
@@ -170,20 +191,28 @@ class ChatApp:
             raise
         return session, mended
 
-    def open_template(self, name: str, variables: dict[str, str]) -> Session:
+    def open_template(
+        self, name: str, variables: dict[str, str], until_reply: bool = False
+    ) -> Session:
+        """A new session from template NAME (written once a reply begins if ``until_reply``)."""
         try:
-            from taurus_ops.ops.templates import create_from_template
+            from taurus_ops.ops.templates import create_from_template, find_template, instantiate
         except ImportError:
             raise UsageError("session templates are not available in this installation") from None
-        session = create_from_template(self.config, self.store, name, variables)
+        if until_reply:
+            session = self.unsaved_session(instantiate(find_template(self.config, name), variables))
+        else:
+            session = create_from_template(self.config, self.store, name, variables)
         session.data.setdefault("cwd", str(self.cwd))
         self.attach(session)
+        self.unsaved = until_reply
         self.save()
         return session
 
     def attach(self, session: Session, lock: SessionLock | None = None) -> None:
         if lock is None:
             lock = self.store.lock(session).acquire()
+        self.unsaved = False
         self.session = session
         self.lock = lock
         self.conversation = Conversation(session, self.save)
@@ -203,7 +232,7 @@ class ChatApp:
         )
 
     def save(self) -> None:
-        if self.session is not None:
+        if self.session is not None and not self.unsaved:
             self.store.save(self.session)
 
     def detach(self) -> None:
@@ -262,7 +291,11 @@ class ChatApp:
         assert session is not None
         started = fmt.parse_time(session.created)
         when = started.astimezone().strftime("%Y-%m-%d %I:%M %p") if started else "?"
-        lines = [TITLE, f"📂 {label} {when}", f"💬 {len(session.messages)} messages loaded"]
+        lines = [
+            TITLE,
+            f"📂 {label} {when}",
+            f"💬 {plural(len(session.messages), 'message')} loaded",
+        ]
         lines.append(f"   {tilde(session.path or '')}")
         other = session.data.get("cwd")
         if (
@@ -276,8 +309,7 @@ class ChatApp:
             )
         if mended:
             lines.append(
-                f"🩹 {mended} tool call{'s' if mended != 1 else ''} cut off last time "
-                "marked as interrupted"
+                f"🩹 {plural(mended, 'tool call')} cut off last time marked as interrupted"
             )
         user, reply = last_exchange(session.messages)
         if user is not None:
@@ -330,11 +362,11 @@ class ChatApp:
         if len(kept) < len(old.messages):
             prompt += " (The earliest part of the conversation did not fit and was left out.)"
             self.ui.notice(
-                f"the oldest {len(old.messages) - len(kept)} messages do not fit the model; "
+                f"the oldest {plural(len(old.messages) - len(kept), 'message')} do not fit the model; "
                 "the summary covers the rest (the full session is archived)"
             )
         history = prepare_history([*kept, {"role": "user", "content": prompt}])
-        self.ui.notice(f"summarising {len(kept)} messages…")
+        self.ui.notice(f"summarising {plural(len(kept), 'message')}…")
         reply = self.send(history, self.ui)
         summary = reply.text.strip()
         if reply.usage:

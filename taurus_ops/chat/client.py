@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taurus_ops.errors import TaurusError
+from taurus_ops.store import format as fmt
 
 KEY_HELP = (
     "no API key: set one with `export ANTHROPIC_API_KEY=sk-ant-...` "
@@ -70,6 +71,7 @@ class Events:
     on_text: Callable[[str], None] = lambda text: None
     on_tool: Callable[[str], None] = lambda name: None
     on_notice: Callable[[str], None] = lambda text: None
+    on_start: Callable[[], None] = lambda: None  # the API accepted the request: a reply begins
 
 
 def credentials(environ: dict[str, str] | None = None) -> tuple[str | None, str | None]:
@@ -182,6 +184,8 @@ class ModelClient:
         tools: list[dict[str, Any]] | None,
         max_tokens: int | None,
     ) -> dict[str, Any]:
+        messages = fmt.clean(messages)  # valid UTF-8 only: no lone surrogate reaches the API
+        system = fmt.clean_text(system) if system else system  # (the cwd may not be UTF-8)
         params: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_tokens or self.max_tokens,
@@ -223,6 +227,7 @@ class ModelClient:
                     started = True
                     reply.model = getattr(event.message, "model", None) or self.model
                     reply.usage = _usage_dict(event.message.usage)
+                    events.on_start()
                 elif kind == "content_block_start":
                     block = event.content_block.to_dict()
                     if block.get("type") == "tool_use":
@@ -398,7 +403,8 @@ def _final_blocks(
     blocks: dict[int, dict[str, Any]], finished: set[int], interrupted: bool
 ) -> list[dict[str, Any]]:
     """The reply's content in order. Of an interrupted reply only its text is kept (a tool
-    request that never finished arriving is dropped: nothing was run)."""
+    request that never finished arriving is dropped: nothing was run). Text and tool input
+    are valid UTF-8 text."""
     out = []
     for index in sorted(blocks):
         block = blocks[index]
@@ -409,7 +415,7 @@ def _final_blocks(
         elif kind == "tool_use" and not interrupted and index in finished:
             clean = {k: block[k] for k in ("type", "id", "name", "input") if k in block}
             out.append(clean)
-    return out
+    return fmt.clean(out)  # what the model escaped as a lone surrogate is U+FFFD from here on
 
 
 def _close(stream: Any) -> None:

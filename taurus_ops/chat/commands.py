@@ -9,6 +9,7 @@ from taurus_ops.chat.app import ChatApp, tilde
 from taurus_ops.chat.client import ApiError
 from taurus_ops.errors import TaurusError
 from taurus_ops.store import format as fmt
+from taurus_ops.words import plural
 
 HELP = [
     ("/help", "this list"),
@@ -95,7 +96,8 @@ class Commands:
             mark = "*" if s.id == current else " "
             names = f" ({', '.join(s.names)})" if s.names else ""
             title = s.title if not s.error else f"(damaged: {s.error})"
-            self.ui.plain(f"{mark} {s.id:<10} {when}  {s.messages:>4} msgs{names}  {title[:60]}")
+            count = plural(s.messages, "msg")
+            self.ui.plain(f"{mark} {s.id:<10} {when}  {count:>9}{names}  {title[:60]}")
         return True
 
     def compact(self, _: str) -> bool:

@@ -1,5 +1,9 @@
 """Turn bookkeeping on a session document, and the history as the Messages API wants it.
 
+Text enters a session only through :class:`Conversation`, which replaces invalid
+bytes and lone surrogates (from the terminal, a pipe, a file name, a tool or the
+model) with U+FFFD, so every save is valid UTF-8 and the turn is kept.
+
 The chat keeps a few fields of its own on messages (``timestamp``, ``usage``,
 ``interrupted``); :func:`prepare_history` strips them, drops what the API would
 refuse (empty content, unknown roles), closes dangling tool_use blocks with the
@@ -213,7 +217,8 @@ class Conversation:
         return self.session.messages
 
     def add_user(self, text: str) -> None:
-        self.messages.append({"role": "user", "content": text, "timestamp": fmt.now_iso()})
+        content = fmt.clean_text(text)  # an invalid byte from a terminal or a pipe is U+FFFD
+        self.messages.append({"role": "user", "content": content, "timestamp": fmt.now_iso()})
         self.save()
 
     def add_assistant(
@@ -223,6 +228,7 @@ class Conversation:
         interrupted: bool = False,
     ) -> dict[str, Any] | None:
         """Append the model's reply (a string when it is only text); None if it was empty."""
+        content = fmt.clean(content)  # a lone surrogate the model's JSON escaped is U+FFFD
         if not content:
             if usage:
                 self.count_usage(usage)
@@ -256,7 +262,11 @@ class Conversation:
         self, holder: dict[str, Any], tool_use_id: str, text: str, is_error: bool
     ) -> None:
         """Add one tool_result to the results message (appended on its first result) and save."""
-        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id, "content": text}
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": tool_use_id,
+            "content": fmt.clean_text(text),  # file names and output as the OS gave them
+        }
         if is_error:
             block["is_error"] = True
         holder["content"].append(block)
@@ -275,7 +285,7 @@ class Conversation:
         self.session.tool_calls.append(
             {
                 "tool": name,
-                **fields,
+                **fmt.clean(fields),
                 "timestamp": fmt.now_iso(),
                 "outcome": outcome,
                 "durationMs": max(int((ended - started) * 1000), 0),

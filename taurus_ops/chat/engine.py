@@ -139,43 +139,60 @@ class Engine:
         self.conversation.save()
 
     def run_tools(self, uses: list[dict[str, Any]]) -> bool:
-        """Run the tools of one reply, saving after each. False if the user stopped the turn."""
+        """Run the tools of one reply, saving after each. False if the user stopped the turn.
+
+        Every tool_use gets its tool_result and a toolCalls entry, whatever its input and
+        whatever happens while it runs."""
         conv = self.conversation
         holder = conv.start_results()
         for position, use in enumerate(uses):
-            name, args, use_id = use["name"], use.get("input") or {}, use["id"]
-            fields = call_fields(name, args, self.tools.cwd)
-            verdict = self.permissions.check(
-                name, lambda n=name, a=args: self.ui.ask_permission(n, a)
-            )  # type: ignore[misc]
-            if self.permissions.session_allow:
-                conv.session.data["allowedTools"] = sorted(self.permissions.session_allow)
-                conv.session.data["allowedToolsBy"] = local_identity()
-            started = time.monotonic()  # the run itself, not the wait for permission
-            stopped = False  # Ctrl+C or a signal while the outcome is shown: record it, then stop
-            if not verdict.allowed:
-                result = ToolResult(REFUSED.format(reason=verdict.reason), True)
-                outcome = "refused"
-            else:
-                self.ui.tool_start(name, args)
-                try:
-                    result = self.tools.run(name, args)
-                except KeyboardInterrupt:
-                    result = ToolResult(STOPPED, True, interrupted=True)
-                outcome = (
-                    "interrupted" if result.interrupted else "error" if result.is_error else "ok"
-                )
+            name, args, use_id = str(use.get("name")), use.get("input", {}), use["id"]
+            started = time.monotonic()  # reset once permission is given: the run itself
+            stopped = False  # Ctrl+C or a signal while the outcome is shown: stop after it
+            try:
+                result, outcome, started = self.run_one(name, args)
+            except Exception as exc:  # the bookkeeping around the tool failed, not the tool
+                result = ToolResult(f"{name} could not be run: {type(exc).__name__}: {exc}", True)
+                outcome = "error"
             ended = time.monotonic()
+            conv.add_result(holder, use_id, result.content, result.is_error)
+            conv.record_call(
+                name, safe_fields(name, args, self.tools.cwd), outcome, started, ended, use_id
+            )
+            conv.save()  # saved before it is shown: whatever the display does, it is kept
             try:
                 self.ui.tool_end(name, result, outcome)
             except KeyboardInterrupt:
                 stopped = True
-            conv.add_result(holder, use_id, result.content, result.is_error)
-            conv.record_call(name, fields, outcome, started, ended, use_id)
-            conv.save()
             if result.interrupted or stopped or self.should_stop():
                 for rest in uses[position + 1 :]:
                     conv.add_result(holder, rest["id"], SKIPPED, True)
                 conv.save()
                 return False
         return True
+
+    def run_one(self, name: str, args: Any) -> tuple[ToolResult, str, float]:
+        """Ask permission and run one tool: (result, outcome, when the run started)."""
+        verdict = self.permissions.check(name, lambda: self.ui.ask_permission(name, args))
+        if self.permissions.session_allow:
+            data = self.conversation.session.data
+            data["allowedTools"] = sorted(self.permissions.session_allow)
+            data["allowedToolsBy"] = local_identity()
+        started = time.monotonic()
+        if not verdict.allowed:
+            return ToolResult(REFUSED.format(reason=verdict.reason), True), "refused", started
+        self.ui.tool_start(name, args if isinstance(args, dict) else {"input": args})
+        try:
+            result = self.tools.run(name, args)
+        except KeyboardInterrupt:
+            result = ToolResult(STOPPED, True, interrupted=True)
+        outcome = "interrupted" if result.interrupted else "error" if result.is_error else "ok"
+        return result, outcome, started
+
+
+def safe_fields(name: str, args: Any, cwd: Any) -> dict[str, Any]:
+    """``call_fields``, or none if the input is too odd to describe."""
+    try:
+        return call_fields(name, args, cwd)
+    except Exception:
+        return {}

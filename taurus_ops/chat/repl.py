@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from taurus_ops.store.format import clean_text
+
 PROMPT = "taurus> "
 
 Read = Callable[[], str | None]
@@ -82,12 +84,19 @@ def prompt_reader(history_file: Path | None) -> Read:
     def _newline(event: Any) -> None:
         event.current_buffer.insert_text("\n")
 
+    class TextHistory(FileHistory):
+        """The history file, always UTF-8: an invalid byte typed or pasted is kept as U+FFFD
+        (prompt_toolkit reads it as a lone surrogate, which it could not write)."""
+
+        def store_string(self, string: str) -> None:
+            super().store_string(clean_text(string))
+
     history: Any = InMemoryHistory()
     if history_file is not None:
         try:
             history_file.parent.mkdir(parents=True, exist_ok=True)
             history_file.touch(mode=0o600, exist_ok=True)
-            history = FileHistory(str(history_file))
+            history = TextHistory(str(history_file))
         except OSError:
             pass
     session: Any = PromptSession(history=history, key_bindings=bindings, multiline=False)

@@ -11,6 +11,8 @@ from types import FrameType
 from typing import Any
 
 from taurus_ops.errors import UsageError
+from taurus_ops.store import format as fmt
+from taurus_ops.words import plural
 
 
 @dataclass
@@ -33,7 +35,9 @@ def read_stdin_prompt(options: ChatOptions, stdin: Any) -> str | None:
             raise UsageError('an empty prompt: give -p "PROMPT"')
         return options.prompt
     if options.prompt == "-" or not stdin.isatty():
-        text = stdin.read()
+        raw = getattr(stdin, "buffer", None)
+        # bytes, not the locale's strict decoding: an invalid byte becomes U+FFFD, not a crash
+        text = fmt.decode_text(raw.read()) if raw is not None else stdin.read()
         if not text.strip():
             raise UsageError('no prompt: give -p "PROMPT" or pipe one on stdin')
         return text.strip()
@@ -87,13 +91,13 @@ def run_chat(options: ChatOptions) -> int:
     try:
         mended = 0
         if options.template:
-            app.open_template(options.template, options.variables)
+            app.open_template(options.template, options.variables, until_reply=not interactive)
             banner = app.resume_banner(label=f"Session from template {options.template!r},")
         elif options.resume or options.session:
             _, mended = app.open_ref(options.session)
             banner = app.resume_banner(mended)
         else:
-            app.start_new()
+            app.start_new(until_reply=not interactive)  # -p: no file unless a reply begins
             banner = app.new_banner()
         if interactive:
             for line in banner:
@@ -104,7 +108,7 @@ def run_chat(options: ChatOptions) -> int:
             assert app.session is not None
             app.ui.notice(f"Session {app.session.id}: {tilde(app.session.path or '')}")
             if mended:
-                app.ui.notice(f"mended {mended} tool call(s) cut off last time")
+                app.ui.notice(f"mended {plural(mended, 'tool call')} cut off last time")
             ok = app.message(prompt or "")
             status = 0 if ok else 1
     except KeyboardInterrupt:
@@ -112,7 +116,9 @@ def run_chat(options: ChatOptions) -> int:
     finally:
         app.stopping = True  # a late signal must not interrupt the final save
         app.close()
-        if app.session is not None:
+        if app.session is not None and app.unsaved:
+            app.ui.notice("No session kept: the model never began a reply, so nothing was saved")
+        elif app.session is not None:
             app.ui.notice(f"Session saved: {tilde(app.session.path or '')}")
     if received:
         return 128 + received[0]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from taurus_ops.chat.client import Reply
 from taurus_ops.chat.permissions import Answer, parse_answer
 from taurus_ops.chat.tools import ToolResult
+from taurus_ops.store.format import clean, clean_text
+from taurus_ops.words import plural
 
 FENCE = "```"
 
@@ -60,6 +65,7 @@ class TerminalUI:
         self.streaming = False
         self.live: Any = None
         self.drawn = 0.0
+        self.restore_echo: Callable[[], None] | None = None
 
     def _render(self, text: str) -> None:
         if not text.strip():
@@ -71,6 +77,7 @@ class TerminalUI:
     def reply_start(self) -> None:
         self.pending = ""
         self.streaming = True
+        self.restore_echo = quiet_terminal()
 
     def text(self, chunk: str) -> None:
         self.pending += chunk
@@ -117,8 +124,13 @@ class TerminalUI:
             self.pending = ""
 
     def reply_end(self, reply: Reply) -> None:
-        self.flush()
-        self.streaming = False
+        try:
+            self.flush()
+        finally:
+            self.streaming = False
+            if self.restore_echo is not None:
+                self.restore_echo()
+                self.restore_echo = None
         if reply.interrupted:
             self.console.print(
                 f"[yellow]⚠ reply interrupted: {_escape(str(reply.error))}; what arrived is saved[/]"
@@ -146,7 +158,7 @@ class TerminalUI:
     def tool_end(self, name: str, result: ToolResult, outcome: str) -> None:
         lines = result.content.splitlines() or [""]
         head = _escape(_one_line(lines[0], 100))
-        more = f" [dim](+{len(lines) - 1} lines)[/]" if len(lines) > 1 else ""
+        more = f" [dim](+{plural(len(lines) - 1, 'line')})[/]" if len(lines) > 1 else ""
         colour = {"ok": "dim", "error": "red", "refused": "yellow", "interrupted": "yellow"}[
             outcome
         ]
@@ -179,6 +191,35 @@ class TerminalUI:
                 return answer
 
 
+def quiet_terminal() -> Callable[[], None] | None:
+    """Stop the terminal echoing what is typed while a reply streams; returns the undo.
+
+    An echoed key, Ctrl+C's ``^C`` above all, moves the cursor under the live display
+    of the arriving text, which then erases the wrong lines and shows the text twice.
+    Keys typed meanwhile are kept for the next prompt; Ctrl+C still stops the reply.
+    """
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return None
+        before = termios.tcgetattr(fd)
+        quiet = list(before)
+        quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except Exception:  # no terminal, or not one termios knows: nothing to quieten
+        return None
+
+    def restore() -> None:
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, before)
+        except Exception:
+            pass
+
+    return restore
+
+
 def preview(name: str, args: dict[str, Any], limit: int = 12) -> list[str]:
     """A few lines showing what a write, edit or bash would do."""
     if name == "bash" and isinstance(args.get("command"), str):
@@ -187,7 +228,7 @@ def preview(name: str, args: dict[str, Any], limit: int = 12) -> list[str]:
         lines = args["content"].splitlines()
         shown = ["+ " + line for line in lines[:limit]]
         if len(lines) > limit:
-            shown.append(f"… {len(lines) - limit} more lines")
+            shown.append(f"… {plural(len(lines) - limit, 'more line')}")
         return shown
     if name == "edit":
         old = str(args.get("old_string", "")).splitlines()[:limit]
@@ -256,7 +297,8 @@ class PlainUI:
 
 class SafeUI:
     """Wraps a UI so that a terminal that has gone away (SIGHUP, a closed pipe) never stops the
-    chat from saving: output errors are ignored and questions are answered no."""
+    chat from saving: output errors are ignored and questions are answered no. Text shown is
+    valid UTF-8: a name that is not, or a lone surrogate from the model, shows as U+FFFD."""
 
     def __init__(self, ui: Any) -> None:
         self.inner = ui
@@ -268,9 +310,20 @@ class SafeUI:
         refusal: Any = {"ask_permission": "no", "confirm": False}.get(name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            args = tuple(_shown(a) for a in args)
+            kwargs = {k: _shown(v) for k, v in kwargs.items()}
             try:
                 return target(*args, **kwargs)
             except (OSError, ValueError):  # EIO, EPIPE, or writing to a closed file
                 return refusal
 
         return call
+
+
+def _shown(value: Any) -> Any:
+    """A UI call's argument with every string cleaned for the terminal."""
+    if isinstance(value, str | dict | list):
+        return clean(value)
+    if isinstance(value, ToolResult):
+        return dataclasses.replace(value, content=clean_text(value.content))
+    return value

@@ -74,11 +74,20 @@ def point_link(link: Path, target: Path, durable: bool = True) -> None:
         fsync_dir(link.parent)
 
 
-def atomic_write(target: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True) -> None:
-    """Replace ``target`` with ``data`` atomically; the file gets ``mode``."""
+def atomic_write(
+    target: Path, data: bytes, mode: int | None = FILE_MODE, durable: bool = True
+) -> None:
+    """Replace ``target`` with ``data`` atomically; the file gets ``mode``.
+
+    The temporary file is created exclusively under a random name and never through a
+    symlink (``O_CREAT|O_EXCL|O_NOFOLLOW``): a link planted where it would be makes the
+    write fail rather than write through it. ``mode=None`` gives a new file the usual
+    ``0666`` less the umask (a project file, not a private one).
+    """
     target = Path(target)
     tmp = temp_name(target)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o666 if mode is None else mode)
     try:
         try:
             view = memoryview(data)
@@ -89,7 +98,8 @@ def atomic_write(target: Path, data: bytes, mode: int = FILE_MODE, durable: bool
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.chmod(tmp, mode)  # the umask may have narrowed it further; make it exact
+        if mode is not None:
+            os.chmod(tmp, mode)  # the umask may have narrowed it further; make it exact
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
