@@ -202,7 +202,7 @@ def build_context(
         "session": {
             "id": session.id,
             "title": session.title,
-            "file": path.name if path else "",
+            "file": fmt.clean_text(path.name) if path else "",
             "created": session.created,
             "updated": session.updated,
             "messages": len(original),
@@ -335,6 +335,24 @@ def render(
     if template is None:
         text = text.rstrip("\n") + "\n"
     return Rendered(text, found, suffix)
+
+
+# -- writing ------------------------------------------------------------------------------
+def write_output(target: Path, text: str, force: bool = False) -> None:
+    """Write an export file: 0600, atomically, always valid UTF-8 (an undecodable byte
+    from a file name as U+FFFD). Without ``force`` nothing existing is ever replaced,
+    not even a file (or link) that appeared after the caller looked: a UsageError."""
+    from taurus_ops.store.atomic import atomic_create, atomic_write
+
+    data = fmt.clean_text(text).encode("utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if force:
+        atomic_write(target, data)
+        return
+    try:
+        atomic_create(target, data)
+    except FileExistsError:
+        raise UsageError(f"{target} exists (use --force to overwrite)") from None
 
 
 # -- --all --------------------------------------------------------------------------------

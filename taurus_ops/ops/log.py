@@ -7,11 +7,16 @@ counts and sizes, never a session's content and never an API key.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import logging.handlers
 import os
+import stat
 from pathlib import Path
+from typing import Any
 
+from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import ensure_dir
 
 LOG_NAME = "taurus-ops.log"
@@ -30,14 +35,45 @@ def log_file(home: Path) -> Path:
 
 
 class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
-    """A rotating handler whose files are 0600."""
+    """A rotating handler whose files are 0600 and never opened through a planted link.
+
+    The log is opened with ``O_NOFOLLOW`` (and ``O_NONBLOCK``, so a FIFO put in its
+    place cannot hang a job): a symlink, a FIFO or a hard link to some other file at
+    the log's name is removed and a new private log made, so no job ever appends to
+    whatever such a name leads to. Text a log line cannot encode (a file name that is
+    not UTF-8) is written with U+FFFD.
+    """
 
     def _open(self):  # type: ignore[no-untyped-def]
-        old = os.umask(0o077)
+        return open_log_file(Path(self.baseFilename), self.encoding or "utf-8")
+
+
+def open_log_file(path: Path, encoding: str = "utf-8") -> Any:
+    """``path`` opened for appending as a private (0600) regular file of its own."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    for _ in range(3):
         try:
-            return super()._open()
-        finally:
-            os.umask(old)
+            fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENXIO):  # ENXIO: a FIFO nobody reads
+                raise
+            _remove(path)
+            continue
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            os.close(fd)
+            _remove(path)
+            continue
+        os.set_blocking(fd, True)
+        if stat.S_IMODE(st.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+        return open(fd, "a", encoding=encoding, errors=fmt.MARK_ERRORS)
+    raise OSError(errno.ELOOP, "keeps being replaced by a link or a special file", str(path))
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _handler_for(logger: logging.Logger, path: Path) -> logging.Handler | None:
