@@ -45,12 +45,12 @@ from taurus_ops.store.atomic import (
     atomic_create,
     atomic_write,
     create_file,
+    create_temp,
     ensure_dir,
     fsync_dir,
     is_temp_name,
     point_link,
     publish,
-    temp_name,
 )
 from taurus_ops.store.lock import SessionLock, is_lock_name, is_locked
 
@@ -378,15 +378,19 @@ def write_archive(
     threaded: bool = True,
     notes: list[str] | None = None,
     label: str = "",
+    fd: int | None = None,
 ) -> tuple[int, int]:
     """Write the archive to ``target`` (which must not be visible yet); (files, bytes).
+
+    ``fd``: ``target`` already created (exclusively) and open for writing.
 
     A file that cannot be read (another user's, say) is left out with a note, as tar
     does, rather than failing the whole backup."""
     total = 0
     count = 0
     stored: set[str] = set()  # members of the files written so far
-    fd = create_file(target, FILE_MODE)  # exclusive, never through a planted link
+    if fd is None:
+        fd = create_file(target, FILE_MODE)  # exclusive, never through a planted link
     with os.fdopen(fd, "wb") as raw:
         sink: Any
         threaded_sink: _ThreadedGzip | None = None
@@ -528,7 +532,7 @@ def backup_name(moment: datetime, suffix: int = 0) -> str:
 def free_name(folder: Path, moment: datetime) -> Path:
     for suffix in range(0, 1000):
         candidate = folder / backup_name(moment, suffix)
-        if not candidate.exists():
+        if not os.path.lexists(candidate):  # a dangling link takes the name too
             return candidate
     raise BackupError(f"too many backups named for {moment} in {folder}")  # pragma: no cover
 
@@ -575,10 +579,13 @@ def create_backup(
         ],
     )
     outside = [r.path for r in roots if not _inside(Path(r.path), home)]
-    tmp = temp_name(target)
+    try:
+        tmp, fd = create_temp(target)  # a new random name, never a file planted there
+    except OSError as exc:
+        raise BackupError(f"could not write the backup in {folder}: {exc.strerror}") from None
     try:
         count, total = write_archive(
-            tmp, items, manifest, manifest_member(config), threaded, notes, scope_label(roots)
+            tmp, items, manifest, manifest_member(config), threaded, notes, scope_label(roots), fd
         )
         if verify:
             report = verify_archive(tmp)

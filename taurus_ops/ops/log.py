@@ -7,17 +7,13 @@ counts and sizes, never a session's content and never an API key.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import logging.handlers
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import ensure_dir
+from taurus_ops.store.atomic import ensure_dir, open_append
 
 LOG_NAME = "taurus-ops.log"
 MAX_BYTES = 1_000_000
@@ -50,30 +46,7 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
 
 def open_log_file(path: Path, encoding: str = "utf-8") -> Any:
     """``path`` opened for appending as a private (0600) regular file of its own."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
-    for _ in range(3):
-        try:
-            fd = os.open(path, flags, 0o600)
-        except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENXIO):  # ENXIO: a FIFO nobody reads
-                raise
-            _remove(path)
-            continue
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-            os.close(fd)
-            _remove(path)
-            continue
-        os.set_blocking(fd, True)
-        if stat.S_IMODE(st.st_mode) != 0o600:
-            os.fchmod(fd, 0o600)
-        return open(fd, "a", encoding=encoding, errors=fmt.MARK_ERRORS)
-    raise OSError(errno.ELOOP, "keeps being replaced by a link or a special file", str(path))
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    return open(open_append(path), "a", encoding=encoding, errors=fmt.MARK_ERRORS)
 
 
 def _handler_for(logger: logging.Logger, path: Path) -> logging.Handler | None:

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -191,3 +192,37 @@ def atomic_create(target: Path, data: bytes, mode: int = FILE_MODE, durable: boo
         raise
     if durable:
         fsync_dir(target.parent)
+
+
+def open_append(path: Path, mode: int = FILE_MODE) -> int:
+    """An fd appending to ``path``, a file Taurus keeps adding lines to (a log).
+
+    Opened with ``O_NOFOLLOW`` and ``O_NONBLOCK`` (a FIFO put in its place cannot hang a
+    job): a symlink, a FIFO, a device or a hard link to some other file at the name is
+    removed and a new file of ``mode`` made, so nothing is ever appended to whatever
+    such a name leads to.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    for _ in range(_TRIES):
+        try:
+            fd = os.open(path, flags, mode)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENXIO):  # ENXIO: a FIFO nobody reads
+                raise
+            _remove(path)
+            continue
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            os.close(fd)
+            _remove(path)
+            continue
+        os.set_blocking(fd, True)
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)
+        return fd
+    raise OSError(errno.ELOOP, "keeps being replaced by a link or a special file", str(path))
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -20,7 +20,14 @@ from taurus_ops.errors import SessionLocked, TaurusError
 from taurus_ops.ops.doctor import plan as P
 from taurus_ops.ops.doctor.checks import Problem, Scan
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_create, atomic_write, ensure_dir, fsync_dir, point_link
+from taurus_ops.store.atomic import (
+    atomic_create,
+    atomic_write,
+    ensure_dir,
+    fsync_dir,
+    open_append,
+    point_link,
+)
 from taurus_ops.store.lock import FileLock, SessionLock
 from taurus_ops.store.move import names_leading_to, repoint_names
 
@@ -84,11 +91,7 @@ class Quarantine:
                 **extra,
             }
         )
-        fd = os.open(
-            self.folder / MANIFEST,
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-            0o600,
-        )
+        fd = open_append(self.folder / MANIFEST)  # never through a link planted there
         try:
             os.write(fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
             os.fsync(fd)
