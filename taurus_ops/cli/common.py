@@ -100,7 +100,22 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        return run_safely(lambda: super(LazyGroup, self).invoke(ctx))
+        try:
+            return run_safely(lambda: super(LazyGroup, self).invoke(ctx))
+        finally:
+            _warn_unlogged()
+
+
+def _warn_unlogged() -> None:
+    """One line for each ops log a command could not write to (a full disk, say)."""
+    log = sys.modules.get("taurus_ops.ops.log")  # only a command that logs has loaded it
+    if log is None:
+        return
+    for path, reason in log.take_failures().items():
+        click.echo(
+            f"warning: could not write the ops log {path} ({reason}); this run is missing from it",
+            err=True,
+        )
 
 
 def _exists(target: str) -> bool:

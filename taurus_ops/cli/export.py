@@ -59,6 +59,7 @@ def export_cmd(
     """
     from taurus_ops.errors import UsageError
     from taurus_ops.ops.export import (
+        WriteFailed,
         plan_all,
         read_user_template,
         render,
@@ -84,7 +85,7 @@ def export_cmd(
                 )
         names = app.store.names()
         done, failed, masked = 0, [], 0
-        for src, dst in plan:
+        for number, (src, dst) in enumerate(plan):
             try:
                 session = app.store.load(src)
                 result = render(
@@ -100,11 +101,16 @@ def export_cmd(
                 continue
             try:
                 write_output(dst, result.text, force)
+            except WriteFailed as exc:  # a full disk: reported, and not counted as exported
+                failed.append(f"{src.name}: {exc}")
+                if exc.out_of_room:
+                    rest = len(plan) - number - 1
+                    if rest:
+                        failed.append(f"the other {rest} session(s): not tried (no room left)")
+                    break
+                continue
             except UsageError as exc:
                 failed.append(f"{src.name}: {exc}")
-                continue
-            except OSError as exc:  # a full disk: reported, and not counted as exported
-                failed.append(f"{src.name}: could not write {dst}: {exc.strerror or exc}")
                 continue
             masked += result.redaction.total if result.redaction else 0
             done += 1

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taurus_ops.errors import UsageError
+from taurus_ops.errors import TaurusError, UsageError
 from taurus_ops.ops.redact import Redaction, redact
 from taurus_ops.ops.sandbox import Renderer, TemplateLimit, make_sandbox
 from taurus_ops.store import format as fmt
@@ -336,14 +336,31 @@ def write_output(target: Path, text: str, force: bool = False) -> None:
     from taurus_ops.store.atomic import atomic_create, atomic_write
 
     data = fmt.clean_text(text).encode("utf-8")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if force:
-        atomic_write(target, data)
-        return
     try:
-        atomic_create(target, data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if force:
+            atomic_write(target, data)
+        else:
+            atomic_create(target, data)
     except FileExistsError:
         raise UsageError(f"{target} exists (use --force to overwrite)") from None
+    except OSError as exc:  # a full disk: nothing is left behind, and nothing is claimed
+        raise WriteFailed(f"could not write {target}: {exc.strerror or exc}", exc.errno) from None
+
+
+class WriteFailed(TaurusError):
+    """An export file could not be written (the partial file is removed)."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    @property
+    def out_of_room(self) -> bool:
+        """A full disk or quota, a read-only file system: every later file fails too."""
+        import errno
+
+        return self.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 # -- --all --------------------------------------------------------------------------------

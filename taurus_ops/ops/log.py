@@ -7,8 +7,10 @@ counts and sizes, never a session's content and never an API key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,32 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
     def _open(self):  # type: ignore[no-untyped-def]
         return open_log_file(Path(self.baseFilename), self.encoding or "utf-8")
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A line that could not be written (a full disk) is remembered, not printed as a
+        traceback: the command says once, at its end, that its log is incomplete."""
+        exc = sys.exc_info()[1]
+        _note_failure(self.baseFilename, exc)
+        stream, self.stream = self.stream, None  # reopened for the next line
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+
+
+_FAILURES: dict[str, str] = {}  # log file -> why a line could not be written to it
+
+
+def _note_failure(path: str, exc: BaseException | None) -> None:
+    reason = (getattr(exc, "strerror", None) or str(exc or "")) or "write failed"
+    _FAILURES.setdefault(path, reason)
+
+
+def take_failures() -> dict[str, str]:
+    """Log files this process could not write a line to since last asked, each with the
+    first reason."""
+    out = dict(_FAILURES)
+    _FAILURES.clear()
+    return out
+
 
 def open_log_file(path: Path, encoding: str = "utf-8") -> Any:
     """``path`` opened for appending as a private (0600) regular file of its own."""
@@ -60,7 +88,8 @@ def ops_logger(home: Path, name: str = LOGGER) -> logging.Logger:
     """The logger writing to ``home``'s ops log (the handler is added once per file).
 
     Switching homes (as tests do) moves the handler to the new file. Logging never
-    stops a job: if the log folder cannot be written, events are dropped.
+    stops a job: if the log cannot be written, events are dropped and ``take_failures()``
+    says so (the command line prints one warning).
     """
     logger = logging.getLogger(LOGGER)
     logger.setLevel(logging.INFO)
@@ -75,7 +104,8 @@ def ops_logger(home: Path, name: str = LOGGER) -> logging.Logger:
             handler = _PrivateRotatingHandler(
                 path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8", delay=True
             )
-        except OSError:
+        except OSError as exc:
+            _note_failure(str(path), exc)
             return logging.getLogger(name) if name != LOGGER else logger
         handler.setFormatter(logging.Formatter(FORMAT))
         logger.addHandler(handler)

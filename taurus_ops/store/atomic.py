@@ -97,6 +97,12 @@ def _write_temp(target: Path, data: bytes, mode: int, durable: bool) -> Path:
                 os.fsync(fd)
         finally:
             os.close(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.filename is None:  # a write error (a full disk) names the file it was for
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -489,18 +489,23 @@ class Index:
         except sqlite3.Error as exc:
             if _is_busy(exc):
                 raise IndexBusy(f"the index {self.path} is busy; try again") from None
+            if not _is_damage(exc):  # a full disk, an I/O error: the file is not to blame
+                self._conn = self._memory(exc)
+                return self._conn
             self.damaged = str(exc)
             self._remove_files()
             try:
                 self._conn = self._open()
-            except sqlite3.Error:
-                self._conn = self._memory()
-        except OSError:
-            self._conn = self._memory()  # an unwritable home: work from memory
+            except (sqlite3.Error, OSError) as again:
+                self._conn = self._memory(again)
+        except OSError as exc:
+            self._conn = self._memory(exc)  # an unwritable home: work from memory
         return self._conn
 
-    def _memory(self) -> sqlite3.Connection:
+    def _memory(self, why: BaseException) -> sqlite3.Connection:
+        """An index in memory: readers still get answers when the file cannot be written."""
         self.in_memory = True
+        self.unwritable = getattr(why, "strerror", None) or str(why) or type(why).__name__
         conn = sqlite3.connect(":memory:", isolation_level=None)
         for statement in SCHEMA.split(";"):
             if statement.strip():
@@ -509,6 +514,7 @@ class Index:
         return conn
 
     damaged: str | None = None
+    unwritable: str | None = None  # why the index lives in memory (the file cannot be written)
     generation = 0  # bumped whenever the index is thrown away (keys change)
 
     def _guarded(self, action: Any) -> Any:
@@ -721,14 +727,49 @@ class Index:
         )
 
     def rebuild(self) -> RefreshReport:
-        """Throw the index away and build it again from the files."""
+        """Throw the index away and build it again from the files.
+
+        Reports only what is on disk: if the file could not be written (a full disk: the
+        index fell back to memory) or does not hold every session afterwards, this
+        raises IndexFailure instead of returning a count nobody can use.
+        """
         self.close()
         self._remove_files()
         self.damaged = None
         self.generation += 1
         report = self.refresh()
         report.rebuilt = True
+        if self.in_memory:
+            raise IndexFailure(
+                f"could not write the index {self.path} ({self.unwritable}); nothing was "
+                "rebuilt. It is only a cache: free some space and run it again"
+            )
+        stored = self._stored_sessions()
+        if stored < report.added:
+            raise IndexFailure(
+                f"the index {self.path} holds {stored} of {report.added} session(s) after the "
+                "rebuild; it is only a cache: free some space and run it again"
+            )
         return report
+
+    def _stored_sessions(self) -> int:
+        """Sessions of these folders the index file holds, read back by a new connection."""
+        self.close()
+        folders = self.folder_keys()
+        marks = ",".join("?" * len(folders))
+        try:
+            conn = sqlite3.connect(_uri(self.path, mode="ro"), uri=True, timeout=10)
+            try:
+                return conn.execute(
+                    f"SELECT count(*) FROM sessions WHERE folder IN ({marks})", folders
+                ).fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise IndexFailure(
+                f"the index {self.path} cannot be read back after the rebuild ({exc}); "
+                "it is only a cache: free some space and run it again"
+            ) from None
 
     # -- reading -------------------------------------------------------------------------
     def rows(self, archived: bool = False, active: bool = True) -> list[IndexedSession]:

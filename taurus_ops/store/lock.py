@@ -116,7 +116,10 @@ class FileLock:
             os.close(fd)
         if os.fstat(fd).st_size:  # a new file needs no truncate (which costs ext4 a flush)
             os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:  # a full disk: the flock is what locks; the pid only names the holder
+            pass
         self.fd = fd
         return self
 
