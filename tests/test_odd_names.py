@@ -18,10 +18,17 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.sessions import make_document
-from helpers.strategies import name_bytes, session_like_names, undecodable_names
+from helpers.strategies import (
+    invalid_utf8,
+    name_bytes,
+    odd_text,
+    session_like_names,
+    undecodable_names,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -140,6 +147,26 @@ def test_store_lists_every_odd_name(odd, sessionish, plain) -> None:
             assert os.path.exists(summary.path)  # the path is the file's own
             store.load(Path(summary.path))
         json.dumps(fmt.clean([s.as_json() for s in summaries])).encode("utf-8")
+
+
+@SETTINGS
+@given(text=odd_text(), raw=invalid_utf8())
+def test_store_saves_odd_text_as_valid_utf8(text, raw) -> None:
+    """Lone surrogates and invalid bytes in a session never stop a save, and the file is
+    always valid UTF-8 JSON that every reader (and jq) takes."""
+    from taurus_ops.store import SessionStore
+
+    with fresh_home() as user:
+        store = SessionStore(user / ".taurus" / "sessions")
+        session = store.create(None, cwd=text)
+        session.messages.append({"role": "user", "content": text})
+        session.messages.append({"role": "assistant", "content": fmt.decode_text(raw)})
+        session.data[text] = [text, {text: raw.decode("utf-8", "surrogateescape")}]
+        store.save(session)
+        on_disk = session.path.read_bytes()
+        data = json.loads(on_disk.decode("utf-8"))  # strict
+        assert data["messages"][0]["content"] == fmt.clean_text(text)
+        assert store.load(session.path).data == data
 
 
 # -- backup -----------------------------------------------------------------------------------
@@ -286,56 +313,77 @@ def _run(*args: str, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> bytes:
     return done.stdout
 
 
-def test_every_command_survives_odd_names(taurus_home: Path, tmp_path: Path) -> None:
+class Planted:
+    """A user home with odd names everywhere, and commands run as real processes with a
+    strict UTF-8 output encoding (as on a desktop's en_US.UTF-8)."""
+
+    def __init__(self, user: Path) -> None:
+        self.user = user
+        self.taurus = user / ".taurus"
+        self.env = {
+            **os.environ,
+            "TAURUS_HOME": str(self.taurus),
+            "PYTHONIOENCODING": "utf-8:strict",
+        }
+        plant(user, ODD_FIXED, SESSION_FIXED)
+        self.before = _backed_up(user)
+
+    def run(self, *args: str, ok: tuple[int, ...] = (0,)) -> bytes:
+        return _run(*args, env=self.env, ok=ok)
+
+    def json(self, *args: str, ok: tuple[int, ...] = (0,)) -> Any:
+        return json.loads(self.run(*args, "--json", ok=ok).decode("utf-8"))  # strict UTF-8
+
+
+@pytest.fixture
+def planted(taurus_home: Path, monkeypatch: pytest.MonkeyPatch) -> Planted:
     user = Path(os.environ["HOME"])
     shutil.rmtree(user)
     user.mkdir()
-    env = {**os.environ, "TAURUS_HOME": str(user / ".taurus"), "PYTHONIOENCODING": "utf-8:strict"}
-    os.environ["TAURUS_HOME"] = env["TAURUS_HOME"]
-    plant(user, ODD_FIXED, SESSION_FIXED)
-    before = _backed_up(user)
-    taurus = user / ".taurus"
+    monkeypatch.setenv("TAURUS_HOME", str(user / ".taurus"))
+    return Planted(user)
 
-    def run_json(*args: str, ok: tuple[int, ...] = (0,)) -> object:
-        return json.loads(_run(*args, "--json", env=env, ok=ok).decode("utf-8"))
 
-    # index, search, stats, list: the odd sessions are there, the exact path bytes on -l
-    _run("index", "rebuild", env=env)
-    listed = _run("search", "-l", "login", env=env).splitlines()
-    assert os.fsencode(taurus / "sessions") + b"/" + SESSION_FIXED[0] in listed
-    assert len(run_json("search", "login", "--archived")) == 2 * len(SESSION_FIXED) + 1
-    assert run_json("stats")["totalSessions"] == len(SESSION_FIXED) + 1
-    assert len(run_json("list", "--archived")) == 2 * len(SESSION_FIXED) + 1
-    _run("list", env=env)
-    _run("stats", env=env)
-    assert len(run_json("template", "list")) >= len(ODD_FIXED)
-    _run("template", "list", env=env)
+def test_reading_commands_survive_odd_names(planted: Planted) -> None:
+    """index, search, stats, list, template list: the odd files are there; -l gives the
+    exact path bytes."""
+    planted.run("index", "rebuild")
+    listed = planted.run("search", "-l", "login").splitlines()
+    assert os.fsencode(planted.taurus / "sessions") + b"/" + SESSION_FIXED[0] in listed
+    assert len(planted.json("search", "login", "--archived")) == 2 * len(SESSION_FIXED) + 1
+    assert planted.json("stats")["totalSessions"] == len(SESSION_FIXED) + 1
+    assert len(planted.json("list", "--archived")) == 2 * len(SESSION_FIXED) + 1
+    planted.run("list")
+    planted.run("stats")
+    assert len(planted.json("template", "list")) >= len(ODD_FIXED)
+    planted.run("template", "list")
 
-    # backup create / verify / restore
-    out = run_json("backup", "create")
-    archive = out["path"]
-    assert run_json("backup", "verify", archive)["ok"] is True
+
+def test_backup_commands_survive_odd_names(planted: Planted) -> None:
+    archive = planted.json("backup", "create")["path"]
+    assert planted.json("backup", "verify", archive)["ok"] is True
     for part in ("sessions", "archive", "templates"):
-        shutil.rmtree(taurus / part)
-    _run("backup", "restore", archive, "--dry-run", env=env)
-    _run("backup", "restore", archive, env=env)
-    assert _backed_up(user) == before
+        shutil.rmtree(planted.taurus / part)
+    planted.run("backup", "restore", archive, "--dry-run")
+    planted.run("backup", "restore", archive)
+    assert _backed_up(planted.user) == planted.before
 
-    # export, doctor, cleanup
+
+def test_export_doctor_cleanup_survive_odd_names(planted: Planted, tmp_path: Path) -> None:
     exports = tmp_path / "exports"
-    _run("export", "--all", "-o", str(exports), env=env)
+    planted.run("export", "--all", "-o", str(exports))
     assert {os.fsencode(p.name) for p in exports.iterdir()} >= {
         n.removesuffix(b".json") + b".md" for n in SESSION_FIXED
     }
-    report = run_json("doctor", ok=(0, 1))
+    report = planted.json("doctor", ok=(0, 1))
     assert sum(p["code"] == "name-encoding" for p in report["problems"]) == 2 * len(SESSION_FIXED)
-    _run("doctor", "--fix", env=env)
-    _run("doctor", env=env)
-    (taurus / "config.yaml").write_text("sessions:\n  maxSessions: 1\n")
-    _run("cleanup", "--dry-run", env=env)
-    _run("cleanup", env=env)
-    assert len(list((taurus / "sessions").glob("*.json"))) == 1
-    log = (taurus / "logs" / "taurus-ops.log").read_bytes().decode("utf-8")  # valid UTF-8
+    planted.run("doctor", "--fix")
+    planted.run("doctor")
+    (planted.taurus / "config.yaml").write_text("sessions:\n  maxSessions: 1\n")
+    planted.run("cleanup", "--dry-run")
+    planted.run("cleanup")
+    assert len(list((planted.taurus / "sessions").glob("*.json"))) == 1
+    log = (planted.taurus / "logs" / "taurus-ops.log").read_bytes().decode("utf-8")  # valid
     assert "\ufffd" in log
 
 

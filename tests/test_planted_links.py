@@ -364,3 +364,21 @@ def test_a_planted_link_is_never_written_through(
         else:
             assert goal.read_bytes() == PRECIOUS, f"{goal} was written through a planted link"
             assert goal.stat().st_mode & 0o777 == 0o644, f"{goal} was chmod-ed through a link"
+
+
+def test_restore_never_writes_through_a_linked_folder(taurus_home, store, ops, tmp_path) -> None:
+    """A folder inside the store that became a link to elsewhere after the backup: restore
+    keeps the files that would land there, and writes nothing outside."""
+    write_session(store.session_dir, make_document("abc123"))
+    write_session(store.session_dir / "project-a", make_document("proj1"))
+    archive = _backup(None).path
+    outside = tmp_path / "outside-folder"
+    outside.mkdir()
+    for path in (store.session_dir / "project-a").iterdir():
+        path.unlink()
+    (store.session_dir / "project-a").rmdir()
+    os.symlink(outside, store.session_dir / "project-a")
+    out = ops("backup", "restore", str(archive))
+    assert "Traceback" not in out.output
+    assert list(outside.iterdir()) == []
+    assert "its folder is a link leading elsewhere" in out.output

@@ -137,7 +137,7 @@ PEAK = textwrap.dedent(
     from taurus_ops.ops import sandbox
     from taurus_ops.ops.export import render
     from taurus_ops.store import SessionStore
-    sandbox.LIMITS = sandbox.Limits(seconds=5, output=64_000_000, memory=128 << 20)
+    sandbox.LIMITS = sandbox.Limits(seconds=3, output=64_000_000, memory=128 << 20)
     store = SessionStore(Path(sys.argv[1]))
     session = store.load(store.files()[0])
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -962,6 +962,17 @@ def _locate(name: str, roots: list[tuple[str, str, Path]]) -> tuple[str, Path] |
     return None
 
 
+def _through_link(name: str, dest: Path, roots: list[tuple[str, str, Path]]) -> bool:
+    """True if ``dest``'s folder, inside its root, is reached through a symlink that leads
+    out of that root: writing there would write through a link planted in the store."""
+    for member, _, root in roots:
+        if name.startswith(member + "/"):
+            real_root = os.path.realpath(root)
+            real = os.path.realpath(dest.parent)
+            return real != real_root and not real.startswith(real_root + os.sep)
+    return False
+
+
 def plan_restore(
     archive: Path,
     report: VerifyReport,
@@ -992,6 +1003,9 @@ def plan_restore(
         plan.steps.append(step)
         if dest.is_symlink() or (dest.exists() and not dest.is_file()):
             step.action, step.why = KEEP, "exists and is not a regular file"
+            continue
+        if _through_link(name, dest, roots):
+            step.action, step.why = KEEP, "its folder is a link leading elsewhere; not written"
             continue
         if dest.exists():
             try:

@@ -56,9 +56,11 @@ def name_bytes(max_pieces: int = 12, hidden: bool = False) -> st.SearchStrategy[
 
 def undecodable_names(max_pieces: int = 12, hidden: bool = False) -> st.SearchStrategy[bytes]:
     """File-name bytes that are not valid UTF-8 (at least one bad byte is put in)."""
-    return st.tuples(
-        name_bytes(max_pieces, hidden), _BAD_BYTES | _BROKEN, st.integers(0, NAME_MAX)
-    ).map(lambda t: t[0][: t[2]] + t[1] + t[0][t[2] :])
+    return (
+        st.tuples(name_bytes(max_pieces, hidden), _BAD_BYTES | _BROKEN, st.integers(0, NAME_MAX))
+        .map(lambda t: t[0][: t[2]] + t[1] + t[0][t[2] :])
+        .filter(lambda raw: not _is_utf8(raw))  # a lead byte may complete its neighbour
+    )
 
 
 def os_names(names: st.SearchStrategy[bytes] | None = None) -> st.SearchStrategy[str]:
@@ -68,8 +70,10 @@ def os_names(names: st.SearchStrategy[bytes] | None = None) -> st.SearchStrategy
 
 def session_like_names(suffix: bytes = b".json") -> st.SearchStrategy[bytes]:
     """``2025-01-01_<id>.json`` whose id part is not UTF-8 (a session file by its look)."""
-    return st.tuples(st.integers(1, 28), undecodable_names(6)).map(
-        lambda t: b"2025-01-%02d_" % t[0] + t[1] + suffix
+    return (
+        st.tuples(st.integers(1, 28), undecodable_names(6))
+        .map(lambda t: b"2025-01-%02d_" % t[0] + t[1] + suffix)
+        .filter(lambda raw: not _is_utf8(raw))
     )
 
 
