@@ -309,6 +309,22 @@ def move_across_devices(env) -> None:
     assert dest.read_bytes() == path.read_bytes()
 
 
+def schedule_job_store(env) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from taurus_ops.ops.schedule import DB_NAME, _job_store
+
+    env.home.mkdir(exist_ok=True)
+    env.plant(env.home / DB_NAME)
+    store = _job_store(env.home)
+    store.start(BackgroundScheduler(), "default")  # creates its tables
+    try:
+        assert store.get_all_jobs() == []
+    finally:
+        store.shutdown()
+    assert (env.home / DB_NAME).is_file() and not (env.home / DB_NAME).is_symlink()
+
+
 WRITERS = [
     save_over_target,
     save_temp,
@@ -332,6 +348,7 @@ WRITERS = [
     ops_log,
     cleanup_state_and_log,
     move_across_devices,
+    schedule_job_store,
 ]
 
 

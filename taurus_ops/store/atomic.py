@@ -229,6 +229,23 @@ def open_append(path: Path, mode: int = FILE_MODE) -> int:
     raise OSError(errno.ELOOP, "keeps being replaced by a link or a special file", str(path))
 
 
+def is_foreign(path: Path | str) -> bool:
+    """True if something Taurus never makes is at ``path``: a symlink, a FIFO, a device, or
+    a file with a second name (a hard link to some other file)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return not stat.S_ISREG(st.st_mode) or st.st_nlink > 1
+
+
+def remove_foreign(path: Path | str) -> None:
+    """Remove what ``is_foreign`` finds at ``path`` (a database Taurus opens by name would
+    otherwise be read and written through it)."""
+    if is_foreign(path):
+        _remove(Path(path))
+
+
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

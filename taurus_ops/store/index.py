@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import stat
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,7 @@ from typing import Any
 
 from taurus_ops.errors import TaurusError
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import create_file, ensure_dir
+from taurus_ops.store.atomic import create_file, ensure_dir, is_foreign, remove_foreign
 from taurus_ops.store.refs import id_from_file_name, is_session_file
 from taurus_ops.store.session import title_of
 from taurus_ops.store.summary import SessionSummary, summarize
@@ -352,14 +351,7 @@ def _scan(folder: Path) -> dict[str, tuple[int, int, int]]:
 SIDECARS = ("-wal", "-shm", "-journal")
 
 
-def _foreign(path: Path | str) -> bool:
-    """True if something Taurus never makes is at ``path``: a link, a FIFO, a device, or a
-    file with a second name (a hard link to some other file)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    return not stat.S_ISREG(st.st_mode) or st.st_nlink > 1
+_foreign = is_foreign
 
 
 def _uri(path: Path, **params: object) -> str:
@@ -430,9 +422,7 @@ class Index:
             # would act on whatever it points to; the index is a cache, so start afresh
             self._remove_files()
         for suffix in SIDECARS:  # SQLite writes its journal and WAL files through links
-            if _foreign(f"{self.path}{suffix}"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{self.path}{suffix}")
+            remove_foreign(f"{self.path}{suffix}")
         if not os.path.lexists(self.path):
             ensure_dir(self.home)
             with contextlib.suppress(FileExistsError):  # made by another process meanwhile
