@@ -399,3 +399,18 @@ def test_restore_never_writes_through_a_linked_folder(taurus_home, store, ops, t
     assert "Traceback" not in out.output
     assert list(outside.iterdir()) == []
     assert "its folder is a link leading elsewhere" in out.output
+
+
+def test_quarantine_never_writes_into_a_linked_day_folder(taurus_home, store, ops, tmp_path):
+    path = write_session(store.session_dir, make_document("abc123"))
+    damaged = path.read_bytes()[:-40]
+    path.write_bytes(damaged)
+    outside = tmp_path / "outside-folder"
+    outside.mkdir()
+    day = taurus_home / "quarantine" / datetime.now().strftime("%Y-%m-%d")
+    day.parent.mkdir(parents=True)
+    os.symlink(outside, day)
+    out = ops("doctor", "--fix")
+    assert out.exit_code == 1 and "is a symbolic link" in out.output
+    assert list(outside.iterdir()) == []
+    assert path.read_bytes() == damaged  # no copy kept, so nothing was changed

@@ -48,6 +48,8 @@ class Quarantine:
         self.used = False
 
     def _slot(self, original: Path) -> Path:
+        if self.folder.is_symlink():  # Taurus makes each day's folder itself: never a link
+            raise TaurusError(f"{self.folder} is a symbolic link; not writing the quarantine there")
         ensure_dir(self.folder)
         base = original.name.lstrip(".") or "unnamed"
         candidate = self.folder / base
