@@ -351,9 +351,6 @@ def _scan(folder: Path) -> dict[str, tuple[int, int, int]]:
 SIDECARS = ("-wal", "-shm", "-journal")
 
 
-_foreign = is_foreign
-
-
 def _uri(path: Path, **params: object) -> str:
     """An SQLite URI for ``path`` (any bytes in its name quoted) with ``params``."""
     query = "&".join(f"{k}={v}" for k, v in params.items())
@@ -417,7 +414,7 @@ class Index:
 
     def _open(self) -> sqlite3.Connection:
         """Open (creating if needed) the index file; raises sqlite3 errors when damaged."""
-        if _foreign(self.path):
+        if is_foreign(self.path):
             # not an index Taurus made (a link, a FIFO, a device): opening or chmod-ing it
             # would act on whatever it points to; the index is a cache, so start afresh
             self._remove_files()
@@ -468,7 +465,7 @@ class Index:
                 os.unlink(f"{self.path}{suffix}")
 
     def _any_foreign(self) -> bool:
-        return any(_foreign(f"{self.path}{suffix}") for suffix in ("", *SIDECARS))
+        return any(is_foreign(f"{self.path}{suffix}") for suffix in ("", *SIDECARS))
 
     def connect(self) -> sqlite3.Connection:
         """The open connection; a damaged index file is replaced by a fresh one."""

@@ -33,6 +33,7 @@ from taurus_ops.store.move import names_leading_to, repoint_names
 
 QUARANTINE_DIR = "quarantine"
 MANIFEST = "MANIFEST.jsonl"
+_SLOT_TRIES = 100  # names taken between looking and writing before giving up
 
 
 class Changed(TaurusError):
@@ -60,24 +61,28 @@ class Quarantine:
         return candidate
 
     def keep_bytes(self, original: Path, raw: bytes, reason: str) -> Path:
-        while True:
+        for _ in range(_SLOT_TRIES):
             dest = self._slot(original)
             try:
                 atomic_create(dest, raw)  # 0600, fsynced, never over what holds the slot
             except FileExistsError:
                 continue  # taken since _slot looked: the next one
             break
+        else:
+            raise TaurusError(f"no free name in {self.folder} for {original.name}")
         self._log(original, dest, reason, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
         return dest
 
     def keep_link(self, link: Path, target: str | None, reason: str) -> Path:
-        while True:
+        for _ in range(_SLOT_TRIES):
             dest = self._slot(link)
             try:
                 os.symlink(target or "", dest)  # never replaces: EEXIST if the slot is taken
             except FileExistsError:
                 continue
             break
+        else:
+            raise TaurusError(f"no free name in {self.folder} for {link.name}")
         fsync_dir(dest.parent)
         self._log(link, dest, reason, linkTarget=target)
         return dest
