@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import io
 import json
 import os
 import sys
@@ -99,7 +100,22 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        return run_safely(lambda: super(LazyGroup, self).invoke(ctx))
+        try:
+            return run_safely(lambda: super(LazyGroup, self).invoke(ctx))
+        finally:
+            _warn_unlogged()
+
+
+def _warn_unlogged() -> None:
+    """One line for each ops log a command could not write to (a full disk, say)."""
+    log = sys.modules.get("taurus_ops.ops.log")  # only a command that logs has loaded it
+    if log is None:
+        return
+    for path, reason in log.take_failures().items():
+        click.echo(
+            f"warning: could not write the ops log {path} ({reason}); this run is missing from it",
+            err=True,
+        )
 
 
 def _exists(target: str) -> bool:
@@ -139,7 +155,30 @@ def wait_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 # -- output helpers -------------------------------------------------------------------
 def echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    """Print ``value`` as JSON; always valid UTF-8 (an undecodable byte in a name is U+FFFD)."""
+    from taurus_ops.store.format import clean_text
+
+    click.echo(clean_text(json.dumps(value, indent=2, ensure_ascii=False, default=str)))
+
+
+def prepare_streams() -> None:
+    """Make text that holds undecodable bytes (a file name read with surrogateescape) printable.
+
+    Such a name never stops a command: on a terminal each undecodable byte is shown as
+    U+FFFD; into a pipe or a file it is written back as the very byte the name has, as
+    ``ls`` and ``find`` do, so ``taurus-ops search -l WORD | xargs ls -l`` finds the file.
+    """
+    from taurus_ops.store.format import MARK_ERRORS
+
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue
+        try:
+            errors = MARK_ERRORS if stream.isatty() else "surrogateescape"
+            reconfigure(errors=errors)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            continue
 
 
 def local_time(iso: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -194,6 +233,7 @@ __all__ = [
     "human_size",
     "local_time",
     "pass_app",
+    "prepare_streams",
     "run_safely",
     "table",
 ]

@@ -20,14 +20,6 @@ def _refuse_store_path(app: AppContext, target: Path) -> None:
             raise UsageError(f"refusing to write an export into {folder}: choose another place")
 
 
-def _write(target: Path, text: str) -> None:
-    from taurus_ops.store.atomic import atomic_write
-
-    if target.parent and not target.parent.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, text.encode("utf-8"))
-
-
 @click.command("export")
 @click.argument("ref", required=False)
 @click.option("--format", "-f", "fmt_name", type=click.Choice(["markdown", "html", "json"]),
@@ -66,7 +58,14 @@ def export_cmd(
     sees the session's data and nothing else (see README for the variables).
     """
     from taurus_ops.errors import UsageError
-    from taurus_ops.ops.export import plan_all, read_user_template, render, suffix_for
+    from taurus_ops.ops.export import (
+        WriteFailed,
+        plan_all,
+        read_user_template,
+        render,
+        suffix_for,
+        write_output,
+    )
 
     user_source = read_user_template(template) if template is not None else None
     if all_sessions:
@@ -86,7 +85,7 @@ def export_cmd(
                 )
         names = app.store.names()
         done, failed, masked = 0, [], 0
-        for src, dst in plan:
+        for number, (src, dst) in enumerate(plan):
             try:
                 session = app.store.load(src)
                 result = render(
@@ -100,7 +99,19 @@ def export_cmd(
             except Exception as exc:  # one bad file must not stop the rest
                 failed.append(f"{src.name}: {exc}")
                 continue
-            _write(dst, result.text)
+            try:
+                write_output(dst, result.text, force)
+            except WriteFailed as exc:  # a full disk: reported, and not counted as exported
+                failed.append(f"{src.name}: {exc}")
+                if exc.out_of_room:
+                    rest = len(plan) - number - 1
+                    if rest:
+                        failed.append(f"the other {rest} session(s): not tried (no room left)")
+                    break
+                continue
+            except UsageError as exc:
+                failed.append(f"{src.name}: {exc}")
+                continue
             masked += result.redaction.total if result.redaction else 0
             done += 1
         click.echo(f"Exported {done} session(s) to {output}", err=True)
@@ -124,7 +135,7 @@ def export_cmd(
             output = output / (session.path.name.removesuffix(".json") + result.suffix)
         if output.exists() and not force:
             raise UsageError(f"{output} exists (use --force to overwrite)")
-        _write(output, result.text)
+        write_output(output, result.text, force)
         click.echo(f"Exported to: {output}", err=True)
     if result.redaction is not None:
         click.echo(f"Redaction: {result.redaction.summary()}", err=True)

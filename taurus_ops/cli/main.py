@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from taurus_ops import __version__
-from taurus_ops.cli.common import AppContext, LazyGroup, config_options
+from taurus_ops.cli.common import AppContext, LazyGroup, config_options, prepare_streams
 
 # command name -> "module:attribute"; modules are imported only when their command runs
 COMMANDS = {
@@ -45,6 +45,7 @@ def cli(ctx: click.Context, config_file: Path | None, session_dir: Path | None) 
       taurus-ops show abc123
       taurus-ops doctor --fix
     """
+    prepare_streams()
     ctx.obj = AppContext(config_file, session_dir)
 
 

@@ -5,12 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from taurus_ops.config.paths import taurus_home
 
-PositiveInt = Annotated[int, Field(ge=1)]
+# Every number is bounded by what the code can use, so a value that passes validation
+# never fails later: a day count turns into a date (100,000 days back is still in the
+# calendar; 800,000 is not), a timeout into a wait the OS accepts, a limit into memory.
+MAX_DAYS = 100_000  # about 270 years
+MAX_COUNT = 10_000_000  # sessions or backups kept
+MAX_TOKENS = 10_000_000  # far past any model's context window or reply
+MAX_SECONDS = 7 * 24 * 3600  # a week
+MAX_CHARACTERS = 100_000_000  # characters of tool output held in memory
+
+Days = Annotated[int, Field(ge=1, le=MAX_DAYS)]
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
+Seconds = Annotated[int, Field(ge=1, le=MAX_SECONDS)]
+Characters = Annotated[int, Field(ge=1, le=MAX_CHARACTERS)]
 
 
 class Section(BaseModel):
@@ -20,11 +33,11 @@ class Section(BaseModel):
 
 
 class SessionsSettings(Section):
-    retention_days: PositiveInt | None = Field(
+    retention_days: Days | None = Field(
         None,
         description="Sessions not updated for this many days are archived (or deleted). Off when null.",
     )
-    max_sessions: PositiveInt | None = Field(
+    max_sessions: Count | None = Field(
         None,
         description="Keep at most this many sessions; older ones are archived (or deleted). Off when null.",
     )
@@ -41,7 +54,7 @@ class SessionsSettings(Section):
 
 
 class ArchiveSettings(Section):
-    retention_days: PositiveInt | None = Field(
+    retention_days: Days | None = Field(
         None, description="Archived sessions older than this are deleted. Null keeps them forever."
     )
 
@@ -50,7 +63,7 @@ class BackupSettings(Section):
     directory: Path = Field(
         default_factory=lambda: taurus_home() / "backups", description="Where backups are written."
     )
-    keep: PositiveInt = Field(7, description="How many backups to keep; older ones are removed.")
+    keep: Count = Field(7, description="How many backups to keep; older ones are removed.")
     include_archive: bool = Field(True, description="Include the archive directory.")
     include_templates: bool = Field(True, description="Include ~/.taurus/templates.")
     include_config: bool = Field(True, description="Include ~/.taurus/config.yaml.")
@@ -76,12 +89,12 @@ class PermissionsSettings(Section):
 
 
 class ChatSettings(Section):
-    max_tokens: PositiveInt = Field(8192, description="Largest reply the model may write per turn.")
-    context_window: PositiveInt = Field(
+    max_tokens: Tokens = Field(8192, description="Largest reply the model may write per turn.")
+    context_window: Tokens = Field(
         200_000, description="Tokens the model accepts; Taurus warns and offers /compact near it."
     )
-    bash_timeout: PositiveInt = Field(120, description="Seconds before a bash tool run is stopped.")
-    output_limit: PositiveInt = Field(
+    bash_timeout: Seconds = Field(120, description="Seconds before a bash tool run is stopped.")
+    output_limit: Characters = Field(
         30_000, description="Characters of tool output sent back to the model."
     )
     allow_outside_cwd: bool = Field(
@@ -91,6 +104,17 @@ class ChatSettings(Section):
         True,
         description="Mark the conversation for the API's prompt cache (cheaper long sessions).",
     )
+
+    @model_validator(mode="after")
+    def _reply_fits_the_window(self) -> ChatSettings:
+        # the window holds the conversation and the reply: a reply as large as the window
+        # would leave no room for even one message, and every turn would be refused
+        if self.max_tokens >= self.context_window:
+            raise ValueError(
+                f"chat.maxTokens ({self.max_tokens}) must be smaller than chat.contextWindow "
+                f"({self.context_window}): the reply is part of the window"
+            )
+        return self
 
 
 class SettingsModel(Section):

@@ -106,11 +106,16 @@ def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
+def _text_of(item: Any) -> str:
+    """A validation error's message without pydantic's ``Value error, `` prefix."""
+    return str(item["msg"]).removeprefix("Value error, ")
+
+
 def _messages(error: ValidationError) -> list[str]:
     out = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        msg = item["msg"]
+        msg = _text_of(item)
         if item["type"] == "extra_forbidden":
             msg = "unknown key"
         out.append(f"{key}: {msg}")
@@ -188,7 +193,7 @@ def _env_layer(environ: Mapping[str, str]) -> Layer:
         for item in exc.errors():
             dotted = ".".join(str(p) for p in item["loc"])
             env = LEAF_BY_KEY[dotted].env if dotted in LEAF_BY_KEY else dotted
-            msgs.append(f"{env}: {item['msg']}")
+            msgs.append(f"{env}: {_text_of(item)}")
         raise ConfigError(layer_label, msgs) from None
     for key in list(flat):
         if LEAF_BY_KEY[key].is_path and flat[key] is not None:

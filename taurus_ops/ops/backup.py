@@ -22,14 +22,12 @@ fail verification, and restore writes nothing from an archive that fails.
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import hashlib
 import io
 import os
 import posixpath
 import re
-import shutil
 import stat
 import tarfile
 import zlib
@@ -44,12 +42,15 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import (
     FILE_MODE,
     LINK_TMP_SUFFIX,
+    atomic_create,
     atomic_write,
+    create_file,
+    create_temp,
     ensure_dir,
     fsync_dir,
     is_temp_name,
     point_link,
-    temp_name,
+    publish,
 )
 from taurus_ops.store.lock import SessionLock, is_lock_name, is_locked
 
@@ -301,7 +302,7 @@ class Manifest:
             "format": self.format,
             "version": self.version,
             "created": self.created,
-            "home": self.home,
+            **fmt.name_fields("home", self.home),
             "roots": self.roots,
             "files": self.files,
             "links": self.links,
@@ -319,8 +320,26 @@ class Created:
     outside_home: list[str] = field(default_factory=list)
 
 
+class _Member(tarfile.TarInfo):
+    """A member whose name (or link target) is not valid UTF-8 gets a GNU header.
+
+    A pax header could only carry such bytes with ``hdrcharset=BINARY``, which GNU tar
+    before 1.35 warns about; the GNU header holds the exact bytes, and both tar and
+    Python extract them as the name they were."""
+
+    def tobuf(
+        self,
+        format: int | None = tarfile.DEFAULT_FORMAT,
+        encoding: str | None = tarfile.ENCODING,
+        errors: str = "surrogateescape",
+    ) -> bytes:
+        if fmt.name_bytes(self.name) is not None or fmt.name_bytes(self.linkname) is not None:
+            format = tarfile.GNU_FORMAT
+        return super().tobuf(format, encoding, errors)
+
+
 def _tarinfo(member: str, kind: str, size: int = 0, mtime: float = 0, st: Any = None) -> Any:
-    info = tarfile.TarInfo(member)
+    info = _Member(member)
     info.mtime = int(mtime)
     if st is not None:
         info.uid, info.gid = st.st_uid, st.st_gid
@@ -359,15 +378,19 @@ def write_archive(
     threaded: bool = True,
     notes: list[str] | None = None,
     label: str = "",
+    fd: int | None = None,
 ) -> tuple[int, int]:
     """Write the archive to ``target`` (which must not be visible yet); (files, bytes).
+
+    ``fd``: ``target`` already created (exclusively) and open for writing.
 
     A file that cannot be read (another user's, say) is left out with a note, as tar
     does, rather than failing the whole backup."""
     total = 0
     count = 0
     stored: set[str] = set()  # members of the files written so far
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    if fd is None:
+        fd = create_file(target, FILE_MODE)  # exclusive, never through a planted link
     with os.fdopen(fd, "wb") as raw:
         sink: Any
         threaded_sink: _ThreadedGzip | None = None
@@ -377,7 +400,13 @@ def write_archive(
         else:
             sink = _gzip_file(raw, label)
         try:
-            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            with tarfile.open(
+                fileobj=sink,
+                mode="w|",
+                format=tarfile.PAX_FORMAT,
+                encoding="utf-8",
+                errors="surrogateescape",
+            ) as tar:
                 for item in items:
                     if item.kind == "dir":
                         try:
@@ -395,7 +424,7 @@ def write_archive(
                                     f"skipped link {item.path} (its session is not in this backup)"
                                 )
                             continue
-                        info = tarfile.TarInfo(item.member)
+                        info = _Member(item.member)
                         info.type = tarfile.SYMTYPE
                         info.linkname = item.link
                         info.mode = 0o777
@@ -403,7 +432,12 @@ def write_archive(
                         with contextlib.suppress(OSError):
                             info.mtime = int(os.lstat(item.path).st_mtime)
                         tar.addfile(info)
-                        manifest.links.append({"path": item.member, "target": item.link})
+                        manifest.links.append(
+                            {
+                                **fmt.name_fields("path", item.member),
+                                **fmt.name_fields("target", item.link),
+                            }
+                        )
                     else:
                         try:
                             data, st = _read_once(item.path)
@@ -420,7 +454,7 @@ def write_archive(
                         )
                         manifest.files.append(
                             {
-                                "path": item.member,
+                                **fmt.name_fields("path", item.member),
                                 "size": len(data),
                                 "sha256": digest,
                                 "mtime": int(st.st_mtime),
@@ -498,7 +532,7 @@ def backup_name(moment: datetime, suffix: int = 0) -> str:
 def free_name(folder: Path, moment: datetime) -> Path:
     for suffix in range(0, 1000):
         candidate = folder / backup_name(moment, suffix)
-        if not candidate.exists():
+        if not os.path.lexists(candidate):  # a dangling link takes the name too
             return candidate
     raise BackupError(f"too many backups named for {moment} in {folder}")  # pragma: no cover
 
@@ -536,12 +570,22 @@ def create_backup(
     notes: list[str] = []
     items = gather(config, roots, notes)
     home = user_home()
-    manifest = Manifest(fmt.format_time(now), str(home), [asdict(r) for r in roots])
+    manifest = Manifest(
+        fmt.format_time(now),
+        str(home),
+        [
+            {**asdict(r), **fmt.name_fields("path", r.path), **fmt.name_fields("member", r.member)}
+            for r in roots
+        ],
+    )
     outside = [r.path for r in roots if not _inside(Path(r.path), home)]
-    tmp = temp_name(target)
+    try:
+        tmp, fd = create_temp(target)  # a new random name, never a file planted there
+    except OSError as exc:
+        raise BackupError(f"could not write the backup in {folder}: {exc.strerror}") from None
     try:
         count, total = write_archive(
-            tmp, items, manifest, manifest_member(config), threaded, notes, scope_label(roots)
+            tmp, items, manifest, manifest_member(config), threaded, notes, scope_label(roots), fd
         )
         if verify:
             report = verify_archive(tmp)
@@ -549,7 +593,7 @@ def create_backup(
                 raise BackupError(
                     "the new backup did not verify: " + "; ".join(report.problems[:3])
                 )
-        _publish(tmp, target)
+        publish(tmp, target)
         fsync_dir(folder)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -569,23 +613,6 @@ def create_backup(
             backup_dir, config.settings.backup.keep, keep_also=target, scope=scope_label(roots)
         )
     return created
-
-
-_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS)
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    """Give the finished archive its name, never replacing a file of that name."""
-    try:
-        os.link(tmp, target)
-    except OSError as exc:
-        # a file system without hard links (FAT on a USB stick): rename, after checking
-        # the name is still free (the ops lock keeps other backups out meanwhile)
-        if exc.errno not in _NO_HARD_LINKS or target.exists() or target.is_symlink():
-            raise
-        os.rename(tmp, target)
-    else:
-        os.unlink(tmp)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -672,7 +699,9 @@ def member_problem(info: tarfile.TarInfo) -> str | None:
     name = info.name
     if not name or "\0" in name:
         return "an empty member name"
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or "\\" in name:
+    # on POSIX (the only system Taurus runs on) a backslash or a ``C:`` is part of a
+    # name like any other character: refusing them made such a file stop every backup
+    if name.startswith("/"):
         return f"{name!r}: absolute path"
     parts = PurePosixPath(name).parts
     if ".." in parts:
@@ -722,7 +751,7 @@ def verify_archive(path: Path) -> VerifyReport:
         with (
             open(path, "rb") as raw,
             gzip.GzipFile(fileobj=raw, mode="rb") as gz,
-            tarfile.open(fileobj=gz, mode="r|") as tar,
+            tarfile.open(fileobj=gz, mode="r|", encoding="utf-8", errors="surrogateescape") as tar,
         ):
             for info in tar:
                 name = _norm(info.name) if info.name else ""
@@ -789,12 +818,13 @@ def verify_archive(path: Path) -> VerifyReport:
     report.manifest = manifest
     root_members = []
     for root in roots:
-        if (
-            not isinstance(root, dict)
-            or root.get("kind") not in KINDS
-            or not isinstance(root.get("member"), str)
-            or not root["member"]
-        ):
+        try:
+            if not isinstance(root, dict) or root.get("kind") not in KINDS:
+                raise ValueError("unknown kind")
+            root["member"] = fmt.name_from(root, "member")  # a name not UTF-8: its bytes
+            if not root["member"]:
+                raise ValueError("no member")
+        except (KeyError, ValueError):
             report.problems.append(f"manifest: unknown root {root!r}")
             continue
         member = _norm(root["member"])
@@ -805,7 +835,8 @@ def verify_archive(path: Path) -> VerifyReport:
     listed: set[str] = set()
     for entry in files:
         try:
-            name = _norm(str(entry["path"]))
+            entry["path"] = fmt.name_from(entry, "path")  # a name not UTF-8: its exact bytes
+            name = _norm(entry["path"])
             size, digest = int(entry["size"]), str(entry["sha256"])
             float(entry.get("mtime", 0))  # restore compares it with the file on disk
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -828,11 +859,10 @@ def verify_archive(path: Path) -> VerifyReport:
         report.problems.append(f"{name}: in the archive but not in the manifest")
     listed_links = {}
     for entry in mlinks:
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("path"), str)
-            and isinstance(entry.get("target"), str)
-        ):
+        try:
+            entry["path"] = fmt.name_from(entry, "path")
+            entry["target"] = fmt.name_from(entry, "target")
+        except (KeyError, ValueError, TypeError, AttributeError):
             report.problems.append(f"manifest: bad link entry {entry!r}")
             continue
         listed_links[_norm(entry["path"])] = entry["target"]
@@ -856,7 +886,7 @@ def _reason(exc: BaseException) -> str:
 
 def iter_files(path: Path) -> Iterator[tuple[str, tarfile.TarInfo, bytes]]:
     """(normalised name, info, bytes) of each regular member, streaming."""
-    with tarfile.open(path, mode="r|gz") as tar:
+    with tarfile.open(path, mode="r|gz", encoding="utf-8", errors="surrogateescape") as tar:
         for info in tar:
             if not info.isreg() or member_problem(info):
                 continue
@@ -932,6 +962,17 @@ def _locate(name: str, roots: list[tuple[str, str, Path]]) -> tuple[str, Path] |
     return None
 
 
+def _through_link(name: str, dest: Path, roots: list[tuple[str, str, Path]]) -> bool:
+    """True if ``dest``'s folder, inside its root, is reached through a symlink that leads
+    out of that root: writing there would write through a link planted in the store."""
+    for member, _, root in roots:
+        if name.startswith(member + "/"):
+            real_root = os.path.realpath(root)
+            real = os.path.realpath(dest.parent)
+            return real != real_root and not real.startswith(real_root + os.sep)
+    return False
+
+
 def plan_restore(
     archive: Path,
     report: VerifyReport,
@@ -962,6 +1003,9 @@ def plan_restore(
         plan.steps.append(step)
         if dest.is_symlink() or (dest.exists() and not dest.is_file()):
             step.action, step.why = KEEP, "exists and is not a regular file"
+            continue
+        if _through_link(name, dest, roots):
+            step.action, step.why = KEEP, "its folder is a link leading elsewhere; not written"
             continue
         if dest.exists():
             try:
@@ -1132,10 +1176,17 @@ def _write_one(step: RestoreStep, data: bytes, mtime: float, replaced_dir: Path 
             assert replaced_dir is not None
             keep = replaced_dir / step.member
             ensure_dir(keep.parent)
-            shutil.copy2(dest, keep)
-            os.chmod(keep, FILE_MODE)
-        atomic_write(dest, data, mode=FILE_MODE)
-        os.utime(dest, (mtime, mtime))
+            old, st = _read_once(dest)  # never through a link
+            atomic_create(keep, old)
+            os.utime(keep, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        if step.action == RESTORE:
+            try:
+                atomic_create(dest, data)  # never over a file that appeared meanwhile
+            except FileExistsError:
+                raise UsageError("appeared on disk since the plan was made; kept it") from None
+        else:
+            atomic_write(dest, data, mode=FILE_MODE)
+        os.utime(dest, (mtime, mtime), follow_symlinks=False)
     finally:
         if lock is not None:
             lock.release()

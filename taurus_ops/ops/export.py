@@ -4,8 +4,9 @@ Rendering uses Jinja2 templates: the built-ins in ``templates/export/`` or a use
 own (``--template FILE``). Every template runs in Jinja's immutable sandbox with
 strict undefined variables: no attribute starting with ``_``, no Python internals,
 no file access (``include``/``import`` only reach the built-in templates), no
-mutation of the data, and bounded ``*``/``**``/``range``. A template sees only
-plain data, described in README ("Export templates"):
+mutation of the data, and bounded ``*``/``**``/``range``; a user's own template
+also stops at a time, output and memory limit (``taurus_ops.ops.sandbox``). A
+template sees only plain data, described in README ("Export templates"):
 
 - ``session``: id, title, file, created, updated, messages, tool_calls, tools
   (``[{name, count}]``), names, model, cwd, usage
@@ -33,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taurus_ops.errors import UsageError
+from taurus_ops.errors import TaurusError, UsageError
 from taurus_ops.ops.redact import Redaction, redact
+from taurus_ops.ops.sandbox import Renderer, TemplateLimit, make_sandbox
 from taurus_ops.store import format as fmt
 from taurus_ops.store.mend import mend_tool_uses
 from taurus_ops.store.session import Session
@@ -46,7 +48,6 @@ FORMATS: dict[str, tuple[str | None, str]] = {
     "json": (None, ".json"),
 }
 MAX_TEMPLATE_BYTES = 1_000_000
-MAX_SEQUENCE = 10_000_000  # the largest string or list a template may build with *
 
 
 @dataclass
@@ -202,7 +203,7 @@ def build_context(
         "session": {
             "id": session.id,
             "title": session.title,
-            "file": path.name if path else "",
+            "file": fmt.clean_text(path.name) if path else "",
             "created": session.created,
             "updated": session.updated,
             "messages": len(original),
@@ -225,29 +226,12 @@ def build_context(
 def make_environment(user_template: tuple[str, str] | None = None) -> Any:
     """The sandboxed Jinja environment: built-ins, plus one user template if given."""
     import jinja2
-    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-
-    class ExportSandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset(["*", "**"])
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
-                raise SecurityError("exponent too large for a template")
-            if operator == "*":
-                for seq, times in ((left, right), (right, left)):
-                    if (
-                        isinstance(seq, str | list | tuple)
-                        and isinstance(times, int)
-                        and len(seq) * times > MAX_SEQUENCE
-                    ):
-                        raise SecurityError("a template may not build a sequence that large")
-            return super().call_binop(context, operator, left, right)
 
     loaders: list[Any] = []
     if user_template is not None:
         loaders.append(jinja2.DictLoader({user_template[0]: user_template[1]}))
     loaders.append(jinja2.FileSystemLoader(str(BUILTIN_DIR)))
-    env = ExportSandbox(
+    env = make_sandbox(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=lambda name: bool(name) and name.endswith((".html", ".htm", ".html.j2")),
         undefined=jinja2.StrictUndefined,
@@ -318,8 +302,15 @@ def render(
     else:
         name = FORMATS[fmt_name][0]  # type: ignore[assignment]
     env = make_environment(user_source)
+    label = f"template error ({template or name})"
     try:
-        text = env.get_template(name).render(**context)
+        if template is None:  # a built-in: trusted, and as large as the session it shows
+            text = env.get_template(name).render(**context)
+        else:  # a user's own: within the sandbox's time, output and memory limits
+            with Renderer(label) as renderer:
+                text = renderer.render(env.get_template(name), context)
+    except TemplateLimit:
+        raise
     except jinja2.TemplateSyntaxError as exc:
         where = f"{template or name}, line {exc.lineno}"
         raise UsageError(f"template error ({where}): {exc.message}") from None
@@ -335,6 +326,41 @@ def render(
     if template is None:
         text = text.rstrip("\n") + "\n"
     return Rendered(text, found, suffix)
+
+
+# -- writing ------------------------------------------------------------------------------
+def write_output(target: Path, text: str, force: bool = False) -> None:
+    """Write an export file: 0600, atomically, always valid UTF-8 (an undecodable byte
+    from a file name as U+FFFD). Without ``force`` nothing existing is ever replaced,
+    not even a file (or link) that appeared after the caller looked: a UsageError."""
+    from taurus_ops.store.atomic import atomic_create, atomic_write
+
+    data = fmt.clean_text(text).encode("utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if force:
+            atomic_write(target, data)
+        else:
+            atomic_create(target, data)
+    except FileExistsError:
+        raise UsageError(f"{target} exists (use --force to overwrite)") from None
+    except OSError as exc:  # a full disk: nothing is left behind, and nothing is claimed
+        raise WriteFailed(f"could not write {target}: {exc.strerror or exc}", exc.errno) from None
+
+
+class WriteFailed(TaurusError):
+    """An export file could not be written (the partial file is removed)."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    @property
+    def out_of_room(self) -> bool:
+        """A full disk or quota, a read-only file system: every later file fails too."""
+        import errno
+
+        return self.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 # -- --all --------------------------------------------------------------------------------

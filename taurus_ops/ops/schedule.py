@@ -155,6 +155,10 @@ def _backup(config: Any, log: logging.Logger) -> str:
 def _job_store(home: Path) -> Any:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
+    from taurus_ops.store.atomic import remove_foreign
+
+    for suffix in ("", "-journal", "-wal", "-shm"):  # a link planted there: never through it
+        remove_foreign(Path(home) / f"{DB_NAME}{suffix}")
     return SQLAlchemyJobStore(url=db_url(home))
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from taurus_ops.errors import UsageError
 from taurus_ops.store import format as fmt
-from taurus_ops.store.index import MSG_BITS, Index
+from taurus_ops.store.index import MSG_BITS, Index, disk_path
 
 SNIPPET_WIDTH = 160
 ROLES = ("user", "assistant")
@@ -225,7 +225,7 @@ def _search(index: Index, query: SearchQuery) -> list[Hit]:
         hits.append(
             Hit(
                 id=row[1],
-                path=row[2],
+                path=disk_path(row[2]),
                 archived=bool(row[3]),
                 created=row[4],
                 updated=row[5],

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from taurus_ops.errors import UsageError
+from taurus_ops.ops.sandbox import Renderer, TemplateLimit, make_sandbox
 from taurus_ops.store import format as fmt
 from taurus_ops.store.refs import check_token
 from taurus_ops.store.session import Session
@@ -82,9 +83,8 @@ def user_dir(config: Any) -> Path:
 
 def _environment() -> Any:
     import jinja2
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(
+    return make_sandbox(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
 
@@ -184,16 +184,18 @@ def find_template(config: Any, name: str) -> SessionTemplate:
     raise UsageError(f"no template {name!r} (known: {known}); see `taurus-ops template list`")
 
 
-def _render_value(value: Any, env: Any, context: dict[str, str], top: bool = True) -> Any:
+def _render_value(
+    value: Any, env: Any, context: dict[str, str], renderer: Renderer, top: bool = True
+) -> Any:
     if isinstance(value, str):
         if "{{" not in value and "{%" not in value:
             return value
-        return env.from_string(value).render(**context)
+        return renderer.render(env.from_string(value), context)
     if isinstance(value, list):
-        return [_render_value(v, env, context, False) for v in value]
+        return [_render_value(v, env, context, renderer, False) for v in value]
     if isinstance(value, dict):
         return {
-            k: _render_value(v, env, context, False)
+            k: _render_value(v, env, context, renderer, False)
             for k, v in value.items()
             if not (top and k in SKIP_KEYS)
         }
@@ -223,10 +225,13 @@ def instantiate(
     env = _environment()
     context = dict(builtins)
     try:
-        for key, value in template.defaults.items():
-            context[key] = env.from_string(value).render(**builtins)
-        context.update(variables)
-        fields = _render_value(template.document, env, context)
+        with Renderer(f"template {template.name!r}") as renderer:  # time, output, memory
+            for key, value in template.defaults.items():
+                context[key] = renderer.render(env.from_string(value), builtins)
+            context.update(variables)
+            fields = _render_value(template.document, env, context, renderer)
+    except TemplateLimit:
+        raise
     except Exception as exc:  # a template's own mistake ({{ 1/0 }},
         # {{ "a" + 1 }}, {% include %}, a filter's KeyError): one line
         raise UsageError(f"template {template.name!r}: {exc or type(exc).__name__}") from None

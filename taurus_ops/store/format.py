@@ -11,6 +11,8 @@ are kept as they are on load and save.
 
 from __future__ import annotations
 
+import base64
+import codecs
 import json
 import re
 import secrets
@@ -113,9 +115,75 @@ def clean(value: Any) -> Any:
     return value
 
 
+MARK_ERRORS = "taurus-replacement-mark"
+
+
+def _mark_error(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """Codec error handler: what cannot be encoded becomes U+FFFD (``?`` outside UTF-8).
+
+    The mark is given as UTF-8 bytes: the UTF-8 encoder takes no non-ASCII text back
+    from an error handler."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    count = exc.end - exc.start
+    if exc.encoding.replace("-", "").replace("_", "").lower() == "utf8":
+        return "\ufffd".encode() * count, exc.end
+    return "?" * count, exc.end
+
+
+codecs.register_error(MARK_ERRORS, _mark_error)
+
+
 def decode_text(data: bytes) -> str:
     """Bytes as text for a session: UTF-8, each invalid byte as U+FFFD."""
     return data.decode("utf-8", "replace")
+
+
+def name_bytes(name: str) -> bytes | None:
+    """The bytes of a file name the OS gave (``surrogateescape``) that is not valid UTF-8.
+
+    None when ``name`` is valid text, or holds a lone surrogate no file name can carry.
+    """
+    if not _LONE_SURROGATE.search(name):
+        return None
+    try:
+        return name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return None
+
+
+def name_fields(key: str, name: str) -> dict[str, str]:
+    """A file name as JSON fields, reversibly: ``{key: name}`` when it is valid UTF-8.
+
+    Otherwise ``key`` holds the name with each undecodable byte as U+FFFD (what a person
+    reads) and ``keyBytes`` the exact bytes in base64 (what ``name_from`` gives back).
+    """
+    raw = name_bytes(name)
+    if raw is None:
+        return {key: clean_text(name)}
+    return {key: clean_text(name), f"{key}Bytes": base64.b64encode(raw).decode("ascii")}
+
+
+def name_from(entry: Any, key: str) -> str:
+    """The file name ``name_fields`` stored under ``key``, exactly as the OS gave it.
+
+    Raises ValueError (or KeyError) when the entry does not hold one.
+    """
+    raw = entry.get(f"{key}Bytes") if isinstance(entry, dict) else None
+    if raw is None:
+        value = entry[key]
+        if not isinstance(value, str):
+            raise ValueError(f"{key} is not a string")
+        return value
+    if not isinstance(raw, str):
+        raise ValueError(f"{key}Bytes is not a string")
+    try:
+        data = base64.b64decode(raw.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:  # binascii.Error is a ValueError
+        raise ValueError(f"{key}Bytes is not base64") from exc
+    if b"\0" in data:
+        raise ValueError(f"{key}Bytes holds a NUL byte")
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _has_long_number(raw: bytes | bytearray | memoryview) -> bool:

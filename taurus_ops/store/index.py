@@ -24,10 +24,12 @@ its input as JSON; a tool_result's content. Blocks are joined by newlines.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +39,7 @@ from typing import Any
 
 from taurus_ops.errors import TaurusError
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import ensure_dir
+from taurus_ops.store.atomic import create_file, ensure_dir, is_foreign, remove_foreign
 from taurus_ops.store.refs import id_from_file_name, is_session_file
 from taurus_ops.store.session import title_of
 from taurus_ops.store.summary import SessionSummary, summarize
@@ -298,6 +300,27 @@ class RefreshReport:
 
 
 _INT64 = 1 << 63
+_RAW_MARK = "\x00"  # no real path holds a NUL, so a stored path starting with one is encoded
+
+
+def stored_path(path: str) -> str:
+    """A path as the index keeps it: itself, or, when its name is not valid UTF-8 (bytes
+    carried by surrogateescape, which SQLite text cannot hold), NUL + its bytes in base64."""
+    raw = fmt.name_bytes(path)
+    if raw is None:
+        return path
+    return _RAW_MARK + base64.b64encode(raw).decode("ascii")
+
+
+def disk_path(stored: str) -> str:
+    """The path ``stored_path`` kept, exactly as the OS gives it."""
+    if not stored.startswith(_RAW_MARK):
+        return stored
+    return base64.b64decode(stored[1:]).decode("utf-8", "surrogateescape")
+
+
+def _folder_key(folder: Path | str) -> str:
+    return stored_path(os.path.abspath(folder))
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
@@ -323,6 +346,15 @@ def _scan(folder: Path) -> dict[str, tuple[int, int, int]]:
     except (FileNotFoundError, NotADirectoryError):
         pass
     return out
+
+
+SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def _uri(path: Path, **params: object) -> str:
+    """An SQLite URI for ``path`` (any bytes in its name quoted) with ``params``."""
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"file:{urllib.parse.quote(os.fsencode(path))}?{query}"
 
 
 def _is_damage(exc: sqlite3.Error) -> bool:
@@ -365,7 +397,7 @@ class Index:
         return out
 
     def folder_keys(self, archived: bool = True, active: bool = True) -> list[str]:
-        return [os.path.abspath(f) for f, is_arch in self.folders(archived) if active or is_arch]
+        return [_folder_key(f) for f, is_arch in self.folders(archived) if active or is_arch]
 
     # -- connection ----------------------------------------------------------------------
     def close(self) -> None:
@@ -382,17 +414,20 @@ class Index:
 
     def _open(self) -> sqlite3.Connection:
         """Open (creating if needed) the index file; raises sqlite3 errors when damaged."""
-        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+        if is_foreign(self.path):
             # not an index Taurus made (a link, a FIFO, a device): opening or chmod-ing it
             # would act on whatever it points to; the index is a cache, so start afresh
             self._remove_files()
-        fresh = not self.path.exists()
-        if fresh:
+        for suffix in SIDECARS:  # SQLite writes its journal and WAL files through links
+            remove_foreign(f"{self.path}{suffix}")
+        if not os.path.lexists(self.path):
             ensure_dir(self.home)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            os.close(fd)
+            with contextlib.suppress(FileExistsError):  # made by another process meanwhile
+                os.close(create_file(self.path))
         os.chmod(self.path, 0o600)
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn = sqlite3.connect(
+            _uri(self.path, nofollow=1), uri=True, timeout=60, isolation_level=None
+        )
         try:
             self._prepare(conn)
         except BaseException:
@@ -425,9 +460,12 @@ class Index:
         conn.execute("PRAGMA synchronous = NORMAL")
 
     def _remove_files(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", *SIDECARS):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}{suffix}")
+
+    def _any_foreign(self) -> bool:
+        return any(is_foreign(f"{self.path}{suffix}") for suffix in ("", *SIDECARS))
 
     def connect(self) -> sqlite3.Connection:
         """The open connection; a damaged index file is replaced by a fresh one."""
@@ -438,18 +476,23 @@ class Index:
         except sqlite3.Error as exc:
             if _is_busy(exc):
                 raise IndexBusy(f"the index {self.path} is busy; try again") from None
+            if not _is_damage(exc):  # a full disk, an I/O error: the file is not to blame
+                self._conn = self._memory(exc)
+                return self._conn
             self.damaged = str(exc)
             self._remove_files()
             try:
                 self._conn = self._open()
-            except sqlite3.Error:
-                self._conn = self._memory()
-        except OSError:
-            self._conn = self._memory()  # an unwritable home: work from memory
+            except (sqlite3.Error, OSError) as again:
+                self._conn = self._memory(again)
+        except OSError as exc:
+            self._conn = self._memory(exc)  # an unwritable home: work from memory
         return self._conn
 
-    def _memory(self) -> sqlite3.Connection:
+    def _memory(self, why: BaseException) -> sqlite3.Connection:
+        """An index in memory: readers still get answers when the file cannot be written."""
         self.in_memory = True
+        self.unwritable = getattr(why, "strerror", None) or str(why) or type(why).__name__
         conn = sqlite3.connect(":memory:", isolation_level=None)
         for statement in SCHEMA.split(";"):
             if statement.strip():
@@ -458,6 +501,7 @@ class Index:
         return conn
 
     damaged: str | None = None
+    unwritable: str | None = None  # why the index lives in memory (the file cannot be written)
     generation = 0  # bumped whenever the index is thrown away (keys change)
 
     def _guarded(self, action: Any) -> Any:
@@ -493,7 +537,7 @@ class Index:
         for key, path, size, mtime_ns, inode in conn.execute(
             "SELECT key, path, size, mtime_ns, inode FROM sessions WHERE folder = ?", (folder,)
         ):
-            known[path] = (key, size, mtime_ns, inode)
+            known[disk_path(path)] = (key, size, mtime_ns, inode)
         to_read = []
         to_drop = []
         for path, sig in on_disk.items():
@@ -510,10 +554,10 @@ class Index:
 
     def is_current(self) -> bool:
         """True if the index file exists and opens with the current schema (never rebuilds)."""
-        if not self.path.exists():
+        if not self.path.exists() or self._any_foreign():
             return False
         try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+            conn = sqlite3.connect(_uri(self.path, mode="ro"), uri=True, timeout=10)
             try:
                 row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             finally:
@@ -538,7 +582,7 @@ class Index:
             work = []
             for folder, archived in self.folders():
                 found = _scan(folder)
-                to_read, to_drop = self._diff(conn, os.path.abspath(folder), found)
+                to_read, to_drop = self._diff(conn, _folder_key(folder), found)
                 if to_read or to_drop:
                     work.append((folder, archived, found, len(to_read)))
             if max_reads is not None and sum(w[3] for w in work) > max_reads:
@@ -567,7 +611,7 @@ class Index:
         report: RefreshReport,
         on_disk: dict[str, tuple[int, int, int]] | None = None,
     ) -> None:
-        key_folder = os.path.abspath(folder)
+        key_folder = _folder_key(folder)
         on_disk = _scan(folder) if on_disk is None else on_disk
         to_read, to_drop = self._diff(conn, key_folder, on_disk)
         if not to_read and not to_drop:
@@ -632,7 +676,7 @@ class Index:
             " updated, title, messages, tool_calls, tools, facts, summary, error)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                path,
+                stored_path(path),
                 folder,
                 int(archived),
                 *_stamp(st),
@@ -644,7 +688,11 @@ class Index:
                 facts.tool_calls,
                 tools,
                 blob,
-                json.dumps(asdict(summary), ensure_ascii=False, separators=(",", ":")),
+                json.dumps(
+                    {**asdict(summary), "path": stored_path(summary.path)},
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                ),
                 facts.error,
             ),
         )
@@ -666,14 +714,49 @@ class Index:
         )
 
     def rebuild(self) -> RefreshReport:
-        """Throw the index away and build it again from the files."""
+        """Throw the index away and build it again from the files.
+
+        Reports only what is on disk: if the file could not be written (a full disk: the
+        index fell back to memory) or does not hold every session afterwards, this
+        raises IndexFailure instead of returning a count nobody can use.
+        """
         self.close()
         self._remove_files()
         self.damaged = None
         self.generation += 1
         report = self.refresh()
         report.rebuilt = True
+        if self.in_memory:
+            raise IndexFailure(
+                f"could not write the index {self.path} ({self.unwritable}); nothing was "
+                "rebuilt. It is only a cache: free some space and run it again"
+            )
+        stored = self._stored_sessions()
+        if stored < report.added:
+            raise IndexFailure(
+                f"the index {self.path} holds {stored} of {report.added} session(s) after the "
+                "rebuild; it is only a cache: free some space and run it again"
+            )
         return report
+
+    def _stored_sessions(self) -> int:
+        """Sessions of these folders the index file holds, read back by a new connection."""
+        self.close()
+        folders = self.folder_keys()
+        marks = ",".join("?" * len(folders))
+        try:
+            conn = sqlite3.connect(_uri(self.path, mode="ro"), uri=True, timeout=10)
+            try:
+                return conn.execute(
+                    f"SELECT count(*) FROM sessions WHERE folder IN ({marks})", folders
+                ).fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise IndexFailure(
+                f"the index {self.path} cannot be read back after the rebuild ({exc}); "
+                "it is only a cache: free some space and run it again"
+            ) from None
 
     # -- reading -------------------------------------------------------------------------
     def rows(self, archived: bool = False, active: bool = True) -> list[IndexedSession]:
@@ -685,7 +768,7 @@ class Index:
             return [
                 IndexedSession(
                     key=r[0],
-                    path=r[1],
+                    path=disk_path(r[1]),
                     archived=bool(r[2]),
                     size=r[3],
                     mtime_ns=r[4],
@@ -720,7 +803,10 @@ class Index:
         folders = self.folder_keys(archived, active)
         marks = ",".join("?" * len(folders))
         rows = self.query(f"SELECT summary FROM sessions WHERE folder IN ({marks})", folders)
-        return [SessionSummary(**json.loads(r[0])) for r in rows]
+        out = [SessionSummary(**json.loads(r[0])) for r in rows]
+        for summary in out:
+            summary.path = disk_path(summary.path)
+        return out
 
     def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read-only query (rebuilding a damaged index first)."""
@@ -752,7 +838,7 @@ class Index:
         )[0][0]
         stale = 0
         for folder, _ in self.folders():
-            to_read, to_drop = self._diff(self.connect(), os.path.abspath(folder), _scan(folder))
+            to_read, to_drop = self._diff(self.connect(), _folder_key(folder), _scan(folder))
             stale += len(set(to_read) | {p for _, p in to_drop})
         info["stale"] = stale
         return info
@@ -768,8 +854,15 @@ class Index:
         if not self.path.exists():
             return []
         problems: list[IndexProblem] = []
+        if self._any_foreign():
+            return [
+                IndexProblem(
+                    f"the index {self.path} (or its journal) is a link or a special file, "
+                    "not one Taurus made; it will be rebuilt"
+                )
+            ]
         try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+            conn = sqlite3.connect(_uri(self.path, mode="ro"), uri=True, timeout=10)
             try:
                 self._check(conn, problems)
             finally:
@@ -802,7 +895,7 @@ class Index:
             )
             return
         for folder, _ in self.folders():
-            to_read, to_drop = self._diff(conn, os.path.abspath(folder), _scan(folder))
+            to_read, to_drop = self._diff(conn, _folder_key(folder), _scan(folder))
             dropped = {p for _, p in to_drop}
             changed = len(set(to_read) & dropped)
             added = len(set(to_read) - dropped)

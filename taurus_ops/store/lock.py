@@ -13,6 +13,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -35,7 +36,11 @@ def target_of_lock(lock: Path) -> Path:
 
 def read_holder(lock: Path) -> int | None:
     try:
-        text = lock.read_text(encoding="ascii", errors="replace").strip()
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            text = os.read(fd, 64).decode("ascii", "replace").strip()
+        finally:
+            os.close(fd)
         return int(text.split()[0]) if text else None
     except (OSError, ValueError, IndexError):
         return None
@@ -44,7 +49,7 @@ def read_holder(lock: Path) -> int | None:
 def is_held(lock: Path) -> bool:
     """True if some process holds ``lock`` now (a stale sidecar is not held)."""
     try:
-        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
     try:
@@ -60,6 +65,12 @@ def is_locked(target: Path) -> bool:
     return is_held(lock_path(target))
 
 
+def _own_kind(fd: int) -> bool:
+    """True for a regular file with one name: what Taurus makes a lock file."""
+    st = os.fstat(fd)
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+
+
 class FileLock:
     """An exclusive, non-blocking flock on ``path`` holding this process's pid."""
 
@@ -71,13 +82,22 @@ class FileLock:
         while True:
             try:
                 fd = os.open(
-                    self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+                    self.path,
+                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                    0o600,
                 )
             except OSError as exc:
                 if exc.errno != errno.ELOOP:
                     raise
                 # Taurus never makes a lock a symlink (this one came from elsewhere, a tarball
                 # say): remove it rather than truncate and write whatever it points to
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+                continue
+            if not _own_kind(fd):
+                # nor a FIFO, a device or a hard link to some other file: its data is not
+                # ours to truncate; the name is removed and a lock file of our own made
+                os.close(fd)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path)
                 continue
@@ -96,7 +116,10 @@ class FileLock:
             os.close(fd)
         if os.fstat(fd).st_size:  # a new file needs no truncate (which costs ext4 a flush)
             os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:  # a full disk: the flock is what locks; the pid only names the holder
+            pass
         self.fd = fd
         return self
 

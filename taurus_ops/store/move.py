@@ -11,15 +11,15 @@ old place are re-pointed at the new one, never left dangling.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from taurus_ops.errors import TaurusError
-from taurus_ops.store.atomic import ensure_dir, fsync_dir, point_link, temp_name
+from taurus_ops.store.atomic import create_temp, ensure_dir, fsync_dir, point_link, write_all
 
 
 class MoveError(TaurusError):
@@ -119,19 +119,28 @@ def move_file(source: Path, dest_dir: Path) -> Path:
 
 
 def _copy_verified(source: Path, dest: Path) -> None:
-    tmp = temp_name(dest)
+    tmp, fd = create_temp(dest)  # exclusive: never through a link planted at the name
     try:
-        shutil.copy2(source, tmp)
-        os.chmod(tmp, 0o600)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        try:
+            src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                st = os.fstat(src)
+                while chunk := os.read(src, 1 << 20):
+                    write_all(fd, chunk)
+            finally:
+                os.close(src)
+            os.fchmod(fd, 0o600)
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         if not _same_bytes(source, tmp):
             raise MoveError(f"copy of {source} to {dest.parent} did not verify; original kept")
         os.link(tmp, dest)
         os.unlink(tmp)
         fsync_dir(dest.parent)
     except BaseException:
-        if tmp.exists():
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
 

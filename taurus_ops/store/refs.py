@@ -26,8 +26,13 @@ class SessionRef:
 
 
 def id_from_file_name(name: str) -> str:
+    """The session id a file name gives: ``abc123`` for ``2025-01-18_abc123.json``.
+
+    An id is text: a byte of a name that is not valid UTF-8 reads as U+FFFD (no id or
+    name a user types can hold one, and the session file must stay valid UTF-8).
+    """
     parts = fmt.split_file_name(name)
-    return parts[1] if parts else name[:-5] if name.endswith(".json") else name
+    return fmt.clean_text(parts[1] if parts else name[:-5] if name.endswith(".json") else name)
 
 
 def is_session_file(entry: os.DirEntry[str]) -> bool:

@@ -112,7 +112,7 @@ def fill_missing(session: Session, path: Path) -> None:
     parts = fmt.split_file_name(path.name)
     raw_id = data.get("sessionId")
     if not isinstance(raw_id, str) or raw_id in fmt.PLACEHOLDER_IDS:
-        file_id = parts[1] if parts else path.stem
+        file_id = fmt.clean_text(parts[1] if parts else path.stem)
         data["sessionId"] = file_id
         session.notes.append(f"id taken from the file name: {file_id}")
     if fmt.parse_time(data.get("created")) is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from taurus_ops.errors import SessionNotFound, UsageError
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_write, ensure_dir, point_link
+from taurus_ops.store.atomic import atomic_create, atomic_write, ensure_dir, point_link
 from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.refs import Resolver, SessionRef, check_token, id_from_file_name, inside, scan
 from taurus_ops.store.session import Session, parse_session
@@ -124,7 +124,10 @@ class SessionStore:
                 raise UsageError(f"a session with id {session_id!r} already exists")
         session = Session.new(session_id, **fields)
         session.path = self.path_for(session_id, session.created)
-        self.save(session, touch=False)
+        try:  # a new file: never over anything of that name (a link planted there, say)
+            atomic_create(session.path, session.to_bytes())
+        except FileExistsError:
+            raise UsageError(f"{session.path} already exists; not overwriting it") from None
         return session
 
     def save(self, session: Session, touch: bool = True, durable: bool = True) -> None:

@@ -289,12 +289,28 @@ def scan_store(
     return scan
 
 
+def _note_undecodable(scan: Scan, path: Path) -> None:
+    """A session file whose name is not valid UTF-8: read, searched and backed up as it is,
+    but no reference a user types can name it, so the doctor points it out."""
+    scan.add(
+        Problem(
+            str(path),
+            "name-encoding",
+            INFO,
+            "the file name is not valid UTF-8 (each undecodable byte is shown as \ufffd); "
+            "rename it to YYYY-MM-DD_ID.json to refer to it by id",
+        )
+    )
+
+
 def _check_session(scan: Scan, entry: os.DirEntry[str], archived: bool) -> None:
     path = Path(entry.path)
     try:
         st = entry.stat(follow_symlinks=False)
     except FileNotFoundError:
         return
+    if fmt.name_bytes(entry.name) is not None:
+        _note_undecodable(scan, path)
     _mode_problem(scan, path, st.st_mode, 0o600, "the file")
     ctx = FileContext.of(entry.name, st.st_mtime)
     try:

@@ -71,7 +71,9 @@ class FileContext:
     @classmethod
     def of(cls, name: str, mtime: float) -> FileContext:
         parts = fmt.split_file_name(name)
-        file_id = parts[1] if parts else (name[:-5] if name.endswith(".json") else name)
+        file_id = fmt.clean_text(
+            parts[1] if parts else (name[:-5] if name.endswith(".json") else name)
+        )
         return cls(
             name,
             file_id,

@@ -20,12 +20,20 @@ from taurus_ops.errors import SessionLocked, TaurusError
 from taurus_ops.ops.doctor import plan as P
 from taurus_ops.ops.doctor.checks import Problem, Scan
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_write, ensure_dir, fsync_dir, point_link
+from taurus_ops.store.atomic import (
+    atomic_create,
+    atomic_write,
+    ensure_dir,
+    fsync_dir,
+    open_append,
+    point_link,
+)
 from taurus_ops.store.lock import FileLock, SessionLock
 from taurus_ops.store.move import names_leading_to, repoint_names
 
 QUARANTINE_DIR = "quarantine"
 MANIFEST = "MANIFEST.jsonl"
+_SLOT_TRIES = 100  # names taken between looking and writing before giving up
 
 
 class Changed(TaurusError):
@@ -41,6 +49,8 @@ class Quarantine:
         self.used = False
 
     def _slot(self, original: Path) -> Path:
+        if self.folder.is_symlink():  # Taurus makes each day's folder itself: never a link
+            raise TaurusError(f"{self.folder} is a symbolic link; not writing the quarantine there")
         ensure_dir(self.folder)
         base = original.name.lstrip(".") or "unnamed"
         candidate = self.folder / base
@@ -51,30 +61,44 @@ class Quarantine:
         return candidate
 
     def keep_bytes(self, original: Path, raw: bytes, reason: str) -> Path:
-        dest = self._slot(original)
-        atomic_write(dest, raw)  # 0600, fsynced, then the folder fsynced
+        for _ in range(_SLOT_TRIES):
+            dest = self._slot(original)
+            try:
+                atomic_create(dest, raw)  # 0600, fsynced, never over what holds the slot
+            except FileExistsError:
+                continue  # taken since _slot looked: the next one
+            break
+        else:
+            raise TaurusError(f"no free name in {self.folder} for {original.name}")
         self._log(original, dest, reason, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
         return dest
 
     def keep_link(self, link: Path, target: str | None, reason: str) -> Path:
-        dest = self._slot(link)
-        os.symlink(target or "", dest)
+        for _ in range(_SLOT_TRIES):
+            dest = self._slot(link)
+            try:
+                os.symlink(target or "", dest)  # never replaces: EEXIST if the slot is taken
+            except FileExistsError:
+                continue
+            break
+        else:
+            raise TaurusError(f"no free name in {self.folder} for {link.name}")
         fsync_dir(dest.parent)
         self._log(link, dest, reason, linkTarget=target)
         return dest
 
     def _log(self, original: Path, dest: Path, reason: str, **extra: object) -> None:
         self.used = True
-        entry = {
-            "time": fmt.now_iso(),
-            "original": str(original),
-            "quarantined": str(dest),
-            "reason": reason,
-            **extra,
-        }
-        fd = os.open(
-            self.folder / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+        entry = fmt.clean(  # valid UTF-8 JSON; a name that is not UTF-8 keeps its bytes too
+            {
+                "time": fmt.now_iso(),
+                **fmt.name_fields("original", str(original)),
+                **fmt.name_fields("quarantined", str(dest)),
+                "reason": reason,
+                **extra,
+            }
         )
+        fd = open_append(self.folder / MANIFEST)  # never through a link planted there
         try:
             os.write(fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
             os.fsync(fd)
@@ -101,10 +125,11 @@ def _session_lock(path: Path):  # type: ignore[no-untyped-def]
 
 def _create_new(path: Path, data: bytes) -> None:
     """Write a new session file; never over an existing one."""
-    if path.exists() or path.is_symlink():
-        raise TaurusError(f"{path} already exists; not overwriting it")
     ensure_dir(path.parent)
-    atomic_write(path, data)
+    try:
+        atomic_create(path, data)  # never over a file (or link) of that name
+    except FileExistsError:
+        raise TaurusError(f"{path} already exists; not overwriting it") from None
 
 
 def apply_plan(plan: P.Plan, scan: Scan, quarantine: Quarantine) -> None:
