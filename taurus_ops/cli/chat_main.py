@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from taurus_ops import __version__
-from taurus_ops.cli.common import config_options, example, run_safely
+from taurus_ops.cli.common import config_options, example, prepare_streams, run_safely
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +25,7 @@ def cli() -> None:
       taurus chat --resume
       taurus chat -p "explain src/auth/login.ts"
     """
+    prepare_streams()
 
 
 @cli.command("chat")
