@@ -30,6 +30,7 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import TMP_MARK, is_temp_name
 from taurus_ops.store.lock import is_held, is_lock_name, read_holder, target_of_lock
 from taurus_ops.store.refs import inside
+from taurus_ops.words import plural
 
 TEMP_GRACE_SECONDS = 30.0  # a younger temporary file may belong to a save in progress
 
@@ -266,7 +267,7 @@ def scan_store(
                 names,
                 "duplicate-id",
                 ERROR,
-                f"{len(paths)} files share the id {file_id!r}",
+                f"{plural(len(paths), 'file')} share the id {file_id!r}",
                 "keep the most complete; quarantine copies it contains, give the others new ids",
             )
         )

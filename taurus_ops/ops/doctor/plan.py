@@ -23,6 +23,7 @@ from taurus_ops.ops.doctor.document import (
 )
 from taurus_ops.ops.doctor.salvage import Salvaged
 from taurus_ops.store import format as fmt
+from taurus_ops.words import plural
 
 # kinds of action, in the order they are carried out
 CHMOD = "chmod"
@@ -105,18 +106,26 @@ def _salvage_outcome(info: SessionFile) -> Outcome:
     main, extras = _choose(usable, info.ctx.file_id)
     fixed = repair_document(main.data, info.ctx, tool_calls_lost="toolCalls" not in main.data)
     messages = [m for m in fixed.data["messages"] if not is_interrupted_result(m)]
-    parts = [f"keep {len(messages)} whole message(s)"]
+    parts = [f"keep {plural(len(messages), 'whole message')}"]
     if main.messages_after_damage:
         parts[0] += f" ({main.messages_after_damage} found after the damage)"
     if result.fragments:
-        parts.append(f"drop {len(result.fragments)} damaged stretch(es)")
+        parts.append(
+            f"drop {plural(len(result.fragments), 'damaged stretch', 'damaged stretches')}"
+        )
     if main.altered:
-        parts.append(f"{len(main.altered)} message(s) keep unreadable bytes as U+FFFD")
+        parts.append(
+            f"{plural(len(main.altered), 'message keeps', 'messages keep')} unreadable bytes as U+FFFD"
+        )
     parts += fixed.changes
     parts += [f"set aside {s}" for s in fixed.set_aside]
     extra_docs = [e.data for e in extras]
     if extra_docs:
-        parts.append(f"the other {len(extra_docs)} document(s) become separate session(s)")
+        parts.append(
+            "the other document becomes a separate session"
+            if len(extra_docs) == 1
+            else f"the other {len(extra_docs)} documents become separate sessions"
+        )
     return Outcome(fixed.data, "; ".join(parts), extra_docs)
 
 

@@ -175,7 +175,8 @@ def _apply(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
                 link.unlink()
             path.unlink()
             fsync_dir(path.parent)
-        gone = f" (and its name(s) {', '.join(n.name for n in names)})" if names else ""
+        called = "name" if len(names) == 1 else "names"
+        gone = f" (and its {called} {', '.join(n.name for n in names)})" if names else ""
         return f"moved to {kept}{gone}"
     if kind == P.RENAME:
         assert action.data is not None and action.target is not None

@@ -31,6 +31,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from taurus_ops.words import plural
+
 _DECODER = json.JSONDecoder(strict=False)
 _raw_decode = _DECODER.raw_decode
 
@@ -73,7 +75,7 @@ class Fragment:
     end: int
 
     def describe(self) -> str:
-        return f"{self.where} ({self.end - self.start} characters)"
+        return f"{self.where} ({plural(self.end - self.start, 'character')})"
 
 
 @dataclass
@@ -107,17 +109,17 @@ class SalvageResult:
         if d.bom:
             out.append(f"starts with a {d.bom} byte-order mark")
         if d.invalid_bytes:
-            out.append(f"{d.invalid_bytes} byte(s) of invalid UTF-8")
+            out.append(f"{plural(d.invalid_bytes, 'byte')} of invalid UTF-8")
         if d.controls:
-            out.append(f"{d.controls} stray control character(s)")
+            out.append(f"{plural(d.controls, 'stray control character')}")
         if d.nul_tail:
-            out.append(f"a tail of {d.nul_tail} NUL byte(s)")
+            out.append(f"a tail of {plural(d.nul_tail, 'NUL byte')}")
         if d.nul_holes:
-            out.append(f"{d.nul_holes} NUL byte(s) inside the text")
+            out.append(f"{plural(d.nul_holes, 'NUL byte')} inside the text")
         if len(self.documents) > 1:
             out.append(f"{len(self.documents)} JSON documents concatenated")
         if self.garbage_tail:
-            out.append(f"{self.garbage_tail} character(s) of trailing garbage")
+            out.append(f"{plural(self.garbage_tail, 'character')} of trailing garbage")
         for doc in self.documents[:1]:
             if not doc.complete:
                 if doc.arrays_cut or doc.lost_keys:
@@ -127,7 +129,9 @@ class SalvageResult:
                 else:
                     out.append("cut off mid-write")
         if self.fragments and not any(p.startswith("damaged") for p in out):
-            out.append(f"{len(self.fragments)} unreadable stretch(es)")
+            out.append(
+                f"{plural(len(self.fragments), 'unreadable stretch', 'unreadable stretches')}"
+            )
         return out
 
 
