@@ -123,6 +123,7 @@ def test_invalid_utf8_inside_a_message_keeps_it_marked(store):
     doctor(store, fix=True)
     messages = store.load(path).messages
     assert messages[0]["content"] == "Hel\ufffd me debug the login issue"
+    assert messages[0]["repaired"] == "invalid UTF-8 shown as U+FFFD"
     assert messages[1:] == doc["messages"][1:]
 
 

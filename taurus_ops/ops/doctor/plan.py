@@ -115,7 +115,8 @@ def _salvage_outcome(info: SessionFile) -> Outcome:
         )
     if main.altered:
         parts.append(
-            f"{plural(len(main.altered), 'message keeps', 'messages keep')} unreadable bytes as U+FFFD"
+            f"{plural(len(main.altered), 'message')} read around unreadable bytes "
+            "(U+FFFD; marked `repaired`)"
         )
     parts += fixed.changes
     parts += [f"set aside {s}" for s in fixed.set_aside]
