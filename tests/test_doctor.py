@@ -374,8 +374,8 @@ def test_plan_is_pure(store):
     path, _, raw = healthy_file(store)
     path.write_bytes(raw[:500])
     scan = scan_store(Path(os.environ["TAURUS_HOME"]), store.session_dir, store.archive_dir)
-    first = [(a.kind, a.data) for a in make_plan(scan, new_id=lambda: "fixed01").ordered()]
-    second = [(a.kind, a.data) for a in make_plan(scan, new_id=lambda: "fixed01").ordered()]
+    first = [(a.kind, a.data) for a in make_plan(scan).ordered()]
+    second = [(a.kind, a.data) for a in make_plan(scan).ordered()]
     assert first == second and path.read_bytes() == raw[:500]
 
 

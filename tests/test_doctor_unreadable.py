@@ -110,7 +110,9 @@ def test_a_broken_quote_is_read_back_exactly() -> None:
     st.lists(
         st.tuples(
             st.integers(0, len(RAW) - 1),
-            st.binary(min_size=1, max_size=3).map(lambda b: bytes(0xF8 | (x & 7) for x in b)),
+            # up to two bad bytes a place: with the escapes folded into it, a mark then stands
+            # for at most the four characters helpers.doctoring.compare lets it stand for
+            st.binary(min_size=1, max_size=2).map(lambda b: bytes(0xF8 | (x & 7) for x in b)),
             st.booleans(),
         ),
         min_size=1,

@@ -315,13 +315,16 @@ def known_word(marked: str, words: tuple[str, ...] | frozenset[str], taken: Any 
 
 def restore_keys(obj: dict[str, Any], words: tuple[str, ...]) -> bool:
     """Rename each marked key of ``obj`` to the one known key it stands for; True if any."""
-    changed = False
+    renamed: dict[str, str] = {}
     for key in [k for k in obj if MARK in k]:
-        word = known_word(key, words, taken=obj)
+        word = known_word(key, words, taken=obj.keys() | renamed.values())
         if word is not None:
-            obj[word] = obj.pop(key)
-            changed = True
-    return changed
+            renamed[key] = word
+    if renamed:  # in place, each key where it stood
+        items = list(obj.items())
+        obj.clear()
+        obj.update((renamed.get(k, k), v) for k, v in items)
+    return bool(renamed)
 
 
 def restore_message(message: Any, block_types: frozenset[str]) -> bool:
