@@ -4,7 +4,8 @@ A store holding every kind of damage in tests/helpers/damage.py at once, with th
 that write new files (a file of two sessions split in two, one id on two conversations)
 and those that move or replace files (a newer temporary file, an older copy, names). Copies
 of it are repaired once without interruption, and again by `taurus-ops doctor --fix`
-processes killed at random moments, each rerun picking up what the last left. The session
+processes killed at random moments (or the moment a split is half done), each rerun
+picking up what the last left. The session
 files in the end are the same, byte for byte, and no split-off document is written twice.
 Then the other direction: a store damaged by the old behaviour (one split-off document
 written twice under two ids) is detected, and --fix keeps one and quarantines the other.
@@ -108,13 +109,6 @@ def start(home: Path, script: Path, *args: str) -> subprocess.Popen:
     return proc
 
 
-def run_to_end(home: Path, script: Path, *args: str) -> tuple[int, str, float]:
-    proc = start(home, script, *args)
-    began = time.perf_counter()
-    out, err = proc.communicate(timeout=60)
-    return proc.returncode, out.decode() + err.decode(), time.perf_counter() - began
-
-
 def age_temporary_files(home: Path) -> None:
     for folder in (home / "sessions", home / "archive"):
         for entry in folder.iterdir():
@@ -130,20 +124,21 @@ def test_sigkill_during_repair_then_rerun_ends_like_one_run(tmp_path: Path, seed
     populate(base)
     once = tmp_path / "once"
     shutil.copytree(base, once, symlinks=True)
-    code, output, took = run_to_end(once, script)
-    assert code == 0, output
+    began = time.perf_counter()
+    assert doctor(once, fix=True).exit_code == 0  # one run, not interrupted
+    took = 1.5 * (time.perf_counter() - began)
     expected = snapshot(once)
     assert len([n for n in expected if n.startswith("sessions/2025")]) > len(DAMAGES)
 
     killed = tmp_path / "killed"
     shutil.copytree(base, killed, symlinks=True)
     rng = random.Random(seed)
-    for round_ in range(6):
+    for round_ in range(4):  # `taurus-ops doctor --fix` processes, each killed
         before = set(os.listdir(killed / "sessions"))
         proc = start(killed, script)
         if round_ % 2:  # at a random moment
             time.sleep(rng.uniform(0, took))
-        else:  # the moment a new session file appears: the split is half done
+        else:  # the moment a new session file appears: a split is half done
             deadline = time.monotonic() + took
             while time.monotonic() < deadline and proc.poll() is None:
                 names = set(os.listdir(killed / "sessions")) - before
@@ -151,28 +146,28 @@ def test_sigkill_during_repair_then_rerun_ends_like_one_run(tmp_path: Path, seed
                     break
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
-    code, output, _ = run_to_end(killed, script, "--json")
-    assert code == 0, output
+    report = doctor(killed, fix=True)
+    assert report.exit_code == 0, report.lines()
     assert snapshot(killed) == expected
     # nothing was written twice: the doctor would find a twice-written document and move
     # the second to the quarantine, but it never has to
-    assert not [p for p in json.loads(output)["problems"] if p["code"] == "same-conversation"]
+    assert not [p for p in report.problems if p.code == "same-conversation"]
     for manifest in (killed / "quarantine").glob("*/MANIFEST.jsonl"):
         reasons = [json.loads(line)["reason"] for line in manifest.read_text().splitlines()]
         assert not [r for r in reasons if r.startswith("the same conversation")], reasons
 
     # what the killed runs left half-written is found later, and changes no session
     age_temporary_files(killed)
-    code, output, _ = run_to_end(killed, script)
-    assert code == 0, output
+    assert doctor(killed, fix=True).exit_code == 0
     assert snapshot(killed) == expected
-    scan = subprocess.run(
-        [sys.executable, "-m", "taurus_ops.cli.main", "doctor", "--json"],
-        env={**os.environ, "TAURUS_HOME": str(killed)},
-        capture_output=True,
-        text=True,
-    )
-    assert json.loads(scan.stdout)["healthy"], scan.stdout
+    again = doctor(killed)
+    assert again.exit_code == 0 and not again.problems, again.lines()
+
+
+def doctor(home: Path, fix: bool = False):  # type: ignore[no-untyped-def]
+    from taurus_ops.ops.doctor import run_doctor
+
+    return run_doctor(home, home / "sessions", home / "archive", fix=fix)
 
 
 def test_every_step_of_a_split_is_done_once(tmp_path: Path, store, taurus_home: Path) -> None:
