@@ -325,9 +325,10 @@ class _Scanner:
         text = self.text
         docs: list[Salvaged] = []
         pos = _skip(text, 0)
+        skipped_from = 0
         garbage = 0
         while pos < len(text):
-            brace = self._mark_for(0 if not docs else pos - 1, pos, text[pos] == '"')
+            brace = self._mark_for(skipped_from, pos, text[pos] == '"')
             if brace is not None:
                 pos = brace  # an unreadable byte where the document's ``{`` stood
             elif text[pos] != "{":
@@ -362,6 +363,7 @@ class _Scanner:
                     break
                 _finish_marked(doc)
                 docs.append(doc)
+            skipped_from = end
             pos = _skip(text, end)
             while pos < len(text) and text[pos] == "\x00":
                 pos = _skip(text, pos + 1)
