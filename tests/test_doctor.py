@@ -123,6 +123,7 @@ def test_invalid_utf8_inside_a_message_keeps_it_marked(store):
     doctor(store, fix=True)
     messages = store.load(path).messages
     assert messages[0]["content"] == "Hel\ufffd me debug the login issue"
+    assert messages[0]["repaired"] == "invalid UTF-8 shown as U+FFFD"
     assert messages[1:] == doc["messages"][1:]
 
 
@@ -373,8 +374,8 @@ def test_plan_is_pure(store):
     path, _, raw = healthy_file(store)
     path.write_bytes(raw[:500])
     scan = scan_store(Path(os.environ["TAURUS_HOME"]), store.session_dir, store.archive_dir)
-    first = [(a.kind, a.data) for a in make_plan(scan, new_id=lambda: "fixed01").ordered()]
-    second = [(a.kind, a.data) for a in make_plan(scan, new_id=lambda: "fixed01").ordered()]
+    first = [(a.kind, a.data) for a in make_plan(scan).ordered()]
+    second = [(a.kind, a.data) for a in make_plan(scan).ordered()]
     assert first == second and path.read_bytes() == raw[:500]
 
 

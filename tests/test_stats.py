@@ -110,7 +110,7 @@ def test_names_are_counted_once_where_the_script_counts_them_twice(store, ops, t
     for doc in named:
         doubled.update(call["tool"] for call in doc.get("toolCalls", []))
     assert script_tools == dict(doubled)  # exactly: the script counts named sessions twice
-    assert "2 name link(s) not counted" in ops("stats").output
+    assert "2 name links not counted" in ops("stats").output
 
 
 def test_damaged_file_counted_in_total_only(store, ops) -> None:

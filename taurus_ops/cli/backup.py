@@ -15,6 +15,7 @@ from taurus_ops.cli.common import (
     pass_app,
     wait_option,
 )
+from taurus_ops.words import plural
 
 
 @click.group("backup")
@@ -71,11 +72,11 @@ def create_cmd(app: AppContext, output: Path | None, as_json: bool, wait: float)
             log.error("backup: failed: %s", exc)
             raise
     log.info(
-        "backup: wrote %s (%d files, %d bytes, archive %d bytes); removed %d old",
+        "backup: wrote %s (%s, %s, archive %s); removed %d old",
         created.path,
-        created.files,
-        created.bytes,
-        created.size,
+        plural(created.files, "file"),
+        plural(created.bytes, "byte"),
+        plural(created.size, "byte"),
         len(created.removed),
     )
     for path in created.removed:
@@ -103,7 +104,7 @@ def create_cmd(app: AppContext, output: Path | None, as_json: bool, wait: float)
             err=True,
         )
     click.echo(
-        f"Backed up {created.files} files ({human_size(created.bytes)}) to {created.path} "
+        f"Backed up {plural(created.files, 'file')} ({human_size(created.bytes)}) to {created.path} "
         f"({human_size(created.size)}); verified."
     )
     for path in created.removed:
@@ -149,7 +150,9 @@ def verify_cmd(app: AppContext, file: Path, as_json: bool) -> None:
     if as_json:
         echo_json(report.as_json())
     elif report.ok:
-        click.echo(f"ok: {file}: {report.files} files, {human_size(report.bytes)}, checksums match")
+        click.echo(
+            f"ok: {file}: {plural(report.files, 'file')}, {human_size(report.bytes)}, checksums match"
+        )
     else:
         for problem in report.problems[:50]:
             click.echo(f"problem: {problem}", err=True)
@@ -232,12 +235,12 @@ def restore_cmd(
         for path, why in result.failed:
             click.echo(f"not restored: {path}: {why}", err=True)
         click.echo(
-            f"Restored {len(result.written)} files"
+            f"Restored {plural(len(result.written), 'file')}"
             + (f"; replaced ones copied to {plan.replaced_dir}" if plan.replaced_dir else "")
             + "."
         )
     if result.failed:
-        raise TaurusError(f"{len(result.failed)} files could not be restored")
+        raise TaurusError(f"{plural(len(result.failed), 'file')} could not be restored")
 
 
 def _print_restore(plan, as_json: bool, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
@@ -259,4 +262,4 @@ def _print_restore(plan, as_json: bool, dry_run: bool) -> None:  # type: ignore[
 
 def _problems(report) -> str:  # type: ignore[no-untyped-def]
     n = len(report.problems)
-    return f"{n} problem{'s' * (n != 1)}"
+    return plural(n, "problem")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from taurus_ops.cli.common import AppContext, echo_json, example, human_size, pass_app, wait_option
+from taurus_ops.words import plural
 
 
 @click.command("cleanup")
@@ -47,10 +48,10 @@ def cleanup_cmd(app: AppContext, dry_run: bool, as_json: bool, wait: float) -> N
         plan = cleanup.make_plan(config, store)
         if dry_run:
             log.info(
-                "cleanup --dry-run: would archive %d, delete %d (%d bytes); %d kept by protection",
+                "cleanup --dry-run: would archive %d, delete %d (%s); %d kept by protection",
                 plan.count(cleanup.ARCHIVE),
                 plan.count(cleanup.DELETE),
-                plan.bytes,
+                plural(plan.bytes, "byte"),
                 len(plan.skipped),
             )
             if as_json:
@@ -62,10 +63,10 @@ def cleanup_cmd(app: AppContext, dry_run: bool, as_json: bool, wait: float) -> N
         result = cleanup.execute(plan, store, log)
         cleanup.record_run(config.home, result)
         log.info(
-            "cleanup: done: archived %d, deleted %d, freed %d bytes, %d left (see above)",
+            "cleanup: done: archived %d, deleted %d, freed %s, %d left (see above)",
             len(result.archived),
             len(result.deleted),
-            result.bytes_freed,
+            plural(result.bytes_freed, "byte"),
             len(result.failed),
         )
     if as_json:
@@ -91,11 +92,12 @@ def _print_plan(plan, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
         click.echo(line)
     if dry_run:
         if not plan.actions:
-            click.echo(f"Nothing to clean up ({plan.kept} sessions kept).")
+            click.echo(f"Nothing to clean up ({plural(plan.kept, 'session')} kept).")
         else:
             click.echo(
-                f"Would archive {plan.count(ARCHIVE)} and delete {plan.count(DELETE)} "
-                f"sessions ({human_size(plan.bytes)}); {plan.kept} kept. "
+                f"Would archive {plural(plan.count(ARCHIVE), 'session')} and delete "
+                f"{plural(plan.count(DELETE), 'session')} ({human_size(plan.bytes)}); "
+                f"{plan.kept} kept. "
                 "Run `taurus-ops cleanup` to do it."
             )
 

@@ -80,7 +80,8 @@ def doctor_cmd(
     garbage, two documents, BOM, invalid UTF-8, control characters, empty),
     documents the API would refuse (dangling tool_use, unknown roles, missing
     fields, bad timestamps), ids that disagree with the file name or repeat,
-    dangling or escaping name links, temporary files and stale locks, loose
+    one conversation split off into two files, an id also used in a sub-folder
+    (a project folder), dangling or escaping name links, temporary files and stale locks, loose
     permissions, a broken config file and a stale index.
 
     --fix salvages every whole message, keeps each original byte for byte in

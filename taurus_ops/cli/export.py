@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from taurus_ops.cli.common import AppContext, example, pass_app
+from taurus_ops.words import plural
 
 
 def _refuse_store_path(app: AppContext, target: Path) -> None:
@@ -80,7 +81,8 @@ def export_cmd(
             existing = [dst for _, dst in plan if dst.exists()]
             if existing:
                 raise UsageError(
-                    f"{len(existing)} file(s) already exist in {output}, e.g. {existing[0].name}"
+                    f"{plural(len(existing), 'file already exists', 'files already exist')} "
+                    f"in {output}, e.g. {existing[0].name}"
                     " (use --force to overwrite)"
                 )
         names = app.store.names()
@@ -114,9 +116,9 @@ def export_cmd(
                 continue
             masked += result.redaction.total if result.redaction else 0
             done += 1
-        click.echo(f"Exported {done} session(s) to {output}", err=True)
+        click.echo(f"Exported {plural(done, 'session')} to {output}", err=True)
         if redact:
-            click.echo(f"Redaction: masked {masked} secret(s) in all", err=True)
+            click.echo(f"Redaction: masked {plural(masked, 'secret')} in all", err=True)
         for line in failed:
             click.echo(f"skipped {line}", err=True)
         if failed:

@@ -7,6 +7,7 @@ import sys
 import click
 
 from taurus_ops.cli.common import AppContext, echo_json, example, human_size, local_time, pass_app
+from taurus_ops.words import plural
 
 
 @click.command("search")
@@ -99,7 +100,7 @@ def announce_indexing(count: int) -> None:
     """Say why a first search or stats takes a few seconds (only on a terminal)."""
     if sys.stderr.isatty():
         click.echo(
-            f"Indexing {count} session files (once; later runs read only what changed)...",
+            f"Indexing {plural(count, 'session file')} (once; later runs read only what changed)...",
             err=True,
         )
 
@@ -141,7 +142,7 @@ def index_status(app: AppContext, as_json: bool) -> None:
         return
     click.echo(f"Size:     {human_size(info['size'])}")
     click.echo(f"Sessions: {info['sessions']}   Messages: {info['messages']}")
-    click.echo(f"Stale:    {info['stale']} file(s) changed since the last refresh")
+    click.echo(f"Stale:    {plural(info['stale'], 'file')} changed since the last refresh")
     for problem in info["problems"]:
         click.echo(f"Problem:  {problem}")
 
@@ -160,4 +161,4 @@ def index_rebuild(app: AppContext) -> None:
         index.announce = announce_indexing
         report = index.rebuild()
     took = time.perf_counter() - start
-    click.echo(f"Rebuilt {index.path}: {report.added} session(s) in {took:.1f}s")
+    click.echo(f"Rebuilt {index.path}: {plural(report.added, 'session')} in {took:.1f}s")

@@ -26,6 +26,7 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write, fsync_dir, point_link
 from taurus_ops.store.lock import SessionLock, is_locked
 from taurus_ops.store.refs import id_from_file_name, inside
+from taurus_ops.words import plural
 
 ARCHIVE = "archive"
 DELETE = "delete"
@@ -172,7 +173,7 @@ def plan_cleanup(rules: Rules, snapshot: Snapshot, now: datetime) -> Plan:
         if cutoff is not None and entry.updated < cutoff:
             age = (now - entry.updated).days
             reasons.append(
-                f"not updated for {age} days (sessions.retentionDays={rules.retention_days})"
+                f"not updated for {plural(age, 'day')} (sessions.retentionDays={rules.retention_days})"
             )
         if rules.max_sessions is not None and rank > rules.max_sessions:
             reasons.append(
@@ -221,7 +222,7 @@ def plan_cleanup(rules: Rules, snapshot: Snapshot, now: datetime) -> Plan:
             if entry.updated >= archive_cutoff:
                 continue
             reason = (
-                f"archived and not updated for {(now - entry.updated).days} days "
+                f"archived and not updated for {plural((now - entry.updated).days, 'day')} "
                 f"(archive.retentionDays={rules.archive_retention_days})"
             )
             why = _protection(entry, rules, None)
@@ -403,7 +404,7 @@ def execute(plan: Plan, store: Any, log: Any = None) -> Result:
             action = outcome.action
             verb = {ARCHIVE: "archived", DELETE: "deleted"}[action.action]
             if outcome.done:
-                log.info("cleanup: %s %s (%d bytes): %s", verb, action.path, action.size,
+                log.info("cleanup: %s %s (%s): %s", verb, action.path, plural(action.size, "byte"),
                          "; ".join(action.reasons))  # fmt: skip
             else:
                 log.warning("cleanup: left %s: %s", action.path, outcome.detail)
@@ -555,9 +556,9 @@ def describe_pending(plan: Plan) -> str:
     parts = []
     archive_n, delete_n = plan.count(ARCHIVE), plan.count(DELETE)
     if archive_n:
-        parts.append(f"archive {archive_n} session{'s' * (archive_n != 1)}")
+        parts.append(f"archive {plural(archive_n, 'session')}")
     if delete_n:
-        parts.append(f"delete {delete_n} session{'s' * (delete_n != 1)}")
+        parts.append(f"delete {plural(delete_n, 'session')}")
     rules = ", ".join(plan.rules.describe())
     return (
         f"{rules} will {' and '.join(parts)} at the next cleanup "

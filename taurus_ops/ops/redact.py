@@ -23,6 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from taurus_ops.words import plural
+
 _ASSIGN_NAMES = (
     r"(?:[A-Za-z0-9_]*_)?(?:password|passwd|passphrase|pwd|secret|secret_key|api_?key|"
     r"access_?token|auth_?token|token|client_?secret|private_?key)"
@@ -83,7 +85,7 @@ class Redaction:
         if not self.total:
             return "no secrets found"
         parts = ", ".join(f"{kind} {n}" for kind, n in sorted(self.counts.items()))
-        return f"masked {self.total} secret{'s' if self.total != 1 else ''} ({parts})"
+        return f"masked {plural(self.total, 'secret')} ({parts})"
 
 
 def _is_mask(text: str) -> bool:

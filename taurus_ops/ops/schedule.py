@@ -25,6 +25,7 @@ from typing import Any
 from taurus_ops.config.cron import WEEKDAYS, Cron, parse_cron
 from taurus_ops.errors import OpsLocked, TaurusError
 from taurus_ops.store.lock import FileLock
+from taurus_ops.words import plural
 
 JOB_KINDS = ("cleanup", "backup")
 JOB_FUNC = "taurus_ops.ops.schedule:run_job"
@@ -136,7 +137,7 @@ def _cleanup(config: Any, log: logging.Logger) -> str:
     cleanup.record_run(config.home, result)
     return (
         f"archived {len(result.archived)}, deleted {len(result.deleted)}, "
-        f"freed {result.bytes_freed} bytes, {len(result.failed)} left"
+        f"freed {plural(result.bytes_freed, 'byte')}, {len(result.failed)} left"
     )
 
 
@@ -148,7 +149,7 @@ def _backup(config: Any, log: logging.Logger) -> str:
         log.warning("backup: %s", note)
     for path in created.removed:
         log.info("backup: removed old backup %s", path)
-    return f"wrote {created.path} ({created.files} files, {created.size} bytes), verified"
+    return f"wrote {created.path} ({plural(created.files, 'file')}, {plural(created.size, 'byte')}), verified"
 
 
 # -- the daemon -------------------------------------------------------------------------------
@@ -217,7 +218,7 @@ def build_scheduler(
             missed = job._get_run_times(now)
             if missed:
                 notes.append(
-                    f"{kind}: {len(missed)} run{'s' * (len(missed) != 1)} missed while "
+                    f"{kind}: {plural(len(missed), 'run')} missed while "
                     "the scheduler was not running; running once now (coalesced)"
                 )
         elif job is not None:

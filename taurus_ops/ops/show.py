@@ -63,6 +63,8 @@ def transcript(session: Session, width: int = 100, last: int | None = None) -> l
                 body.extend(_block_lines(block, width))
         if message.get("interrupted"):
             body.append("[reply interrupted]")
+        if isinstance(message.get("repaired"), str):  # set by `taurus-ops doctor --fix`
+            body.append(f"[repaired by the doctor: {message['repaired']}]")
         lines.append(fmt.printable(f"{who}: {body[0] if body else ''}"))
         lines.extend("  " + fmt.printable(line) for line in body[1:])
     return lines

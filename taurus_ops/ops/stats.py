@@ -32,6 +32,7 @@ from typing import Any
 
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index import USAGE_KEYS, Index
+from taurus_ops.words import plural
 
 WEEK_SECONDS = 7 * 24 * 3600
 
@@ -223,9 +224,9 @@ def render_text(stats: Stats, days: int = 14, now: datetime | None = None) -> li
     if stats.names or stats.damaged:
         extra = []
         if stats.names:
-            extra.append(f"{stats.names} name link(s) not counted as sessions")
+            extra.append(f"{plural(stats.names, 'name link')} not counted as sessions")
         if stats.damaged:
-            extra.append(f"{stats.damaged} damaged file(s) (run taurus-ops doctor)")
+            extra.append(f"{plural(stats.damaged, 'damaged file')} (run taurus-ops doctor)")
         lines += ["", "Note: " + "; ".join(extra)]
     lines += ["", "Tokens by model (estimated cost):"]
     if not stats.tokens:
@@ -248,7 +249,7 @@ def render_text(stats: Stats, days: int = 14, now: datetime | None = None) -> li
     recent = [(today - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
     counts = [stats.per_day.get(d, 0) for d in recent]
     peak = max(counts, default=0) or 1
-    lines += ["", f"Sessions per day (last {days} days):"]
+    lines += ["", f"Sessions per day (last {plural(days, 'day')}):"]
     for day, count in zip(recent, counts, strict=True):
         bar = "█" * round(30 * count / peak) if count else ""
         lines.append(f"  {day}  {count:>4} {bar}")

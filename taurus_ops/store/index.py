@@ -904,7 +904,7 @@ class Index:
                 problems.append(
                     IndexProblem(
                         f"the index disagrees with {folder}: {changed} changed, {added} new, "
-                        f"{removed} removed file(s) since it was built (refreshed on next use)",
+                        f"{removed} removed since it was built (refreshed on next use)",
                         stale=True,
                     )
                 )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from taurus_ops.ops.doctor.document import is_interrupted_result
+from taurus_ops.ops.doctor.unreadable import LEFT_OUT, REPAIRED_FIELD
 
 
 def api_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -65,12 +67,29 @@ def _close(recovered: Any, original: Any) -> bool:
     return recovered == original
 
 
+def without(value: Any, paths: list[str]) -> Any:
+    """A copy of ``value`` without the members at ``paths`` (``usage.inputTokens``, ``a[0].b``)."""
+    if not paths:
+        return value
+    out = json.loads(json.dumps(value))
+    for path in paths:
+        steps = [
+            int(s[1:-1]) if s.startswith("[") else s for s in re.findall(r"\[\d+\]|[^.\[]+", path)
+        ]
+        node = out
+        for step in steps[:-1]:
+            node = node[step]
+        del node[steps[-1]]
+    return out
+
+
 def compare(recovered: list[Any], original: list[Any]) -> dict[str, Any]:
     """Match recovered messages to the original ones, in order.
 
     intact: equal to an original message; altered: equal but for unreadable bytes
     shown as U+FFFD; invented: matching no original message (a cut message
     "completed", a guess); mended: the doctor's interrupted tool results (expected).
+    The doctor's own ``repaired`` note on a message is not part of the message.
     """
     intact = altered = invented = mended = 0
     matched: list[int] = []
@@ -79,8 +98,14 @@ def compare(recovered: list[Any], original: list[Any]) -> dict[str, Any]:
         if isinstance(message, dict) and is_interrupted_result(message):
             mended += 1
             continue
+        left_out: list[str] = []
+        if isinstance(message, dict) and REPAIRED_FIELD in message:
+            note = str(message[REPAIRED_FIELD])
+            if LEFT_OUT in note:
+                left_out = note.split(LEFT_OUT, 1)[1].split("; ")[0].split(", ")
+            message = {k: v for k, v in message.items() if k != REPAIRED_FIELD}
         k = j
-        while k < len(original) and original[k] != message:
+        while k < len(original) and (left_out or original[k] != message):
             k += 1
         if k < len(original):
             intact += 1
@@ -88,7 +113,7 @@ def compare(recovered: list[Any], original: list[Any]) -> dict[str, Any]:
             j = k + 1
             continue
         k = j
-        while k < len(original) and not _close(message, original[k]):
+        while k < len(original) and not _close(message, without(original[k], left_out)):
             k += 1
         if k < len(original):
             altered += 1

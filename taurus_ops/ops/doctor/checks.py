@@ -30,6 +30,7 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import TMP_MARK, is_temp_name
 from taurus_ops.store.lock import is_held, is_lock_name, read_holder, target_of_lock
 from taurus_ops.store.refs import inside
+from taurus_ops.words import plural
 
 TEMP_GRACE_SECONDS = 30.0  # a younger temporary file may belong to a save in progress
 
@@ -101,6 +102,12 @@ class Scan:
     links: list[tuple[Path, str, Path | None, Problem]] = field(default_factory=list)
     modes: list[tuple[Path, int, Problem]] = field(default_factory=list)
     duplicates: list[tuple[str, list[Path], Problem]] = field(default_factory=list)
+    digests: dict[Path, str] = field(default_factory=dict)  # sha256 of files read for a comparison
+    # files the doctor wrote from another file, by (sha256 of that file, part): see RECOVERED_FROM
+    recovered: dict[tuple[str, int], list[Path]] = field(default_factory=dict)
+    signatures: dict[tuple[str, str, int], list[Path]] = field(default_factory=dict)
+    copies: list[Any] = field(default_factory=list)  # copies.Copies: one document in several files
+    elsewhere: list[Any] = field(default_factory=list)  # copies.Elsewhere: an id in two folders
     locked: dict[Path, int | None] = field(default_factory=dict)  # session -> chat pid
     ids: set[str] = field(default_factory=set)  # every file-name id in the store
     index: Any = None  # the index API object when an index exists and disagrees
@@ -197,6 +204,7 @@ def scan_store(
     temps: list[tuple[os.DirEntry[str], bool]] = []
     locks: list[os.DirEntry[str]] = []
     links: list[tuple[os.DirEntry[str], bool]] = []
+    subfolders: list[Path] = []
     by_id: dict[str, list[Path]] = {}
     for folder, archived in folders:
         try:
@@ -224,6 +232,8 @@ def scan_store(
                 file_id = FileContext.of(name, 0).file_id
                 by_id.setdefault(file_id, []).append(Path(entry.path))
                 sessions.append((entry, archived))
+            elif not archived and not name.startswith(".") and entry.is_dir():
+                subfolders.append(Path(entry.path))  # a project's own session folder, say
     scan.ids = set(by_id)
 
     # locks first: a session open in a chat is reported, never repaired
@@ -266,7 +276,7 @@ def scan_store(
                 names,
                 "duplicate-id",
                 ERROR,
-                f"{len(paths)} files share the id {file_id!r}",
+                f"{plural(len(paths), 'file')} share the id {file_id!r}",
                 "keep the most complete; quarantine copies it contains, give the others new ids",
             )
         )
@@ -274,12 +284,18 @@ def scan_store(
         for path in paths:  # the plan compares their messages
             if path not in scan.files and path not in scan.healthy_docs:
                 try:
-                    ok, data = _parse(path.read_bytes())
+                    raw = path.read_bytes()
                 except OSError:
                     continue
+                ok, data = _parse(raw)
                 if ok and isinstance(data, dict):
                     scan.healthy_docs[path] = data
+                    scan.digests[path] = _digest(raw)
 
+    from taurus_ops.ops.doctor.copies import find_copies, find_elsewhere
+
+    find_copies(scan, wanted)
+    find_elsewhere(scan, subfolders, by_id, wanted)
     for entry, _archived in temps:
         _check_temp(scan, entry, wanted)
     for entry, _archived in links:
@@ -332,6 +348,8 @@ def _check_session(scan: Scan, entry: os.DirEntry[str], archived: bool) -> None:
             scan.modes.append((path, 0o600, scan.problems[-1]))
         return
     findings, parsed, salvaged = check_bytes(raw, ctx)
+    if isinstance(parsed, dict):
+        _note_document(scan, path, parsed, raw)
     if not findings:
         return
     locked = path in scan.locked
@@ -353,6 +371,23 @@ def _check_session(scan: Scan, entry: os.DirEntry[str], archived: bool) -> None:
             info.problems.append(problem)
     if info.problems:
         scan.files[path] = info
+
+
+RECOVERED_FROM = "recoveredFrom"  # on a file the doctor wrote from another: {file, sha256, part}
+
+
+def _note_document(scan: Scan, path: Path, data: dict[str, Any], raw: bytes) -> None:
+    """Remember what finds copies later: where a file came from, and a cheap fingerprint."""
+    origin = data.get(RECOVERED_FROM)
+    if type(origin) is dict and isinstance(origin.get("sha256"), str):
+        part = origin.get("part")
+        key = (origin["sha256"], part if type(part) is int else 0)
+        scan.recovered.setdefault(key, []).append(path)
+        scan.digests[path] = _digest(raw)
+    messages = data.get("messages")
+    created, updated = data.get("created"), data.get("updated")
+    if type(messages) is list and messages and type(created) is str and type(updated) is str:
+        scan.signatures.setdefault((created, updated, len(messages)), []).append(path)
 
 
 def _check_temp(scan: Scan, entry: os.DirEntry[str], wanted: set[str] | None) -> None:

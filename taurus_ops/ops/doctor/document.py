@@ -21,6 +21,7 @@ from taurus_ops.store.mend import (
     mend_tool_uses,
     orphan_results,
 )
+from taurus_ops.words import plural
 
 ROLES = ("user", "assistant")
 # content block types the Messages API accepts in a history
@@ -261,7 +262,7 @@ def examine(data: Any, ctx: FileContext) -> list[Finding]:
                 Finding(
                     "bad-message",
                     ERROR,
-                    f"{len(bad)} message(s) the API would refuse ({first}{more})",
+                    f"{plural(len(bad), 'message')} the API would refuse ({first}{more})",
                 )
             )
         elif _repeated_tool_use(messages):
@@ -286,7 +287,7 @@ def examine(data: Any, ctx: FileContext) -> list[Finding]:
                     Finding(
                         "orphan-tool-result",
                         ERROR,
-                        f"{count} tool_result block(s) answer no tool_use (message #{orphans[0][0] + 1})",
+                        f"{plural(count, 'tool_result block')} answering no tool_use (message #{orphans[0][0] + 1})",
                     )
                 )
             dangling = dangling_tool_uses(messages)
@@ -296,7 +297,7 @@ def examine(data: Any, ctx: FileContext) -> list[Finding]:
                     Finding(
                         "dangling-tool-use",
                         ERROR,
-                        f"{count} tool_use block(s) without a tool_result (message #{dangling[0][0] + 1}); the API refuses such a history",
+                        f"{plural(count, 'tool_use block')} without a tool_result (message #{dangling[0][0] + 1}); the API refuses such a history",
                     )
                 )
     calls = data.get("toolCalls")
@@ -397,13 +398,17 @@ def repair_document(
         while lead < len(messages) and messages[lead]["role"] != "user":
             lead += 1
         if lead:
-            fix.set_aside.append(f"{lead} assistant message(s) before the first user message")
+            fix.set_aside.append(
+                f"{plural(lead, 'assistant message')} before the first user message"
+            )
             del messages[:lead]
         orphans = orphan_results(messages)
         for index, blocks in reversed(orphans):
             message = messages[index]
             content = [b for i, b in enumerate(message["content"]) if i not in set(blocks)]
-            fix.set_aside.append(f"{len(blocks)} tool_result block(s) answering no tool_use")
+            fix.set_aside.append(
+                f"{plural(len(blocks), 'tool_result block')} answering no tool_use"
+            )
             if content:
                 message["content"] = content
             else:
@@ -413,7 +418,9 @@ def repair_document(
     added = mend_tool_uses(messages)
     if added:
         fix.interrupted_added = added
-        fix.changes.append(f'close {added} dangling tool_use block(s) with an "interrupted" result')
+        fix.changes.append(
+            f'close {plural(added, "dangling tool_use block")} with an "interrupted" result'
+        )
     out["messages"] = messages
     calls = out.get("toolCalls")
     if calls is None or type(calls) is not list:
@@ -421,12 +428,14 @@ def repair_document(
             fix.set_aside.append("`toolCalls` was not a list")
         rebuilt = rebuild_tool_calls(messages)
         if rebuilt or tool_calls_lost:
-            fix.changes.append(f"rebuild `toolCalls` from the messages ({len(rebuilt)} call(s))")
+            fix.changes.append(
+                f"rebuild `toolCalls` from the messages ({plural(len(rebuilt), 'call')})"
+            )
         out["toolCalls"] = rebuilt
     elif any(type(c) is not dict for c in calls):
         out["toolCalls"] = [c for c in calls if type(c) is dict]
         fix.set_aside.append(
-            f"{len(calls) - len(out['toolCalls'])} toolCalls entries that were not objects"
+            f"{plural(len(calls) - len(out['toolCalls']), 'toolCalls entry', 'toolCalls entries')} that were not objects"
         )
     return fix
 

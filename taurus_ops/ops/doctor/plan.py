@@ -6,6 +6,7 @@ quarantine first; the repair checks each file still holds the bytes the scan rea
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from taurus_ops.ops.doctor.checks import Problem, Scan, SessionFile, TempFile
+from taurus_ops.ops.doctor.checks import RECOVERED_FROM, Problem, Scan, SessionFile, TempFile
 from taurus_ops.ops.doctor.document import (
     FileContext,
     Repaired,
@@ -23,6 +24,7 @@ from taurus_ops.ops.doctor.document import (
 )
 from taurus_ops.ops.doctor.salvage import Salvaged
 from taurus_ops.store import format as fmt
+from taurus_ops.words import plural
 
 # kinds of action, in the order they are carried out
 CHMOD = "chmod"
@@ -105,18 +107,27 @@ def _salvage_outcome(info: SessionFile) -> Outcome:
     main, extras = _choose(usable, info.ctx.file_id)
     fixed = repair_document(main.data, info.ctx, tool_calls_lost="toolCalls" not in main.data)
     messages = [m for m in fixed.data["messages"] if not is_interrupted_result(m)]
-    parts = [f"keep {len(messages)} whole message(s)"]
+    parts = [f"keep {plural(len(messages), 'whole message')}"]
     if main.messages_after_damage:
         parts[0] += f" ({main.messages_after_damage} found after the damage)"
     if result.fragments:
-        parts.append(f"drop {len(result.fragments)} damaged stretch(es)")
+        parts.append(
+            f"drop {plural(len(result.fragments), 'damaged stretch', 'damaged stretches')}"
+        )
     if main.altered:
-        parts.append(f"{len(main.altered)} message(s) keep unreadable bytes as U+FFFD")
+        parts.append(
+            f"{plural(len(main.altered), 'message')} read around unreadable bytes "
+            "(U+FFFD; marked `repaired`)"
+        )
     parts += fixed.changes
     parts += [f"set aside {s}" for s in fixed.set_aside]
     extra_docs = [e.data for e in extras]
     if extra_docs:
-        parts.append(f"the other {len(extra_docs)} document(s) become separate session(s)")
+        parts.append(
+            "the other document becomes a separate session"
+            if len(extra_docs) == 1
+            else f"the other {len(extra_docs)} documents become separate sessions"
+        )
     return Outcome(fixed.data, "; ".join(parts), extra_docs)
 
 
@@ -164,20 +175,60 @@ def _new_path(folder: Path, data: dict[str, Any], session_id: str) -> Path:
     return folder / fmt.file_name(created, session_id)
 
 
-def make_plan(scan: Scan, new_id: Callable[[], str] = fmt.new_id) -> Plan:
-    """Turn the scan's problems into actions; fills each problem's ``fix``."""
+def derived_id(seed: str, n: int = 0) -> str:
+    """An id decided by what it names: the same ``seed`` gives the same id on every run.
+
+    A repair interrupted after writing a split-off document must, when run again, find
+    that document under the id it already has instead of writing it again under another.
+    """
+    number = int.from_bytes(hashlib.sha256(f"{seed}:{n}".encode()).digest()[:8], "big")
+    out = []
+    for _ in range(fmt.ID_LENGTH):
+        number, digit = divmod(number, len(fmt.ID_ALPHABET))
+        out.append(fmt.ID_ALPHABET[digit])
+    return "".join(out)
+
+
+def origin(source: Path, digest: str, part: int) -> dict[str, Any]:
+    """The ``recoveredFrom`` field of a file the doctor writes from ``source``."""
+    return {"file": source.name, "sha256": digest, "part": part}
+
+
+def make_plan(scan: Scan) -> Plan:
+    """Turn the scan's problems into actions; fills each problem's ``fix``.
+
+    Pure and deterministic: the same store gives the same plan, new ids included, so a
+    repair cut off at any moment and run again ends where one uninterrupted run would.
+    """
     plan = Plan()
     taken = set(scan.ids)
 
-    def fresh_id(wanted: Any = None) -> str:
-        if isinstance(wanted, str) and fmt.is_valid_token(wanted) and wanted not in taken:
-            candidate = wanted
-        else:
-            candidate = new_id()
-            while candidate in taken:
-                candidate = new_id()
+    def fresh_id(wanted: Any, seed: str) -> str:
+        own = [wanted] if isinstance(wanted, str) and fmt.is_valid_token(wanted) else []
+        n = 0
+        for candidate in own:
+            if candidate not in taken:
+                taken.add(candidate)
+                return candidate
+        while (candidate := derived_id(seed, n)) in taken:
+            n += 1
         taken.add(candidate)
         return candidate
+
+    def new_file(
+        source: Path, digest: str, part: int, doc: dict[str, Any], wanted: Any, mtime_iso: str
+    ) -> tuple[Path, bytes | None]:
+        """Where and what to write for a document split off ``source`` (or renamed from it).
+
+        None for the bytes: an earlier, interrupted run wrote it already (at that path).
+        """
+        written = scan.recovered.get((digest, part))
+        if written:
+            return sorted(written)[0], None
+        sid = fresh_id(wanted, f"{digest}:{part}")
+        fixed = repair_document(doc, FileContext("", sid, None, mtime_iso)).data
+        fixed[RECOVERED_FROM] = origin(source, digest, part)
+        return _new_path(source.parent, fixed, sid), fmt.dumps(fixed)
 
     def skip(problems: list[Problem], why: str) -> None:
         for problem in problems:
@@ -197,7 +248,7 @@ def make_plan(scan: Scan, new_id: Callable[[], str] = fmt.new_id) -> Plan:
 
     outcomes: dict[Path, Outcome] = {}
     session_actions: dict[Path, Action] = {}
-    for path, info in scan.files.items():
+    for path, info in sorted(scan.files.items()):
         if info.locked:
             holder = f"process {info.locked_by}" if info.locked_by else "a running chat"
             skip(info.problems, f"open in {holder}; close that chat and run the doctor again")
@@ -210,11 +261,12 @@ def make_plan(scan: Scan, new_id: Callable[[], str] = fmt.new_id) -> Plan:
             action = Action(QUARANTINE, path, info.problems, outcome.summary, expect=info.digest)
         else:
             extras = []
-            for doc in outcome.extras:
-                sid = fresh_id(doc.get("sessionId"))
-                ctx = FileContext("", sid, None, info.ctx.mtime_iso)
-                fixed = repair_document(doc, ctx).data
-                extras.append((_new_path(path.parent, fixed, sid), fmt.dumps(fixed)))
+            for part, doc in enumerate(outcome.extras, 1):
+                new_path, data = new_file(
+                    path, info.digest, part, doc, doc.get("sessionId"), info.ctx.mtime_iso
+                )
+                if data is not None:
+                    extras.append((new_path, data))
             action = Action(
                 REWRITE,
                 path,
@@ -227,7 +279,8 @@ def make_plan(scan: Scan, new_id: Callable[[], str] = fmt.new_id) -> Plan:
         session_actions[path] = action
 
     for file_id, paths, problem in scan.duplicates:
-        _plan_duplicates(scan, plan, file_id, paths, problem, outcomes, session_actions, fresh_id)
+        _plan_duplicates(scan, plan, file_id, paths, problem, outcomes, session_actions, new_file)
+    _plan_copies(scan, plan, skip)
 
     for temp, problem in scan.temps:
         _plan_temp(scan, plan, temp, problem, outcomes, session_actions)
@@ -275,7 +328,7 @@ def _plan_duplicates(
     problem: Problem,
     outcomes: dict[Path, Outcome],
     session_actions: dict[Path, Action],
-    fresh_id: Callable[[Any], str],
+    new_file: Callable[..., tuple[Path, bytes | None]],
 ) -> None:
     if any(p in scan.locked for p in paths) or any(
         p in scan.files and scan.files[p].locked for p in paths
@@ -306,7 +359,7 @@ def _plan_duplicates(
     notes = []
     for other in ordered[1:]:
         messages = _effective_messages(scan, other, outcomes)
-        digest = scan.files[other].digest if other in scan.files else None
+        digest = scan.files[other].digest if other in scan.files else scan.digests.get(other)
         earlier = session_actions.pop(other, None)
         problems = [problem] + (earlier.problems if earlier else [])
         if keep_messages[: len(messages)] == messages:
@@ -319,34 +372,87 @@ def _plan_duplicates(
                     f"an older copy of {keep}: move it to the quarantine (its names follow {keep.name})",
                     expect=digest,
                     target=keep,
+                    extra_files=earlier.extra_files if earlier else [],
                 )
             )
+            continue
+        if earlier is not None and earlier.data is not None:
+            base = fmt.loads(earlier.data)
+        elif other in outcomes and outcomes[other].data is not None:
+            base = dict(outcomes[other].data)  # type: ignore[arg-type]
         else:
-            if earlier is not None and earlier.data is not None:
-                base = fmt.loads(earlier.data)
-            elif other in outcomes and outcomes[other].data is not None:
-                base = dict(outcomes[other].data)  # type: ignore[arg-type]
-            else:
-                base = scan.healthy_docs.get(other, {})
-            sid = fresh_id(None)
-            base = dict(base)
-            base["previousSessionId"] = file_id
-            base["sessionId"] = sid
-            new_path = _new_path(other.parent, base, sid)
-            notes.append(f"{other.name} holds a different conversation: new id {sid}")
+            base = dict(scan.healthy_docs.get(other, {}))
+        base["previousSessionId"] = file_id
+        mtime_iso = scan.files[other].ctx.mtime_iso if other in scan.files else fmt.now_iso()
+        new_path, data = new_file(other, digest or "", 0, base, None, mtime_iso)
+        if data is None:  # written by an earlier run: this copy only has to go
+            notes.append(f"{other.name} was already written as {new_path.name}")
             plan.add(
                 Action(
-                    RENAME,
+                    QUARANTINE,
                     other,
                     problems,
-                    f"a different conversation with the same id: becomes {new_path.name}",
-                    data=fmt.dumps(base),
+                    f"already written as {new_path.name} by an earlier run: move it to "
+                    f"the quarantine (its names follow {new_path.name})",
                     expect=digest,
                     target=new_path,
                     extra_files=earlier.extra_files if earlier else [],
                 )
             )
+            continue
+        sid = fmt.loads(data)["sessionId"]
+        notes.append(f"{other.name} holds a different conversation: new id {sid}")
+        plan.add(
+            Action(
+                RENAME,
+                other,
+                problems,
+                f"a different conversation with the same id: becomes {new_path.name}",
+                data=data,
+                expect=digest,
+                target=new_path,
+                extra_files=earlier.extra_files if earlier else [],
+            )
+        )
     problem.fix = f"keep {keep.name}; " + "; ".join(notes)
+
+
+def _plan_copies(scan: Scan, plan: Plan, skip: Callable[[list[Problem], str], None]) -> None:
+    """One conversation in several files: copies the kept one holds go to the quarantine."""
+    for copies in scan.copies:
+        if copies.problem.status == "manual":
+            continue
+        if any(p in scan.locked for p in [copies.keep, *copies.drop]):
+            skip([copies.problem], "one of the copies is open in a chat; run the doctor again")
+            continue
+        for other in copies.drop:
+            plan.add(
+                Action(
+                    QUARANTINE,
+                    other,
+                    [copies.problem],
+                    f"the same conversation as {copies.keep.name}: move it to the quarantine "
+                    f"(its names follow {copies.keep.name})",
+                    expect=copies.digests[other],
+                    target=copies.keep,
+                )
+            )
+    for item in scan.elsewhere:
+        if item.drop is None:
+            continue
+        if item.drop in scan.locked:
+            skip([item.problem], "open in a chat; run the doctor again")
+            continue
+        plan.add(
+            Action(
+                QUARANTINE,
+                item.drop,
+                [item.problem],
+                item.problem.fix,
+                expect=item.digest,
+                target=item.keep,
+            )
+        )
 
 
 def _plan_temp(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from taurus_ops.errors import SessionLocked, TaurusError
 from taurus_ops.ops.doctor import plan as P
-from taurus_ops.ops.doctor.checks import Problem, Scan
+from taurus_ops.ops.doctor.checks import RECOVERED_FROM, Problem, Scan
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import (
     atomic_create,
@@ -47,6 +47,7 @@ class Quarantine:
         self.root = Path(home) / QUARANTINE_DIR
         self.folder = self.root / (day or datetime.now().strftime("%Y-%m-%d"))
         self.used = False
+        self._index: dict[tuple[str, str], Path] | None = None  # (original, sha256) -> copy
 
     def _slot(self, original: Path) -> Path:
         if self.folder.is_symlink():  # Taurus makes each day's folder itself: never a link
@@ -61,6 +62,11 @@ class Quarantine:
         return candidate
 
     def keep_bytes(self, original: Path, raw: bytes, reason: str) -> Path:
+        sha256 = hashlib.sha256(raw).hexdigest()
+        earlier = self._kept(original, sha256)
+        if earlier is not None:  # a run cut off after keeping it: one copy is enough
+            self.used = True
+            return earlier
         for _ in range(_SLOT_TRIES):
             dest = self._slot(original)
             try:
@@ -70,8 +76,34 @@ class Quarantine:
             break
         else:
             raise TaurusError(f"no free name in {self.folder} for {original.name}")
-        self._log(original, dest, reason, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+        self._log(original, dest, reason, sha256=sha256, size=len(raw))
+        if self._index is not None:
+            self._index[(str(original), sha256)] = dest
         return dest
+
+    def _kept(self, original: Path, sha256: str) -> Path | None:
+        """Where today's quarantine already holds these bytes of ``original``, if it does."""
+        if self._index is None:
+            self._index = {}
+            try:
+                lines = (self.folder / MANIFEST).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                lines = []
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and isinstance(entry.get("sha256"), str):
+                    key = (str(entry.get("original")), entry["sha256"])
+                    self._index[key] = Path(str(entry.get("quarantined")))
+        kept = self._index.get((str(original), sha256))
+        try:
+            if kept is not None and hashlib.sha256(kept.read_bytes()).hexdigest() == sha256:
+                return kept
+        except OSError:
+            pass
+        return None
 
     def keep_link(self, link: Path, target: str | None, reason: str) -> Path:
         for _ in range(_SLOT_TRIES):
@@ -124,12 +156,29 @@ def _session_lock(path: Path):  # type: ignore[no-untyped-def]
 
 
 def _create_new(path: Path, data: bytes) -> None:
-    """Write a new session file; never over an existing one."""
+    """Write a new session file; never over an existing one.
+
+    A file already there that an earlier run wrote from the same source (the same
+    ``recoveredFrom``) is that very file: it is left as it is, so a repair run again
+    after a crash writes nothing twice.
+    """
+    if path.exists() or path.is_symlink():
+        if not path.is_symlink() and _origin_of(path.read_bytes()) == _origin_of(data) is not None:
+            return
+        raise TaurusError(f"{path} already exists; not overwriting it")
     ensure_dir(path.parent)
     try:
         atomic_create(path, data)  # never over a file (or link) of that name
     except FileExistsError:
         raise TaurusError(f"{path} already exists; not overwriting it") from None
+
+
+def _origin_of(raw: bytes) -> object:
+    try:
+        data = fmt.loads(raw)
+    except ValueError:
+        return None
+    return data.get(RECOVERED_FROM) if isinstance(data, dict) else None
 
 
 def apply_plan(plan: P.Plan, scan: Scan, quarantine: Quarantine) -> None:
@@ -191,6 +240,8 @@ def _apply(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
         with _session_lock(path):
             raw = _read_expected(path, action.expect)
             kept = quarantine.keep_bytes(path, raw, action.summary)
+            for new_path, data in action.extra_files:
+                _create_new(new_path, data)
             names = names_leading_to(scan.session_dir, path)
             if action.target is not None:  # an older copy: its names follow the kept one
                 repoint_names(scan.session_dir, path, action.target)
@@ -200,7 +251,8 @@ def _apply(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
                 link.unlink()
             path.unlink()
             fsync_dir(path.parent)
-        gone = f" (and its name(s) {', '.join(n.name for n in names)})" if names else ""
+        called = "name" if len(names) == 1 else "names"
+        gone = f" (and its {called} {', '.join(n.name for n in names)})" if names else ""
         return f"moved to {kept}{gone}"
     if kind == P.RENAME:
         assert action.data is not None and action.target is not None

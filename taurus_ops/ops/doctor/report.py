@@ -9,9 +9,11 @@ from typing import Any
 from taurus_ops.ops.doctor.checks import Problem, Scan
 from taurus_ops.ops.doctor.document import ERROR, INFO, WARNING
 from taurus_ops.ops.doctor.plan import Plan
+from taurus_ops.words import plural
 
 SEVERITIES = (ERROR, WARNING, INFO)
 TITLES = {ERROR: "Errors", WARNING: "Warnings", INFO: "Notes"}
+NOUNS = {ERROR: "error", WARNING: "warning", INFO: "note"}
 
 
 @dataclass
@@ -31,12 +33,16 @@ class Report:
         """Problems (not notes) still there: not fixed, or only found."""
         return [p for p in self.problems if p.severity != INFO and p.status != "fixed"]
 
+    def tally(self) -> Tally:
+        """Every count the report prints, taken from the one list it prints."""
+        return Tally.of(self.problems)
+
     @property
     def exit_code(self) -> int:
         return 1 if self.remaining() else 0
 
     def as_json(self) -> dict[str, Any]:
-        counts = {s: sum(1 for p in self.problems if p.severity == s) for s in SEVERITIES}
+        tally = self.tally()
         return {
             "checked": self.scan.checked,
             "sessionDirectory": str(self.scan.session_dir),
@@ -44,7 +50,9 @@ class Report:
             "fix": self.fixing,
             "dryRun": self.dry_run,
             "healthy": not self.remaining(),
-            "counts": counts,
+            "found": tally.found,
+            "fixed": tally.fixed,
+            "counts": dict(tally.by_severity),
             "remaining": len(self.remaining()),
             "problems": [p.as_json() for p in self.problems],
             "plan": [a.as_json() for a in self.plan.ordered()] if self.plan else [],
@@ -59,7 +67,7 @@ class Report:
         where = str(_short(scan.session_dir, scan.home))
         if scan.archive_dir is not None:
             where += f" and {_short(scan.archive_dir, scan.home)}"
-        out.append(f"Checked {scan.checked} session file(s) in {where}.")
+        out.append(f"Checked {plural(scan.checked, 'session file')} in {where}.")
         for warning in self.warnings:
             out.append(f"warning: {warning}")
         if not self.problems:
@@ -95,26 +103,54 @@ class Report:
         return f"--fix: {p.fix}"
 
     def summary(self) -> str:
-        remaining = self.remaining()
-        fixed = [p for p in self.problems if p.status == "fixed"]
-        errors = sum(1 for p in remaining if p.severity == ERROR)
-        warnings = sum(1 for p in remaining if p.severity == WARNING)
+        """One closing line whose every number counts items of the list printed above it."""
+        tally = self.tally()
+        healthy = not self.remaining()
         kept = f" Originals are kept in {self.quarantine}." if self.quarantine else ""
         if self.fixing and not self.dry_run:
-            if not remaining:
-                return f"Repaired {len(fixed)} problem(s); the store is healthy.{kept}"
-            return (
-                f"Repaired {len(fixed)} problem(s); {len(remaining)} remain "
-                f"({errors} error(s), {warnings} warning(s)).{kept}"
-            )
-        if not remaining:
-            return "No problems that need fixing."
+            line = f"Repaired {tally.fixed} of {plural(tally.found, 'problem')}"
+            if tally.fixed == tally.found:
+                line += f" ({tally.breakdown(tally.by_severity)})"
+            else:
+                line += (
+                    f"; {tally.found - tally.fixed} not repaired "
+                    f"({tally.breakdown(tally.not_fixed)})"
+                )
+            return line + ("; the store is healthy." if healthy else ".") + kept
+        found = f"Found {plural(tally.found, 'problem')} ({tally.breakdown(tally.by_severity)})."
+        if healthy:
+            return f"{found} Nothing needs fixing."
         tail = (
             "Nothing was changed (dry run)."
             if self.dry_run
             else "Run `taurus-ops doctor --fix` to repair (add --dry-run to see the plan only)."
         )
-        return f"{len(remaining)} problem(s): {errors} error(s), {warnings} warning(s). {tail}"
+        return f"{found} {tail}"
+
+
+@dataclass
+class Tally:
+    """Counts over one list of problems: found, by severity, fixed, and what was not fixed."""
+
+    found: int
+    fixed: int
+    by_severity: dict[str, int]
+    not_fixed: dict[str, int]
+
+    @classmethod
+    def of(cls, problems: list[Problem]) -> Tally:
+        by_severity = {s: sum(1 for p in problems if p.severity == s) for s in SEVERITIES}
+        not_fixed = {
+            s: sum(1 for p in problems if p.severity == s and p.status != "fixed")
+            for s in SEVERITIES
+        }
+        fixed = sum(1 for p in problems if p.status == "fixed")
+        return cls(len(problems), fixed, by_severity, not_fixed)
+
+    @staticmethod
+    def breakdown(counts: dict[str, int]) -> str:
+        """``1 error, 2 notes``: only the severities that occur."""
+        return ", ".join(plural(n, NOUNS[s]) for s, n in counts.items() if n)
 
 
 def _short(path: Path, home: Path) -> str:

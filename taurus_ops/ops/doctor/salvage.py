@@ -31,6 +31,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from taurus_ops.ops.doctor.document import BLOCK_TYPES, message_problem
+from taurus_ops.ops.doctor.unreadable import (
+    MARK,
+    Reading,
+    known_word,
+    mark_repaired,
+    mend_escapes,
+    parse_marked,
+    restore_message,
+    restore_tool_ids,
+)
+from taurus_ops.words import plural
+
 _DECODER = json.JSONDecoder(strict=False)
 _raw_decode = _DECODER.raw_decode
 
@@ -59,6 +72,7 @@ class Decoded:
     bom: str | None = None  # "utf-8" / "utf-16" when a byte-order mark was dropped
     invalid_bytes: int = 0  # bytes that were not UTF-8, now U+FFFD
     marks: list[int] = field(default_factory=list)  # positions of those U+FFFD in text
+    wide: set[int] = field(default_factory=set)  # ... of those, marks for two bytes or more
     controls: int = 0  # stray control characters removed
     nul_tail: int = 0  # NUL bytes stripped from the end
     nul_holes: int = 0  # NUL bytes left inside the text (holes)
@@ -73,7 +87,7 @@ class Fragment:
     end: int
 
     def describe(self) -> str:
-        return f"{self.where} ({self.end - self.start} characters)"
+        return f"{self.where} ({plural(self.end - self.start, 'character')})"
 
 
 @dataclass
@@ -84,7 +98,9 @@ class Salvaged:
     complete: bool  # the whole document parsed with no damage inside it
     messages_seen: bool  # a messages array was found
     messages_after_damage: int = 0  # whole messages found after a damaged stretch
-    altered: list[int] = field(default_factory=list)  # message indexes holding U+FFFD marks
+    altered: list[int] = field(default_factory=list)  # indexes of messages read from marks
+    restored: set[int] = field(default_factory=set)  # ... of those, read beyond the marks
+    left_out: dict[int, list[str]] = field(default_factory=dict)  # unreadable members dropped
     lost_keys: list[str] = field(default_factory=list)  # top-level keys that could not be read
     arrays_cut: list[str] = field(default_factory=list)  # arrays not read to their end
 
@@ -107,17 +123,17 @@ class SalvageResult:
         if d.bom:
             out.append(f"starts with a {d.bom} byte-order mark")
         if d.invalid_bytes:
-            out.append(f"{d.invalid_bytes} byte(s) of invalid UTF-8")
+            out.append(f"{plural(d.invalid_bytes, 'byte')} of invalid UTF-8")
         if d.controls:
-            out.append(f"{d.controls} stray control character(s)")
+            out.append(f"{plural(d.controls, 'stray control character')}")
         if d.nul_tail:
-            out.append(f"a tail of {d.nul_tail} NUL byte(s)")
+            out.append(f"a tail of {plural(d.nul_tail, 'NUL byte')}")
         if d.nul_holes:
-            out.append(f"{d.nul_holes} NUL byte(s) inside the text")
+            out.append(f"{plural(d.nul_holes, 'NUL byte')} inside the text")
         if len(self.documents) > 1:
             out.append(f"{len(self.documents)} JSON documents concatenated")
         if self.garbage_tail:
-            out.append(f"{self.garbage_tail} character(s) of trailing garbage")
+            out.append(f"{plural(self.garbage_tail, 'character')} of trailing garbage")
         for doc in self.documents[:1]:
             if not doc.complete:
                 if doc.arrays_cut or doc.lost_keys:
@@ -127,7 +143,9 @@ class SalvageResult:
                 else:
                     out.append("cut off mid-write")
         if self.fragments and not any(p.startswith("damaged") for p in out):
-            out.append(f"{len(self.fragments)} unreadable stretch(es)")
+            out.append(
+                f"{plural(len(self.fragments), 'unreadable stretch', 'unreadable stretches')}"
+            )
         return out
 
 
@@ -156,6 +174,7 @@ def decode(raw: bytes) -> Decoded:
     if _STRAY_CONTROL.search(text):
         text, controls = _STRAY_CONTROL.subn("", text)
     marks: list[int] = []
+    wide: set[int] = set()
     if invalid:
         invalid = 0
         pieces: list[str] = []
@@ -166,13 +185,15 @@ def decode(raw: bytes) -> Decoded:
             pieces.append("\ufffd")
             marks.append(match.start() - shift)
             run = match.end() - match.start()
+            if run > 1:
+                wide.add(marks[-1])
             invalid += run
             shift += run - 1
             last = match.end()
         pieces.append(text[last:])
         text = "".join(pieces)
     holes = text.count("\x00")
-    return Decoded(text, bom, invalid, marks, controls, nul_tail, holes)
+    return Decoded(text, bom, invalid, marks, wide, controls, nul_tail, holes)
 
 
 def _skip(text: str, pos: int) -> int:
@@ -213,12 +234,17 @@ def _parse_bounded(text: str, pos: int, stop: int) -> tuple[Any, int] | None:
     return value, pos + end
 
 
-def _parse_mended(text: str, pos: int, stop: int) -> tuple[Any, int] | None:
+def _parse_mended(
+    text: str,
+    pos: int,
+    stop: int,
+    wide: set[int] = frozenset(),  # type: ignore[assignment]
+) -> tuple[Any, int] | None:
     """Parse the element at ``pos`` ignoring U+FFFD marks that sit between tokens.
 
     An invalid byte that replaced whitespace (or was inserted between tokens) breaks
-    the parse but not the content. Only a mark where the parser stopped, and not
-    touching a number or literal, is ignored, so no value can change.
+    the parse but not the content. Only a mark where the parser stopped, for a single
+    byte, and not touching a number or literal, is ignored, so no value can change.
     """
     sub = text[pos:stop]
     deleted = 0
@@ -229,6 +255,9 @@ def _parse_mended(text: str, pos: int, stop: int) -> tuple[Any, int] | None:
             at = exc.pos
             if not (0 < at < len(sub) and sub[at] == "\ufffd"):
                 return None
+            if pos + at + deleted in wide and not _in_indent(text, pos + at + deleted):
+                return None  # a mark for several bytes may have hidden a value, unless it sat
+            # in a line's indentation, right before a string, object or array
             before = sub[at - 1]
             after = sub[at + 1] if at + 1 < len(sub) else " "
             if before in _WORDISH or after in _WORDISH:
@@ -242,6 +271,17 @@ def _parse_mended(text: str, pos: int, stop: int) -> tuple[Any, int] | None:
             return None
         return value, pos + end + deleted
     return None
+
+
+def _in_indent(text: str, at: int) -> bool:
+    """True if ``at`` lies in a line's leading spaces, before a string, object or array."""
+    line = text.rfind("\n", 0, at)
+    if text[line + 1 : at].strip(" "):
+        return False
+    after = at + 1
+    while after < len(text) and text[after] == " ":
+        after += 1
+    return after < len(text) and text[after] in '"{['
 
 
 class _Finder:
@@ -271,6 +311,7 @@ class _Scanner:
     def __init__(self, decoded: Decoded) -> None:
         self.text = decoded.text
         self.marks = decoded.marks
+        self.wide = decoded.wide
         self.fragments: list[Fragment] = []
         self.doc_starts = _Finder(_DOCUMENT_START, self.text)
         self.closes = _Finder(_ARRAY_CLOSE, self.text)
@@ -284,9 +325,13 @@ class _Scanner:
         text = self.text
         docs: list[Salvaged] = []
         pos = _skip(text, 0)
+        skipped_from = 0
         garbage = 0
         while pos < len(text):
-            if text[pos] != "{":
+            brace = self._mark_for(skipped_from, pos, text[pos] == '"')
+            if brace is not None:
+                pos = brace  # an unreadable byte where the document's ``{`` stood
+            elif text[pos] != "{":
                 nxt = self.doc_starts.next(pos)
                 if not docs and nxt is None:
                     nxt_brace = text.find("{", pos)
@@ -305,104 +350,99 @@ class _Scanner:
                 pos = nxt.start()
                 continue
             whole = _parse_at(text, pos)
-            if whole is not None and isinstance(whole[0], dict):
+            if (
+                whole is not None
+                and isinstance(whole[0], dict)
+                and not self.has_mark(pos, whole[1])
+            ):
                 value, end = whole
-                docs.append(
-                    Salvaged(
-                        value,
-                        True,
-                        isinstance(value.get("messages"), list),
-                        altered=self._altered_messages(pos, end, value),
-                    )
-                )
-            else:
+                docs.append(Salvaged(value, True, isinstance(value.get("messages"), list)))
+            else:  # damaged, or holding unreadable bytes: element by element
                 doc, end = self.walk_document(pos)
                 if doc is None:
                     break
+                _finish_marked(doc)
                 docs.append(doc)
+            skipped_from = end
             pos = _skip(text, end)
             while pos < len(text) and text[pos] == "\x00":
                 pos = _skip(text, pos + 1)
         return docs, garbage
 
-    def _altered_messages(self, start: int, end: int, value: dict[str, Any]) -> list[int]:
-        if not self.has_mark(start, end):
-            return []
-        # find message spans again by walking; only for the rare file with bad bytes
-        doc, _ = self.walk_document(start, record=False)
-        return doc.altered if doc is not None else []
-
     # -- the structural walk ----------------------------------------------------------
-    def walk_document(self, start: int, record: bool = True) -> tuple[Salvaged | None, int]:
+    def walk_document(self, start: int) -> tuple[Salvaged | None, int]:
         """Walk an object starting at ``start`` key by key; returns what was whole and the end."""
         text = self.text
         n = len(text)
         doc: dict[str, Any] = {}
         result = Salvaged(doc, True, False)
         pos = start + 1
-        saved_fragments = self.fragments
-        if not record:
-            self.fragments = []
-        try:
-            while True:
-                pos = _skip(text, pos)
-                if pos >= n:
-                    result.complete = False
-                    return result, pos
-                ch = text[pos]
-                if ch == "}":
-                    return result, pos + 1
-                if ch == ",":
-                    pos += 1
-                    continue
-                key_at = pos
-                parsed = _parse_at(text, pos) if ch == '"' else None
-                colon = _skip(text, parsed[1]) if parsed else pos
-                if (
-                    parsed is None
-                    or not isinstance(parsed[0], str)
-                    or text[colon : colon + 1] != ":"
-                ):
-                    result.complete = False
-                    nxt = self._resync_key(pos, start)
-                    self.fragments.append(Fragment("top level", pos, nxt if nxt else n))
-                    if nxt is None:
-                        return result, n
-                    pos = nxt
-                    continue
-                key = parsed[0]
-                pos = _skip(text, colon + 1)
-                if pos >= n:
-                    result.complete = False
-                    result.lost_keys.append(key)
+        while True:
+            before = pos
+            pos = _skip(text, pos)
+            if pos >= n:
+                result.complete = False
+                return result, pos
+            ch = text[pos]
+            if ch == "}":
+                return result, pos + 1
+            if ch == ",":
+                pos += 1
+                continue
+            key_at = pos
+            parsed = _parse_at(text, pos) if ch == '"' else None
+            colon = _skip(text, parsed[1]) if parsed else pos
+            if (
+                parsed is None or not isinstance(parsed[0], str) or text[colon : colon + 1] != ":"
+            ) and (marked := self._marked_key(before, pos, doc)) is not None:
+                parsed, colon = marked  # a quote or the colon was an unreadable byte
+            if (
+                parsed is None
+                or not isinstance(parsed[0], str)
+                or text[colon : colon + 1] not in (":", MARK)
+            ):
+                result.complete = False
+                nxt = self._resync_key(pos, start)
+                self.fragments.append(Fragment("top level", pos, nxt if nxt else n))
+                if nxt is None:
                     return result, n
-                if text[pos] == "[" and key in _ELEMENT_START:
-                    items, pos, whole = self.walk_array(key, pos, result)
-                    doc[key] = items
-                    if key == "messages":
-                        result.messages_seen = True
-                    if not whole:
-                        result.complete = False
-                        result.arrays_cut.append(key)
-                    continue
-                value = _parse_at(text, pos)
-                if value is None and self.has_mark(pos, pos + _MEND_WINDOW):
-                    stop = self._resync_key(pos + 1, start)
-                    value = _parse_mended(text, pos, stop if stop is not None else n)
-                if value is None:
+                pos = nxt
+                continue
+            key = parsed[0]
+            if MARK in key and self.has_mark(key_at, colon):
+                key = known_word(key, _TOP_KEYS, taken=doc) or key
+            pos = _skip(text, colon + 1)
+            if pos >= n:
+                result.complete = False
+                result.lost_keys.append(key)
+                return result, n
+            if key in _ELEMENT_START and text[pos] == "{":
+                bracket = self._mark_for(colon + 1, pos, True)
+                if bracket is not None:
+                    pos = bracket  # an unreadable byte where the array's ``[`` stood
+            if (text[pos] == "[" or text[pos] == MARK) and key in _ELEMENT_START:
+                items, pos, whole = self.walk_array(key, pos, result)
+                doc[key] = items
+                if key == "messages":
+                    result.messages_seen = True
+                if not whole:
                     result.complete = False
-                    result.lost_keys.append(key)
-                    nxt = self._resync_key(pos + 1, start)
-                    self.fragments.append(Fragment(f"`{key}`", key_at, nxt if nxt else n))
-                    if nxt is None:
-                        return result, n
-                    pos = nxt
-                    continue
-                doc[key] = value[0]
-                pos = value[1]
-        finally:
-            if not record:
-                self.fragments = saved_fragments
+                    result.arrays_cut.append(key)
+                continue
+            value = _parse_at(text, pos)
+            if self.marks and (value is None or not self._ends_member(value[1])):
+                value = self._parse_marked_member(pos, start) or value
+            if value is None:
+                result.complete = False
+                result.lost_keys.append(key)
+                nxt = self._resync_key(pos + 1, start)
+                self.fragments.append(Fragment(f"`{key}`", key_at, nxt if nxt else n))
+                if nxt is None:
+                    return result, n
+                pos = nxt
+                continue
+            doc[key] = value[0]
+            pos = value[1]
 
     def _resync_key(self, pos: int, doc_start: int) -> int | None:
         """The next plausible top-level key (``"name":``) of this document, or None."""
@@ -430,6 +470,7 @@ class _Scanner:
         pos += 1
         after_damage = False
         while True:
+            before = pos
             pos = _skip(text, pos)
             if pos >= n:
                 return items, pos, False
@@ -439,14 +480,27 @@ class _Scanner:
             if ch == ",":
                 pos += 1
                 continue
+            brace = self._mark_for(before, pos, ch == '"')
+            if brace is not None:
+                pos = brace  # an unreadable byte where the element's ``{`` stood
             limit = self._element_limit(start_pattern, pos)
             parsed = _parse_bounded(text, pos, limit)
-            if parsed is None and self.marks and self.has_mark(pos, limit):
-                parsed = _parse_mended(text, pos, limit)
+            restored, left_out = False, []
+            if self.marks and self.has_mark(pos, parsed[1] if parsed else limit):
+                marked = self._parse_marked(key, pos, parsed[1] if parsed else limit)
+                if marked is not None:
+                    parsed, restored = (marked.value, marked.end), marked.restored
+                    left_out = marked.left_out
             if parsed is not None and (not after_damage or self._ends_element(parsed[1])):
                 value, end = parsed
                 if key == "messages":
                     if self.has_mark(pos, end):
+                        if restore_message(value, BLOCK_TYPES):
+                            restored = True
+                        if restored:
+                            result.restored.add(len(items))
+                        if left_out:
+                            result.left_out[len(items)] = left_out
                         result.altered.append(len(items))
                     if after_damage:
                         result.messages_after_damage += 1
@@ -466,6 +520,66 @@ class _Scanner:
             if closes:
                 return items, nxt, False
             pos = nxt
+
+    def _mark_for(self, lo: int, hi: int, wanted: bool = True) -> int | None:
+        """The last mark in ``text[lo:hi]`` (blanks skipped over), when ``wanted``."""
+        if not wanted or not self.marks:
+            return None
+        i = bisect.bisect_left(self.marks, hi) - 1
+        return self.marks[i] if i >= 0 and self.marks[i] >= lo else None
+
+    def _marked_key(
+        self, before: int, pos: int, doc: dict[str, Any]
+    ) -> tuple[tuple[str, int], int] | None:
+        """A known top-level key whose quote, colon or letter is an unreadable byte.
+
+        Returns ((key, end of the key), position of the colon or of the mark standing for it).
+        """
+        start = self._mark_for(before, pos)
+        start = pos if start is None else start
+        if not self.has_mark(start, start + 80):
+            return None
+        match = _MARKED_KEY.match(self.text, start)
+        if match is None or MARK not in match.group(0):
+            return None
+        key = match.group(1)
+        if MARK in key:
+            key = known_word(key, _TOP_KEYS, taken=doc) or key
+        if key not in _TOP_KEYS or key in doc:
+            return None
+        return (key, match.end(1) + 1), match.end() - 1
+
+    def _ends_member(self, end: int) -> bool:
+        """True if a top-level value ending at ``end`` is followed by ``,`` or ``}`` (or EOF)."""
+        nxt = _skip(self.text, end)
+        return nxt >= len(self.text) or self.text[nxt] in ",}"
+
+    def _parse_marked_member(self, pos: int, doc_start: int) -> tuple[Any, int] | None:
+        """A top-level value holding marks, read up to the next top-level key."""
+        stop = self._resync_key(pos + 1, doc_start)
+        stop = len(self.text) if stop is None else stop
+        if not self.has_mark(pos, min(stop, pos + _MEND_WINDOW)):
+            return None
+        confirmed = stop < len(self.text) and stop <= pos + _MEND_WINDOW
+        mended = mend_escapes(self.text, pos, min(stop, pos + _MEND_WINDOW), self.marks, self.wide)
+        found = parse_marked(mended, (lambda _value: True) if confirmed else None)
+        if found is not None and not found.left_out:
+            return found.value, found.end
+        return _parse_mended(self.text, pos, stop, self.wide)
+
+    def _parse_marked(self, key: str, pos: int, stop: int) -> Reading | None:
+        """An element holding marks (see :mod:`unreadable`)."""
+        # a reading of a mark needs the element after it (or the array's end) to confirm it:
+        # at a cut, "nothing after it" would let a reading close the element too early
+        confirmed = stop < len(self.text) and stop <= pos + _MEND_WINDOW
+        stop = min(stop, pos + _MEND_WINDOW)
+        mended = mend_escapes(self.text, pos, stop, self.marks, self.wide)
+        accept = _accept_message if key == "messages" else _accept_object
+        found = parse_marked(mended, accept if confirmed else None)
+        if found is not None:
+            return found
+        deleted = _parse_mended(self.text, pos, stop, self.wide)  # several marks between tokens
+        return Reading(deleted[0], deleted[1], True) if deleted is not None else None
 
     def _element_limit(self, pattern: re.Pattern[str], pos: int) -> int:
         """Where the element at ``pos`` ends at the latest: the next element or array close."""
@@ -525,6 +639,33 @@ _ARRAY_CLOSE = re.compile(
     + "|".join(sorted(_SAFE_TOP_KEYS))
     + r')"[ \t\n\r]*:|\n  \][ \t\r]*,[ \t\r]*\n  "'
 )
+
+
+_TOP_KEYS = _SAFE_TOP_KEYS | {"usage", "model", "allowedTools", "previousSessionId"}
+# a key with a mark for one of its quotes, a letter or its colon
+_MARKED_KEY = re.compile(
+    '["\ufffd]([A-Za-z_\ufffd][A-Za-z0-9_\ufffd]{0,63})["\ufffd][ \t\n\r]*[:\ufffd]'
+)
+
+
+def _accept_message(value: Any) -> bool:
+    """A reading of marks that gives a message the Messages API would take on its own."""
+    restore_message(value, BLOCK_TYPES)
+    return message_problem(value) is None
+
+
+def _accept_object(value: Any) -> bool:
+    return type(value) is dict
+
+
+def _finish_marked(doc: Salvaged) -> None:
+    """Tool ids read back across messages, then each message read from marks says so."""
+    messages = doc.data.get("messages")
+    if not doc.altered or type(messages) is not list:
+        return
+    doc.restored |= restore_tool_ids(messages, set(doc.altered))
+    for index in doc.altered:
+        mark_repaired(messages[index], index in doc.restored, doc.left_out.get(index))
 
 
 def salvage(raw: bytes) -> SalvageResult:
