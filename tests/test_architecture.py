@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "taurus_ops"
 RANK = {
     "cli": 4,
     "chat": 3,
+    "web": 3,
     "ops": 2,
     "store": 1,
     "config": 1,
