@@ -70,3 +70,14 @@ def _imports_anthropic(path: Path) -> bool:
 def test_only_the_chat_client_imports_the_sdk() -> None:
     users = sorted(str(p.relative_to(PACKAGE)) for p in MODULES if _imports_anthropic(p))
     assert users == ["chat/client.py"]
+
+
+def test_the_web_viewer_reaches_the_layers_below_through_its_adapter_only() -> None:
+    """``web/data.py`` is the one module of ``web`` that imports ops, store or config."""
+    users = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in MODULES
+        if p.relative_to(PACKAGE).parts[0] == "web"
+        and any(layer_of(m) in ("ops", "store", "config") for m in imports(p))
+    )
+    assert users == ["web/data.py"]

@@ -129,6 +129,16 @@ class Site:
         self._transcripts: OrderedDict[tuple[str, tuple[int, int, int]], Transcript] = OrderedDict()
         self._transcripts_lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Do the one-off work before the first visit: the index refresh (or build),
+        and loading the Markdown parser and Pygments' table of file types."""
+        try:
+            self.viewer.refresh()
+            render.markdown("*warm*")
+            render.code_lines("x = 1", filename="warm.py")
+        except Exception as exc:  # the first page will say what is wrong
+            print(f"taurus-ops serve: {exc}", file=sys.stderr)
+
     # -- plumbing --------------------------------------------------------------------------
     @staticmethod
     def _load_static() -> dict[str, tuple[bytes, str]]:

@@ -64,7 +64,10 @@ def column_chart(
     if count == 0:
         return Markup('<p class="empty">Nothing to show yet.</p>')
     totals = [sum(values[i] for _, values in series) for i in range(count)]
-    top = nice_ceiling(max(totals))
+    step = nice_ceiling(max(totals) / 4)  # four even steps
+    if all(float(t).is_integer() for t in totals):  # counts: whole-number steps
+        step = nice_ceiling(max(1, math.ceil(step)))
+    top = 4 * step
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
     step = plot_w / count
@@ -138,7 +141,7 @@ def bar_list(
     parts: list[Markup] = []
     for i, (name, value, href) in enumerate(items):
         y = i * row_h + 2
-        shown = name if len(name) <= 32 else "…" + name[-31:]
+        shown = name if len(name) <= 28 else "…" + name[-27:]
         text = Markup('<text class="name" x="{x}" y="{y}" text-anchor="end">{t}</text>').format(
             x=name_w - 8, y=y + 17, t=shown
         )

@@ -13,6 +13,7 @@ import errno
 import socket
 import threading
 import webbrowser
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,9 @@ class Served:
 
     @property
     def base_url(self) -> str:
-        shown = "localhost" if self.host in ("127.0.0.1", "::1", "localhost") else self.host
+        shown = self.host
+        if shown in ("0.0.0.0", "::", ""):  # every interface: this machine's name reaches it
+            shown = socket.gethostname() or "127.0.0.1"
         if ":" in shown:
             shown = f"[{shown}]"
         return f"http://{shown}:{self.port}/"
@@ -77,8 +80,21 @@ class Served:
                 site.stopping.set()  # event streams end at their next poll
                 super().handle_exit(sig, frame)
 
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                # uvicorn raises the signal again once it has stopped; Ctrl+C and
+                # SIGTERM are the way to stop the viewer, so they end it with status 0
+                with super().capture_signals():
+                    try:
+                        yield
+                    finally:
+                        captured = getattr(self, "_captured_signals", None)
+                        if isinstance(captured, list):
+                            captured.clear()
+
         server = Server(config)
         self._server = server
+        threading.Thread(target=site.warm, name="taurus-warm", daemon=True).start()
         if open_browser:
             threading.Thread(target=self._open_when_ready, args=(server,), daemon=True).start()
         try:
