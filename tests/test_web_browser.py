@@ -15,24 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.chromium import CHROMIUM, launch
 from helpers.served import Served, start
 from helpers.web import populate
 
 from taurus_ops.store import SessionStore
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
-# Chromium on a machine without a network: no background traffic, no first-run work.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Recorded in every page before its own script runs: CSP violations, and dialogs.
 WATCH = """
 window.__violations = [];
@@ -89,10 +78,9 @@ def browser(served: Served) -> Iterator[Browser]:
     profile = tempfile.mkdtemp(prefix="taurus-chromium-")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
+        context = launch(
+            playwright,
+            Path(profile),
             viewport={"width": 1280, "height": 860},
             permissions=["clipboard-read", "clipboard-write"],
         )

@@ -150,6 +150,7 @@ class Site:
         return files
 
     def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("behind", self.viewer.behind())
         html = self.env.get_template(template).render(**context)
         return HTMLResponse(html, status_code=status)
 

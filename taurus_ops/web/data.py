@@ -25,7 +25,7 @@ import json
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -79,6 +79,7 @@ __all__ = [
 
 VERSION = __version__
 FULL_REFRESH_SECONDS = 10.0  # at most this stale when only a file's bytes changed in place
+REFRESH_WAIT = 0.1  # how long a page waits for the index before showing the list it has
 PARSED_CACHE_BYTES = 96 * 1024 * 1024  # session files kept parsed (a 20 MB one stays warm)
 LOAD_ATTEMPTS = 3  # a file moved by cleanup between resolving and opening: look again
 EXPORT_FORMATS = tuple(export_ops.FORMATS)
@@ -204,6 +205,14 @@ class Exported:
     redacted: int | None  # secrets masked; None when not redacting
 
 
+@dataclass
+class _Run:
+    """One refresh of the session list, and whoever waits for it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
 # -- the adapter ---------------------------------------------------------------------------
 _ROWS_SQL = (
     "SELECT key, path, archived, size, id, created, updated, title, messages, tool_calls,"
@@ -233,7 +242,14 @@ class Viewer:
         self._local = threading.local()  # one index connection per worker thread
         self._indexes: list[Index] = []
         self._lock = threading.Lock()
-        self._refresh_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._pending: _Run | None = None  # a refresh asked for and not started
+        self._running = False
+        self._closed = False
+        self._generation = 0  # lists loaded so far
+        self._id_counts: Counter[str] = Counter()
+        self._stats: dict[tuple[int, str, int], dict[str, Any]] = {}
         self._stamp: object = None
         self._refreshed = float("-inf")
         self._rows: list[SessionRow] = []
@@ -246,6 +262,8 @@ class Viewer:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            self._wake.set()
             for index in self._indexes:
                 with contextlib.suppress(Exception):
                     index.close()
@@ -277,19 +295,61 @@ class Viewer:
         fresh = stamp == self._stamp and now - self._refreshed < FULL_REFRESH_SECONDS
         return fresh, stamp, now
 
-    def refresh(self, force: bool = False) -> None:
+    def refresh(self, force: bool = False, wait: float | None = REFRESH_WAIT) -> bool:
         """Bring the session list up to date when the folders changed (cheap when they did not).
 
-        The folders' stamps are taken before the index is refreshed, so a save that lands
-        during a refresh is picked up by the next call.
+        The index is refreshed by a worker thread; a page waits ``wait`` seconds for it
+        and otherwise shows the list as it was (``behind()`` says so), so a big session
+        being re-indexed never holds a page up. The first list is always waited for.
+        True when the list is current. The folders' stamps are taken when a refresh
+        starts, so a save that lands during one is picked up by the next.
         """
         if not force and self._current()[0]:
-            return
-        with self._refresh_lock:  # one refresh at a time; pages keep reading the last list
-            fresh, stamp, now = self._current()
-            if fresh and not force:
-                return
-            self._refresh(stamp, now)
+            return True
+        with self._lock:
+            if self._closed:
+                return False
+            run = self._pending
+            if run is None:
+                run = self._pending = _Run()
+                if self._worker is None:
+                    self._worker = threading.Thread(
+                        target=self._work, name="taurus-index", daemon=True
+                    )
+                    self._worker.start()
+                self._wake.set()
+            if self._generation == 0:
+                wait = None
+        finished = run.done.wait(wait)
+        if finished and run.error is not None:
+            raise run.error
+        return finished
+
+    def behind(self) -> bool:
+        """True while a refresh a page asked for is still running."""
+        with self._lock:
+            return self._pending is not None or self._running
+
+    def _work(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._lock:
+                self._wake.clear()
+                if self._closed:
+                    return
+                run, self._pending = self._pending, None
+                self._running = run is not None
+            if run is None:
+                continue
+            try:
+                _, stamp, now = self._current()
+                self._refresh(stamp, now)
+            except BaseException as exc:  # given to the pages that wait for this run
+                run.error = exc
+            finally:
+                with self._lock:
+                    self._running = False
+                run.done.set()
 
     def _refresh(self, stamp: object, now: float) -> None:
         index = self._index()
@@ -299,12 +359,14 @@ class Viewer:
         for row in rows:
             row.names = names.get(row.path, [])
         rows.sort(key=lambda r: r.updated, reverse=True)
+        by_id: dict[str, SessionRow] = {}
+        for row in sorted(rows, key=lambda r: r.archived, reverse=True):
+            by_id[row.id] = row  # an active session wins over an archived copy
+        counts = Counter(r.id for r in rows)
         with self._lock:
-            self._rows = rows
-            self._by_id = {}
-            for row in sorted(rows, key=lambda r: r.archived, reverse=True):
-                self._by_id[row.id] = row  # an active session wins over an archived copy
+            self._rows, self._by_id, self._id_counts = rows, by_id, counts
             self._stamp, self._refreshed = stamp, now
+            self._generation += 1
 
     def _read_rows(self, index: Index) -> list[SessionRow]:
         folders = index.folder_keys(archived=True)
@@ -389,6 +451,10 @@ class Viewer:
         The id is the one in the file name, as ``taurus chat -s`` resolves it.
         """
         check_token(ref)  # no '/', '.', '~': nothing from a URL reaches the file system
+        with self._lock:  # an id the index knows once: its file, without listing the folders
+            row = self._by_id.get(ref) if self._id_counts.get(ref) == 1 else None
+        if row is not None and os.path.isfile(row.path) and not os.path.islink(row.path):
+            return Path(row.path), row.id, row.archived
         found = self.store.resolve(ref)
         return found.path, found.session_id, found.archived
 
@@ -417,6 +483,8 @@ class Viewer:
         With ``context`` the session list is brought up to date first, for the parent and
         child links; a fragment of a page (lazy loading, a live update) skips that.
         """
+        if context:
+            self.refresh()
         last: Exception | None = None
         for _ in range(LOAD_ATTEMPTS):
             path, sid, archived = self.locate(ref)
@@ -446,7 +514,6 @@ class Viewer:
             usage=usage_by_model(data),
         )
         if context:
-            self.refresh()
             loaded.names = self._current_names().get(os.path.abspath(path), [])
             loaded.parent = self.row(loaded.parent_id) if loaded.parent_id else None
             loaded.children = self.children(loaded.id)
@@ -593,10 +660,19 @@ class Viewer:
         """The ``taurus-ops stats --json`` figures (and the moment ``since`` stands for)."""
         moment = parse_since(since) if since else None
         self.refresh()
-        figures = stats_ops.compute(
-            self._index(), since=moment, names=stats_ops.count_names(self.session_dir)
-        )
-        return figures.as_json(), moment
+        # the figures change only with the list (and "this week" with the clock): kept a minute
+        key = (self._generation, since or "", int(time.time() // 60))
+        with self._lock:
+            cached = self._stats.get(key)
+        if cached is None:
+            figures = stats_ops.compute(
+                self._index(), since=moment, names=stats_ops.count_names(self.session_dir)
+            )
+            cached = figures.as_json()
+            with self._lock:
+                self._stats = {k: v for k, v in self._stats.items() if k[0] == key[0]}
+                self._stats[key] = cached
+        return cached, moment
 
     def tool_names(self) -> list[str]:
         """Every tool any session used, for the filters."""
