@@ -643,3 +643,17 @@ def test_transcript_numbers_follow_the_file() -> None:
     assert all(
         transcript.unit_for(n) == i for i, u in enumerate(transcript.units) for n in u.numbers
     )
+
+
+def test_a_tool_still_running_in_an_open_chat_is_not_called_interrupted(own, store) -> None:
+    from taurus_ops.store.lock import lock_path
+
+    path = store.session_dir / "2025-01-18_rich0001.json"
+    closed = own.get("/s/rich0001").text
+    assert "Interrupted: the tool did not finish" in closed and "open in a chat" not in closed
+    lock_path(path).write_text(f"{os.getpid()}\n")  # what a running chat's lock file holds
+    running = own.get("/s/rich0001").text
+    assert "open in a chat" in running and "Waiting for the result" in running
+    assert "Interrupted: the tool did not finish" not in running
+    lock_path(path).write_text("999999999\n")  # left by a chat that crashed
+    assert "Interrupted: the tool did not finish" in own.get("/s/rich0001").text

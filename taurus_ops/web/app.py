@@ -224,7 +224,9 @@ class Site:
             query=query,
             result=result,
             error=error,
-            projects=listing.projects(rows)[:300],
+            projects=self.viewer.memo(
+                ("projects", query.archived), lambda _: listing.projects(rows)[:300]
+            ),
             tools=self.viewer.tool_names(),
             sorts=listing.SORTS,
             per_choices=listing.PER_PAGE_CHOICES,
@@ -235,13 +237,14 @@ class Site:
 
     # -- one session -----------------------------------------------------------------------
     def transcript(self, loaded: D.LoadedSession) -> Transcript:
-        key = (str(loaded.path), loaded.signature)
+        running = loaded.chat_pid is not None
+        key = (str(loaded.path), loaded.signature, running)
         with self._transcripts_lock:
             found = self._transcripts.get(key)
             if found is not None:
                 self._transcripts.move_to_end(key)
                 return found
-        built = Transcript(loaded.data)
+        built = Transcript(loaded.data, running=running)
         with self._transcripts_lock:
             self._transcripts[key] = built
             while len(self._transcripts) > 8:
@@ -441,8 +444,10 @@ class Site:
         except D.UsageError as exc:
             error, since = str(exc), ""
             figures, moment = self.viewer.stats(None)
-        scope = listing.in_scope(self.viewer.sessions(archived=False), moment)
-        usage = listing.per_day(scope)
+        usage, projects = self.viewer.memo(
+            ("stats", since, int(time.time() // 60) if since else 0),
+            lambda rows: self._per_day_and_project(rows, moment),
+        )
         last_day = datetime.now(UTC).astimezone().date()
         newest = max(figures["sessionsPerDay"], default="")
         shifted = bool(newest) and newest < (last_day - timedelta(days=days - 1)).isoformat()
@@ -489,7 +494,7 @@ class Site:
             "Sessions per project",
             [
                 (text.short_project(p) or "(no folder recorded)", c, _url("/", {"project": p}))
-                for p, c in listing.per_project(scope)[:12]
+                for p, c in projects[:12]
             ],
             css="c2",
         )
@@ -521,6 +526,11 @@ class Site:
             window_cost=window_cost,
             price_note=D.PRICE_NOTE,
         )
+
+    @staticmethod
+    def _per_day_and_project(rows: list[D.SessionRow], since: datetime | None) -> tuple[Any, Any]:
+        scope = listing.in_scope(rows, since)
+        return listing.per_day(scope), listing.per_project(scope)
 
     # -- static ----------------------------------------------------------------------------
     async def static_file(self, request: Request) -> Response:

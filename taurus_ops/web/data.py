@@ -43,9 +43,10 @@ from taurus_ops.errors import (
 from taurus_ops.ops import export as export_ops
 from taurus_ops.ops import search as search_ops
 from taurus_ops.ops import stats as stats_ops
-from taurus_ops.store import SessionStore, dangling_tool_uses, parse_session
+from taurus_ops.store import SessionStore, parse_session
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index import USAGE_KEYS, Index, IndexBusy, IndexFailure, usage_by_model
+from taurus_ops.store.lock import lock_path, read_holder
 from taurus_ops.store.mend import INTERRUPTED_RESULT
 from taurus_ops.store.refs import check_token
 
@@ -67,7 +68,6 @@ __all__ = [
     "TaurusError",
     "UsageError",
     "Viewer",
-    "dangling_tool_uses",
     "estimate_cost",
     "iso",
     "local_day",
@@ -112,6 +112,24 @@ def parse_day_end(text: str) -> datetime:
     return search_ops.parse_since(value)
 
 
+def open_in_chat(path: Path) -> int | None:
+    """The pid of the chat writing ``path``, if one is: its lock file names a live process.
+
+    Read from the lock's sidecar file without locking it (the viewer takes no lock, not
+    even a shared one); a sidecar left by a crash names a process that is gone.
+    """
+    pid = read_holder(lock_path(path))
+    if pid is None or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # another user's process: alive
+        pass
+    return pid
+
+
 # -- what the pages get ------------------------------------------------------------------
 @dataclass
 class SessionRow:
@@ -133,6 +151,8 @@ class SessionRow:
     tokens: dict[str, int]
     cost: float | None  # estimated USD; None when no model of it has a known price
     names: list[str] = field(default_factory=list)
+    day: str = ""  # the local day it was created, as stats counts it
+    text: str = ""  # id, title, folder and names in lower case, for the text filter
 
     @property
     def total_tokens(self) -> int:
@@ -157,6 +177,7 @@ class LoadedSession:
     children: list[SessionRow] = field(default_factory=list)
     repairs: list[dict[str, str]] = field(default_factory=list)  # doctor's quarantine entries
     usage: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> token counts
+    chat_pid: int | None = None  # the chat that has the session open, if one does
 
     @property
     def size(self) -> int:
@@ -250,6 +271,7 @@ class Viewer:
         self._generation = 0  # lists loaded so far
         self._id_counts: Counter[str] = Counter()
         self._stats: dict[tuple[int, str, int], dict[str, Any]] = {}
+        self._memo: dict[Any, Any] = {}  # results worked out from the current list
         self._stamp: object = None
         self._refreshed = float("-inf")
         self._rows: list[SessionRow] = []
@@ -358,6 +380,8 @@ class Viewer:
         names = self._current_names()
         for row in rows:
             row.names = names.get(row.path, [])
+            row.day = local_day(row.created or row.updated)
+            row.text = f"{row.id}\n{row.title}\n{row.cwd}\n{' '.join(row.names)}".lower()
         rows.sort(key=lambda r: r.updated, reverse=True)
         by_id: dict[str, SessionRow] = {}
         for row in sorted(rows, key=lambda r: r.archived, reverse=True):
@@ -367,6 +391,7 @@ class Viewer:
             self._rows, self._by_id, self._id_counts = rows, by_id, counts
             self._stamp, self._refreshed = stamp, now
             self._generation += 1
+            self._memo = {}
 
     def _read_rows(self, index: Index) -> list[SessionRow]:
         folders = index.folder_keys(archived=True)
@@ -512,6 +537,7 @@ class Viewer:
             if isinstance(parent_id, str) and fmt.is_valid_token(parent_id)
             else "",
             usage=usage_by_model(data),
+            chat_pid=open_in_chat(path),
         )
         if context:
             loaded.names = self._current_names().get(os.path.abspath(path), [])
@@ -601,8 +627,16 @@ class Viewer:
         """Every hit of ``taurus-ops search`` for the request, best first, without snippets."""
         query = self._query(request)
         self.refresh()
-        hits = search_ops.search(self._index(), query, refresh=False)
-        return [self._hit(h) for h in hits]
+        key = ("search", request.text, request.role, request.tool, request.since,
+               request.archived, request.case_sensitive)  # fmt: skip
+        if request.since:  # "7d" moves with the clock
+            key += (int(time.time() // 60),)
+        return self.memo(
+            key,
+            lambda _: [
+                self._hit(h) for h in search_ops.search(self._index(), query, refresh=False)
+            ],
+        )
 
     def snippets(self, request: SearchRequest, hits: list[SearchHit]) -> None:
         """Fill in the snippets (and the message they come from) of some hits."""
@@ -676,6 +710,16 @@ class Viewer:
 
     def tool_names(self) -> list[str]:
         """Every tool any session used, for the filters."""
+        return self.memo("tools", lambda rows: sorted({t for r in rows for t in r.tools}))
+
+    def memo(self, key: Any, work: Any) -> Any:
+        """``work(rows)`` for the current session list, worked out once per list."""
         with self._lock:
-            rows = self._rows
-        return sorted({t for r in rows for t in r.tools})
+            rows, memo = self._rows, self._memo
+            if key in memo:
+                return memo[key]
+        value = work(rows)
+        with self._lock:
+            if memo is self._memo:
+                memo[key] = value
+        return value

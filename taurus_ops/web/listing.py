@@ -14,7 +14,6 @@ from taurus_ops.web.data import (
     SessionRow,
     UsageError,
     iso,
-    local_day,
     parse_day_end,
     parse_since,
 )
@@ -109,7 +108,7 @@ class Page:
 
 
 def _matcher(query: ListQuery) -> Callable[[SessionRow], bool]:
-    text = query.text.lower()
+    words = query.text.lower().split()
     low = iso(parse_since(query.since)) if query.since else None
     high: str | None = None
     if query.until:
@@ -127,9 +126,8 @@ def _matcher(query: ListQuery) -> Callable[[SessionRow], bool]:
             return False
         if high is not None and row.updated >= high:
             return False
-        if text:
-            hay = f"{row.id}\n{row.title}\n{row.cwd}\n{' '.join(row.names)}".lower()
-            return all(word in hay for word in text.split())
+        if words:
+            return all(word in row.text for word in words)
         return True
 
     return keep
@@ -170,7 +168,7 @@ def per_day(rows: list[SessionRow]) -> dict[str, dict[str, float]]:
     """Tokens and estimated cost by the local day each session was created, as ``stats`` dates it."""
     out: dict[str, dict[str, float]] = {}
     for row in rows:
-        day = local_day(row.created or row.updated)
+        day = row.day
         if not day:
             continue
         entry = out.setdefault(day, {**dict.fromkeys(USAGE_KEYS, 0), "cost": 0.0})

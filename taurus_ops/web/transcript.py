@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from taurus_ops.web.data import INTERRUPTED_RESULT, dangling_tool_uses
+from taurus_ops.web.data import INTERRUPTED_RESULT
 
 MAX_UNITS = 40
 MAX_WEIGHT = 120_000
@@ -97,6 +97,13 @@ class Unit:
         return [self.number, *self.folded]
 
 
+def _close(calls: list[Call]) -> None:
+    """Give the calls left without a result the "interrupted" result (not saved in the file)."""
+    for call in calls:
+        if call.result is None:
+            call.result = Result(INTERRUPTED_RESULT, True, 0, 0, interrupted=True)
+
+
 def _result_text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -121,7 +128,9 @@ def _cost(text: str) -> int:
 class Transcript:
     """The units of one session, and the chunks they are shown in."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], running: bool = False) -> None:
+        """``running``: a chat has the session open, so a last tool call may still be running."""
+        self.running = running
         raw = data.get("messages")
         self.messages: list[Any] = raw if isinstance(raw, list) else []
         calls = data.get("toolCalls")
@@ -138,8 +147,8 @@ class Transcript:
         messages = [
             m if isinstance(m, dict) else {"role": "?", "content": m} for m in self.messages
         ]
-        dangling = {index: set(ids) for index, ids in dangling_tool_uses(messages)}
-        pending: dict[str, Call] = {}
+        pending: dict[str, Call] = {}  # the calls of the message before, by id
+        unanswered: list[Call] = []  # every call of the message before
         for index, message in enumerate(messages):
             number = index + 1
             role = str(message.get("role", "?"))
@@ -203,10 +212,11 @@ class Transcript:
                 else:
                     label = kind if isinstance(kind, str) and kind else "unknown"
                     blocks.append(Block("other", number, k, text=f"[{label} block]"))
-            for ident in dangling.get(index, ()):
-                if ident in calls and calls[ident].result is None:
-                    calls[ident].result = Result(INTERRUPTED_RESULT, True, 0, 0, interrupted=True)
+            _close(unanswered)  # answered by this message, or never: as Taurus mends it on resume
             pending = calls if role == "assistant" else {}
+            unanswered = (
+                [b.call for b in blocks if b.call is not None] if role == "assistant" else []
+            )
             weight = sum(_cost(b.text) for b in blocks) + sum(_cost(r.output) for r in folded)
             if not blocks and folded and self.units:
                 folded[0].anchor = True
@@ -232,6 +242,8 @@ class Transcript:
             )
             self.unit_of[number] = len(self.units)
             self.units.append(unit)
+        if not self.running:  # the last calls: still running in an open chat, else interrupted
+            _close(unanswered)
 
     # -- chunks ------------------------------------------------------------------------------
     def unit_for(self, number: int) -> int:
