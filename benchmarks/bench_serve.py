@@ -154,10 +154,9 @@ def main() -> None:
         ("  ... at its last message", "/s/msgs2000?at=last", f"{ops} show msgs2000 --last 40"),
         (f"session of {BIG_MB} MB", "/s/big20mb0", f"{ops} show big20mb0"),
         ("  ... its next chunk (lazy load)", "/s/big20mb0/turns?from=200", ""),
-        ("search 'authentication'", "/search?q=authentication", f"{ops} search authentication"),
-        ('search "connection pool"', "/search?q=" + urllib.parse.quote('"connection pool"'),
-         f"{ops} search 'connection pool'"),
-        ("stats", "/stats", f"{ops} stats"),
+        ("search 'authentication', again", "/search?q=authentication",
+         f"{ops} search authentication"),
+        ("stats, again", "/stats", f"{ops} stats"),
     ]  # fmt: skip
     rows = []
     for label, path, command in pages:
@@ -165,6 +164,38 @@ def main() -> None:
         times = measure(client, path, repeat)
         cli = time_shell(f"{command} > /dev/null", repeat, env) if command else None
         rows.append((label, times, cli, command.replace(ops, "taurus-ops")))
+
+    # a query or a stats window not asked for before: nothing is kept from an earlier page
+    words = iter(["token", "handler", "session", "config", "module", "import", "request",
+                  "response", "cache", "index", "update", "user", "value", "query", "loop"])  # fmt: skip
+    fresh = [client.load(f"/search?q={next(words)}") for _ in range(repeat)]
+    rows.append(
+        (
+            "search, a new word each time",
+            fresh,
+            time_shell(f"{ops} search token > /dev/null", repeat, env),
+            "taurus-ops search token",
+        )
+    )
+    phrases = iter([f'"{w} the"' for w in ["check", "call", "update", "should", "returns", "error", "handler", "query", "request", "we", "test", "file"]])  # fmt: skip
+    fresh = [client.load("/search?q=" + urllib.parse.quote(next(phrases))) for _ in range(repeat)]
+    rows.append(
+        (
+            'search, a new "phrase" each time',
+            fresh,
+            time_shell(f"{ops} search 'check the' > /dev/null", repeat, env),
+            "taurus-ops search 'check the'",
+        )
+    )
+    fresh = [client.load(f"/stats?since={days}d") for days in range(2, 2 + repeat)]
+    rows.append(
+        (
+            "stats, a new --since each time",
+            fresh,
+            time_shell(f"{ops} stats --since 30d > /dev/null", repeat, env),
+            "taurus-ops stats --since 30d",
+        )
+    )
 
     def touch_big() -> None:  # a chat saved the big session: parsed again on the next view
         stamp = time.time()

@@ -611,7 +611,7 @@ def test_chunks_cover_every_unit_once_in_either_direction(weights: list[int], st
     from taurus_ops.web.transcript import MAX_UNITS, Transcript
 
     transcript = Transcript({"messages": []})
-    transcript.units = [type("U", (), {"weight": w})() for w in weights]  # type: ignore[misc]
+    transcript.units_read = [type("U", (), {"weight": w})() for w in weights]  # type: ignore[misc]
     covered: list[int] = []
     at = 0
     while at < len(weights):
@@ -657,3 +657,36 @@ def test_a_tool_still_running_in_an_open_chat_is_not_called_interrupted(own, sto
     assert "Interrupted: the tool did not finish" not in running
     lock_path(path).write_text("999999999\n")  # left by a chat that crashed
     assert "Interrupted: the tool did not finish" in own.get("/s/rich0001").text
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        rich_document(),
+        long_document("lazy0001", 400),
+        {"messages": [{"role": "user", "content": "x"}]},
+    ],
+    ids=["rich", "long", "one"],
+)
+def test_a_transcript_read_chunk_by_chunk_is_the_whole_transcript(doc: dict) -> None:
+    from taurus_ops.web.transcript import Transcript
+
+    def shape(units: list) -> list:
+        return [
+            (u.number, u.folded, u.weight,
+             [(b.kind, b.call.outcome if b.call else "") for b in u.blocks])
+            for u in units
+        ]  # fmt: skip
+
+    whole = Transcript(doc).units
+    lazy = Transcript(doc)
+    assert len(lazy.units_read) < len(whole) or len(whole) <= 2  # the first page reads little
+    read: list = []
+    at = 0
+    while True:
+        start, end = lazy.forward(at)
+        if start == end:
+            break
+        read += lazy.units_read[start:end]
+        at = end
+    assert shape(read) == shape(whole)

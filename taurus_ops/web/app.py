@@ -255,27 +255,35 @@ class Site:
         self, loaded: D.LoadedSession, transcript: Transcript, start: int, end: int
     ) -> dict[str, Any]:
         base = f"/s/{loaded.id}"
-        units = transcript.units
+        shown = transcript.units_read[start:end]
+        first, following = transcript.unit(start), transcript.unit(end)
         return {
             "base": base,
-            "cards": cards(units[start:end]),
+            "cards": cards(shown),
             "start": start,
             "end": end,
-            "total": len(units),
-            "first_number": units[start].number if start < len(units) else 0,
-            "next_number": units[end].number if end < len(units) else 0,
+            "last_number": shown[-1].numbers[-1] if shown else 0,
+            "message_total": len(transcript.messages),
+            "first_number": first.number if first is not None else 0,
+            "next_number": following.number if following is not None else 0,
             "render_block": lambda block: render.render_block(block, base),
         }
+
+    @staticmethod
+    def _previous(transcript: Transcript, start: int) -> int:
+        """The first message of the chunk before the one starting at unit ``start`` (0: none)."""
+        if start <= 0:
+            return 0
+        return transcript.units_read[transcript.backward(start)[0]].number
 
     def session_page(self, request: Request) -> Response:
         ref = request.path_params["ref"]
         loaded = self.viewer.load(ref)
         transcript = self.transcript(loaded)
-        units = transcript.units
         at = request.query_params.get("at")
         target = 0
         if at == "last":
-            start = transcript.backward(len(units))[0]
+            start = transcript.backward(len(transcript.units))[0]
         elif at is not None:
             target = _number(request, "at", 1) or 1
             start = transcript.unit_for(target)
@@ -299,7 +307,7 @@ class Site:
             events=_url(f"/s/{loaded.id}/events"),
             target=target,
             terms=request.query_params.get("q", "")[:200],
-            prev_number=units[transcript.backward(start)[0]].number if start > 0 else 0,
+            prev_number=self._previous(transcript, start),
             **chunk,
         )
 
@@ -312,9 +320,7 @@ class Site:
         else:
             start, end = transcript.forward(transcript.unit_for(_number(request, "from", 1) or 1))
         chunk = self._chunk(loaded, transcript, start, end)
-        chunk["prev_number"] = (
-            transcript.units[transcript.backward(start)[0]].number if start > 0 else 0
-        )
+        chunk["prev_number"] = self._previous(transcript, start)
         chunk["direction"] = "before" if before is not None else "after"
         response = self.page("_chunk.html.j2", **chunk)
         response.headers["x-taurus-messages"] = str(len(transcript.messages))

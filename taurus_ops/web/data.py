@@ -10,11 +10,13 @@ never written, and no session lock is taken. The only file written is the index
 cache (``index.sqlite``), by the index's own refresh, which is safe beside running
 chats, cleanup and other commands (SQLite's locking; the files stay the truth).
 
-Caches, each keyed by what is on disk so a reload always shows the files as they are:
+Caches, each keyed by what is on disk so a reload shows the files as they are:
 
-- the session list: refreshed from the index when the session or archive folder
-  changed (their mtimes move on every save, new file and removal) or every
-  ``FULL_REFRESH_SECONDS``;
+- the session list (and what is worked out from it: filters, stats, search hits):
+  refreshed from the index when the session or archive folder changed (their mtimes
+  move on every save, new file and removal), or every ``FULL_REFRESH_SECONDS``. A
+  worker thread refreshes; a page waits ``REFRESH_WAIT`` for it, then shows the list
+  it has and says so, so re-indexing a big session never holds a page up;
 - parsed sessions: by (path, size, mtime, inode), bounded by total file size.
 """
 
@@ -74,7 +76,6 @@ __all__ = [
     "local_time",
     "parse_day_end",
     "parse_since",
-    "printable",
 ]
 
 VERSION = __version__
@@ -86,7 +87,6 @@ EXPORT_FORMATS = tuple(export_ops.FORMATS)
 
 # pure helpers the pages use, from the layers below
 local_time = export_ops.local_time
-printable = fmt.printable
 iso = fmt.format_time
 estimate_cost = stats_ops.estimate_cost
 PRICE_NOTE = stats_ops.PRICE_NOTE

@@ -138,19 +138,44 @@ class Transcript:
         for record in calls if isinstance(calls, list) else []:
             if isinstance(record, dict) and isinstance(record.get("toolUseId"), str):
                 self.records[record["toolUseId"]] = record
-        self.units: list[Unit] = []
-        self.unit_of: dict[int, int] = {}  # message number -> unit index
+        self.units_read: list[Unit] = []  # the units read so far (``units``: all of them)
+        self.unit_of: dict[int, int] = {}  # message number -> unit index, as far as read
         self.tool_count = 0
-        self._build()
+        self.complete = False
+        self._next = 0  # the next message to read
+        self._pending: dict[str, Call] = {}  # the calls of the message before, by id
+        self._unanswered: list[Call] = []  # every call of the message before
+        self._grow(units=0)
 
-    def _build(self) -> None:
-        messages = [
-            m if isinstance(m, dict) else {"role": "?", "content": m} for m in self.messages
-        ]
-        pending: dict[str, Call] = {}  # the calls of the message before, by id
-        unanswered: list[Call] = []  # every call of the message before
-        for index, message in enumerate(messages):
-            number = index + 1
+    @property
+    def units(self) -> list[Unit]:
+        """Every unit (reads the whole session)."""
+        self._grow()
+        return self.units_read
+
+    def unit(self, index: int) -> Unit | None:
+        """Unit ``index`` (final), or None past the end."""
+        self._grow(units=index)
+        return self.units_read[index] if index < len(self.units_read) else None
+
+    def _grow(self, units: int | None = None, number: int | None = None) -> None:
+        """Read on until there are more than ``units`` units (or message ``number`` is placed).
+
+        A unit is final once the message after it is read (its results may be folded in),
+        so the first page of a 20 MB session reads only the messages it shows.
+        """
+        pending, unanswered = self._pending, self._unanswered
+        while self._next < len(self.messages):
+            if units is not None and len(self.units_read) > units + 1:
+                break
+            if number is not None and self._next >= number + 1:
+                break
+            index = self._next
+            self._next += 1
+            message = self.messages[index]
+            if not isinstance(message, dict):
+                message = {"role": "?", "content": message}
+            number_ = index + 1
             role = str(message.get("role", "?"))
             content = message.get("content")
             blocks: list[Block] = []
@@ -159,23 +184,23 @@ class Transcript:
             parts = [content] if isinstance(content, str) else content
             for k, block in enumerate(parts if isinstance(parts, list) else []):
                 if isinstance(block, str):
-                    blocks.append(Block("text", number, k, text=block))
+                    blocks.append(Block("text", number_, k, text=block))
                     continue
                 if not isinstance(block, dict):
-                    blocks.append(Block("other", number, k, text="[a block Taurus cannot show]"))
+                    blocks.append(Block("other", number_, k, text="[a block Taurus cannot show]"))
                     continue
                 kind = block.get("type")
                 if kind == "text":
                     text = block.get("text")
                     blocks.append(
-                        Block("text", number, k, text=text if isinstance(text, str) else "")
+                        Block("text", number_, k, text=text if isinstance(text, str) else "")
                     )
                 elif kind == "thinking":
                     text = block.get("thinking")
                     text = text if isinstance(text, str) else ""
-                    blocks.append(Block("thinking", number, k, text=text))
+                    blocks.append(Block("thinking", number_, k, text=text))
                 elif kind == "redacted_thinking":
-                    blocks.append(Block("other", number, k, text="[redacted thinking]"))
+                    blocks.append(Block("other", number_, k, text="[redacted thinking]"))
                 elif kind == "tool_use":
                     ident = block.get("id")
                     ident = ident if isinstance(ident, str) else ""
@@ -184,20 +209,20 @@ class Transcript:
                         id=ident,
                         name=name if isinstance(name, str) else "?",
                         input=block.get("input", {}),
-                        number=number,
+                        number=number_,
                         block=k,
                         record=self.records.get(ident) if ident else None,
                     )
                     self.tool_count += 1
                     if ident:
                         calls[ident] = call
-                    blocks.append(Block("tool", number, k, call=call))
+                    blocks.append(Block("tool", number_, k, call=call))
                 elif kind == "tool_result":
                     output = _result_text(block.get("content"))
                     result = Result(
                         output=output,
                         is_error=bool(block.get("is_error")),
-                        number=number,
+                        number=number_,
                         block=k,
                         interrupted=output == INTERRUPTED_RESULT,
                     )
@@ -207,23 +232,23 @@ class Transcript:
                         folded.append(result)
                     else:
                         blocks.append(
-                            Block("result", number, k, text=output, is_error=result.is_error)
+                            Block("result", number_, k, text=output, is_error=result.is_error)
                         )
                 else:
                     label = kind if isinstance(kind, str) and kind else "unknown"
-                    blocks.append(Block("other", number, k, text=f"[{label} block]"))
+                    blocks.append(Block("other", number_, k, text=f"[{label} block]"))
             _close(unanswered)  # answered by this message, or never: as Taurus mends it on resume
             pending = calls if role == "assistant" else {}
             unanswered = (
                 [b.call for b in blocks if b.call is not None] if role == "assistant" else []
             )
             weight = sum(_cost(b.text) for b in blocks) + sum(_cost(r.output) for r in folded)
-            if not blocks and folded and self.units:
+            if not blocks and folded and self.units_read:
                 folded[0].anchor = True
-                unit = self.units[-1]
-                unit.folded.append(number)
+                unit = self.units_read[-1]
+                unit.folded.append(number_)
                 unit.weight += weight
-                self.unit_of[number] = len(self.units) - 1
+                self.unit_of[number_] = len(self.units_read) - 1
                 continue
             for block in blocks:
                 if block.call is not None:
@@ -231,7 +256,7 @@ class Transcript:
             stamp = message.get("timestamp")
             usage = message.get("usage")
             unit = Unit(
-                number=number,
+                number=number_,
                 role=role,
                 blocks=blocks,
                 timestamp=stamp if isinstance(stamp, str) else "",
@@ -240,38 +265,46 @@ class Transcript:
                 replaced=any("\ufffd" in b.text for b in blocks),
                 weight=UNIT_WEIGHT + weight,
             )
-            self.unit_of[number] = len(self.units)
-            self.units.append(unit)
-        if not self.running:  # the last calls: still running in an open chat, else interrupted
-            _close(unanswered)
+            self.unit_of[number_] = len(self.units_read)
+            self.units_read.append(unit)
+        self._pending, self._unanswered = pending, unanswered
+        if self._next >= len(self.messages) and not self.complete:
+            self.complete = True
+            if not self.running:  # the last calls: still running in an open chat, else interrupted
+                _close(unanswered)
 
     # -- chunks ------------------------------------------------------------------------------
     def unit_for(self, number: int) -> int:
         """The unit showing message ``number`` (clamped to the session)."""
-        if not self.units:
-            return 0
+        self._grow(number=number)
         if number in self.unit_of:
+            self._grow(units=self.unit_of[number])
             return self.unit_of[number]
-        return 0 if number < 1 else len(self.units) - 1
+        if number < 1 or not self.units_read:
+            return 0
+        return len(self.units) - 1
 
     def forward(self, start: int) -> tuple[int, int]:
         """The chunk ``[start, end)`` of units from ``start`` on."""
-        start = max(0, min(start, len(self.units)))
+        start = max(0, start)
         end, weight = start, 0
-        while end < len(self.units) and end - start < MAX_UNITS:
-            cost = self.units[end].weight
-            if end > start and weight + cost > MAX_WEIGHT:
+        while end - start < MAX_UNITS:
+            unit = self.unit(end)
+            if unit is None:
                 break
-            weight += cost
+            if end > start and weight + unit.weight > MAX_WEIGHT:
+                break
+            weight += unit.weight
             end += 1
-        return start, end
+        return min(start, end), end
 
     def backward(self, end: int) -> tuple[int, int]:
         """The chunk ``[start, end)`` of units ending just before ``end``."""
-        end = max(0, min(end, len(self.units)))
+        self._grow(units=end)
+        end = max(0, min(end, len(self.units_read)))
         start, weight = end, 0
         while start > 0 and end - start < MAX_UNITS:
-            cost = self.units[start - 1].weight
+            cost = self.units_read[start - 1].weight
             if start < end and weight + cost > MAX_WEIGHT:
                 break
             weight += cost
