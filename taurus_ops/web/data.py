@@ -151,6 +151,8 @@ class SessionRow:
     tokens: dict[str, int]
     cost: float | None  # estimated USD; None when no model of it has a known price
     names: list[str] = field(default_factory=list)
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> token counts
+    mtime_ns: int = 0
     day: str = ""  # the local day it was created, as stats counts it
     text: str = ""  # id, title, folder and names in lower case, for the text filter
 
@@ -237,7 +239,7 @@ class _Run:
 # -- the adapter ---------------------------------------------------------------------------
 _ROWS_SQL = (
     "SELECT key, path, archived, size, id, created, updated, title, messages, tool_calls,"
-    " tools, error, json_extract(facts, '$.cwd'), json_extract(facts, '$.parent')"
+    " tools, error, json_extract(facts, '$.cwd'), json_extract(facts, '$.parent'), mtime_ns"
     " FROM sessions WHERE folder IN ({marks})"
 )
 _USAGE_SQL = (
@@ -428,6 +430,8 @@ class Viewer:
                     parent=r[13] or "",
                     tokens=tokens,
                     cost=sum(known) if known else (0.0 if not by_model else None),
+                    usage=by_model,
+                    mtime_ns=r[14],
                 )
             )
         return rows
@@ -536,7 +540,7 @@ class Viewer:
             parent_id=parent_id
             if isinstance(parent_id, str) and fmt.is_valid_token(parent_id)
             else "",
-            usage=usage_by_model(data),
+            usage=self._usage(sid, path, signature, data),
             chat_pid=open_in_chat(path),
         )
         if context:
@@ -545,6 +549,19 @@ class Viewer:
             loaded.children = self.children(loaded.id)
             loaded.repairs = self._repairs(path)
         return loaded
+
+    def _usage(
+        self, sid: str, path: Path, signature: tuple[int, int, int], data: dict[str, Any]
+    ) -> dict[str, dict[str, int]]:
+        """Token use by model: the index's, when it has this very file; else summed here."""
+        row = self.row(sid)
+        if (
+            row is not None
+            and row.path == os.path.abspath(path)
+            and (row.size, row.mtime_ns) == signature[:2]
+        ):
+            return row.usage
+        return usage_by_model(data)
 
     def _parse(self, path: Path) -> tuple[Any, tuple[int, int, int]]:
         with open(path, "rb") as handle:
