@@ -81,3 +81,10 @@ def test_the_web_viewer_reaches_the_layers_below_through_its_adapter_only() -> N
         and any(layer_of(m) in ("ops", "store", "config") for m in imports(p))
     )
     assert users == ["web/data.py"]
+
+
+@pytest.mark.parametrize(("one", "other"), [("web", "chat"), ("chat", "web")])
+def test_the_web_viewer_and_the_chat_never_import_each_other(one: str, other: str) -> None:
+    for path in MODULES:
+        if path.relative_to(PACKAGE).parts[0] == one:
+            assert all(layer_of(m) != other for m in imports(path)), f"{path} imports {other}"
