@@ -690,3 +690,34 @@ def test_a_transcript_read_chunk_by_chunk_is_the_whole_transcript(doc: dict) -> 
         read += lazy.units_read[start:end]
         at = end
     assert shape(read) == shape(whole)
+
+
+def test_a_slow_index_never_holds_a_page_up(own, store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from helpers.sessions import make_document, write_session
+
+    from taurus_ops.store.index import Index
+
+    assert "rich0001" in ids_in(own.get("/").text)  # the first list is waited for
+    gate = threading.Event()
+    real = Index.refresh
+
+    def slow(self: Index, *args: object, **kwargs: object):  # a big session re-indexing
+        gate.wait(10)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Index, "refresh", slow)
+    write_session(store.session_dir, make_document("newone01"))
+    began = time.monotonic()
+    page = own.get("/")
+    assert time.monotonic() - began < 2
+    assert "from a moment ago" in page.text and "newone01" not in ids_in(page.text)
+    gate.set()
+    for _ in range(100):
+        page = own.get("/")
+        if "newone01" in ids_in(page.text):
+            break
+        time.sleep(0.05)
+    assert "newone01" in ids_in(page.text) and "from a moment ago" not in page.text

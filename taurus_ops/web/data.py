@@ -234,6 +234,8 @@ class _Run:
 
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    announced: bool = False  # for a known change: pages wait for it and say they are behind
+    stamp: object = None  # the folders' stamps when it started
 
 
 # -- the adapter ---------------------------------------------------------------------------
@@ -268,7 +270,7 @@ class Viewer:
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
         self._pending: _Run | None = None  # a refresh asked for and not started
-        self._running = False
+        self._running: _Run | None = None
         self._closed = False
         self._generation = 0  # lists loaded so far
         self._id_counts: Counter[str] = Counter()
@@ -313,28 +315,36 @@ class Viewer:
             out.append((st.st_mtime_ns, st.st_ino, st.st_nlink) if st else None)
         return tuple(out)
 
-    def _current(self) -> tuple[bool, object, float]:
+    def _state(self) -> tuple[bool, bool, object, float]:
+        """(folders changed since the last refresh, last refresh too old, stamp, now)."""
         stamp = self._folder_stamp()
         now = time.monotonic()
-        fresh = stamp == self._stamp and now - self._refreshed < FULL_REFRESH_SECONDS
-        return fresh, stamp, now
+        return stamp != self._stamp, now - self._refreshed >= FULL_REFRESH_SECONDS, stamp, now
 
     def refresh(self, force: bool = False, wait: float | None = REFRESH_WAIT) -> bool:
         """Bring the session list up to date when the folders changed (cheap when they did not).
 
-        The index is refreshed by a worker thread; a page waits ``wait`` seconds for it
-        and otherwise shows the list as it was (``behind()`` says so), so a big session
-        being re-indexed never holds a page up. The first list is always waited for.
-        True when the list is current. The folders' stamps are taken when a refresh
-        starts, so a save that lands during one is picked up by the next.
+        The index is refreshed by a worker thread; after a change to the folders a page
+        waits ``wait`` seconds for it and otherwise shows the list as it was
+        (``behind()`` says so), so a big session being re-indexed never holds a page up.
+        The first list is always waited for. The periodic look for files changed in
+        place (``FULL_REFRESH_SECONDS``) runs without anyone waiting. True when the list
+        is current. The folders' stamps are taken when a refresh starts, so a save that
+        lands during one is picked up by the next.
         """
-        if not force and self._current()[0]:
+        changed, old, stamp, _ = self._state()
+        if not (force or changed or old):
             return True
+        announced = force or changed or self._generation == 0
         with self._lock:
             if self._closed:
                 return False
-            run = self._pending
-            if run is None:
+            running = self._running
+            if not force and running is not None and running.stamp == stamp:
+                run = running  # the refresh under way started after this change
+            elif self._pending is not None:
+                run = self._pending
+            else:
                 run = self._pending = _Run()
                 if self._worker is None:
                     self._worker = threading.Thread(
@@ -342,6 +352,9 @@ class Viewer:
                     )
                     self._worker.start()
                 self._wake.set()
+            run.announced = run.announced or announced
+            if not announced:
+                return True  # nothing known to have changed: the list stands meanwhile
             if self._generation == 0:
                 wait = None
         finished = run.done.wait(wait)
@@ -350,9 +363,9 @@ class Viewer:
         return finished
 
     def behind(self) -> bool:
-        """True while a refresh a page asked for is still running."""
+        """True while a refresh for a change to the folders is still running."""
         with self._lock:
-            return self._pending is not None or self._running
+            return any(r is not None and r.announced for r in (self._pending, self._running))
 
     def _work(self) -> None:
         while True:
@@ -362,17 +375,18 @@ class Viewer:
                 if self._closed:
                     return
                 run, self._pending = self._pending, None
-                self._running = run is not None
+                self._running = run
             if run is None:
                 continue
             try:
-                _, stamp, now = self._current()
+                _, _, stamp, now = self._state()
+                run.stamp = stamp
                 self._refresh(stamp, now)
             except BaseException as exc:  # given to the pages that wait for this run
                 run.error = exc
             finally:
                 with self._lock:
-                    self._running = False
+                    self._running = None
                 run.done.set()
 
     def _refresh(self, stamp: object, now: float) -> None:
