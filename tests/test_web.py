@@ -721,3 +721,11 @@ def test_a_slow_index_never_holds_a_page_up(own, store, monkeypatch: pytest.Monk
             break
         time.sleep(0.05)
     assert "newone01" in ids_in(page.text) and "from a moment ago" not in page.text
+
+
+def test_an_unknown_page_is_a_page_too(client) -> None:
+    answer = client.get("/no/such/thing")
+    assert answer.status_code == 404 and "No such page" in answer.text
+    assert "/no/such/thing" in answer.text and "<script>" not in answer.text
+    hostile = client.get("/%3Cscript%3Ealert(1)%3C/script%3E")
+    assert hostile.status_code == 404 and "<script>alert" not in hostile.text

@@ -560,6 +560,20 @@ def create_app(
     The pages' ``Site`` is ``app.app.state.site``.
     """
     site = Site(viewer or D.Viewer(config))
-    app = Starlette(routes=site.routes())
+
+    def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        if status == 405:
+            return Response("only GET and HEAD\n", status_code=405, media_type="text/plain")
+        return site.page(
+            "error.html.j2",
+            status=404,
+            page="error",
+            headline="No such page",
+            message=f"{request.url.path} is not a page of this viewer.",
+            hint="",
+        )
+
+    app = Starlette(routes=site.routes(), exception_handlers={404: not_found, 405: not_found})
     app.state.site = site
     return Guard(app, token, HostRule(host), cookie_name(port))
