@@ -37,7 +37,7 @@ def serve_cmd(
     except ImportError as exc:  # starlette or uvicorn missing from this environment
         raise click.ClickException(
             f"taurus-ops serve needs {exc.name or 'starlette and uvicorn'}: "
-            "pip install 'starlette>=0.37' 'uvicorn>=0.29'"
+            "pip install 'starlette>=1.0' 'uvicorn>=0.30'"
         ) from None
 
     served = prepare(app.config, host=host, port=port, token=not no_token)

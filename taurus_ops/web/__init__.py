@@ -9,7 +9,7 @@ the plain values it returns):
   results, chunks for lazy loading).
 - ``render``: Markdown (raw HTML off, links checked), highlighting, diffs and tool views.
 - ``charts``: SVG charts drawn on the server.
-- ``listing``: filtering, sorting and paging the session list.
+- ``listing``: filtering, sorting and paging the session list; ``text``: small formats.
 - ``security``: the access token, the Host check and the response headers.
 - ``app``: the Starlette routes and pages; ``server``: binding and running uvicorn.
 

@@ -13,6 +13,7 @@
 ``/static/{name}``                        the package's CSS, script and icon
 ========================================  ==========================================
 
+Anything else is the viewer's own 404 page.
 ``{ref}`` is a session id, a unique prefix or a name (``[A-Za-z0-9_-]{1,64}``): the
 store resolves it, so no part of a URL is ever used as a path. Only GET and HEAD.
 """
