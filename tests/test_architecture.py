@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "taurus_ops"
 RANK = {
     "cli": 4,
     "chat": 3,
+    "web": 3,
     "ops": 2,
     "store": 1,
     "config": 1,
@@ -69,3 +70,21 @@ def _imports_anthropic(path: Path) -> bool:
 def test_only_the_chat_client_imports_the_sdk() -> None:
     users = sorted(str(p.relative_to(PACKAGE)) for p in MODULES if _imports_anthropic(p))
     assert users == ["chat/client.py"]
+
+
+def test_the_web_viewer_reaches_the_layers_below_through_its_adapter_only() -> None:
+    """``web/data.py`` is the one module of ``web`` that imports ops, store or config."""
+    users = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in MODULES
+        if p.relative_to(PACKAGE).parts[0] == "web"
+        and any(layer_of(m) in ("ops", "store", "config") for m in imports(p))
+    )
+    assert users == ["web/data.py"]
+
+
+@pytest.mark.parametrize(("one", "other"), [("web", "chat"), ("chat", "web")])
+def test_the_web_viewer_and_the_chat_never_import_each_other(one: str, other: str) -> None:
+    for path in MODULES:
+        if path.relative_to(PACKAGE).parts[0] == one:
+            assert all(layer_of(m) != other for m in imports(path)), f"{path} imports {other}"

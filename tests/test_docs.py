@@ -92,10 +92,17 @@ HEAVY = (
     "sqlalchemy",
     "prompt_toolkit",
     "pydantic",
+    "starlette",
+    "uvicorn",
+    "markdown_it",
+    "pygments",
+    "playwright",
 )
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--json"], ["show", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["list"], ["list", "--json"], ["show", "--help"], ["serve", "--help"]]
+)
 def test_light_commands_do_not_import_heavy_modules(args: list[str], taurus_home: Path) -> None:
     taurus_home.mkdir(mode=0o700)
     warm = subprocess.run(

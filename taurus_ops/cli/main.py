@@ -27,6 +27,7 @@ COMMANDS = {
     "stats": "taurus_ops.cli.stats:stats_cmd",
     "export": "taurus_ops.cli.export:export_cmd",
     "template": "taurus_ops.cli.templates:template_group",
+    "serve": "taurus_ops.cli.serve:serve_cmd",
 }
 
 

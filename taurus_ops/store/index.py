@@ -44,7 +44,8 @@ from taurus_ops.store.refs import id_from_file_name, is_session_file
 from taurus_ops.store.session import title_of
 from taurus_ops.store.summary import SessionSummary, summarize
 
-SCHEMA_VERSION = "6"  # 5: NUL in message text as U+FFFD; 6: titles without control characters
+SCHEMA_VERSION = "7"  # 5: NUL in message text as U+FFFD; 6: titles without control characters
+# 7: facts hold the session's cwd and parentSession
 INDEX_NAME = "index.sqlite"
 MSG_BITS = 20  # a message's FTS rowid is (session key << MSG_BITS) | message index
 MAX_MESSAGES = (1 << MSG_BITS) - 1
@@ -118,6 +119,8 @@ class SessionFacts:
     modified: dict[str, int] = field(default_factory=dict)  # edit/write .file -> count
     usage: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> token counts
     texts: list[tuple[int, str, str]] = field(default_factory=list)  # (index, role, text)
+    cwd: str = ""  # the folder the chat ran in (the session's project)
+    parent: str = ""  # parentSession: the session this one continues (/compact)
     error: str | None = None
 
 
@@ -204,6 +207,10 @@ def extract(data: Any, file_id: str, mtime_iso: str) -> SessionFacts:
         messages=len(messages),
         tool_calls=len(calls),
     )
+    for key, attr in (("cwd", "cwd"), ("parentSession", "parent")):
+        value = data.get(key)
+        if isinstance(value, str):
+            setattr(facts, attr, fmt.clean_text(value))
     title = data.get("title")
     facts.title = (
         fmt.one_line(title) if isinstance(title, str) and title.strip() else title_of(messages)
@@ -666,7 +673,13 @@ class Index:
         summary: SessionSummary,
     ) -> None:
         blob = json.dumps(
-            {"tools": facts.tools, "modified": facts.modified, "usage": facts.usage},
+            {
+                "tools": facts.tools,
+                "modified": facts.modified,
+                "usage": facts.usage,
+                "cwd": facts.cwd,
+                "parent": facts.parent,
+            },
             ensure_ascii=False,
             separators=(",", ":"),
         )
