@@ -50,6 +50,7 @@ from taurus_ops.ops.doctor import run_doctor
 from taurus_ops.ops.doctor.checks import scan_store
 from taurus_ops.ops.doctor.salvage import salvage
 from taurus_ops.store import format as fmt
+from taurus_ops.words import plural
 
 TOOLS = ("taurus", "json_repair", "jq")
 
@@ -180,7 +181,7 @@ def scan_speed() -> None:
         scan = scan_store(home, corpus, None)
         assert scan.checked == 10_000, scan.checked
         healthy = [p for p in scan.problems if p.path != str(corpus)]
-        print(f"scan of {scan.checked} sessions: {len(healthy)} problem(s) found")
+        print(f"scan of {scan.checked} sessions: {plural(len(healthy), 'problem')} found")
         ours = time_call(lambda: scan_store(home, corpus, None), repeat=3)
         env = {"TAURUS_HOME": str(home)}
         cli = time_shell(

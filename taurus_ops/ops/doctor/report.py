@@ -120,10 +120,13 @@ class Report:
         found = f"Found {plural(tally.found, 'problem')} ({tally.breakdown(tally.by_severity)})."
         if healthy:
             return f"{found} Nothing needs fixing."
+        fixable = [p for p in self.remaining() if p.status == "found" and p.fix]
         tail = (
             "Nothing was changed (dry run)."
             if self.dry_run
             else "Run `taurus-ops doctor --fix` to repair (add --dry-run to see the plan only)."
+            if fixable
+            else "Nothing here that --fix can repair: see above what to do."
         )
         return f"{found} {tail}"
 
