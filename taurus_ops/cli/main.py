@@ -27,6 +27,9 @@ COMMANDS = {
     "stats": "taurus_ops.cli.stats:stats_cmd",
     "export": "taurus_ops.cli.export:export_cmd",
     "template": "taurus_ops.cli.templates:template_group",
+    "sync": "taurus_ops.cli.remote:sync_cmd",
+    "share": "taurus_ops.cli.remote:share_cmd",
+    "remote": "taurus_ops.cli.remote:remote_group",
 }
 
 
