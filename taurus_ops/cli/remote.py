@@ -70,7 +70,10 @@ def sync_cmd(
             click.echo(f"skipped {sid}: {why}", err=True)
         for sid, why in result.failed:
             click.echo(f"failed {sid}: {why}", err=True)
-        click.echo(_summary(prepared, result))
+        if result.stopped and result.moved:
+            click.echo(f"Stopped by an error; before it: {_summary(prepared, result)}")
+        elif not result.stopped:
+            click.echo(_summary(prepared, result))
     if result.stopped:
         click.echo(f"Error: {result.stopped}", err=True)
         raise SystemExit(1)

@@ -3,8 +3,8 @@
 An object is a file under the folder. Writing goes to a hidden temporary file, is
 fsynced, and then takes the object's place by rename, so a reader (or a crash)
 only ever sees the old object or the new one. The condition is checked under the
-object's lock, a ``.NAME.lock`` file made with an exclusive create (``O_EXCL``,
-atomic on local file systems and NFSv3+): creating succeeds only if the object does
+object's lock, a ``.NAME.lock`` file made with an exclusive create (a hard link of
+a file holding the writer's host and pid, atomic on local file systems and NFS): creating succeeds only if the object does
 not exist, replacing only if it is still the version the writer read. A version
 (the "ETag") is the file's inode, size and modification time, which a rename always
 changes. A lock left by a writer that died is taken over once that process is
@@ -201,23 +201,28 @@ class _ObjectLock:
     def __enter__(self) -> _ObjectLock:
         deadline = time.monotonic() + LOCK_WAIT
         stamp = f"{socket.gethostname()} {os.getpid()} {time.time():.3f}\n".encode()
-        while True:
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            except FileExistsError:
-                if self._abandoned():
-                    self._break()
+        # the stamp is written first and linked into place: a lock is never seen empty
+        tmp = self.path.with_name(f"{self.path.name}{TMP_MARK}{secrets.token_hex(6)}")
+        _write_synced(tmp, stamp, 0o600)
+        try:
+            while True:
+                try:
+                    os.link(tmp, self.path)
+                except FileExistsError:
+                    if self._abandoned():
+                        self._break()
+                        continue
+                    if time.monotonic() > deadline:
+                        raise OSError(
+                            errno.EBUSY, f"{self.path} is held by another writer"
+                        ) from None
+                    time.sleep(0.01)
                     continue
-                if time.monotonic() > deadline:
-                    raise OSError(errno.EBUSY, f"{self.path} is held by another writer") from None
-                time.sleep(0.01)
-                continue
-            try:
-                os.write(fd, stamp)
-            finally:
-                os.close(fd)
-            self.held = True
-            return self
+                self.held = True
+                return self
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def __exit__(self, *exc: object) -> None:
         if self.held:

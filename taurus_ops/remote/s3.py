@@ -183,7 +183,7 @@ def _client(endpoint_url: str | None, region: str | None, profile: str | None, u
             "(see ~/.aws/config and ~/.aws/credentials)"
         ) from None
     options: dict[str, Any] = {
-        "retries": {"mode": "standard", "max_attempts": _attempts()},
+        "retries": {"mode": "standard", "total_max_attempts": _attempts()},
         "connect_timeout": CONNECT_TIMEOUT,
         "read_timeout": READ_TIMEOUT,
         "max_pool_connections": POOL,

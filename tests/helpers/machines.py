@@ -32,7 +32,8 @@ class RemoteSpec:
             assert self.folder is not None
             out = {}
             for path in sorted(self.folder.rglob("*")):
-                if path.is_file():
+                hidden = any(part.startswith(".") for part in path.relative_to(self.folder).parts)
+                if path.is_file() and not hidden:  # a writer's temporary and lock files
                     out[str(path.relative_to(self.folder))] = path.read_bytes()
             return out
         client = self.server.client()

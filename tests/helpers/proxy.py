@@ -96,13 +96,19 @@ class FaultyProxy:
             method = lines[0].split(b" ", 1)[0].decode()
             length = 0
             kept = [lines[0]]
+            expect = False
             for line in lines[1:]:
                 name = line.split(b":", 1)[0].strip().lower()
                 if name == b"content-length":
                     length = int(line.split(b":", 1)[1])
+                if name == b"expect":
+                    expect = True  # answered here, so the body comes at once
+                    continue
                 if name in (b"connection", b"keep-alive"):
                     continue
                 kept.append(line)
+            if expect and not body:
+                client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             kept.append(b"Connection: close")
             fault = self._take(method)
             if method == "PUT":

@@ -117,9 +117,10 @@ def run_sync(
         if prepared.plan.of("upload-new", "upload", "conflict") and prepared.listing.marker is None:
             state.marker = conn.ensure_marker()
         result = Executor(conn, store, state, log).run(prepared.plan)
-        state.last_sync = fmt.now_iso()
-        _write_device(conn, state, prepared, result)
-        state.save()
+        if result.stopped is None:
+            state.last_sync = fmt.now_iso()
+            _write_device(conn, state, prepared, result)
+            state.save()
     finally:
         conn.close()
     return prepared, result
