@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from taurus_ops.config.paths import taurus_home
-from taurus_ops.remote import Connection, NotConfigured, open_backend
+from taurus_ops.remote import Connection, NotConfigured, RemoteConfigError, open_backend
 from taurus_ops.remote.codec import load_key, new_key_file
 from taurus_ops.remote.url import device_of, parse_remote_url
 
@@ -25,9 +25,11 @@ def init_remote(config: Any, encrypt: bool, key_file: Path | None = None) -> lis
     backend = open_backend(where, settings)
     try:
         backend.check()  # before any key is made: a remote that cannot work changes nothing
+        found = Connection(backend, where, device_of(config.settings), None).marker()
         key = None
         if encrypt:
             path = key_file or configured or taurus_home() / "remote.key"
+            _refuse_mismatch(where.url, found, path)
             if path.exists():
                 key = load_key(path)
                 lines.append(f"Using the existing key {path} (key id {key.id})")
@@ -52,3 +54,18 @@ def init_remote(config: Any, encrypt: bool, key_file: Path | None = None) -> lis
     )
     lines.insert(0, f"Remote {where.url} is ready: {state}.")
     return lines
+
+
+def _refuse_mismatch(url: str, marker: dict[str, Any] | None, path: Path) -> None:
+    """An existing remote keeps what it is: plain stays plain, and one key stays one key."""
+    if marker is None:
+        return
+    if not marker.get("encrypted"):
+        raise RemoteConfigError(
+            f"remote {url} already holds plain objects; encrypt a new remote (another prefix)"
+        )
+    if not path.exists():
+        raise RemoteConfigError(
+            f"remote {url} is already encrypted (key id {marker.get('keyId')}); copy its key "
+            f"file from a machine that syncs with it to {path} instead of making a new one"
+        )
