@@ -20,12 +20,29 @@ import threading
 import time
 from typing import Any
 
+COUNTS_PATH = "/_taurus_request_counts"
+
 
 def serialised(app: Any) -> Any:
+    """``app`` one request at a time; ``GET /_taurus_request_counts`` tells requests by kind."""
+    import json
+    from collections import Counter
+
     lock = threading.Lock()
+    counts: Counter[str] = Counter()
 
     def wrapper(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ.get("PATH_INFO") == COUNTS_PATH:
+            body = json.dumps(counts).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        method = environ.get("REQUEST_METHOD", "")
+        query = environ.get("QUERY_STRING", "")
+        kind = (
+            "LIST" if method == "GET" and ("list-type" in query or "prefix=" in query) else method
+        )
         with lock:
+            counts[kind] += 1
             return list(app(environ, start_response))  # the whole response, inside the lock
 
     return wrapper
@@ -83,6 +100,14 @@ class S3Server:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+
+    def counts(self) -> dict[str, int]:
+        """Requests served so far by kind: GET, PUT, HEAD, LIST ..."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(self.endpoint + COUNTS_PATH, timeout=10) as answer:
+            return json.loads(answer.read())
 
     def make_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
