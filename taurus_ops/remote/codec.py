@@ -77,7 +77,8 @@ class Meta:
 
 
 def state_digest(file: str, sha256: str, archived: bool, names: tuple[str, ...] | list[str]) -> str:
-    text = json.dumps([file, sha256, bool(archived), sorted(names)], separators=(",", ":"))
+    # file names and names are [A-Za-z0-9_.-]: "\0" and "," cannot occur in them
+    text = f"{file}\0{sha256}\0{int(bool(archived))}\0{','.join(sorted(names))}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 

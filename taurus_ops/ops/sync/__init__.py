@@ -84,6 +84,7 @@ def _check_marker(conn: Connection, state: SyncState, listing: Listing) -> None:
     if state.marker is None or state.marker_etag != listing.marker.etag:
         state.marker = conn.marker()
         state.marker_etag = listing.marker.etag
+        state.dirty = True
     conn.check_marker(state.marker)
 
 
@@ -93,7 +94,10 @@ def prepare(config: Any, store: Any, direction: str = BOTH) -> Prepared:
         state = load_state(config.home, conn.url, store.session_dir)
         listing = list_remote(conn)
         _check_marker(conn, state, listing)
-        local = take_snapshot(store, state.sessions)
+        changed_there = {
+            sid for sid, item in listing.sessions.items() if state.etag(sid) != item.etag
+        }
+        local = take_snapshot(store, state.sessions, changed_there)
         plan = plan_sync(
             local.sessions,
             listing.sessions,
@@ -116,11 +120,12 @@ def run_sync(
     try:
         if prepared.plan.of("upload-new", "upload", "conflict") and prepared.listing.marker is None:
             state.marker = conn.ensure_marker()
+            state.dirty = True
         result = Executor(conn, store, state, log).run(prepared.plan)
         if result.stopped is None:
             state.last_sync = fmt.now_iso()
             _write_device(conn, state, prepared, result)
-            state.save()
+            state.save()  # only when something changed: a sync that moved nothing writes nothing
     finally:
         conn.close()
     return prepared, result
@@ -154,6 +159,7 @@ def _write_device(
     except (Conflict, RemoteError):
         return  # only a note for `remote status`; the next sync writes it
     state.device = {"etag": etag, "written": state.last_sync}
+    state.dirty = True
 
 
 # -- remote status ----------------------------------------------------------------------------

@@ -116,7 +116,7 @@ class Executor:
     def run(self, plan: Plan) -> SyncResult:
         result = SyncResult(plan)
         for sid in plan.forget:
-            self.state.sessions.pop(sid, None)
+            self.state.forget(sid)
         try:
             uploads = plan.of(*UPLOADS)
             downloads = plan.of(*DOWNLOADS)

@@ -63,6 +63,7 @@ def entry_for(
     known: dict[str, Any] | None = None,
     data: bytes | None = None,
     st: os.stat_result | None = None,
+    check_lock: bool = True,
 ) -> LocalEntry:
     """A LocalEntry for ``path``; ``known`` (its sync-state record) spares re-hashing it."""
     if st is None:
@@ -84,7 +85,7 @@ def entry_for(
         size=st.st_size,
         mtime_ns=st.st_mtime_ns,
         ino=st.st_ino,
-        locked=is_locked(path),
+        locked=is_locked(path) if check_lock else False,
     )
 
 
@@ -112,8 +113,14 @@ def names_by_target(session_dir: Path) -> dict[str, list[str]]:
     return out
 
 
-def take_snapshot(store: Any, known: dict[str, dict[str, Any]]) -> LocalSnapshot:
-    """Every session here (active and archived), keyed by id."""
+def take_snapshot(
+    store: Any, known: dict[str, dict[str, Any]], lock_ids: set[str] | None = None
+) -> LocalSnapshot:
+    """Every session here (active and archived), keyed by id.
+
+    Whether a chat holds a session open matters only where a download could replace it;
+    ``lock_ids`` limits that check to those ids (None: every session).
+    """
     snapshot = LocalSnapshot()
     names = names_by_target(Path(store.session_dir))
     seen: dict[str, str] = {}
@@ -136,7 +143,13 @@ def take_snapshot(store: Any, known: dict[str, dict[str, Any]]) -> LocalSnapshot
             seen[sid] = str(path)
             real = os.path.join(real_folder, path.name)
             try:
-                entry = entry_for(path, archived, tuple(names.get(real, ())), known.get(sid))
+                entry = entry_for(
+                    path,
+                    archived,
+                    tuple(names.get(real, ())),
+                    known.get(sid),
+                    check_lock=lock_ids is None or sid in lock_ids,
+                )
             except FileNotFoundError:
                 continue  # removed while scanning
             except OSError as exc:

@@ -32,6 +32,7 @@ class SyncState:
     marker_etag: str | None = None
     device: dict[str, Any] = field(default_factory=dict)  # our devices/ record: etag, written
     last_sync: str | None = None
+    dirty: bool = False  # changed since loaded or saved
 
     def digest(self, sid: str) -> str | None:
         record = self.sessions.get(sid)
@@ -50,6 +51,7 @@ class SyncState:
 
     def record(self, sid: str, entry: Any, etag: str) -> None:
         """Remember ``entry`` (a LocalEntry) as in step with the remote version ``etag``."""
+        self.dirty = True
         self.sessions[sid] = {
             "file": entry.file,
             "archived": entry.archived,
@@ -61,7 +63,14 @@ class SyncState:
             "etag": etag,
         }
 
-    def save(self) -> None:
+    def forget(self, sid: str) -> None:
+        if self.sessions.pop(sid, None) is not None:
+            self.dirty = True
+
+    def save(self, force: bool = False) -> None:
+        """Write the state if anything in it changed (or ``force``)."""
+        if not (self.dirty or force):
+            return
         data = {
             "format": 1,
             "remote": self.remote,
@@ -73,6 +82,7 @@ class SyncState:
         }
         ensure_dir(self.path.parent)
         atomic_write(self.path, fmt.dumps(data))
+        self.dirty = False
 
 
 def state_path(home: Path, remote_url: str, session_dir: Path) -> Path:
