@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -85,44 +84,61 @@ def test_locate_finds_the_checkout_by_its_remote(tmp_path: Path) -> None:
 
 @needs_git
 def test_a_chat_resumed_on_another_machine_works_in_the_same_project(
-    tmp_path: Path, fake_api
+    tmp_path: Path, fake_api, store
 ) -> None:
+    from taurus_ops.chat.app import ChatApp
+    from taurus_ops.config import load_config
+
     machine_a, machine_b = tmp_path / "a", tmp_path / "b"
     repo_a = checkout(machine_a / "work" / "shop", "git@github.com:acme/shop.git")
     repo_b = checkout(machine_b / "src" / "shop-b", "https://github.com/acme/shop.git")
-    fake_api.add(text("Started."), text("Resumed."), text("Still here."))
-
-    def chat(user_home: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "HOME": str(user_home), "TAURUS_HOME": str(user_home / ".taurus")}
-        return subprocess.run(
-            [*CHAT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-        )
-
-    done = chat(machine_a, repo_a / "services" / "api", "-p", "hello")
-    assert done.returncode == 0, done.stderr
-    (session_file,) = (machine_a / ".taurus" / "sessions").glob("*.json")
-    data = json.loads(session_file.read_text())
-    assert data["project"] == {
+    app = ChatApp(load_config(), store, AskingUI(""), False, cwd=repo_a / "services" / "api")  # type: ignore[arg-type]
+    session = app.start_new()
+    app.close()
+    assert session.data["project"] == {
         "cwd": str(repo_a / "services" / "api"),
         "gitRemote": "git@github.com:acme/shop.git",
         "gitFolder": "services/api",
     }
+    assert session.path is not None
     (machine_b / ".taurus" / "sessions").mkdir(parents=True)
-    shutil.copy(session_file, machine_b / ".taurus" / "sessions" / session_file.name)
+    shutil.copy(session.path, machine_b / ".taurus" / "sessions" / session.path.name)
     shutil.rmtree(machine_a)  # the first machine's path is nowhere on this one
-    done = chat(machine_b, machine_b, "--session", data["sessionId"], "-p", "where are we?")
+    fake_api.add(text("Resumed."))
+    env = {**os.environ, "HOME": str(machine_b), "TAURUS_HOME": str(machine_b / ".taurus")}
+    done = subprocess.run(
+        [*CHAT, "--session", session.id, "-p", "where are we?"],
+        cwd=machine_b,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "found this session's project" in done.stderr
-    assert (
-        f"The working directory is {repo_b / 'services' / 'api'}"
-        in fake_api.requests[-1]["system"][0]["text"]
+    system = fake_api.requests[-1]["system"][0]["text"]
+    assert f"The working directory is {repo_b / 'services' / 'api'}" in system
+
+
+@needs_git
+def test_a_project_found_nowhere_leaves_the_chat_where_it_started(tmp_path: Path, store) -> None:
+    from taurus_ops.chat.app import ChatApp
+    from taurus_ops.config import load_config
+
+    store.create(
+        "faraway2",
+        cwd="/nowhere/shop",
+        project={"cwd": "/nowhere/shop", "gitRemote": "git@github.com:acme/gone.git"},
     )
-    elsewhere = machine_b / "empty"
-    elsewhere.mkdir()
-    shutil.rmtree(repo_b)
-    done = chat(machine_b, elsewhere, "--session", data["sessionId"], "-p", "and now?")
-    assert done.returncode == 0, done.stderr
-    assert "is not in" in done.stderr and "tools work in" in done.stderr
+    ui = AskingUI("")
+    app = ChatApp(load_config(), store, ui, interactive=False, cwd=tmp_path)  # type: ignore[arg-type]
+    app.open_ref("faraway2")
+    try:
+        assert ui.asked == []  # -p: nobody to ask
+        assert app.cwd == Path(os.path.realpath(tmp_path))
+        assert any("is not in" in line and "tools work in" in line for line in ui.told)
+    finally:
+        app.close()
 
 
 class AskingUI:

@@ -64,9 +64,14 @@ def test_of_many_racing_creates_exactly_one_wins(backend) -> None:
 
 def test_of_many_racing_replaces_of_one_version_exactly_one_wins(backend) -> None:
     etag = backend.put_new("sessions/shared.json", b"v0", {})
-    for _ in range(3):
+    for round_no in range(3):
+        # bodies differ from every earlier version: an S3 ETag is the body's MD5, so writing
+        # the bytes the object already holds would leave its ETag (and If-Match) unchanged
         won, lost = race(
-            8, lambda n, e=etag: backend.put_replace("sessions/shared.json", b"v%d" % n, e, {})
+            8,
+            lambda n, e=etag, r=round_no: backend.put_replace(
+                "sessions/shared.json", b"round %d writer %d" % (r, n), e, {}
+            ),
         )
         assert len(won) == 1 and lost == 7
         etag = won[0]

@@ -68,7 +68,8 @@ def test_export_fetches_a_shared_session_too(remote, tmp_path: Path) -> None:
     assert json.loads(out.stdout)["sessionId"] == "xyz789ab"
 
 
-def test_chat_session_fetches_a_shared_session(remote, tmp_path: Path, fake_api) -> None:
+def test_chat_session_fetches_a_shared_session(s3_server, tmp_path: Path, fake_api) -> None:
+    remote = make_remote("s3", tmp_path, s3_server)  # the fetch is the same for a folder
     dev_a, dev_b = Machine(tmp_path, "dev-a", remote), Machine(tmp_path, "dev-b", remote)
     make_payment_session(dev_a)
     assert dev_a.ops("share", "xyz789ab").exit_code == 0
