@@ -253,3 +253,18 @@ def test_every_remote_object_is_whole_and_names_its_device(pair, remote) -> None
             assert meta.device == "desk"
             assert (desk.sessions / meta.file).exists() or (desk.archive / meta.file).exists()
             assert fmt.loads(body)["sessionId"] == key[len("sessions/") : -5]
+
+
+def test_sync_waits_for_no_one_and_needs_a_remote(pair, ops) -> None:
+    from taurus_ops.store.lock import OpsLock
+
+    desk, _ = pair
+    desk.add("locked01")
+    with OpsLock(desk.home):
+        out = desk.ops("sync")
+        assert out.exit_code == 1 and out.stderr.count("\n") == 1
+        assert "another maintenance job (cleanup, backup, sync or doctor)" in out.stderr
+    assert desk.ops("sync").exit_code == 0
+    bare = ops("sync")  # the default home of the tests: no remote configured
+    assert bare.exit_code == 2 and "no remote is configured: set remote.url" in bare.output
+    assert bare.output.count("\n") == 1

@@ -274,6 +274,7 @@ def test_refused_credentials(tmp_path: Path) -> None:
         ("s3://bucket-ok/a/../b", "not allowed"),
         ("file://server/share", "names a host"),
         ("file:///", "root folder"),
+        ("s3://AKIAEXAMPLE:wJalrSECRET@bucket-ok/x", "put no credentials in the URL"),
     ],
 )
 def test_a_bad_remote_url_is_one_line_naming_file_and_key(
@@ -285,6 +286,7 @@ def test_a_bad_remote_url_is_one_line_naming_file_and_key(
     for args in (["sync"], ["list"], ["config", "validate"]):
         out = desk.ops(*args)
         one_line_error(out, 2, str(desk.home / "config.yaml"), "remote.url", words)
+        assert "SECRET" not in out.output
 
 
 def test_bad_endpoint_and_device_settings(tmp_path: Path) -> None:

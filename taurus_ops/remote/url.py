@@ -37,6 +37,8 @@ def parse_remote_url(text: str) -> RemoteUrl:
         raise ValueError("the URL holds control characters")
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
+    if "@" in parts.netloc:  # never echoed: what precedes the @ may be a key
+        raise ValueError("put no credentials in the URL; they come from the AWS credential chain")
     if scheme == "s3":
         bucket = parts.netloc
         if not bucket:
