@@ -60,6 +60,7 @@ def test_push_then_pull_is_byte_identical_with_names_and_archive(pair, remote) -
     assert keys == {
         "taurus-remote.json",
         "devices/desk.json",
+        "journal/desk.json",
         *(f"sessions/{s}.json" for s in ("alpha001", "bravo002", "charl003", "delta004")),
     }, "only sessions (and the remote's own records) are ever uploaded"
     pulled = sync(laptop)
@@ -268,3 +269,82 @@ def test_sync_waits_for_no_one_and_needs_a_remote(pair, ops) -> None:
     bare = ops("sync")  # the default home of the tests: no remote configured
     assert bare.exit_code == 2 and "no remote is configured: set remote.url" in bare.output
     assert bare.output.count("\n") == 1
+
+
+def requests_made(server, action) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    before = server.counts()
+    action()
+    after = server.counts()
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
+
+
+def test_a_sync_with_nothing_changed_is_one_small_listing(s3_server, tmp_path: Path) -> None:
+    remote = make_remote("s3", tmp_path, s3_server)
+    desk, laptop = Machine(tmp_path, "desk", remote), Machine(tmp_path, "laptop", remote)
+    for n in range(30):
+        desk.add(f"quiet{n:03d}", turns=1)
+    sync(desk)
+    sync(laptop)
+    for machine in (desk, laptop):  # the journal says nobody wrote: the sessions are not listed
+        assert requests_made(s3_server, lambda m=machine: sync(m)) == {"LIST": 1}
+    desk.append(desk.sessions / "2025-01-18_quiet007.json", "a change on the desk")
+    made = requests_made(s3_server, lambda: sync(desk))
+    # journal "writing", the session, journal "done", and when the desk last synced
+    assert made == {"LIST": 1, "PUT": 4}
+    made = requests_made(s3_server, lambda: sync(laptop))  # the desk wrote: a full listing
+    assert made["LIST"] >= 2 and made["GET"] == 2  # the desk's journal record, the session
+    assert "a change on the desk" in laptop.texts()
+    assert requests_made(s3_server, lambda: sync(laptop)) == {"LIST": 1}
+
+
+def test_a_device_cut_off_mid_write_makes_everyone_list_until_it_finishes(
+    s3_server, tmp_path: Path
+) -> None:
+    remote = make_remote("s3", tmp_path, s3_server)
+    desk, laptop = Machine(tmp_path, "desk", remote), Machine(tmp_path, "laptop", remote)
+    desk.add("halfway1")
+    sync(desk)
+    sync(laptop)
+    client, prefix = s3_server.client(), remote.url.split("/", 3)[3]
+    key = f"{prefix}/journal/desk.json"
+    client.put_object(Bucket=remote.bucket, Key=key, Body=b'{"device": "desk", "state": "writing"}')
+    client.put_object(  # what the desk wrote before it died, as another machine sees it
+        Bucket=remote.bucket,
+        Key=f"{prefix}/sessions/halfway2.json",
+        Body=encode_session(desk, "halfway2"),
+    )
+    for _ in range(2):
+        made = requests_made(s3_server, lambda: sync(laptop))
+        assert made["LIST"] >= 2  # listed in full while the desk's record says "writing"
+    assert "sessions/2025-01-18_halfway2.json" in laptop.files()
+    sync(desk)  # the desk's next sync finishes its record
+    sync(laptop)
+    assert requests_made(s3_server, lambda: sync(laptop)) == {"LIST": 1}
+
+
+def encode_session(machine: Machine, sid: str) -> bytes:
+    from taurus_ops.remote.codec import Meta, encode, sha256_of
+
+    path = machine.add(sid)
+    body = path.read_bytes()
+    path.unlink()
+    return encode(Meta(file=path.name, sha256=sha256_of(body), device=machine.device), body)
+
+
+def test_an_object_removed_by_hand_comes_back_at_the_daily_full_listing(
+    s3_server, tmp_path: Path
+) -> None:
+    remote = make_remote("s3", tmp_path, s3_server)
+    desk = Machine(tmp_path, "desk", remote)
+    desk.add("byhand01")
+    sync(desk)
+    client, prefix = s3_server.client(), remote.url.split("/", 3)[3]
+    client.delete_object(Bucket=remote.bucket, Key=f"{prefix}/sessions/byhand01.json")
+    assert sync(desk)["actions"] == []  # trusted from the journal
+    (state_file,) = (desk.home / "sync").iterdir()
+    state = json.loads(state_file.read_text())
+    state["listedAt"] = "2020-01-01T00:00:00.000Z"
+    state_file.write_text(json.dumps(state))
+    result = sync(desk)
+    assert result["results"]["uploaded"] == ["byhand01"]
+    assert "gone from the remote" in result["actions"][0]["reason"]

@@ -142,9 +142,9 @@ def test_sigkill_during_an_upload_leaves_no_partial_object(s3_server, tmp_path: 
         data["messages"].append({"role": "user", "content": "x" * 8_000_000})  # 8 MB in flight
         big.write_bytes(fmt.dumps(data))
         proc = desk.popen("sync")
-        _wait_for(lambda: proxy.counters.puts_started >= 2)  # the marker, then the session
+        _wait_for(lambda: proxy.counters.big_started >= 1)  # the session's upload has begun
         time.sleep(0.3)
-        assert proxy.counters.puts_done < proxy.counters.puts_started  # still uploading
+        assert proxy.counters.cut == 0 and proxy.counters.puts_done < proxy.counters.puts_started
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         _wait_for(lambda: proxy.counters.cut >= 1)
@@ -174,7 +174,8 @@ def faulty(s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.mark.parametrize("mode", ["cut", "error"])
 def test_a_few_dropped_uploads_or_server_errors_are_retried(faulty, mode: str) -> None:
     desk, proxy, remote = faulty
-    proxy.set(mode, count=2, status=503)  # two of the four uploads, at once: each retried
+    # the journal's "writing" passes; then two of the four uploads, at once: each retried
+    proxy.set(mode, count=2, status=503, after=1)
     out = desk.ops("sync")
     assert out.exit_code == 0, out.output
     assert proxy.counters.cut + proxy.counters.errors == 2

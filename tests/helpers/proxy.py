@@ -10,7 +10,8 @@ Each request is forwarded on a connection of its own (``Connection: close``). Mo
 - ``trickle``: forward PUT bodies ``chunk`` bytes every ``delay`` seconds (an upload
   slow enough to be killed midway).
 
-``count`` < 0 means every matching request. Counters tell a test what happened.
+``count`` < 0 means every matching request; ``after`` PUTs pass before the faults start.
+Counters tell a test what happened.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Counters:
     requests: int = 0
     puts_started: int = 0
     puts_done: int = 0
+    big_started: int = 0  # PUTs of 1 MB or more
     cut: int = 0
     errors: int = 0
 
@@ -35,6 +37,7 @@ class FaultyProxy:
         self.upstream = ("127.0.0.1", upstream_port)
         self.mode = "pass"
         self.count = 0
+        self.after = 0  # PUTs let through before the faults start
         self.status = 500
         self.chunk = 256
         self.delay = 0.05
@@ -77,6 +80,9 @@ class FaultyProxy:
             self.counters.requests += 1
             if method != "PUT" or self.mode == "pass" or self.count == 0:
                 return "pass"
+            if self.after > 0:
+                self.after -= 1
+                return "pass"
             if self.count > 0:
                 self.count -= 1
             return self.mode
@@ -114,6 +120,7 @@ class FaultyProxy:
             if method == "PUT":
                 with self._lock:
                     self.counters.puts_started += 1
+                    self.counters.big_started += length >= 1_000_000
             if fault == "trickle":
                 # forward the body as it arrives, slowly: a client killed midway leaves the
                 # server an upload cut short

@@ -17,7 +17,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from taurus_ops.ops.sync.execute import Executor, SyncResult
+from taurus_ops.ops.sync.execute import Executor, SyncResult, object_key
+from taurus_ops.ops.sync.journal import (
+    DONE,
+    WRITING,
+    can_skip_listing,
+    list_journal,
+    mark,
+    own_unfinished,
+    read_journal,
+)
 from taurus_ops.ops.sync.local import LocalSnapshot, take_snapshot
 from taurus_ops.ops.sync.plan import BOTH, PULL, PUSH, Plan, plan_lines, plan_sync
 from taurus_ops.ops.sync.state import SyncState, load_state
@@ -57,6 +66,10 @@ class Prepared:
     local: LocalSnapshot
     listing: Listing
     plan: Plan
+    journal: dict[str, ObjectInfo] = field(default_factory=dict)
+    full: bool = True  # the sessions were listed (not known from the journal and the state)
+    listed_at: str | None = None  # when the journal was read for that listing
+    own_unfinished: bool = False  # this device's last sync stopped between writing and done
 
 
 def list_remote(conn: Connection) -> Listing:
@@ -88,12 +101,29 @@ def _check_marker(conn: Connection, state: SyncState, listing: Listing) -> None:
     conn.check_marker(state.marker)
 
 
-def prepare(config: Any, store: Any, direction: str = BOTH) -> Prepared:
+def prepare(config: Any, store: Any, direction: str = BOTH, full: bool = False) -> Prepared:
+    """Read both sides and plan. The sessions are listed unless the journal shows that no
+    device wrote one since the last full listing (``full`` lists them anyway)."""
     conn = connect(config)
     try:
         state = load_state(config.home, conn.url, store.session_dir)
-        listing = list_remote(conn)
-        _check_marker(conn, state, listing)
+        listed_at = fmt.now_iso()
+        journal = list_journal(conn)
+        unfinished = own_unfinished(state, journal, conn.device)
+        quick = not full and not unfinished and can_skip_listing(state, journal)
+        if quick:
+            listing = Listing(
+                sessions={
+                    sid: ObjectInfo(object_key(sid), record["etag"], int(record.get("size", 0)))
+                    for sid, record in state.sessions.items()
+                    if record.get("etag")
+                }
+            )
+            conn.check_marker(state.marker)
+        else:
+            state.journal = read_journal(conn, state, journal)
+            listing = list_remote(conn)
+            _check_marker(conn, state, listing)
         changed_there = {
             sid for sid, item in listing.sessions.items() if state.etag(sid) != item.etag
         }
@@ -108,7 +138,18 @@ def prepare(config: Any, store: Any, direction: str = BOTH) -> Prepared:
     except BaseException:
         conn.close()
         raise
-    return Prepared(conn, state, local, listing, plan)
+    return Prepared(conn, state, local, listing, plan, journal, not quick, listed_at, unfinished)
+
+
+def _in_step(prepared: Prepared, result: SyncResult) -> bool:
+    """After a full listing: every session listed is recorded as the version listed (or one
+    this sync wrote over it), so the next sync may trust the state instead of listing."""
+    state = prepared.state
+    written = {m.id for m in result.moved if m.action in ("uploaded", "same")}
+    return all(
+        state.etag(sid) == item.etag or (sid in written and state.etag(sid) is not None)
+        for sid, item in prepared.listing.sessions.items()
+    )
 
 
 def run_sync(
@@ -118,14 +159,22 @@ def run_sync(
     prepared = prepare(config, store, direction)
     conn, state = prepared.conn, prepared.state
     try:
-        if prepared.plan.of("upload-new", "upload", "conflict") and prepared.listing.marker is None:
+        writes = bool(prepared.plan.of("upload-new", "upload", "conflict"))
+        if writes and state.marker is None:
             state.marker = conn.ensure_marker()
             state.dirty = True
+        if writes:
+            mark(conn, state, prepared.journal, WRITING)  # before the first session write
         result = Executor(conn, store, state, log).run(prepared.plan)
         if result.stopped is None:
+            if writes or prepared.own_unfinished:
+                mark(conn, state, prepared.journal, DONE)  # after the last one
+            if prepared.full:
+                state.listed_at = prepared.listed_at if _in_step(prepared, result) else None
+                state.dirty = True
             state.last_sync = fmt.now_iso()
             _write_device(conn, state, prepared, result)
-            state.save()  # only when something changed: a sync that moved nothing writes nothing
+        state.save()  # only when something changed: a sync that moved nothing writes nothing
     finally:
         conn.close()
     return prepared, result
@@ -139,7 +188,8 @@ def _write_device(
     written = fmt.parse_time(state.device.get("written"))
     listed = prepared.listing.devices.get(conn.device)
     fresh = written is not None and datetime.now(UTC) - written < DEVICE_REFRESH
-    if not moved and fresh and listed is not None and listed.etag == state.device.get("etag"):
+    unchanged = listed.etag == state.device.get("etag") if listed is not None else True
+    if not moved and fresh and unchanged:  # (a journal-only sync lists no device records)
         return
     record = {
         "device": conn.device,
@@ -151,12 +201,21 @@ def _write_device(
     }
     data = json.dumps(record, indent=2).encode() + b"\n"
     key = f"{DEVICES}{conn.device}.json"
+    expected = listed.etag if listed is not None else state.device.get("etag")
     try:
-        if listed is None:
-            etag = conn.remote.put_new(key, data, {})
+        for _ in range(2):
+            try:
+                if expected is None:
+                    etag = conn.remote.put_new(key, data, {})
+                else:
+                    etag = conn.remote.put_replace(key, data, expected, {})
+                break
+            except Conflict:
+                found = conn.remote.get(key)
+                expected = found.etag if found is not None else None
         else:
-            etag = conn.remote.put_replace(key, data, listed.etag, {})
-    except (Conflict, RemoteError):
+            return
+    except RemoteError:
         return  # only a note for `remote status`; the next sync writes it
     state.device = {"etag": etag, "written": state.last_sync}
     state.dirty = True
@@ -165,7 +224,7 @@ def _write_device(
 # -- remote status ----------------------------------------------------------------------------
 def status(config: Any, store: Any) -> dict[str, Any]:
     """What is here only, there only, changed on one side, in conflict; when devices synced."""
-    prepared = prepare(config, store, BOTH)
+    prepared = prepare(config, store, BOTH, full=True)
     conn, plan = prepared.conn, prepared.plan
     try:
         devices = []

@@ -32,6 +32,8 @@ class SyncState:
     marker_etag: str | None = None
     device: dict[str, Any] = field(default_factory=dict)  # our devices/ record: etag, written
     last_sync: str | None = None
+    journal: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> etag, state
+    listed_at: str | None = None  # the last full listing after which the state was in step
     dirty: bool = False  # changed since loaded or saved
 
     def digest(self, sid: str) -> str | None:
@@ -78,6 +80,8 @@ class SyncState:
             "marker": self.marker,
             "markerEtag": self.marker_etag,
             "device": self.device,
+            "journal": self.journal,
+            "listedAt": self.listed_at,
             "sessions": self.sessions,
         }
         ensure_dir(self.path.parent)
@@ -108,4 +112,8 @@ def load_state(home: Path, remote_url: str, session_dir: Path) -> SyncState:
     device = data.get("device")
     state.device = device if isinstance(device, dict) else {}
     state.last_sync = data.get("lastSync") if isinstance(data.get("lastSync"), str) else None
+    journal = data.get("journal")
+    if isinstance(journal, dict):
+        state.journal = {k: v for k, v in journal.items() if isinstance(v, dict)}
+    state.listed_at = data.get("listedAt") if isinstance(data.get("listedAt"), str) else None
     return state
