@@ -6,6 +6,7 @@ the remote's prefix:
 
     taurus-remote.json        what this remote is (format, encrypted, key id)
     sessions/<id>.json        one object per synced session (see codec.py)
+    journal/<device>.json     "writing" or "done": whether a device is writing sessions
     devices/<device>.json     when each device last synced, and what moved
     shared/<id>.json          sessions handed to the team (`taurus-ops share`)
 
