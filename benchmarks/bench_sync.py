@@ -3,8 +3,9 @@
     python -m benchmarks.bench_sync [--count 10000] [--changed 0.01]
 
 Both push the same session folder to their own bucket of one moto server on
-127.0.0.1 (tests/helpers/s3_server.py): the first push, a sync after 1% of the
-sessions changed, and a sync with nothing changed. Taurus runs `taurus-ops sync`
+127.0.0.1 (tests/helpers/s3_server.py): the first push, the first pull into a second
+(empty) home, a sync after 1% of the sessions changed, that change pulled into the
+second home, and a sync with nothing changed. Taurus runs `taurus-ops sync`
 (both ways: it also checks what changed on the remote); rclone runs `rclone sync`
 (Debian's rclone, configured by environment variables) with its default check
 (size and modification time, which it keeps in each object's metadata) and with
@@ -77,16 +78,23 @@ def main() -> None:
     # each tool gets its own copy of the sessions: rclone copies what Taurus writes otherwise
     rclone_dir = home.base / "rclone-sessions"
     shutil.copytree(home.sessions, rclone_dir, copy_function=os.link)
+    # a second machine: an empty home for Taurus, an empty folder for rclone
+    other = home.base / "other"
+    (other / ".taurus").mkdir(parents=True, mode=0o700)
+    rclone_other = home.base / "rclone-other"
+    rclone_other.mkdir()
     server = S3Server()
     try:
         server.make_bucket("bench-taurus")
         server.make_bucket("bench-rclone")
-        (home.home / "config.yaml").write_text(
-            "remote:\n  url: s3://bench-taurus/sessions\n"
-            f"  endpointUrl: {server.endpoint}\n  device: bench\n"
-        )
+        for folder, device in ((home.home, "bench"), (other / ".taurus", "bench-other")):
+            (folder / "config.yaml").write_text(
+                "remote:\n  url: s3://bench-taurus/sessions\n"
+                f"  endpointUrl: {server.endpoint}\n  device: {device}\n"
+            )
         env = {**os.environ, **home.env, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET}
         env["AWS_EC2_METADATA_DISABLED"] = "true"
+        other_env = {**env, "TAURUS_HOME": str(other / ".taurus"), "HOME": str(other)}
         plain = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         rclone_env = {
             **plain,
@@ -100,6 +108,7 @@ def main() -> None:
         }
         taurus = [sys.executable, "-m", "taurus_ops.cli", "sync"]
         rclone = ["rclone", "sync", str(rclone_dir), "bench:bench-rclone/sessions"]
+        rclone_pull = ["rclone", "sync", "bench:bench-rclone/sessions", str(rclone_other)]
         rows = []
 
         def step(label: str, commands: list[tuple[str, list[str], dict[str, str]]]) -> None:
@@ -114,6 +123,10 @@ def main() -> None:
             "first push",
             [("taurus-ops sync", taurus, env), ("rclone sync", rclone, rclone_env)],
         )
+        step(
+            "first pull, 2nd home",
+            [("taurus-ops sync", taurus, other_env), ("rclone sync", rclone_pull, rclone_env)],
+        )
         changed = change(home.sessions, args.changed)
         change(rclone_dir, args.changed)
         step(
@@ -122,6 +135,10 @@ def main() -> None:
                 ("taurus-ops sync", taurus, env),
                 ("rclone sync", rclone, rclone_env),
             ],
+        )
+        step(
+            "  pulled, 2nd home",
+            [("taurus-ops sync", taurus, other_env), ("rclone sync", rclone_pull, rclone_env)],
         )
         step(
             "nothing changed",

@@ -39,7 +39,7 @@ from taurus_ops.remote import SESSIONS, Connection
 from taurus_ops.remote.base import Conflict, RemoteError
 from taurus_ops.remote.codec import BadObject, Meta, decode, encode, keyed, sha256_of
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_write, fsync_dir, point_link, temp_name
+from taurus_ops.store.atomic import ensure_dir, fsync_dir, point_link, temp_name
 from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.session import title_of
 
@@ -111,6 +111,7 @@ class Executor:
         self.session_dir = Path(store.session_dir)
         self.archive_dir = Path(store.archive_dir) if store.archive_dir is not None else None
         self._since_save = 0
+        self._touched: set[Path] = set()  # folders written without an fsync yet
 
     # -- the whole plan -------------------------------------------------------------------
     def run(self, plan: Plan) -> SyncResult:
@@ -127,8 +128,20 @@ class Executor:
         except RemoteError as exc:
             result.stopped = str(exc)
         finally:
-            self.state.save()
+            self.save_state()
         return result
+
+    def save_state(self) -> None:
+        """Save the sync state, after making durable every folder it speaks of.
+
+        Downloads are written (file fsynced) and linked without an fsync of their folder
+        each; the folders are fsynced here, once, before the state records them: a crash
+        never leaves a state that claims a file the disk lost.
+        """
+        for folder in sorted(self._touched):
+            fsync_dir(folder)
+        self._touched.clear()
+        self.state.save()
 
     def _transfer(
         self,
@@ -173,7 +186,7 @@ class Executor:
     def _progress(self) -> None:
         self._since_save += 1
         if self._since_save >= SAVE_EVERY:
-            self.state.save()
+            self.save_state()
             self._since_save = 0
 
     # -- uploads ----------------------------------------------------------------------------
@@ -212,23 +225,35 @@ class Executor:
         self.log.info("sync: uploaded %s (%s, %d bytes)", action.id, entry.file, entry.size)
 
     # -- downloads --------------------------------------------------------------------------
-    def _download(self, action: Action) -> tuple[Meta, bytes, str]:
+    def _download(self, action: Action) -> tuple[Meta, bytes, str, Path]:
+        """Fetch and check one session, and stage it (fsynced) beside where it goes.
+
+        The staging runs on the transfer threads, so the file fsyncs overlap; only
+        putting the file in place happens on the main thread, under the session's lock.
+        """
         key = object_key(action.id)
         fetched = self.conn.remote.get(key)
         if fetched is None:
             raise FileNotFoundError(key)
         meta, body = decode(fetched.data, self.conn.key, f"{self.conn.url}/{key}")
-        return meta, body, fetched.etag
+        dest = self.folder_for(meta.archived) / meta.file
+        ensure_dir(dest.parent)
+        staged = temp_name(dest)
+        _write_synced(staged, body)
+        return meta, body, fetched.etag, staged
 
     def _downloaded(
-        self, action: Action, outcome: tuple[Meta, bytes, str], result: SyncResult
+        self, action: Action, outcome: tuple[Meta, bytes, str, Path], result: SyncResult
     ) -> None:
-        meta, body, etag = outcome
+        meta, body, etag, staged = outcome
         try:
-            entry = self.apply(action.id, meta, body, action.local)
+            entry = self.apply(action.id, meta, body, action.local, staged)
         except _Left as why:
             result.skipped.append((action.id, str(why)))
             return
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged)
         self.state.record(action.id, entry, etag)
         result.moved.append(Moved(action.id, "downloaded", entry.file))
         self.log.info("sync: downloaded %s (%s from %s)", action.id, entry.file, meta.device)
@@ -238,14 +263,25 @@ class Executor:
             return self.archive_dir
         return self.session_dir
 
-    def apply(self, sid: str, meta: Meta, body: bytes, local: LocalEntry | None) -> LocalEntry:
-        """Make the session here what the remote has: bytes, place, names. Returns it."""
+    def apply(
+        self,
+        sid: str,
+        meta: Meta,
+        body: bytes,
+        local: LocalEntry | None,
+        staged: Path | None = None,
+    ) -> LocalEntry:
+        """Make the session here what the remote has: bytes, place, names. Returns it.
+
+        ``staged`` is a temporary file beside the destination already holding ``body``.
+        """
         dest = self.folder_for(meta.archived) / meta.file
         if local is None:
-            _create(dest, body)
+            _create(dest, body, durable=False, staged=staged)
+            self._touched.add(dest.parent)
             _set_mtime(dest, meta.mtime)
             names = self._apply_names(dest, set(meta.names), set(), None)
-            return entry_for(dest, meta.archived, names)
+            return entry_for(dest, meta.archived, names, None, body, os.stat(dest))
         old = Path(local.path)
         lock = SessionLock(old)
         try:
@@ -257,21 +293,24 @@ class Executor:
                 raise _Left("changed here during the sync: left for the next sync")
             if dest == old:
                 if sha256_of(body) != local.sha256:
-                    atomic_write(dest, body)
+                    _replace(dest, body, staged)
             else:
-                _create(dest, body)
+                _create(dest, body, durable=False, staged=staged)
                 os.unlink(old)
-                fsync_dir(old.parent)
+                self._touched.add(old.parent)
+            self._touched.add(dest.parent)
             _set_mtime(dest, meta.mtime)
             names = self._apply_names(dest, set(meta.names), set(local.names), old)
         finally:
             lock.release()
-        return entry_for(dest, meta.archived, names)
+        return entry_for(dest, meta.archived, names, None, body, os.stat(dest))
 
     def _apply_names(
         self, dest: Path, want: set[str], had: set[str], old: Path | None
     ) -> tuple[str, ...]:
         """Give ``dest`` exactly the names ``want`` where they are free; returns its names."""
+        if not want and not had:
+            return ()
         real_old = os.path.realpath(old) if old is not None else None
         for name in sorted(had - want):
             link = self.session_dir / f"{name}.json"
@@ -291,7 +330,7 @@ class Executor:
             if link.exists():
                 continue  # a real file of that name: never replaced by a name
             point_link(link, dest, durable=False)
-        fsync_dir(self.session_dir)
+        self._touched.add(self.session_dir)
         found = names_by_target(self.session_dir).get(os.path.realpath(dest), [])
         return tuple(sorted(found))
 
@@ -427,19 +466,22 @@ def conflict_copy(body: bytes, sid: str, copy_id: str, device: str) -> bytes:
     return fmt.dumps(data)
 
 
-def _create(dest: Path, body: bytes) -> None:
-    """Write ``dest`` (0600) only if nothing is there; the same bytes there already is fine."""
+def _create(dest: Path, body: bytes, durable: bool = True, staged: Path | None = None) -> None:
+    """Write ``dest`` (0600) only if nothing is there; the same bytes there already is fine.
+
+    The file is fsynced before it is linked into place; ``durable`` fsyncs its folder too
+    (otherwise the caller does, before anything relies on the name).
+    """
     if dest.exists() or dest.is_symlink():
         with contextlib.suppress(OSError):
             if not dest.is_symlink() and sha256_of(dest.read_bytes()) == sha256_of(body):
                 return
         raise _Left(f"a different file {dest} is already here; not replaced")
-    from taurus_ops.store.atomic import ensure_dir
-
     ensure_dir(dest.parent)
-    tmp = temp_name(dest)
+    tmp = staged or temp_name(dest)
     try:
-        atomic_write(tmp, body)
+        if staged is None:
+            _write_synced(tmp, body)
         try:
             os.link(tmp, dest)  # never over a file that appeared meanwhile
         except FileExistsError:
@@ -448,10 +490,35 @@ def _create(dest: Path, body: bytes) -> None:
             if dest.exists():
                 raise _Left(f"a file {dest} appeared here meanwhile; not replaced") from None
             os.rename(tmp, dest)  # a file system without hard links
-        fsync_dir(dest.parent)
+        if durable:
+            fsync_dir(dest.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _replace(dest: Path, body: bytes, staged: Path | None = None) -> None:
+    """Replace ``dest`` by rename from an fsynced temporary file (its folder fsynced later)."""
+    tmp = staged or temp_name(dest)
+    try:
+        if staged is None:
+            _write_synced(tmp, body)
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _write_synced(path: Path, body: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(path, 0o600)
 
 
 def _unchanged(path: Path, entry: LocalEntry) -> bool:
