@@ -105,16 +105,17 @@ def test_a_chat_resumed_on_another_machine_works_in_the_same_project(
     shutil.copy(session.path, machine_b / ".taurus" / "sessions" / session.path.name)
     shutil.rmtree(machine_a)  # the first machine's path is nowhere on this one
     fake_api.add(text("Resumed."))
-    env = {**os.environ, "HOME": str(machine_b), "TAURUS_HOME": str(machine_b / ".taurus")}
-    done = subprocess.run(
-        [*CHAT, "--session", session.id, "-p", "where are we?"],
-        cwd=machine_b,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    from click.testing import CliRunner
+
+    from taurus_ops.cli.chat_main import cli as chat_cli
+
+    os.chdir(machine_b)
+    done = CliRunner().invoke(
+        chat_cli,
+        ["chat", "--session", session.id, "-p", "where are we?"],
+        env={"HOME": str(machine_b), "TAURUS_HOME": str(machine_b / ".taurus")},
     )
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     assert "found this session's project" in done.stderr
     system = fake_api.requests[-1]["system"][0]["text"]
     assert f"The working directory is {repo_b / 'services' / 'api'}" in system

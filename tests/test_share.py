@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -74,15 +73,16 @@ def test_chat_session_fetches_a_shared_session(s3_server, tmp_path: Path, fake_a
     make_payment_session(dev_a)
     assert dev_a.ops("share", "xyz789ab").exit_code == 0
     fake_api.add(text("I have the whole investigation."))
-    env = {**os.environ, **dev_b.env()}
-    done = subprocess.run(
-        [*CHAT, "--session", "xyz789ab", "-p", "Thanks. Let me implement the fix."],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    from click.testing import CliRunner
+
+    from taurus_ops.cli.chat_main import cli as chat_cli
+
+    done = CliRunner().invoke(
+        chat_cli,
+        ["chat", "--session", "xyz789ab", "-p", "Thanks. Let me implement the fix."],
+        env={**dev_b.env(), "ANTHROPIC_BASE_URL": fake_api.base_url},
     )
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     assert "I have the whole investigation." in done.stdout
     assert "downloaded it from" in done.stderr
     sent = fake_api.sent(-1)
