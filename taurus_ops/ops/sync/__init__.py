@@ -14,7 +14,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from taurus_ops.ops.sync.execute import Executor, SyncResult, object_key
@@ -270,10 +269,5 @@ def status(config: Any, store: Any) -> dict[str, Any]:
         "inStep": plan.unchanged,
         "devices": devices,
         "problems": [{"path": p, "why": w} for p, w in prepared.local.problems],
+        "foreignObjects": prepared.listing.foreign,  # under sessions/ but not a session key
     }
-
-
-def state_file(config: Any, store: Any) -> Path:
-    from taurus_ops.ops.sync.state import state_path
-
-    return state_path(config.home, config.settings.remote.url or "", store.session_dir)
