@@ -48,6 +48,14 @@ def serialised(app: Any) -> Any:
     return wrapper
 
 
+def _exit_with_parent() -> None:
+    """Stop when the process that started this server is gone (a test worker killed)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
 def serve(port: int) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
@@ -59,6 +67,7 @@ def serve(port: int) -> None:
     os.environ["MOTO_PORT"] = str(port)  # moto tells its own host from bucket subdomains by it
     app = serialised(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     print(f"PORT {server.server_port}", flush=True)
     server.serve_forever()
 
