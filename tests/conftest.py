@@ -25,6 +25,10 @@ def taurus_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):  # no real AWS settings; never the instance metadata service
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -70,3 +74,13 @@ def fake_api(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-dummy")
     yield api
     api.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 (tests/helpers/s3_server.py), one per test process."""
+    from helpers.s3_server import S3Server
+
+    server = S3Server()
+    yield server
+    server.close()

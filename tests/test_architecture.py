@@ -15,6 +15,7 @@ RANK = {
     "ops": 2,
     "store": 1,
     "config": 1,
+    "remote": 1,
     "errors": 0,
     "words": 0,
     "__init__": 0,

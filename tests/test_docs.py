@@ -97,14 +97,25 @@ HEAVY = (
     "markdown_it",
     "pygments",
     "playwright",
+    "boto3",
+    "botocore",
+    "cryptography",
 )
+REMOTE_CLIENTS = ("boto3", "botocore", "s3transfer", "cryptography")
 
 
+@pytest.mark.parametrize("remote", [False, True], ids=["no-remote", "remote"])
 @pytest.mark.parametrize(
     "args", [["--help"], ["list"], ["list", "--json"], ["show", "--help"], ["serve", "--help"]]
 )
-def test_light_commands_do_not_import_heavy_modules(args: list[str], taurus_home: Path) -> None:
+def test_light_commands_do_not_import_heavy_modules(
+    args: list[str], remote: bool, taurus_home: Path
+) -> None:
     taurus_home.mkdir(mode=0o700)
+    if remote:
+        (taurus_home / "config.yaml").write_text(
+            "remote:\n  url: s3://team-bucket/alice\n  endpointUrl: http://127.0.0.1:9\n"
+        )
     warm = subprocess.run(
         [sys.executable, "-m", "taurus_ops.cli", "list"], capture_output=True, timeout=60
     )
@@ -122,3 +133,28 @@ def test_light_commands_do_not_import_heavy_modules(args: list[str], taurus_home
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     line = [x for x in proc.stderr.splitlines() if x.startswith("HEAVY:")][-1]
     assert line == "HEAVY:", f"taurus-ops {' '.join(args)} imported {line[6:]}"
+
+
+def test_chat_does_not_import_the_remote_client(taurus_home: Path, fake_api) -> None:
+    """A chat with a remote configured starts and answers without boto3 (or cryptography)."""
+    from helpers.fake_api import text
+
+    taurus_home.mkdir(mode=0o700)
+    (taurus_home / "config.yaml").write_text(
+        "remote:\n  url: s3://team-bucket/alice\n  endpointUrl: http://127.0.0.1:9\n"
+    )
+    fake_api.add(text("Hello."))
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['taurus', 'chat', '-p', 'hi']\n"
+        "try:\n"
+        "    runpy.run_module('taurus_ops.cli.chat_main', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"found = sorted(m for m in sys.modules if m.split('.')[0] in {REMOTE_CLIENTS!r})\n"
+        "print('REMOTE:' + ','.join(found), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "Hello." in proc.stdout, proc.stderr
+    line = [x for x in proc.stderr.splitlines() if x.startswith("REMOTE:")][-1]
+    assert line == "REMOTE:", f"taurus chat imported {line[7:]}"

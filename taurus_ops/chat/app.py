@@ -155,9 +155,12 @@ class ChatApp:
     def start_new(self, until_reply: bool = False, **fields: Any) -> Session:
         """A new session, saved at once; with ``until_reply`` only once the model begins its
         first reply (a one-shot run that gets none, a refused key say, leaves no file)."""
+        from taurus_ops.store.project import project_of
+
         fields = {
             "cwd": str(self.cwd),
             "model": self.model,
+            "project": project_of(self.cwd),
             **{k: v for k, v in fields.items() if v},
         }
         session = self.unsaved_session(fields) if until_reply else self.store.create(**fields)
@@ -182,6 +185,7 @@ class ChatApp:
         lock = SessionLock(path).acquire()  # before loading: nobody else writes it meanwhile
         try:
             session = self.store.load(path)
+            self.follow_project(session)
             mended = mend_tool_uses(session.messages)
             if mended or session.notes:
                 self.store.save(session, touch=False)
@@ -199,15 +203,72 @@ class ChatApp:
             from taurus_ops.ops.templates import create_from_template, find_template, instantiate
         except ImportError:
             raise UsageError("session templates are not available in this installation") from None
+        from taurus_ops.store.project import project_of
+
         if until_reply:
             session = self.unsaved_session(instantiate(find_template(self.config, name), variables))
         else:
             session = create_from_template(self.config, self.store, name, variables)
         session.data.setdefault("cwd", str(self.cwd))
+        session.data.setdefault("project", project_of(self.cwd))
         self.attach(session)
         self.unsaved = until_reply
         self.save()
         return session
+
+    def follow_project(self, session: Session) -> None:
+        """A session whose folder is not on this machine: work in its project's checkout here,
+        found by the git remote it recorded (or, in a terminal, where the user says)."""
+        from taurus_ops.store.project import git_top, locate, project_of, remote_url
+
+        project = session.data.get("project")
+        recorded = session.data.get("cwd")
+        if not isinstance(project, dict):
+            if recorded == str(self.cwd):  # started here before projects were recorded
+                session.data["project"] = project_of(self.cwd)
+            return
+        where = project.get("cwd") or recorded
+        if not isinstance(where, str) or "\0" in where or os.path.isdir(where):
+            return  # the folder is here (this machine, or the same layout): as before
+        remote = project.get("gitRemote")
+        found = locate(project, self.cwd)
+        if found is None and isinstance(remote, str) and self.interactive:
+            answer = self.ui.ask(
+                f"This session's project ({remote}) was at {where} on the machine it came "
+                f"from. Where is your checkout here? (Enter: stay in {tilde(self.cwd)})"
+            )
+            if answer and answer.strip():
+                chosen = Path(os.path.expanduser(answer.strip())).absolute()
+                if chosen.is_dir():
+                    found = chosen
+                else:
+                    self.ui.warn(f"{chosen} is not a folder; staying in {tilde(self.cwd)}")
+        if found is None:
+            if isinstance(remote, str):
+                self.ui.notice(
+                    f"this session's project ({remote}) is not in {tilde(self.cwd)} nor under "
+                    f"{tilde(Path.home())}; tools work in {tilde(self.cwd)}"
+                )
+            return
+        top = git_top(found)
+        url = remote_url(top) if top is not None else None
+        if url is None or not isinstance(remote, str):
+            self.ui.warn(f"{tilde(found)} is not a checkout of {remote}; working there as asked")
+        self.move_to(found)
+        self.ui.notice(
+            f"found this session's project ({remote}) here: tools work in {tilde(found)}"
+        )
+
+    def move_to(self, folder: Path) -> None:
+        """Work in ``folder`` from now on (tools, bash and the system prompt)."""
+        self.cwd = Path(os.path.realpath(folder))
+        self.tools = Tools(
+            self.cwd,
+            bash_timeout=self.chat.bash_timeout,
+            output_limit=self.chat.output_limit,
+            allow_outside_cwd=self.chat.allow_outside_cwd,
+        )
+        self.system = system_prompt(self.cwd)
 
     def attach(self, session: Session, lock: SessionLock | None = None) -> None:
         if lock is None:

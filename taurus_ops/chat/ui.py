@@ -173,6 +173,15 @@ class TerminalUI:
             return False
         return raw.strip().lower() in ("y", "yes")
 
+    def ask(self, question: str) -> str:
+        """A line of text from the user ('' if there is none)."""
+        self.flush()
+        try:
+            return self.console.input(f"[bold]{_escape(question)}[/] ")
+        except (EOFError, KeyboardInterrupt):
+            self.console.print()
+            return ""
+
     def ask_permission(self, name: str, args: dict[str, Any]) -> Answer:
         self.flush()
         self.console.print(f"[bold yellow]? Allow {_escape(describe_call(name, args))}[/]")
@@ -291,6 +300,9 @@ class PlainUI:
     def confirm(self, question: str) -> bool:
         return False
 
+    def ask(self, question: str) -> str:
+        return ""  # never asked: -p mode has no one to answer
+
     def ask_permission(self, name: str, args: dict[str, Any]) -> Answer:
         return "no"  # never asked: -p mode refuses what is not allowed
 
@@ -307,7 +319,7 @@ class SafeUI:
         target = getattr(self.inner, name)
         if not callable(target):
             return target
-        refusal: Any = {"ask_permission": "no", "confirm": False}.get(name)
+        refusal: Any = {"ask_permission": "no", "confirm": False, "ask": ""}.get(name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
             args = tuple(_shown(a) for a in args)

@@ -149,7 +149,7 @@ def wait_option(func: Callable[..., Any]) -> Callable[..., Any]:
         type=click.FloatRange(min=0),
         default=0,
         show_default=True,
-        help="Seconds to wait for another maintenance job (cleanup, backup, doctor) to finish.",
+        help="Seconds to wait for another maintenance job (cleanup, backup, sync, doctor) to finish.",
     )(func)
 
 

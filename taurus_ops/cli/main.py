@@ -28,6 +28,9 @@ COMMANDS = {
     "export": "taurus_ops.cli.export:export_cmd",
     "template": "taurus_ops.cli.templates:template_group",
     "serve": "taurus_ops.cli.serve:serve_cmd",
+    "sync": "taurus_ops.cli.remote:sync_cmd",
+    "share": "taurus_ops.cli.remote:share_cmd",
+    "remote": "taurus_ops.cli.remote:remote_group",
 }
 
 

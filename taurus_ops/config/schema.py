@@ -72,13 +72,60 @@ class BackupSettings(Section):
 class ScheduleSettings(Section):
     cleanup: str = Field("30 3 * * *", description="Cron expression for the nightly cleanup.")
     backup: str = Field("0 3 * * *", description="Cron expression for the nightly backup.")
+    sync: str | None = Field(
+        None, description="Cron expression for taurus-ops sync (needs remote.url). Off when null."
+    )
 
-    @field_validator("cleanup", "backup")
+    @field_validator("cleanup", "backup", "sync")
     @classmethod
-    def _cron(cls, value: str) -> str:
+    def _cron(cls, value: str | None) -> str | None:
         from taurus_ops.config.cron import validate_cron
 
+        if value is None:
+            return None
         return validate_cron(value)  # a CronError (a ValueError) names the problem
+
+
+class RemoteSettings(Section):
+    url: str | None = Field(
+        None,
+        description="Where sessions are synced and shared: s3://BUCKET/PREFIX or file:///PATH. Off when null.",
+    )
+    endpoint_url: str | None = Field(
+        None, description="An S3-compatible endpoint (MinIO, R2, Ceph): http(s)://HOST[:PORT]."
+    )
+    region: str | None = Field(None, description="The S3 region (null: from the AWS settings).")
+    profile: str | None = Field(
+        None, description="The AWS profile for credentials (null: the default chain)."
+    )
+    device: str | None = Field(
+        None, description="This machine's name in the remote (null: the host name)."
+    )
+    encryption_key_file: Path | None = Field(
+        None,
+        description="Encrypt sessions on this machine with this key (taurus-ops remote init --encrypt).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        from taurus_ops.remote.url import parse_remote_url
+
+        return None if value is None else parse_remote_url(value).url
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        from taurus_ops.remote.url import check_endpoint
+
+        return None if value is None else check_endpoint(value)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        from taurus_ops.remote.url import check_device
+
+        return None if value is None else check_device(value)
 
 
 class PermissionsSettings(Section):
@@ -140,3 +187,7 @@ class SettingsModel(Section):
         default_factory=PermissionsSettings, description="Which chat tools may run without asking."
     )
     chat: ChatSettings = Field(default_factory=ChatSettings, description="taurus chat.")
+    remote: RemoteSettings = Field(
+        default_factory=RemoteSettings,
+        description="S3-compatible storage or a shared folder for sync and share; credentials come only from the AWS chain.",
+    )

@@ -1,7 +1,7 @@
 """The scheduler daemon: ``taurus-ops schedule run`` (APScheduler 3.x, BlockingScheduler).
 
 Cleanup and backup run on the cron expressions ``schedule.cleanup`` and
-``schedule.backup``. Jobs live in an SQLite job store (``~/.taurus/schedule.sqlite``),
+``schedule.backup``, and sync on ``schedule.sync`` when it is set (off by default). Jobs live in an SQLite job store (``~/.taurus/schedule.sqlite``),
 so a run missed while the machine slept or the daemon was stopped happens once
 (coalesced) when it is back. One worker thread runs one job at a time; each job
 takes the ops lock, waiting for a cleanup, backup or doctor started elsewhere (a
@@ -27,7 +27,7 @@ from taurus_ops.errors import OpsLocked, TaurusError
 from taurus_ops.store.lock import FileLock
 from taurus_ops.words import plural
 
-JOB_KINDS = ("cleanup", "backup")
+JOB_KINDS = ("cleanup", "backup", "sync")  # sync only when schedule.sync is set
 JOB_FUNC = "taurus_ops.ops.schedule:run_job"
 DB_NAME = "schedule.sqlite"
 PID_LOCK = "schedule.lock"
@@ -109,6 +109,8 @@ def run_job(
                 outcome = _cleanup(config, log)
             elif kind == "backup":
                 outcome = _backup(config, log)
+            elif kind == "sync":
+                outcome = _sync(config, log)
             else:
                 raise TaurusError(f"unknown job {kind!r}")
     except OpsLocked as exc:
@@ -150,6 +152,37 @@ def _backup(config: Any, log: logging.Logger) -> str:
     for path in created.removed:
         log.info("backup: removed old backup %s", path)
     return f"wrote {created.path} ({plural(created.files, 'file')}, {plural(created.size, 'byte')}), verified"
+
+
+def _sync(config: Any, log: logging.Logger) -> str:
+    if not config.settings.remote.url:
+        return "no remote.url is configured, nothing to do"
+    from taurus_ops.ops import sync
+    from taurus_ops.store import SessionStore
+
+    prepared, result = sync.run_sync(config, SessionStore.from_config(config), sync.BOTH, log)
+    if result.stopped:
+        raise TaurusError(result.stopped)
+    return (
+        f"uploaded {result.count('uploaded')}, downloaded {result.count('downloaded')}, "
+        f"{len(result.conflicts)} conflicts (both kept), {len(result.failed)} failed; "
+        f"{prepared.plan.unchanged} in step with {prepared.conn.url}"
+    )
+
+
+def _scheduled(config: Any) -> list[str]:
+    return [kind for kind in JOB_KINDS if getattr(config.settings.schedule, kind, None)]
+
+
+def _drop_stored(home: Path, scheduler: Any, kinds: list[str]) -> None:
+    """Remove stored jobs whose schedule was turned off (schedule.sync set back to null)."""
+    store = _job_store(home)
+    store.start(scheduler, "default")
+    try:
+        for kind in kinds:
+            store.remove_job(kind)
+    finally:
+        store.shutdown()
 
 
 # -- the daemon -------------------------------------------------------------------------------
@@ -199,7 +232,11 @@ def build_scheduler(
     existing = stored_jobs(home, scheduler)
     notes = []
     now = datetime.now(UTC)
-    for kind in JOB_KINDS:
+    off = [kind for kind in JOB_KINDS if kind not in _scheduled(config) and kind in existing]
+    if off:
+        _drop_stored(home, scheduler, off)
+        notes += [f"{kind}: schedule turned off" for kind in off]
+    for kind in _scheduled(config):
         expression = getattr(config.settings.schedule, kind)
         trigger = make_trigger(expression, scheduler.timezone)
         kwargs = job_kwargs(kind, config_file, session_dir)
@@ -268,10 +305,11 @@ def run_daemon(config: Any, config_file: str | None = None, session_dir: str | N
         old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             log.info(
-                "scheduler started (pid %d): cleanup %r, backup %r; job store %s",
+                "scheduler started (pid %d): %s; job store %s",
                 os.getpid(),
-                config.settings.schedule.cleanup,
-                config.settings.schedule.backup,
+                ", ".join(
+                    f"{k} {getattr(config.settings.schedule, k)!r}" for k in _scheduled(config)
+                ),
                 Path(config.home) / DB_NAME,
             )
             for note in notes:
@@ -334,7 +372,7 @@ def describe(config: Any, now: datetime | None = None) -> list[JobInfo]:
     except Exception:  # a damaged job store is shown as absent; the daemon recreates it
         stored = {}
     out = []
-    for kind in JOB_KINDS:
+    for kind in _scheduled(config):
         expression = getattr(config.settings.schedule, kind)
         trigger = make_trigger(expression, tz)
         job = stored.get(kind)

@@ -23,8 +23,18 @@ from taurus_ops.config.cron import WEEKDAYS, parse_cron
 from taurus_ops.config.paths import HOME_ENV, taurus_home
 
 JOBS = ("cleanup", "backup")
+OPTIONAL_JOBS = ("sync",)  # installed only when its schedule is set (schedule.sync)
 TIMERS = [f"taurus-ops-{job}.timer" for job in JOBS]
 UNITS = [f"taurus-ops-{job}.{kind}" for job in JOBS for kind in ("service", "timer")]
+ALL_TIMERS = [f"taurus-ops-{job}.timer" for job in (*JOBS, *OPTIONAL_JOBS)]
+ALL_UNITS = [
+    f"taurus-ops-{job}.{kind}" for job in (*JOBS, *OPTIONAL_JOBS) for kind in ("service", "timer")
+]
+
+
+def jobs_for(config: Any) -> list[str]:
+    """The jobs with a schedule: cleanup and backup, and sync when schedule.sync is set."""
+    return [*JOBS, *(j for j in OPTIONAL_JOBS if getattr(config.settings.schedule, j, None))]
 
 
 def template_dir() -> Path:
@@ -105,7 +115,9 @@ def render(config: Any, argv: list[str] | None = None) -> dict[str, str]:
         home = taurus_home()
         env_lines.append(f'Environment="{HOME_ENV}={home}"'.replace("%", "%%"))
     out = {}
-    for unit in UNITS:
+    for unit in (
+        f"taurus-ops-{j}.{kind}" for j in jobs_for(config) for kind in ("service", "timer")
+    ):
         job = unit.split("-")[2].split(".")[0]
         expression = getattr(config.settings.schedule, job)
         text = (template_dir() / unit).read_text(encoding="utf-8")
@@ -173,7 +185,8 @@ def install(config: Any, enable: bool = True, folder: Path | None = None) -> Tim
         result.written.append(path)
     commands = [["systemctl", "--user", "daemon-reload"]]
     if enable:
-        commands.append(["systemctl", "--user", "enable", "--now", *TIMERS])
+        timers = [f"taurus-ops-{job}.timer" for job in jobs_for(config)]
+        commands.append(["systemctl", "--user", "enable", "--now", *timers])
     if systemctl_works():
         _run(commands, result)
     else:
@@ -185,8 +198,9 @@ def uninstall(folder: Path | None = None) -> TimerResult:
     folder = folder or unit_dir()
     result = TimerResult()
     works = systemctl_works()
-    disable = ["systemctl", "--user", "disable", "--now", *TIMERS]
-    present = [folder / name for name in UNITS if (folder / name).exists()]
+    present = [folder / name for name in ALL_UNITS if (folder / name).exists()]
+    timers = [p.name for p in present if p.name.endswith(".timer")]
+    disable = ["systemctl", "--user", "disable", "--now", *timers]
     if works and present:
         _run([disable], result)
     elif present:
@@ -207,12 +221,16 @@ def status(folder: Path | None = None) -> dict[str, Any]:
     folder = folder or unit_dir()
     info: dict[str, Any] = {
         "folder": str(folder),
-        "installed": {name: (folder / name).exists() for name in UNITS},
+        "installed": {
+            name: (folder / name).exists()
+            for name in ALL_UNITS
+            if name in UNITS or (folder / name).exists()
+        },
         "systemd": None,
     }
     if systemctl_works():
         done = subprocess.run(
-            ["systemctl", "--user", "list-timers", "--all", "--no-pager", *TIMERS],
+            ["systemctl", "--user", "list-timers", "--all", "--no-pager", *ALL_TIMERS],
             capture_output=True,
             text=True,
             timeout=30,

@@ -155,7 +155,7 @@ class SessionLock(FileLock):
 
 
 class OpsLock(FileLock):
-    """The one lock that cleanup, backup and the doctor take, so two jobs never overlap."""
+    """The one lock that cleanup, backup, sync and the doctor take, so two jobs never overlap."""
 
     def __init__(self, home: Path) -> None:
         super().__init__(Path(home) / "ops.lock")
@@ -167,5 +167,5 @@ class OpsLock(FileLock):
     def busy(self, pid: int | None) -> Exception:
         holder = f"process {pid}" if pid else "another process"
         return OpsLocked(
-            f"another maintenance job (cleanup, backup or doctor) is running: {holder}"
+            f"another maintenance job (cleanup, backup, sync or doctor) is running: {holder}"
         )

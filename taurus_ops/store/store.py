@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,17 +33,34 @@ def _head_updated(path: Path, mtime: float) -> float:
     return moment.timestamp() if moment else mtime
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 class SessionStore:
     def __init__(self, session_dir: Path, archive_dir: Path | None = None) -> None:
         self.session_dir = Path(session_dir)
         self.archive_dir = Path(archive_dir) if archive_dir is not None else None
         self.resolver = Resolver(self.session_dir, self.archive_dir)
         self.index_home: Path | None = None  # where index.sqlite lives (set from a config)
+        # asked for an id not found here: (id) -> (path, note) of a session fetched from the
+        # remote's shared area, or None; set when a remote is configured
+        self.fetch_missing: Callable[[str], tuple[Path, str] | None] | None = None
+        self.notify: Callable[[str], None] = _to_stderr
 
     @classmethod
     def from_config(cls, config: Any) -> SessionStore:
         store = cls(config.session_dir, config.archive_dir)
         store.index_home = Path(config.home)
+        remote = getattr(config.settings, "remote", None)
+        if remote is not None and getattr(remote, "url", None):
+
+            def fetch(session_id: str) -> tuple[Path, str] | None:
+                from taurus_ops.remote.shared import fetch_shared  # the S3 client only now
+
+                return fetch_shared(config, session_id, store.session_dir)
+
+            store.fetch_missing = fetch
         return store
 
     # -- files -----------------------------------------------------------------------
@@ -64,7 +83,23 @@ class SessionStore:
 
     # -- references --------------------------------------------------------------------
     def resolve(self, ref: str, include_archive: bool = True) -> SessionRef:
-        return self.resolver.resolve(ref, include_archive)
+        """The session ``ref`` names. An id found neither here nor in the archive is looked
+        for in the remote's shared area (when a remote is configured) and downloaded."""
+        try:
+            return self.resolver.resolve(ref, include_archive)
+        except SessionNotFound:
+            ref = ref.strip()
+            if self.fetch_missing is None or not fmt.is_valid_token(ref):
+                raise
+            fetched = self.fetch_missing(ref)
+            if fetched is None:
+                raise SessionNotFound(
+                    f"no session matches {ref!r} in {self.session_dir} nor in the remote's "
+                    "shared area (see `taurus-ops list`)"
+                ) from None
+            path, note = fetched
+            self.notify(note)
+            return SessionRef(path, ref, False, "shared")
 
     def latest(self) -> SessionRef:
         """The most recently updated active session, without parsing every file.

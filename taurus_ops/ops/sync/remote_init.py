@@ -1,0 +1,71 @@
+"""``taurus-ops remote init``: check the remote, make the encryption key, write the marker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.config.paths import taurus_home
+from taurus_ops.remote import Connection, NotConfigured, RemoteConfigError, open_backend
+from taurus_ops.remote.codec import load_key, new_key_file
+from taurus_ops.remote.url import device_of, parse_remote_url
+
+
+def init_remote(config: Any, encrypt: bool, key_file: Path | None = None) -> list[str]:
+    """Set up the configured remote; returns the lines to print."""
+    settings = config.settings.remote
+    if not settings.url:
+        raise NotConfigured(
+            "no remote is configured: set remote.url (s3://BUCKET/PREFIX or file:///PATH) "
+            "in ~/.taurus/config.yaml first"
+        )
+    where = parse_remote_url(settings.url)
+    configured = Path(settings.encryption_key_file) if settings.encryption_key_file else None
+    lines: list[str] = []
+    backend = open_backend(where, settings)
+    try:
+        backend.check()  # before any key is made: a remote that cannot work changes nothing
+        found = Connection(backend, where, device_of(config.settings), None).marker()
+        key = None
+        if encrypt:
+            path = key_file or configured or taurus_home() / "remote.key"
+            _refuse_mismatch(where.url, found, path)
+            if path.exists():
+                key = load_key(path)
+                lines.append(f"Using the existing key {path} (key id {key.id})")
+            else:
+                key = new_key_file(path)
+                lines.append(f"Wrote a new key to {path} (0600, key id {key.id})")
+            if configured is None or Path(configured) != path:
+                lines.append(
+                    f"Add to ~/.taurus/config.yaml under remote:  encryptionKeyFile: {path}"
+                )
+            lines.append(
+                "Copy the key file to your other machines; without it no session can be read."
+            )
+        elif configured is not None:
+            key = load_key(configured)
+        conn = Connection(backend, where, device_of(config.settings), key)
+        marker = conn.ensure_marker()
+    finally:
+        backend.close()
+    state = (
+        f"encrypted (key id {marker.get('keyId')})" if marker.get("encrypted") else "not encrypted"
+    )
+    lines.insert(0, f"Remote {where.url} is ready: {state}.")
+    return lines
+
+
+def _refuse_mismatch(url: str, marker: dict[str, Any] | None, path: Path) -> None:
+    """An existing remote keeps what it is: plain stays plain, and one key stays one key."""
+    if marker is None:
+        return
+    if not marker.get("encrypted"):
+        raise RemoteConfigError(
+            f"remote {url} already holds plain objects; encrypt a new remote (another prefix)"
+        )
+    if not path.exists():
+        raise RemoteConfigError(
+            f"remote {url} is already encrypted (key id {marker.get('keyId')}); copy its key "
+            f"file from a machine that syncs with it to {path} instead of making a new one"
+        )
