@@ -119,7 +119,7 @@ def test_index_rebuild_that_runs_out_of_room_midway_says_so(layout: Path, small_
     grow(small_fs, "8m")
     done = run("index", "rebuild")
     assert done.returncode == 0, done.stderr
-    assert "33 session(s)" in done.stdout
+    assert "33 sessions" in done.stdout
     assert _indexed(layout) == 33  # what it reported is what is on disk
 
 
@@ -132,7 +132,7 @@ def test_export_on_a_full_disk_claims_nothing(layout: Path, small_fs: Path) -> N
     folder = small_fs / "exports"
     done = run("export", "--all", "-o", str(folder))
     assert done.returncode == 1
-    assert "Exported 0 session(s)" in done.stderr and "No space left on device" in done.stderr
+    assert "Exported 0 sessions" in done.stderr and "No space left on device" in done.stderr
     assert "not tried (no room left)" in done.stderr
     left = sorted(p.name for p in small_fs.rglob("*") if p.is_file())
     assert not [n for n in left if n.endswith(".md") or ".tmp-" in n], left  # nothing partial

@@ -108,7 +108,9 @@ def export_cmd(
                 if exc.out_of_room:
                     rest = len(plan) - number - 1
                     if rest:
-                        failed.append(f"the other {rest} session(s): not tried (no room left)")
+                        failed.append(
+                            f"the other {plural(rest, 'session')}: not tried (no room left)"
+                        )
                     break
                 continue
             except UsageError as exc:

@@ -43,6 +43,7 @@ from taurus_ops.store.atomic import create_file, ensure_dir, is_foreign, remove_
 from taurus_ops.store.refs import id_from_file_name, is_session_file
 from taurus_ops.store.session import title_of
 from taurus_ops.store.summary import SessionSummary, summarize
+from taurus_ops.words import plural
 
 SCHEMA_VERSION = "7"  # 5: NUL in message text as U+FFFD; 6: titles without control characters
 # 7: facts hold the session's cwd and parentSession
@@ -747,7 +748,7 @@ class Index:
         stored = self._stored_sessions()
         if stored < report.added:
             raise IndexFailure(
-                f"the index {self.path} holds {stored} of {report.added} session(s) after the "
+                f"the index {self.path} holds {stored} of {plural(report.added, 'session')} after the "
                 "rebuild; it is only a cache: free some space and run it again"
             )
         return report
