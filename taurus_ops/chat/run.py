@@ -26,6 +26,8 @@ class ChatOptions:
     variables: dict[str, str] = field(default_factory=dict)
     config_file: Path | None = None
     session_dir: Path | None = None
+    fork: str | None = None  # REF or REF@N: continue in a fork of it
+    pick: bool = False  # choose the session from a list
 
 
 def read_stdin_prompt(options: ChatOptions, stdin: Any) -> str | None:
@@ -58,6 +60,21 @@ def run_chat(options: ChatOptions) -> int:
         raise UsageError("--template starts a new session; it does not go with -r or -s")
     if options.variables and not options.template:
         raise UsageError("--var goes with --template NAME")
+    starts = [
+        flag
+        for flag, given in (
+            ("--resume", options.resume),
+            ("--session", options.session),
+            ("--template", options.template),
+            ("--fork", options.fork is not None),
+            ("--pick", options.pick),
+        )
+        if given
+    ]
+    if len(starts) > 1 and (options.fork is not None or options.pick):
+        raise UsageError(f"{' and '.join(starts)} each choose the session: give one")
+    if options.fork is not None and not options.fork.strip():
+        raise UsageError("an empty reference: give --fork REF or REF@N")
     from taurus_ops.chat.tools import TOOL_NAMES
 
     for tool in options.allow:
@@ -65,6 +82,8 @@ def run_chat(options: ChatOptions) -> int:
             raise UsageError(
                 f"--allow {tool}: no such tool (the tools are {', '.join(TOOL_NAMES)})"
             )
+    if options.pick and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("--pick shows a list to choose from and needs a terminal; use -s REF")
     prompt = read_stdin_prompt(options, sys.stdin)
     interactive = prompt is None
     config = load_config(options.config_file, options.session_dir)
@@ -96,6 +115,17 @@ def run_chat(options: ChatOptions) -> int:
         elif options.resume or options.session:
             _, mended = app.open_ref(options.session)
             banner = app.resume_banner(mended)
+        elif options.fork is not None:
+            from taurus_ops.store.fork import describe
+
+            made = app.open_fork(options.fork)
+            banner = app.resume_banner(label="Forked session, started")
+            banner.insert(1, describe(made))
+        elif options.pick:
+            banner = _picked(app, config, store)
+            if banner is None:
+                app.ui.plain("No session chosen.")
+                return 0
         else:
             app.start_new(until_reply=not interactive)  # -p: no file unless a reply begins
             banner = app.new_banner()
@@ -123,6 +153,25 @@ def run_chat(options: ChatOptions) -> int:
     if received:
         return 128 + received[0]
     return status
+
+
+def _picked(app: Any, config: Any, store: Any) -> list[str] | None:
+    """Run the picker and open what was chosen (a fork of it with Ctrl+F); the banner."""
+    from taurus_ops.chat.picker import pick
+    from taurus_ops.store.fork import describe, fork_session
+
+    chosen = pick(config, store, app.cwd)
+    if chosen is None:
+        return None
+    action, entry = chosen
+    if action == "fork":
+        made = fork_session(store, store.load(entry.path), None, store.checkpoints)
+        app.open_ref(str(made.session.path))
+        banner = app.resume_banner(label="Forked session, started")
+        banner.insert(1, describe(made))
+        return banner
+    _, mended = app.open_ref(entry.path)
+    return app.resume_banner(mended)
 
 
 def _interactive(app: Any, config: Any) -> int:

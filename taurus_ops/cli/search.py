@@ -62,8 +62,9 @@ def search_cmd(
         case_sensitive=case_sensitive,
         limit=limit if (limit or paths_only) else 20,
     )
-    with Index(app.config) as index:
-        index.announce = announce_indexing
+    from taurus_ops.chat.ui import index_progress
+
+    with Index(app.config) as index, index_progress(index):
         if paths_only:
             request.limit = None
             hits = run_search(index, request)
@@ -86,6 +87,12 @@ def search_cmd(
         head = f"{hit.id}  {local_time(hit.updated, '%Y-%m-%d')}  {hit.title[:70]}"
         if hit.archived:
             head += "  [archived]"
+        if hit.parentSession:
+            head += (
+                f"  [fork of {hit.parentSession} @{hit.forkedAt}]"
+                if hit.forkedAt is not None
+                else f"  [continues {hit.parentSession}]"
+            )
         click.echo(click.style(head, bold=True) if color else head)
         if color:
             text = mark(hit.snippet, hit.highlights, "\x1b[1;33m", "\x1b[0m")
@@ -93,15 +100,6 @@ def search_cmd(
             text = mark(hit.snippet, hit.highlights, "[", "]")
         who = {"user": "You", "assistant": "Claude"}.get(hit.role, hit.role)
         click.echo(f"    {who}: {text}")
-
-
-def announce_indexing(count: int) -> None:
-    """Say why a first search or stats takes a few seconds (only on a terminal)."""
-    if sys.stderr.isatty():
-        click.echo(
-            f"Indexing {count} session files (once; later runs read only what changed)...",
-            err=True,
-        )
 
 
 def _quote(word: str) -> str:
@@ -156,8 +154,9 @@ def index_rebuild(app: AppContext) -> None:
     from taurus_ops.store.index import Index
 
     start = time.perf_counter()
-    with Index(app.config) as index:
-        index.announce = announce_indexing
+    from taurus_ops.chat.ui import index_progress
+
+    with Index(app.config) as index, index_progress(index, "Rebuilding the index"):
         report = index.rebuild()
     took = time.perf_counter() - start
     click.echo(f"Rebuilt {index.path}: {report.added} session(s) in {took:.1f}s")

@@ -93,6 +93,16 @@ class ChatSettings(Section):
     )
 
 
+class CheckpointSettings(Section):
+    max_bytes: Annotated[int, Field(ge=1 << 20, le=1 << 40)] = Field(
+        1 << 30,
+        description=(
+            "Bytes the file checkpoints (~/.taurus/checkpoints) may take, 1 MiB to 1 TiB; "
+            "the oldest go first."
+        ),
+    )
+
+
 class SettingsModel(Section):
     session_directory: Path = Field(
         default_factory=lambda: taurus_home() / "sessions", description="Where sessions are saved."
@@ -116,3 +126,7 @@ class SettingsModel(Section):
         default_factory=PermissionsSettings, description="Which chat tools may run without asking."
     )
     chat: ChatSettings = Field(default_factory=ChatSettings, description="taurus chat.")
+    checkpoints: CheckpointSettings = Field(
+        default_factory=CheckpointSettings,
+        description="What the chat keeps of files before write and edit change them (/rewind).",
+    )

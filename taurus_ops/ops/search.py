@@ -108,6 +108,8 @@ class Hit:
     snippet: str = ""
     highlights: list[tuple[int, int]] = field(default_factory=list)
     key: int = 0  # the index row
+    parentSession: str | None = None  # the branch: forked (or compacted) from this session
+    forkedAt: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -172,7 +174,8 @@ def _candidates(index: Index, query: SearchQuery) -> dict[int, tuple[Any, ...]]:
         where.append("instr(tools, ?) > 0")
         params.append(f" {query.tool} ")
     rows = index.query(
-        "SELECT key, id, path, archived, created, updated, title, messages FROM sessions"
+        "SELECT key, id, path, archived, created, updated, title, messages, parent, forked_at"
+        " FROM sessions"
         f" WHERE {' AND '.join(where)}",
         params,
     )
@@ -234,6 +237,8 @@ def _search(index: Index, query: SearchQuery) -> list[Hit]:
                 matches=len(matched),
                 message=min(per_term[0][key]),
                 key=key,
+                parentSession=row[8],
+                forkedAt=row[9],
             )
         )
     hits.sort(key=lambda h: (-h.score, _neg_time(h.updated)))

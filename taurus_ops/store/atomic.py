@@ -8,6 +8,7 @@ the old file or the new one, never a mix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -107,3 +108,51 @@ def atomic_write(
         raise
     if durable:
         fsync_dir(target.parent)
+
+
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS)
+
+
+def create_exclusive(
+    target: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True
+) -> bool:
+    """Create ``target`` holding ``data``, never replacing a file of that name.
+
+    The bytes go to an exclusively created temporary sibling (fsynced when
+    ``durable``), which is then hard-linked to ``target``: the name appears whole or
+    not at all, and a name that already exists is left exactly as it is. Returns
+    True if this call created it, False if it already existed. On a file system
+    without hard links the temporary file is renamed into place after checking the
+    name is free.
+    """
+    target = Path(target)
+    tmp = temp_name(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, mode)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(target):
+                return False
+            os.rename(tmp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    if durable:
+        fsync_dir(target.parent)
+    return True
