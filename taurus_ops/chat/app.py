@@ -115,6 +115,7 @@ class ChatApp:
         )
         self.system = system_prompt(self.cwd)
         self.session: Session | None = None
+        self.saved_as: tuple[int, ...] | None = None  # shape() at the last save
         self.lock: SessionLock | None = None
         self.conversation: Conversation | None = None
         self.engine: Engine | None = None
@@ -223,6 +224,7 @@ class ChatApp:
         self.unsaved = False
         self.session = session
         self.lock = lock
+        self.saved_as = self.shape()  # as loaded or created: saved
         before = self.conversation
         self.conversation = Conversation(session, self.save)
         if before is not None:  # /cost's "this run" goes on across /new, /fork and /resume
@@ -257,14 +259,30 @@ class ChatApp:
 
     def save(self) -> None:
         if self.session is not None and not self.unsaved:
+            self.saved_as = None  # until the write succeeds
             self.store.save(self.session)
+            self.saved_as = self.shape()
+
+    def shape(self) -> tuple[int, ...]:
+        """A cheap mark of what the session holds (every change adds to one of these)."""
+        assert self.session is not None
+        data = self.session.data
+        return (
+            id(self.session),
+            len(self.session.messages),
+            len(self.session.tool_calls),
+            len(data.get("rewinds") or ()),
+            len(data.get("allowedTools") or ()),
+        )
 
     def detach(self) -> None:
-        """Save and release the session."""
+        """Save (unless nothing changed since the last save) and release the session. A
+        session only looked at, or left for a fork, keeps its file exactly as it was."""
         if self.session is None:
             return
         try:
-            self.save()
+            if self.saved_as != self.shape():
+                self.save()
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -355,12 +373,11 @@ class ChatApp:
 
         def dollars(by_model: dict[str, dict[str, int]]) -> str:
             costs = [estimate_cost(model, tokens) for model, tokens in by_model.items()]
-            if not by_model:
-                return "$0.00"
+            known = sum(c for c in costs if c is not None)
+            shown = f"${known:.4f}" if 0 < known < 0.01 else f"${known:.2f}"
             if any(c is None for c in costs):
-                known = sum(c for c in costs if c is not None)
-                return f"≈ ${known:.2f} + price unknown" if known else "price unknown"
-            return f"≈ ${sum(c for c in costs if c is not None):.2f}"
+                return f"≈ {shown} + price unknown" if known else "price unknown"
+            return f"≈ {shown}"
 
         def row(label: str, data: dict[str, Any], cost: str) -> str:
             return (
@@ -448,7 +465,8 @@ class ChatApp:
         assert self.session is not None
         from taurus_ops.store.fork import fork_session
 
-        self.save()
+        if self.saved_as != self.shape():
+            self.save()
         made = fork_session(self.store, self.session, count, self.store.checkpoints)
         self.detach()
         self.attach(made.session)
@@ -532,7 +550,7 @@ class ChatApp:
         from taurus_ops.store.fork import check_cut
 
         data = self.session.data
-        check_cut(self.session.id, self.session.messages, count)
+        check_cut(self.session.id, self.session.messages, count, "rewind")
         rewinder = self.rewinder()
         cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else None
         plans = plan_rewind(data, count, lambda change: rewinder.current(change, cwd))

@@ -215,7 +215,7 @@ class TerminalUI:
             key = None
         chosen = key if key is not None else default
         label = dict(options).get(chosen, chosen)
-        self.console.print(f"[bold]{_escape(label)}[/]")
+        self.console.print(f"→ [bold]{_escape(label)}[/]")
         return chosen
 
     def ask_text(self, question: str) -> str:

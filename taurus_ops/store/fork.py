@@ -91,18 +91,27 @@ def valid_cuts_near(messages: list[dict[str, Any]], count: int) -> tuple[int | N
     return below, above
 
 
-def check_cut(session_id: str, messages: list[dict[str, Any]], count: int) -> None:
-    """Raise ForkRefused (one line naming the nearest valid points) for a bad ``count``."""
+def check_cut(
+    session_id: str, messages: list[dict[str, Any]], count: int, action: str = "fork"
+) -> None:
+    """Raise ForkRefused (one line naming the nearest valid points) for a bad ``count``.
+
+    ``action`` is ``fork`` (points shown as ``REF@N``) or ``rewind`` (as ``/rewind N``)."""
     if count > len(messages):
         raise ForkRefused(
-            f"{session_id} has {plural(len(messages), 'message')}; fork at 0 to {len(messages)}"
+            f"{session_id} has {plural(len(messages), 'message')}; {action} to a message "
+            f"from 0 to {len(messages)}"
         )
     problem = cut_problem(messages, count)
     if problem is None:
         return
     below, above = valid_cuts_near(messages, count)
-    options = " or ".join(f"{session_id}@{n}" for n in (below, above) if n is not None)
-    raise ForkRefused(f"cannot fork {session_id} at {count}: {problem}; fork at {options}")
+    points = [n for n in (below, above) if n is not None]
+    if action == "fork":
+        options = " or ".join(f"{session_id}@{n}" for n in points)
+        raise ForkRefused(f"cannot fork {session_id} at {count}: {problem}; fork at {options}")
+    options = " or ".join(f"/{action} {n}" for n in points)
+    raise ForkRefused(f"cannot {action} to message {count}: {problem}; try {options}")
 
 
 def fork_document(data: dict[str, Any], count: int) -> dict[str, Any]:
