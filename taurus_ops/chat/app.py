@@ -243,6 +243,7 @@ class ChatApp:
                 self.conversation,
                 self.config.settings.checkpoints.max_bytes,
                 notice=self.ui.notice,
+                save_first=lambda: self.save(durable=False),
             )
         self.engine = Engine(
             self.conversation,
@@ -257,10 +258,10 @@ class ChatApp:
             keeper=self.keeper,
         )
 
-    def save(self) -> None:
+    def save(self, durable: bool = True) -> None:
         if self.session is not None and not self.unsaved:
             self.saved_as = None  # until the write succeeds
-            self.store.save(self.session)
+            self.store.save(self.session, durable=durable)
             self.saved_as = self.shape()
 
     def shape(self) -> tuple[int, ...]:

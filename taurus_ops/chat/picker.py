@@ -43,9 +43,25 @@ class Entry:
     cwd: str | None
     error: str | None
     names: list[str] = field(default_factory=list)
-    moment: float = 0.0
-    haystack: str = ""  # what the filter looks in, lower-cased
     in_project: bool = False
+    _moment: float | None = None
+    _haystack: str | None = None
+
+    @property
+    def moment(self) -> float:
+        """When it was last updated (a timestamp), worked out only for rows shown."""
+        if self._moment is None:
+            parsed = fmt.parse_time(self.updated)
+            self._moment = parsed.timestamp() if parsed else 0.0
+        return self._moment
+
+    @property
+    def haystack(self) -> str:
+        """What the filter looks in, lower-cased (made on the first filtering)."""
+        if self._haystack is None:
+            parts = [self.id, *self.names, self.title, self.cwd or "", self.parent or ""]
+            self._haystack = " ".join(parts).lower()
+        return self._haystack
 
 
 def project_root(cwd: Path) -> str:
@@ -60,13 +76,13 @@ def project_root(cwd: Path) -> str:
 def within(path: str | None, root: str) -> bool:
     if not path:
         return False
-    real = os.path.normpath(path)
-    return real == root or real.startswith(root.rstrip("/") + "/")
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def load_entries(index: Any, store: Any, root: str) -> list[Entry]:
-    """The active sessions, newest first, from a refreshed index."""
-    index.refresh()
+def load_entries(index: Any, store: Any, root: str, refresh: bool = True) -> list[Entry]:
+    """The active sessions, newest first, from the index (refreshed first if ``refresh``)."""
+    if refresh:
+        index.refresh()
     folder = index.folder_keys(archived=False)[0]
     rows = index.query(
         "SELECT key, id, path, updated, title, messages, parent, forked_at, cwd, error"
@@ -78,13 +94,9 @@ def load_entries(index: Any, store: Any, root: str) -> list[Entry]:
     out = []
     for row in rows:
         entry = Entry(*row)
-        entry.names = names.get(os.path.join(real_folder, os.path.basename(entry.path)), [])
-        moment = fmt.parse_time(entry.updated)
-        entry.moment = moment.timestamp() if moment else 0.0
+        if names:
+            entry.names = names.get(os.path.join(real_folder, os.path.basename(entry.path)), [])
         entry.in_project = within(entry.cwd, root)
-        entry.haystack = " ".join(
-            [entry.id, *entry.names, entry.title, entry.cwd or "", entry.parent or ""]
-        ).lower()
         out.append(entry)
     return out
 
@@ -142,6 +154,16 @@ class PickerModel:
             pool = [e for e in pool if e.key in keys or all(t in e.haystack for t in terms)]
         self.shown = pool
         self.selected = min(self.selected, max(len(pool) - 1, 0))
+
+    def replace(self, entries: list[Entry]) -> None:
+        """New rows (a refresh found changes); the highlighted session stays highlighted."""
+        chosen = self.chosen.id if self.chosen is not None else None
+        self.entries = entries
+        self.refilter()
+        for position, entry in enumerate(self.shown):
+            if entry.id == chosen:
+                self.selected = position
+                break
 
     def type(self, text: str) -> None:
         self.query += text
@@ -231,8 +253,11 @@ def _tilde(path: str) -> str:
     return path
 
 
-def run_picker(model: PickerModel) -> tuple[str, Entry] | None:
-    """Show the picker; ("resume" | "fork", the entry) or None if cancelled."""
+def run_picker(model: PickerModel, later: Any = None) -> tuple[str, Entry] | None:
+    """Show the picker; ("resume" | "fork", the entry) or None if cancelled.
+
+    ``later``, if given, runs in a thread once the list is shown; what it returns (new
+    entries, or None) replaces the list."""
     from prompt_toolkit.application import Application
     from prompt_toolkit.key_binding import KeyBindings
     from prompt_toolkit.keys import Keys
@@ -314,7 +339,30 @@ def run_picker(model: PickerModel) -> tuple[str, Entry] | None:
     )
     app.ttimeoutlen = 0.05
     app.timeoutlen = 0.05
-    app.run()
+
+    def start() -> None:
+        if later is None:
+            return
+        import threading
+
+        loop = app.loop
+
+        def work() -> None:
+            try:
+                entries = later()
+            except Exception:  # the index is a cache: the list shown stays
+                return
+            if entries is not None and loop is not None:
+
+                def update() -> None:
+                    model.replace(entries)
+                    app.invalidate()
+
+                loop.call_soon_threadsafe(update)
+
+        threading.Thread(target=work, name="taurus-picker-refresh", daemon=True).start()
+
+    app.run(pre_run=start)
     return result.get("value")
 
 
@@ -328,12 +376,22 @@ def pick(
 
     root = project_root(cwd)
     with Index(config) as index:
-        with index_progress(index, "Indexing sessions for the picker"):
-            entries = load_entries(index, store, root)
+        current_index = index.is_current()
+        if not current_index:  # the first build: a progress bar, then the list
+            with index_progress(index, "Indexing sessions for the picker"):
+                index.refresh()
+        entries = load_entries(index, store, root, refresh=False)
 
         def find(terms: list[str]) -> set[int]:
             hits = search(index, SearchQuery(terms=terms), refresh=False)
             return {h.key for h in hits}
 
+        def refreshed() -> list[Entry] | None:
+            """The index brought up to date (files changed since it was last read)."""
+            with Index(config) as other:
+                if not other.refresh().touched:
+                    return None
+                return load_entries(other, store, root, refresh=False)
+
         model = PickerModel(entries, root, current, find)
-        return run_picker(model)
+        return run_picker(model, refreshed if current_index else None)

@@ -49,9 +49,13 @@ class Checkpointer:
         conversation: Conversation,
         max_bytes: int,
         notice: Callable[[str], None] = lambda text: None,
+        save_first: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.conversation = conversation
+        # saves the session before the file is written; the save after the tool ran is the
+        # durable one (a crash of the process never loses a write the kernel has taken)
+        self.save_first = save_first or conversation.save
         self.max_bytes = max_bytes
         self.notice = notice
         self.total: int | None = None  # bytes the store holds, counted once per chat
@@ -76,7 +80,7 @@ class Checkpointer:
                 "the file was not changed"
             ) from None
         self.conversation.pending_call(name, fields, use_id, fmt.clean(extra))
-        self.conversation.save()
+        self.save_first()
         self.bound({extra.get("checkpoint", ""), extra["written"]})
 
     def bound(self, keep: set[str]) -> None:

@@ -89,6 +89,15 @@ def run_chat(options: ChatOptions) -> int:
     config = load_config(options.config_file, options.session_dir)
     store = SessionStore.from_config(config)
 
+    chosen = None
+    if options.pick:  # before anything else is set up: the list shows at once
+        from taurus_ops.chat.picker import pick
+
+        chosen = pick(config, store, Path.cwd())
+        if chosen is None:
+            print("No session chosen.")
+            return 0
+
     from taurus_ops.chat.app import ChatApp, tilde
     from taurus_ops.chat.ui import PlainUI, TerminalUI
 
@@ -121,11 +130,8 @@ def run_chat(options: ChatOptions) -> int:
             made = app.open_fork(options.fork)
             banner = app.resume_banner(label="Forked session, started")
             banner.insert(1, describe(made))
-        elif options.pick:
-            banner = _picked(app, config, store)
-            if banner is None:
-                app.ui.plain("No session chosen.")
-                return 0
+        elif chosen is not None:
+            banner = _picked(app, store, chosen)
         else:
             app.start_new(until_reply=not interactive)  # -p: no file unless a reply begins
             banner = app.new_banner()
@@ -155,14 +161,10 @@ def run_chat(options: ChatOptions) -> int:
     return status
 
 
-def _picked(app: Any, config: Any, store: Any) -> list[str] | None:
-    """Run the picker and open what was chosen (a fork of it with Ctrl+F); the banner."""
-    from taurus_ops.chat.picker import pick
+def _picked(app: Any, store: Any, chosen: Any) -> list[str]:
+    """Open what the picker chose (a fork of it for Ctrl+F); the banner."""
     from taurus_ops.store.fork import describe, fork_session
 
-    chosen = pick(config, store, app.cwd)
-    if chosen is None:
-        return None
     action, entry = chosen
     if action == "fork":
         made = fork_session(store, store.load(entry.path), None, store.checkpoints)

@@ -18,10 +18,11 @@ name are linked into the fork's own checkpoint folder.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from taurus_ops.errors import UsageError
 from taurus_ops.store.checkpoints import CheckpointStore, calls_up_to, referenced
@@ -118,15 +119,22 @@ def fork_document(data: dict[str, Any], count: int) -> dict[str, Any]:
     """The fields of a fork of ``data`` keeping its first ``count`` messages (no id or
     times: Session.new gives those)."""
     messages = data.get("messages") if isinstance(data.get("messages"), list) else []
-    fields: dict[str, Any] = {k: copy.deepcopy(v) for k, v in data.items() if k not in NOT_COPIED}
+    fields: dict[str, Any] = {k: v for k, v in data.items() if k not in NOT_COPIED}
     fields.pop("version", None)
-    return {
-        "parentSession": str(data.get("sessionId", "")),
-        "forkedAt": count,
-        **fields,
-        "messages": copy.deepcopy(messages[:count]),
-        "toolCalls": copy.deepcopy(calls_up_to(data, count)),
-    }
+    return _copy(
+        {
+            "parentSession": str(data.get("sessionId", "")),
+            "forkedAt": count,
+            **fields,
+            "messages": messages[:count],
+            "toolCalls": calls_up_to(data, count),
+        }
+    )
+
+
+def _copy(value: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON document (through orjson: many times quicker than deepcopy)."""
+    return orjson.loads(orjson.dumps(value))
 
 
 @dataclass
