@@ -134,7 +134,6 @@ def picker_rows(bench: Any, repeat: int) -> list[tuple[str, float, float]]:
     import pexpect
 
     from taurus_ops.config import load_config
-    from taurus_ops.store.index import Index
 
     os.environ.update(bench.env)
     warm = time_shell(f"{bench.ops} search -l authentication", 1, env=bench.env)
@@ -144,19 +143,17 @@ def picker_rows(bench: Any, repeat: int) -> list[tuple[str, float, float]]:
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
-    from taurus_ops.chat.picker import PickerModel, load_entries, project_root, run_picker
+    from taurus_ops.chat.picker import pick
 
     config = load_config()
     store = SessionStore.from_config(config)
-    root = project_root(Path.cwd())
 
     def open_once() -> None:
-        with Index(config) as index:
-            entries = load_entries(index, store, root)
-            model = PickerModel(entries, root)
-            with create_pipe_input() as keys, create_app_session(input=keys, output=DummyOutput()):
-                keys.send_text("\x03")  # Ctrl+C once the first frame is drawn
-                run_picker(model)
+        """What --pick and /resume do: rows from the index, the list drawn (the index is
+        refreshed in the background meanwhile), then Ctrl+C."""
+        with create_pipe_input() as keys, create_app_session(input=keys, output=DummyOutput()):
+            keys.send_text("\x03")
+            assert pick(config, store, Path.cwd()) is None
 
     inproc = time_call(open_once, repeat)
     ls = time_shell(f"ls -t {bench.sessions} | head -20", repeat)

@@ -516,7 +516,9 @@ class ChatApp:
             return None
         number = len(calls) if number is None else number
         if not 1 <= number <= len(calls):
-            raise UsageError(f"there are {plural(len(calls), 'tool run')}: give 1 to {len(calls)}")
+            raise UsageError(
+                f"this session has {plural(len(calls), 'tool run')}: give 1 to {len(calls)}"
+            )
         call = calls[number - 1]
         use_id = call.get("toolUseId")
         for message in reversed(self.session.messages):

@@ -151,6 +151,7 @@ def run_chat(options: ChatOptions) -> int:
         status = 130
     finally:
         app.stopping = True  # a late signal must not interrupt the final save
+        app.ui.close()  # no status line or live display left drawn
         app.close()
         if app.session is not None and app.unsaved:
             app.ui.notice("No session kept: the model never began a reply, so nothing was saved")

@@ -430,6 +430,10 @@ def diff_lines(before: str | None, after: str | None, name: str, limit: int = 40
 
     old = (before or "").splitlines()
     new = (after or "").splitlines()
+    if len(before or "") + len(after or "") > 4_000_000:  # a diff would take seconds
+        return [
+            f"(a large file: {plural(len(old), 'line')} now, {plural(len(new), 'line')} after; no diff shown)"
+        ]
     lines = list(
         difflib.unified_diff(
             old,

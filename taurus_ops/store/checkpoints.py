@@ -54,6 +54,7 @@ FOLDER_NAME = "checkpoints"
 ABSENT = "absent"  # the file did not exist
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 FILE_TOOLS = ("write", "edit")
+LARGE_DIFF = 2_000_000  # bytes; past this, +/- lines are counted without aligning the texts
 
 
 class CheckpointMissing(TaurusError):
@@ -509,6 +510,11 @@ def line_delta(before: bytes | None, after: bytes | None) -> tuple[int, int]:
     """(lines added, lines removed) from ``before`` to ``after`` (None: no file)."""
     old = _lines(before)
     new = _lines(after)
+    if len(before or b"") + len(after or b"") > LARGE_DIFF:  # lines gained and lost, unordered
+        from collections import Counter
+
+        old_count, new_count = Counter(old), Counter(new)
+        return sum((new_count - old_count).values()), sum((old_count - new_count).values())
     added = removed = 0
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=len(old) + len(new) > 4000)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
