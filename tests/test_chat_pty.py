@@ -276,13 +276,15 @@ def test_the_picker_filters_resumes_and_cancels(fake_api, store):
     seen = io.StringIO()
     child.logfile_read = seen
     try:
-        lines = until_shown(child, seen, "2 of 3 sessions")  # this project's first
+        lines = until_shown(
+            child, seen, "2 of 3 sessions from this project"
+        )  # this project's first
         assert any("aaa111" in line and "Fix the login bug" in line for line in lines)
         assert not any("ccc333" in line for line in lines)
         child.send("\t")  # all projects
-        until_shown(child, seen, "all projects, 3 of 3 sessions")
+        until_shown(child, seen, "3 of 3 sessions from all projects")
         child.send("zebraccc")  # only in a message: found through the index
-        lines = until_shown(child, seen, "all projects, 1 of 3 sessions")
+        lines = until_shown(child, seen, "1 of 3 sessions from all projects")
         assert any("ccc333" in line and "Other project work" in line for line in lines)
         child.send("\r")
         child.expect("Resuming session from")
@@ -303,7 +305,7 @@ def test_the_picker_filters_resumes_and_cancels(fake_api, store):
     seen = io.StringIO()
     child.logfile_read = seen
     try:
-        until_shown(child, seen, "2 of 3 sessions")
+        until_shown(child, seen, "2 of 3 sessions from this project")
         child.send("\x1b")
         child.expect("No session chosen.")
         child.expect(pexpect.EOF)

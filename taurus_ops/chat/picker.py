@@ -211,7 +211,7 @@ class PickerModel:
         other = "this project" if self.show_all else "all projects"
         total = len(self.entries)
         return (
-            f"Resume a session: {scope}, {len(self.shown):,} of {plural(total, 'session')}"
+            f"Resume a session: {len(self.shown):,} of {plural(total, 'session')} from {scope}"
             f"  (Tab: {other})"
         )
 

@@ -372,9 +372,20 @@ def read_key(valid: set[str]) -> str | None:
                 return None
             key = data.decode("ascii", "replace").lower()
             if key in valid:
+                _swallow_enter(fd)
                 return key
     finally:
         termios.tcsetattr(fd, termios.TCSANOW, before)
+
+
+def _swallow_enter(fd: int) -> None:
+    """Drop what was typed together with the answer key (``y`` then Enter, out of habit),
+    so that it does not submit an empty line at the next prompt or answer the next
+    question."""
+    import select
+
+    if select.select([fd], [], [], 0.05)[0]:
+        os.read(fd, 64)
 
 
 def quiet_terminal() -> Callable[[], None] | None:
