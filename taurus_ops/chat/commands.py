@@ -31,7 +31,7 @@ HELP = [
 ]
 KEYS = (
     "Enter sends; Esc Enter adds a line (or end a line with \\); Ctrl+C stops a reply; "
-    "Up/Down walk your input history."
+    "Up/Down walk your input history; Ctrl+O shows the last tool run's whole output."
 )
 
 
@@ -172,7 +172,8 @@ class Commands:
             self.ui.notice(describe(made))
             target = made.session.path
         mended = self.app.switch_to(target)
-        for line in self.app.resume_banner(mended):
+        label = "Forked session, started" if action == "fork" else "Resuming session from"
+        for line in self.app.resume_banner(mended, label=label):
             self.ui.plain(line)
         return True
 

@@ -123,6 +123,9 @@ def checkpoints_cmd(app: AppContext, ref: str, as_json: bool) -> None:
         return
     rows = []
     for c in log:
-        where = str(c.message) if c.message is not None else f"rewind {c.rewind}"
+        if c.rewind is not None:
+            where = f"rewind {c.rewind + 1}"
+        else:
+            where = str(c.message) if c.message is not None else "?"
         rows.append([where, c.tool, c.outcome, state(c.before), state(c.after), c.file])
     click.echo(table(rows, ["MSG", "TOOL", "OUTCOME", "BEFORE", "WRITTEN", "FILE"]))
