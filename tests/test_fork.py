@@ -169,6 +169,7 @@ def test_fork_command_names_the_fork_and_the_family_shows_everywhere(ops, store,
     assert f"Forks:    {grandchild['sessionId']} (@5)" in shown
     assert "[5] You: Thanks, next step 0." in shown  # numbered as fork REF@N counts
     assert f"Forks:    {made['id']} (@5)" in ops("show", "par001").output
+    assert "- **Forked from:** par001 (at message 5)" in ops("export", made["id"]).output
 
     hits = json.loads(ops("search", "step 0", "--json").output)
     branch = {h["id"]: (h["parentSession"], h["forkedAt"]) for h in hits}

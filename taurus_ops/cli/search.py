@@ -87,11 +87,11 @@ def search_cmd(
         head = f"{hit.id}  {local_time(hit.updated, '%Y-%m-%d')}  {hit.title[:70]}"
         if hit.archived:
             head += "  [archived]"
-        if hit.parentSession:
+        if hit.parent:
             head += (
-                f"  [fork of {hit.parentSession} @{hit.forkedAt}]"
-                if hit.forkedAt is not None
-                else f"  [continues {hit.parentSession}]"
+                f"  [fork of {hit.parent} @{hit.forked_at}]"
+                if hit.forked_at is not None
+                else f"  [continues {hit.parent}]"
             )
         click.echo(click.style(head, bold=True) if color else head)
         if color:

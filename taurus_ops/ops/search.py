@@ -108,12 +108,14 @@ class Hit:
     snippet: str = ""
     highlights: list[tuple[int, int]] = field(default_factory=list)
     key: int = 0  # the index row
-    parentSession: str | None = None  # the branch: forked (or compacted) from this session
-    forkedAt: int | None = None
+    parent: str | None = None  # the branch: the session it was forked (or compacted) from
+    forked_at: int | None = None  # where it was forked (None for a /compact successor)
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         del out["key"]
+        out["parentSession"] = out.pop("parent")
+        out["forkedAt"] = out.pop("forked_at")
         out["highlights"] = [list(span) for span in self.highlights]
         out["score"] = round(self.score, 4)
         return out
@@ -237,8 +239,8 @@ def _search(index: Index, query: SearchQuery) -> list[Hit]:
                 matches=len(matched),
                 message=min(per_term[0][key]),
                 key=key,
-                parentSession=row[8],
-                forkedAt=row[9],
+                parent=row[8],
+                forked_at=row[9],
             )
         )
     hits.sort(key=lambda h: (-h.score, _neg_time(h.updated)))
