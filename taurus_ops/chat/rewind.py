@@ -60,20 +60,25 @@ class Checkpointer:
         self.notice = notice
         self.total: int | None = None  # bytes the store holds, counted once per chat
 
-    def save(self, data: bytes) -> str:
-        sha, created = self.store.save(self.conversation.session.id, data)
+    def save(self, data: bytes, durable: bool) -> str:
+        sha, created = self.store.save(self.conversation.session.id, data, durable=durable)
         if created and self.total is not None:
             self.total += len(data)
         return sha
 
     def keep(self, change: FileChange, name: str, fields: dict[str, Any], use_id: str) -> None:
+        """Keep the old content (fsynced: it exists nowhere else once the file is replaced)
+        and the new one (not fsynced: the file being written holds it, durably), then save
+        the tool call naming both; the caller writes the file after this returns."""
         extra: dict[str, Any] = {"realPath": os.fsdecode(change.path)}
         try:
             if change.skipped:
                 extra["checkpointSkipped"] = "the file was too large to keep"
+            elif change.before is None:
+                extra["checkpoint"] = ABSENT
             else:
-                extra["checkpoint"] = ABSENT if change.before is None else self.save(change.before)
-            extra["written"] = self.save(change.after)
+                extra["checkpoint"] = self.save(change.before, durable=True)
+            extra["written"] = self.save(change.after, durable=False)
         except OSError as exc:
             raise ToolError(
                 f"could not keep a checkpoint of {change.shown} ({exc.strerror or exc}); "

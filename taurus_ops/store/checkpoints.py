@@ -106,13 +106,20 @@ class CheckpointStore:
         return self.folder(session_id) / sha
 
     def save(self, session_id: str, data: bytes, durable: bool = True) -> tuple[str, bool]:
-        """Store ``data`` for the session: (its sha256, whether it was new). A content
-        already there is not written again; its time is refreshed (pruning goes by it)."""
+        """Store ``data`` for the session: (its sha256, whether it was written now).
+
+        A content already there is not written again; its time is refreshed (pruning
+        goes by it). One whose size is wrong (cut short by a power failure before the
+        disk had it) is replaced. ``durable`` fsyncs the new blob and its folder."""
         sha = digest(data)
         target = self.path(session_id, sha)
-        if os.path.isfile(target):
-            _touch(target)
-            return sha, False
+        try:
+            if os.stat(target).st_size == len(data):
+                _touch(target)
+                return sha, False
+            os.unlink(target)  # not whole: its name must hold exactly what it names
+        except FileNotFoundError:
+            pass
         ensure_dir(target.parent)
         created = create_exclusive(target, data, durable=durable)
         if not created:
