@@ -162,6 +162,10 @@ def test_list_is_newest_first_with_every_field(store: SessionStore, ops) -> None
         "archived",
         "names",
         "error",
+        "parentSession",
+        "forkedAt",
+        "cwd",
+        "children",
     }
     assert ops("list", "--limit", "1", "--json").output.count('"id"') == 1
     text = ops("list").output

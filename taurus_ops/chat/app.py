@@ -23,6 +23,7 @@ from taurus_ops.chat.tools import TOOL_SPECS, Tools
 from taurus_ops.errors import TaurusError, UsageError
 from taurus_ops.store import Session, SessionStore
 from taurus_ops.store import format as fmt
+from taurus_ops.store.checkpoints import settle_running
 from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.mend import mend_tool_uses
 from taurus_ops.words import plural
@@ -114,6 +115,7 @@ class ChatApp:
         )
         self.system = system_prompt(self.cwd)
         self.session: Session | None = None
+        self.saved_as: tuple[int, ...] | None = None  # shape() at the last save
         self.lock: SessionLock | None = None
         self.conversation: Conversation | None = None
         self.engine: Engine | None = None
@@ -131,7 +133,13 @@ class ChatApp:
 
     def send(self, history: list[dict[str, Any]], ui: UI) -> Reply:
         ui.reply_start()
-        events = Events(on_text=ui.text, on_notice=ui.notice, on_start=self.reply_began)
+        events = Events(
+            on_text=ui.text,
+            on_notice=ui.notice,
+            on_start=self.reply_began,
+            on_tool=getattr(ui, "tool_coming", None) or (lambda name: None),
+            on_usage=getattr(ui, "tokens", None) or (lambda usage: None),
+        )
         try:
             reply = self.client.reply(history, self.system, TOOL_SPECS, events)
         except BaseException:
@@ -187,7 +195,8 @@ class ChatApp:
             session = self.store.load(path)
             self.follow_project(session)
             mended = mend_tool_uses(session.messages)
-            if mended or session.notes:
+            settled = settle_running(session.data)  # a write or edit a crash cut off
+            if mended or settled or session.notes:
                 self.store.save(session, touch=False)
             self.attach(session, lock)
         except BaseException:
@@ -276,10 +285,27 @@ class ChatApp:
         self.unsaved = False
         self.session = session
         self.lock = lock
+        self.saved_as = self.shape()  # as loaded or created: saved
+        before = self.conversation
         self.conversation = Conversation(session, self.save)
+        if before is not None:  # /cost's "this run" goes on across /new, /fork and /resume
+            self.conversation.run_usage = before.run_usage
+            self.conversation.run_by_model = before.run_by_model
         permissions = Permissions.build(
             self.allow, self.deny, self.interactive, saved_allowances(session.data)
         )
+        self.keeper = None
+        checkpoints = self.store.checkpoints
+        if checkpoints is not None:
+            from taurus_ops.chat.rewind import Checkpointer
+
+            self.keeper = Checkpointer(
+                checkpoints,
+                self.conversation,
+                self.config.settings.checkpoints.max_bytes,
+                notice=self.ui.notice,
+                save_first=lambda: self.save(durable=False),
+            )
         self.engine = Engine(
             self.conversation,
             self.send,
@@ -290,18 +316,35 @@ class ChatApp:
             max_tokens=self.chat.max_tokens,
             extra_tokens=(len(self.system) + len(str(TOOL_SPECS))) // 4,
             should_stop=lambda: self.stopping,
+            keeper=self.keeper,
         )
 
-    def save(self) -> None:
+    def save(self, durable: bool = True) -> None:
         if self.session is not None and not self.unsaved:
-            self.store.save(self.session)
+            self.saved_as = None  # until the write succeeds
+            self.store.save(self.session, durable=durable)
+            self.saved_as = self.shape()
+
+    def shape(self) -> tuple[int, ...]:
+        """A cheap mark of what the session holds (every change adds to one of these)."""
+        assert self.session is not None
+        data = self.session.data
+        return (
+            id(self.session),
+            len(self.session.messages),
+            len(self.session.tool_calls),
+            len(data.get("rewinds") or ()),
+            len(data.get("allowedTools") or ()),
+        )
 
     def detach(self) -> None:
-        """Save and release the session."""
+        """Save (unless nothing changed since the last save) and release the session. A
+        session only looked at, or left for a fork, keeps its file exactly as it was."""
         if self.session is None:
             return
         try:
-            self.save()
+            if self.saved_as != self.shape():
+                self.save()
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -381,22 +424,36 @@ class ChatApp:
 
     # -- slash-command actions -----------------------------------------------------------------
     def cost_lines(self) -> list[str]:
+        """Tokens and the estimated cost in dollars, of this run and of the session (the
+        price table of ``taurus-ops stats``)."""
         assert self.session is not None and self.conversation is not None
+        from taurus_ops.ops.stats import PRICE_NOTE, estimate_cost
+        from taurus_ops.store.index import usage_by_model
+
         totals = self.session.data.get("usage") or {}
         run = self.conversation.run_usage
 
-        def row(label: str, data: dict[str, Any]) -> str:
+        def dollars(by_model: dict[str, dict[str, int]]) -> str:
+            costs = [estimate_cost(model, tokens) for model, tokens in by_model.items()]
+            known = sum(c for c in costs if c is not None)
+            shown = f"${known:.4f}" if 0 < known < 0.01 else f"${known:.2f}"
+            if any(c is None for c in costs):
+                return f"≈ {shown} + price unknown" if known else "price unknown"
+            return f"≈ {shown}"
+
+        def row(label: str, data: dict[str, Any], cost: str) -> str:
             return (
                 f"{label:<14} input {int(data.get('inputTokens', 0)):>9,}   "
                 f"output {int(data.get('outputTokens', 0)):>9,}   "
                 f"cache read {int(data.get('cacheReadTokens', 0)):>9,}   "
-                f"cache write {int(data.get('cacheCreationTokens', 0)):>9,}"
+                f"cache write {int(data.get('cacheCreationTokens', 0)):>9,}   {cost}"
             )
 
+        session_models = usage_by_model(self.session.data)
         return [
-            row("This run:", run),
-            row("This session:", totals),
-            f"Model: {totals.get('model') or self.model}",
+            row("This run:", run, dollars(self.conversation.run_by_model)),
+            row("This session:", totals, dollars(session_models)),
+            f"Model: {totals.get('model') or self.model}  ({PRICE_NOTE})",
         ]
 
     def new_session(self) -> Session:
@@ -462,6 +519,139 @@ class ChatApp:
             f"Continuing in session {new.id} (parentSession {old.id}): {tilde(new.path or '')}"
         )
         return archived, new
+
+    # -- forks, the family, resuming another session -------------------------------------
+    def fork(self, count: int | None = None) -> Any:
+        """Continue in a fork of the current session keeping ``count`` messages (default all);
+        the current session is saved and left as it is."""
+        assert self.session is not None
+        from taurus_ops.store.fork import fork_session
+
+        if self.saved_as != self.shape():
+            self.save()
+        made = fork_session(self.store, self.session, count, self.store.checkpoints)
+        self.detach()
+        self.attach(made.session)
+        return made
+
+    def open_fork(self, ref: str) -> Any:
+        """``--fork REF[@N]``: fork a stored session and continue in the fork."""
+        from taurus_ops.store.fork import fork_session, split_ref
+
+        name, count = split_ref(ref)
+        parent = self.store.load_ref(name)
+        made = fork_session(self.store, parent, count, self.store.checkpoints)
+        session, _ = self.open_ref(str(made.session.path))
+        made.session = session
+        return made
+
+    def switch_to(self, path: Path | str) -> int:
+        """Leave the current session (saved) and continue another; returns what was mended."""
+        self.detach()
+        _, mended = self.open_ref(str(path))
+        return mended
+
+    def tree_lines(self) -> list[str]:
+        """The current session's family: parent, forks and /compact successors."""
+        assert self.session is not None
+        from taurus_ops.store.family import family_of, render
+
+        self.save()
+        summaries = self.store.summaries(archived=True)
+        root = family_of(summaries, self.session.id)
+        if root is None:
+            return [f"* {self.session.id}  (not listed yet)"]
+
+        def when(iso: str) -> str:
+            moment = fmt.parse_time(iso)
+            return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "?"
+
+        return render([root], current=self.session.id, when=when)
+
+    # -- tool output ------------------------------------------------------------------
+    def tool_output(self, number: int | None = None) -> tuple[int, dict[str, Any], str] | None:
+        """(its number, its toolCalls entry, its whole output) for the last or Nth tool run."""
+        assert self.session is not None
+        calls = [c for c in self.session.tool_calls if isinstance(c, dict)]
+        if not calls:
+            return None
+        number = len(calls) if number is None else number
+        if not 1 <= number <= len(calls):
+            raise UsageError(
+                f"this session has {plural(len(calls), 'tool run')}: give 1 to {len(calls)}"
+            )
+        call = calls[number - 1]
+        use_id = call.get("toolUseId")
+        for message in reversed(self.session.messages):
+            content = message.get("content")
+            if message.get("role") != "user" or not isinstance(content, list):
+                continue
+            for block in content:
+                if (
+                    isinstance(block, dict)
+                    and block.get("type") == "tool_result"
+                    and block.get("tool_use_id") == use_id
+                ):
+                    inner = block.get("content")
+                    text = inner if isinstance(inner, str) else fmt.text_of(inner)
+                    return number, call, text
+        return number, call, "(no output was saved for this run)"
+
+    # -- rewinding ------------------------------------------------------------------------
+    def rewinder(self) -> Any:
+        from taurus_ops.chat.rewind import Rewinder
+
+        checkpoints = self.store.checkpoints
+        if checkpoints is None:
+            raise UsageError("no checkpoint store: rewinding needs a Taurus home")
+        return Rewinder(checkpoints, self.tools)
+
+    def plan_rewind(self, count: int) -> Any:
+        """What ``/rewind N`` would do to the files (nothing is changed)."""
+        assert self.session is not None
+        from taurus_ops.chat.rewind import RewindPlan, bash_after
+        from taurus_ops.store.checkpoints import plan_rewind
+        from taurus_ops.store.fork import check_cut
+
+        data = self.session.data
+        check_cut(self.session.id, self.session.messages, count, "rewind")
+        rewinder = self.rewinder()
+        cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else None
+        plans = plan_rewind(data, count, lambda change: rewinder.current(change, cwd))
+        return RewindPlan(
+            count, rewinder.steps(self.session.id, plans, cwd), bash_after(data, count)
+        )
+
+    def plan_undo(self) -> Any:
+        """What ``/rewind undo`` would put back, or None if nothing was rewound."""
+        assert self.session is not None
+        from taurus_ops.chat.rewind import RewindPlan
+        from taurus_ops.store.checkpoints import plan_undo
+
+        data = self.session.data
+        rewinder = self.rewinder()
+        cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else None
+        found = plan_undo(data, lambda change: rewinder.current(change, cwd))
+        if found is None:
+            return None
+        index, plans = found
+        return RewindPlan(None, rewinder.steps(self.session.id, plans, cwd), undoes=index)
+
+    def apply_rewind(self, plan: Any, steps: list[Any], fork: bool) -> list[str]:
+        """Restore ``steps`` (after forking at the plan's N when ``fork``); the lines to show."""
+        assert self.session is not None and self.conversation is not None
+        source = self.session.id
+        lines = []
+        if fork:
+            made = self.fork(plan.count)
+            lines.append(
+                f"Continuing in fork {made.session.id} (messages 1-{plan.count} of {source}; "
+                f"{source} is kept as it was)"
+            )
+        if steps:
+            assert self.conversation is not None
+            lines += self.rewinder().apply(plan, steps, self.conversation, source)
+        return lines
 
     def engine_extra(self) -> int:
         return self.engine.extra_tokens if self.engine is not None else 0

@@ -72,6 +72,7 @@ class Events:
     on_tool: Callable[[str], None] = lambda name: None
     on_notice: Callable[[str], None] = lambda text: None
     on_start: Callable[[], None] = lambda: None  # the API accepted the request: a reply begins
+    on_usage: Callable[[dict[str, Any]], None] = lambda usage: None  # token counts so far
 
 
 def credentials(environ: dict[str, str] | None = None) -> tuple[str | None, str | None]:
@@ -228,6 +229,7 @@ class ModelClient:
                     reply.model = getattr(event.message, "model", None) or self.model
                     reply.usage = _usage_dict(event.message.usage)
                     events.on_start()
+                    events.on_usage(dict(reply.usage))
                 elif kind == "content_block_start":
                     block = event.content_block.to_dict()
                     if block.get("type") == "tool_use":

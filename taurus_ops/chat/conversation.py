@@ -211,6 +211,7 @@ class Conversation:
         self.session = session
         self.save = save
         self.run_usage = {key: 0 for key in USAGE_KEYS}  # this process only, for /cost
+        self.run_by_model: dict[str, dict[str, int]] = {}
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -251,8 +252,12 @@ class Conversation:
 
     def count_usage(self, usage: dict[str, Any]) -> None:
         add_usage(self.session.data, usage)
+        by_model = self.run_by_model.setdefault(
+            str(usage.get("model")), dict.fromkeys(USAGE_KEYS, 0)
+        )
         for key in USAGE_KEYS:
             self.run_usage[key] += int(usage.get(key, 0))
+            by_model[key] += int(usage.get(key, 0))
 
     def start_results(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "user", "content": [], "timestamp": fmt.now_iso()}
@@ -282,16 +287,39 @@ class Conversation:
         ended: float,
         tool_use_id: str,
     ) -> None:
+        """Record one tool run in ``toolCalls`` (completing the entry ``pending_call`` made)."""
+        duration = max(int((ended - started) * 1000), 0)
+        for entry in reversed(self.session.tool_calls[-16:]):
+            if entry.get("toolUseId") == tool_use_id and entry.get("outcome") == "running":
+                entry.update(timestamp=fmt.now_iso(), outcome=outcome, durationMs=duration)
+                return
         self.session.tool_calls.append(
             {
                 "tool": name,
                 **fmt.clean(fields),
                 "timestamp": fmt.now_iso(),
                 "outcome": outcome,
-                "durationMs": max(int((ended - started) * 1000), 0),
+                "durationMs": duration,
                 "toolUseId": tool_use_id,
             }
         )
+
+    def pending_call(
+        self, name: str, fields: dict[str, Any], tool_use_id: str, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Record a tool run about to change a file, with outcome ``running``, before it
+        does: a crash then leaves the session naming the change (and its checkpoint)."""
+        entry = {
+            "tool": name,
+            **fmt.clean(fields),
+            **extra,
+            "timestamp": fmt.now_iso(),
+            "outcome": "running",
+            "durationMs": 0,
+            "toolUseId": tool_use_id,
+        }
+        self.session.tool_calls.append(entry)
+        return entry
 
 
 def last_exchange(messages: list[dict[str, Any]]) -> tuple[str | None, str | None]:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from taurus_ops.chat.client import Reply
 from taurus_ops.chat.conversation import Conversation, estimate_tokens, prepare_history, usage_entry
 from taurus_ops.chat.permissions import Answer, Permissions, local_identity
-from taurus_ops.chat.tools import ToolResult, Tools, call_fields
+from taurus_ops.chat.tools import FileChange, ToolResult, Tools, call_fields
 
 MAX_STEPS = 100  # model calls in one turn, a guard against a tool loop that never ends
 REFUSED = (
@@ -36,6 +36,12 @@ class UI(Protocol):
     def confirm(self, question: str) -> bool: ...
 
 
+class Keeper(Protocol):
+    """Keeps a checkpoint of a file before a write or edit changes it (chat/rewind.py)."""
+
+    def keep(self, change: FileChange, name: str, fields: dict[str, Any], use_id: str) -> None: ...
+
+
 Send = Callable[[list[dict[str, Any]], UI], Reply]
 
 
@@ -55,7 +61,9 @@ class Engine:
         max_tokens: int = 8192,
         extra_tokens: int = 0,
         should_stop: Callable[[], bool] = lambda: False,
+        keeper: Keeper | None = None,
     ) -> None:
+        self.keeper = keeper
         self.conversation = conversation
         self.send = send
         self.tools = tools
@@ -150,7 +158,7 @@ class Engine:
             started = time.monotonic()  # reset once permission is given: the run itself
             stopped = False  # Ctrl+C or a signal while the outcome is shown: stop after it
             try:
-                result, outcome, started = self.run_one(name, args)
+                result, outcome, started = self.run_one(name, args, use_id)
             except Exception as exc:  # the bookkeeping around the tool failed, not the tool
                 result = ToolResult(f"{name} could not be run: {type(exc).__name__}: {exc}", True)
                 outcome = "error"
@@ -171,9 +179,18 @@ class Engine:
                 return False
         return True
 
-    def run_one(self, name: str, args: Any) -> tuple[ToolResult, str, float]:
+    def ask(self, name: str, args: Any) -> Answer:
+        """Ask the user; a UI that can shows the change a write or edit would make first."""
+        show = getattr(self.ui, "planned_change", None)
+        if show is not None:
+            change = self.tools.preview(name, args)
+            if change is not None:
+                show(change)
+        return self.ui.ask_permission(name, args)
+
+    def run_one(self, name: str, args: Any, use_id: str = "") -> tuple[ToolResult, str, float]:
         """Ask permission and run one tool: (result, outcome, when the run started)."""
-        verdict = self.permissions.check(name, lambda: self.ui.ask_permission(name, args))
+        verdict = self.permissions.check(name, lambda: self.ask(name, args))
         if self.permissions.session_allow:
             data = self.conversation.session.data
             data["allowedTools"] = sorted(self.permissions.session_allow)
@@ -182,10 +199,16 @@ class Engine:
         if not verdict.allowed:
             return ToolResult(REFUSED.format(reason=verdict.reason), True), "refused", started
         self.ui.tool_start(name, args if isinstance(args, dict) else {"input": args})
+        keeper = self.keeper
+        if keeper is not None and name in ("write", "edit"):
+            fields = safe_fields(name, args, self.tools.cwd)
+            self.tools.on_change = lambda change: keeper.keep(change, name, fields, use_id)
         try:
             result = self.tools.run(name, args)
         except KeyboardInterrupt:
             result = ToolResult(STOPPED, True, interrupted=True)
+        finally:
+            self.tools.on_change = None
         outcome = "interrupted" if result.interrupted else "error" if result.is_error else "ok"
         return result, outcome, started
 

@@ -15,6 +15,7 @@ from typing import Any
 from taurus_ops.store.format import clean_text
 
 PROMPT = "taurus> "
+EXPAND = "/expand"  # what Ctrl+O at the prompt runs
 
 Read = Callable[[], str | None]
 
@@ -84,6 +85,10 @@ def prompt_reader(history_file: Path | None) -> Read:
     def _newline(event: Any) -> None:
         event.current_buffer.insert_text("\n")
 
+    @bindings.add("c-o")
+    def _expand(event: Any) -> None:  # the whole output of the last tool run
+        event.app.exit(result=EXPAND)
+
     class TextHistory(FileHistory):
         """The history file, always UTF-8: an invalid byte typed or pasted is kept as U+FFFD
         (prompt_toolkit reads it as a lone surrogate, which it could not write)."""
@@ -105,6 +110,8 @@ def prompt_reader(history_file: Path | None) -> Read:
         parts: list[str] = []
         while True:
             line = session.prompt(PROMPT if not parts else "....... ")
+            if line == EXPAND and not parts:
+                return line
             if line.endswith("\\"):
                 parts.append(line[:-1])
                 continue

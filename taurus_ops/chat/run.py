@@ -26,6 +26,8 @@ class ChatOptions:
     variables: dict[str, str] = field(default_factory=dict)
     config_file: Path | None = None
     session_dir: Path | None = None
+    fork: str | None = None  # REF or REF@N: continue in a fork of it
+    pick: bool = False  # choose the session from a list
 
 
 def read_stdin_prompt(options: ChatOptions, stdin: Any) -> str | None:
@@ -58,6 +60,21 @@ def run_chat(options: ChatOptions) -> int:
         raise UsageError("--template starts a new session; it does not go with -r or -s")
     if options.variables and not options.template:
         raise UsageError("--var goes with --template NAME")
+    starts = [
+        flag
+        for flag, given in (
+            ("--resume", options.resume),
+            ("--session", options.session),
+            ("--template", options.template),
+            ("--fork", options.fork is not None),
+            ("--pick", options.pick),
+        )
+        if given
+    ]
+    if len(starts) > 1 and (options.fork is not None or options.pick):
+        raise UsageError(f"{' and '.join(starts)} each choose the session: give one")
+    if options.fork is not None and not options.fork.strip():
+        raise UsageError("an empty reference: give --fork REF or REF@N")
     from taurus_ops.chat.tools import TOOL_NAMES
 
     for tool in options.allow:
@@ -65,10 +82,21 @@ def run_chat(options: ChatOptions) -> int:
             raise UsageError(
                 f"--allow {tool}: no such tool (the tools are {', '.join(TOOL_NAMES)})"
             )
+    if options.pick and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("--pick shows a list to choose from and needs a terminal; use -s REF")
     prompt = read_stdin_prompt(options, sys.stdin)
     interactive = prompt is None
     config = load_config(options.config_file, options.session_dir)
     store = SessionStore.from_config(config)
+
+    chosen = None
+    if options.pick:  # before anything else is set up: the list shows at once
+        from taurus_ops.chat.picker import pick
+
+        chosen = pick(config, store, Path.cwd())
+        if chosen is None:
+            print("No session chosen.")
+            return 0
 
     from taurus_ops.chat.app import ChatApp, tilde
     from taurus_ops.chat.ui import PlainUI, TerminalUI
@@ -96,6 +124,14 @@ def run_chat(options: ChatOptions) -> int:
         elif options.resume or options.session:
             _, mended = app.open_ref(options.session)
             banner = app.resume_banner(mended)
+        elif options.fork is not None:
+            from taurus_ops.store.fork import describe
+
+            made = app.open_fork(options.fork)
+            banner = app.resume_banner(label="Forked session, started")
+            banner.insert(1, describe(made))
+        elif chosen is not None:
+            banner = _picked(app, store, chosen)
         else:
             app.start_new(until_reply=not interactive)  # -p: no file unless a reply begins
             banner = app.new_banner()
@@ -115,6 +151,7 @@ def run_chat(options: ChatOptions) -> int:
         status = 130
     finally:
         app.stopping = True  # a late signal must not interrupt the final save
+        app.ui.close()  # no status line or live display left drawn
         app.close()
         if app.session is not None and app.unsaved:
             app.ui.notice("No session kept: the model never began a reply, so nothing was saved")
@@ -123,6 +160,21 @@ def run_chat(options: ChatOptions) -> int:
     if received:
         return 128 + received[0]
     return status
+
+
+def _picked(app: Any, store: Any, chosen: Any) -> list[str]:
+    """Open what the picker chose (a fork of it for Ctrl+F); the banner."""
+    from taurus_ops.store.fork import describe, fork_session
+
+    action, entry = chosen
+    if action == "fork":
+        made = fork_session(store, store.load(entry.path), None, store.checkpoints)
+        app.open_ref(str(made.session.path))
+        banner = app.resume_banner(label="Forked session, started")
+        banner.insert(1, describe(made))
+        return banner
+    _, mended = app.open_ref(entry.path)
+    return app.resume_banner(mended)
 
 
 def _interactive(app: Any, config: Any) -> int:

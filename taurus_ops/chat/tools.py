@@ -159,6 +159,23 @@ class ToolError(Exception):
     """A tool could not do what was asked; the message goes back to the model."""
 
 
+MAX_CHECKPOINT = 64 << 20  # bytes; a larger file is replaced without keeping its old content
+
+
+@dataclass
+class FileChange:
+    """What a write or edit is about to do to one file."""
+
+    path: Path  # the real path
+    shown: str  # as the user reads it (relative to the working directory when inside)
+    existed: bool
+    before: bytes | None  # the current content (None: no file, or too large to keep)
+    after: bytes
+    text: str  # ``after`` as text
+    line: int = 0  # where an edit starts
+    skipped: bool = False  # the old content is too large to keep as a checkpoint
+
+
 def cap(text: str, limit: int) -> str:
     """Keep the head and tail of ``text`` within ``limit`` characters, saying what was cut."""
     if len(text) <= limit:
@@ -286,6 +303,7 @@ class Tools:
     ) -> None:
         self.confine = Confinement.around(cwd, extra_roots, unconfined=allow_outside_cwd)
         self.cwd = self.confine.cwd
+        self.on_change: Callable[[FileChange], None] | None = None
         self.bash_timeout = bash_timeout
         self.output_limit = output_limit
         self.allow_outside_cwd = allow_outside_cwd
@@ -348,17 +366,52 @@ class Tools:
         return ToolResult(body if lines else "(empty file)")
 
     def tool_write(self, args: dict[str, Any]) -> ToolResult:
+        change = self.plan_write(args)
+        self.apply(change)
+        verb = "Overwrote" if change.existed else "Created"
+        return ToolResult(f"{verb} {change.shown} ({_lines(change.text)})")
+
+    def tool_edit(self, args: dict[str, Any]) -> ToolResult:
+        change = self.plan_edit(args)
+        self.apply(change)
+        return ToolResult(f"Edited {change.shown} at line {change.line}")
+
+    # -- the changes write and edit make -------------------------------------------------
+    def plan(self, name: str, args: Any) -> FileChange:
+        """What ``write`` or ``edit`` would do with ``args``, without doing it (ToolError,
+        PathRefused or OSError where the tool would fail)."""
+        checked, problem = check_input(name, args)
+        if problem is not None:
+            raise ToolError(problem)
+        return self.plan_write(checked) if name == "write" else self.plan_edit(checked)
+
+    def preview(self, name: str, args: Any) -> FileChange | None:
+        """``plan``, or None where the tool would fail (it says why when it runs)."""
+        if name not in ("write", "edit"):
+            return None
+        try:
+            return self.plan(name, args)
+        except Exception:
+            return None
+
+    def plan_write(self, args: dict[str, Any]) -> FileChange:
         path = self.path(args["file"])
         content = clean_text(args["content"])
         if path.is_dir():
             raise ToolError(f"{args['file']} is a directory")
         existed = os.path.lexists(path)
-        self.make_parents(path, args["file"])
-        self.replace(path, content.encode("utf-8"))
-        verb = "Overwrote" if existed else "Created"
-        return ToolResult(f"{verb} {self.rel(path)} ({_lines(content)})")
+        before = self.previous(path, args["file"]) if existed else None
+        return FileChange(
+            path,
+            self.rel(path),
+            existed,
+            before,
+            content.encode("utf-8"),
+            content,
+            skipped=(existed and before is None),
+        )
 
-    def tool_edit(self, args: dict[str, Any]) -> ToolResult:
+    def plan_edit(self, args: dict[str, Any]) -> FileChange:
         path = self.path(args["file"])
         old, new = args["old_string"], clean_text(args["new_string"])
         if not old:
@@ -383,9 +436,28 @@ class Tools:
                 f"old_string occurs {count} times in {self.rel(path)}; include more context "
                 "so it matches exactly once"
             )
-        self.replace(path, text.replace(old, new, 1).encode("utf-8"))
+        result = text.replace(old, new, 1)
         line = text[: text.index(old)].count("\n") + 1
-        return ToolResult(f"Edited {self.rel(path)} at line {line}")
+        return FileChange(
+            path, self.rel(path), True, data, result.encode("utf-8"), result, line=line
+        )
+
+    def previous(self, path: Path, shown: str) -> bytes | None:
+        """The current bytes of a file about to be replaced; None if too large to keep."""
+        try:
+            if os.lstat(path).st_size > MAX_CHECKPOINT:
+                return None
+        except FileNotFoundError:
+            return None
+        return self.confine.read_bytes(path, shown)
+
+    def apply(self, change: FileChange) -> None:
+        """Write a planned change: first ``on_change`` (the chat keeps a checkpoint; if it
+        cannot, it raises and the file is left alone), then the file."""
+        if self.on_change is not None:
+            self.on_change(change)
+        self.make_parents(change.path, change.shown)
+        self.replace(change.path, change.after)
 
     def make_parents(self, path: Path, shown: str) -> None:
         """Create the missing folders of an allowed path, and check they are still inside."""

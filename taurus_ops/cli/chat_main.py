@@ -40,6 +40,14 @@ def cli() -> None:
     metavar="PROMPT",
     help='Answer PROMPT once without the REPL ("-" reads stdin), print the reply, save the session.',
 )
+@click.option(
+    "--fork",
+    "fork",
+    metavar="REF[@N]",
+    help="Continue in a new session holding the first N messages of REF (default all); "
+    "REF is kept as it is.",
+)
+@click.option("--pick", is_flag=True, help="Choose the session to resume from a searchable list.")
 @click.option("--model", "-m", help="The model for this run (default: config key `model`).")
 @click.option(
     "--allow",
@@ -56,6 +64,8 @@ def cli() -> None:
     "taurus chat\n"
     "taurus chat --resume\n"
     "taurus chat --session password-reset-implementation\n"
+    "taurus chat --pick\n"
+    "taurus chat --fork password-reset@12\n"
     'taurus chat -p "why does test_login fail?" --allow bash\n'
     "git diff | taurus chat -r\n"
     "taurus chat --template code-review --var file=src/auth/login.ts"
@@ -64,6 +74,8 @@ def chat_cmd(
     resume: bool,
     session: str | None,
     prompt: str | None,
+    fork: str | None,
+    pick: bool,
     model: str | None,
     allow: tuple[str, ...],
     template: str | None,
@@ -85,6 +97,8 @@ def chat_cmd(
             resume=resume,
             session=session,
             prompt=prompt,
+            fork=fork,
+            pick=pick,
             model=model,
             allow=list(allow),
             template=template,

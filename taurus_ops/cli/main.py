@@ -14,6 +14,8 @@ COMMANDS = {
     "list": "taurus_ops.cli.sessions:list_cmd",
     "show": "taurus_ops.cli.sessions:show_cmd",
     "name": "taurus_ops.cli.sessions:name_cmd",
+    "fork": "taurus_ops.cli.branch:fork_cmd",
+    "checkpoints": "taurus_ops.cli.branch:checkpoints_cmd",
     "config": "taurus_ops.cli.config_cmd:config_group",
     "cleanup": "taurus_ops.cli.cleanup:cleanup_cmd",
     "archive": "taurus_ops.cli.cleanup:archive_cmd",

@@ -63,8 +63,9 @@ def search_cmd(
         case_sensitive=case_sensitive,
         limit=limit if (limit or paths_only) else 20,
     )
-    with Index(app.config) as index:
-        index.announce = announce_indexing
+    from taurus_ops.chat.ui import index_progress
+
+    with Index(app.config) as index, index_progress(index):
         if paths_only:
             request.limit = None
             hits = run_search(index, request)
@@ -87,6 +88,12 @@ def search_cmd(
         head = f"{hit.id}  {local_time(hit.updated, '%Y-%m-%d')}  {hit.title[:70]}"
         if hit.archived:
             head += "  [archived]"
+        if hit.parent:
+            head += (
+                f"  [fork of {hit.parent} @{hit.forked_at}]"
+                if hit.forked_at is not None
+                else f"  [continues {hit.parent}]"
+            )
         click.echo(click.style(head, bold=True) if color else head)
         if color:
             text = mark(hit.snippet, hit.highlights, "\x1b[1;33m", "\x1b[0m")
@@ -94,15 +101,6 @@ def search_cmd(
             text = mark(hit.snippet, hit.highlights, "[", "]")
         who = {"user": "You", "assistant": "Claude"}.get(hit.role, hit.role)
         click.echo(f"    {who}: {text}")
-
-
-def announce_indexing(count: int) -> None:
-    """Say why a first search or stats takes a few seconds (only on a terminal)."""
-    if sys.stderr.isatty():
-        click.echo(
-            f"Indexing {plural(count, 'session file')} (once; later runs read only what changed)...",
-            err=True,
-        )
 
 
 def _quote(word: str) -> str:
@@ -157,8 +155,9 @@ def index_rebuild(app: AppContext) -> None:
     from taurus_ops.store.index import Index
 
     start = time.perf_counter()
-    with Index(app.config) as index:
-        index.announce = announce_indexing
+    from taurus_ops.chat.ui import index_progress
+
+    with Index(app.config) as index, index_progress(index, "Rebuilding the index"):
         report = index.rebuild()
     took = time.perf_counter() - start
     click.echo(f"Rebuilt {index.path}: {plural(report.added, 'session')} in {took:.1f}s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -30,18 +31,32 @@ def _cleanup_warning(app: AppContext) -> str | None:
 @click.option("--limit", "-n", type=click.IntRange(min=1), help="Show at most N sessions.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (see README for fields).")
 @click.option("--archived", is_flag=True, help="Include archived sessions.")
-@example("taurus-ops list --limit 10\ntaurus-ops list --archived --json | jq '.[0].id'")
+@click.option("--tree", is_flag=True, help="Show forks and /compact successors under their parent.")
+@example(
+    "taurus-ops list --limit 10\n"
+    "taurus-ops list --tree\n"
+    "taurus-ops list --archived --json | jq '.[0].id'"
+)
 @pass_app
-def list_cmd(app: AppContext, limit: int | None, as_json: bool, archived: bool) -> None:
-    """List sessions, most recently updated first."""
-    summaries = app.store.summaries(archived=archived)
-    if limit:
-        summaries = summaries[:limit]
+def list_cmd(app: AppContext, limit: int | None, as_json: bool, archived: bool, tree: bool) -> None:
+    """List sessions, most recently updated first.
+
+    With --tree, a fork (`taurus-ops fork`, `/fork`) is listed under the session it was
+    forked from, with the message it was forked at (`fork @12`), and a /compact
+    successor under the session it continues (`compacted`).
+    """
     warning = _cleanup_warning(app)
     if warning:
         click.echo(f"warning: {warning}", err=True)
+    if tree:
+        _list_tree(app, limit, as_json, archived)
+        return
+    summaries = app.store.summaries(archived=archived)
+    children = _children(summaries)
+    if limit:
+        summaries = summaries[:limit]
     if as_json:
-        echo_json([s.as_json() for s in summaries])
+        echo_json([{**s.as_json(), "children": children.get(s.id, [])} for s in summaries])
         return
     if not summaries:
         click.echo(f"No sessions in {app.store.session_dir} yet. Start one with `taurus chat`.")
@@ -63,6 +78,37 @@ def list_cmd(app: AppContext, limit: int | None, as_json: bool, archived: bool) 
             ]
         )
     click.echo(table(rows, ["ID", "UPDATED", "MSGS", "TOOLS", "SIZE", "NAME", "TITLE"]))
+
+
+def _children(summaries: list) -> dict[str, list[str]]:
+    """id -> the ids of the sessions forked or compacted from it, oldest first."""
+    out: dict[str, list[str]] = {}
+    for s in sorted(summaries, key=lambda x: x.created or x.updated):
+        if s.parent:
+            out.setdefault(s.parent, []).append(s.id)
+    return out
+
+
+def _list_tree(app: AppContext, limit: int | None, as_json: bool, archived: bool) -> None:
+    from taurus_ops.store.family import build, render
+
+    roots = build(app.store.summaries(archived=True))
+    if not archived:  # an archived parent stays, to hold its active children
+        roots = [r for r in roots if any(not n.summary.archived for n in r.walk())]
+    if limit:
+        roots = roots[:limit]
+    if as_json:
+
+        def node(n: Any) -> dict[str, Any]:
+            return {**n.summary.as_json(), "children": [node(c) for c in n.children]}
+
+        echo_json([node(r) for r in roots])
+        return
+    if not roots:
+        click.echo(f"No sessions in {app.store.session_dir} yet. Start one with `taurus chat`.")
+        return
+    for line in render(roots, when=local_time):
+        click.echo(line)
 
 
 @click.command("show")
@@ -95,16 +141,45 @@ def show_cmd(app: AppContext, ref: str, as_json: bool, last: int | None) -> None
         ("Names", "names"),
         ("Dir", "cwd"),
         ("Model", "model"),
-        ("Parent", "parentSession"),
     ):
         value = info[key]
         if value:
             click.echo(
                 f"  {label + ':':<9} {', '.join(value) if isinstance(value, list) else value}"
             )
+    for line in _family_lines(app, session, info):
+        click.echo(line)
     click.echo("")
     for line in transcript(session, last=last):
         click.echo(line)
+
+
+def _family_lines(app: AppContext, session: Any, info: dict[str, Any]) -> list[str]:
+    """Parent (and where it was forked) and children, for ``show``."""
+    from taurus_ops.store.family import children_of
+    from taurus_ops.store.format import printable
+
+    lines = []
+    parent, forked = info.get("parentSession"), info.get("forkedAt")
+    if isinstance(parent, str) and parent:
+        how = (
+            f"forked at message {forked}"
+            if isinstance(forked, int) and not isinstance(forked, bool)
+            else "compacted into this one"
+        )
+        lines.append(f"  Parent:   {printable(parent)} ({how})")
+    kids = children_of(app.store.summaries(archived=True), session.id)
+    for label, group in (
+        ("Forks", [k for k in kids if k.forked_at is not None]),
+        ("Continued", [k for k in kids if k.forked_at is None]),
+    ):
+        if group:
+            shown = ", ".join(
+                f"{k.id} (@{k.forked_at})" if k.forked_at is not None else f"{k.id} (compacted)"
+                for k in group
+            )
+            lines.append(f"  {label + ':':<9} {shown}")
+    return lines
 
 
 @click.command("name")

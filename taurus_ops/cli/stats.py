@@ -30,11 +30,14 @@ def stats_cmd(app: AppContext, as_json: bool, since: str | None, days: int) -> N
         from taurus_ops.ops.search import parse_since
 
         moment = parse_since(since)
-    from taurus_ops.cli.search import announce_indexing
+    from taurus_ops.chat.ui import index_progress
 
-    with Index(app.config) as index:
-        index.announce = announce_indexing
+    with Index(app.config) as index, index_progress(index):
         stats = session_stats(index, since=moment)
+    checkpoints = app.store.checkpoints
+    if checkpoints is not None:
+        stats.checkpoint_bytes = checkpoints.size()
+        stats.checkpoint_limit = app.config.settings.checkpoints.max_bytes
     if as_json:
         echo_json(stats.as_json())
         return

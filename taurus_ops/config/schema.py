@@ -164,6 +164,16 @@ class ChatSettings(Section):
         return self
 
 
+class CheckpointSettings(Section):
+    max_bytes: Annotated[int, Field(ge=1 << 20, le=1 << 40)] = Field(
+        1 << 30,
+        description=(
+            "Bytes the file checkpoints (~/.taurus/checkpoints) may take, 1 MiB to 1 TiB; "
+            "the oldest go first."
+        ),
+    )
+
+
 class SettingsModel(Section):
     session_directory: Path = Field(
         default_factory=lambda: taurus_home() / "sessions", description="Where sessions are saved."
@@ -190,4 +200,8 @@ class SettingsModel(Section):
     remote: RemoteSettings = Field(
         default_factory=RemoteSettings,
         description="S3-compatible storage or a shared folder for sync and share; credentials come only from the AWS chain.",
+    )
+    checkpoints: CheckpointSettings = Field(
+        default_factory=CheckpointSettings,
+        description="What the chat keeps of files before write and edit change them (/rewind).",
     )

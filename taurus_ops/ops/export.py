@@ -213,12 +213,23 @@ def build_context(
             "model": data.get("model") if isinstance(data.get("model"), str) else "",
             "cwd": data.get("cwd") if isinstance(data.get("cwd"), str) else "",
             "usage": dict(usage) if usage else {},
+            **_family(data),
         },
         "turns": turns,
         "tool_calls": calls,
         "exported": fmt.now_iso(),
         "version": __version__,
         "redacted": 0,
+    }
+
+
+def _family(data: dict[str, Any]) -> dict[str, Any]:
+    """``parent`` (the session this one was forked or compacted from) and ``forked_at``."""
+    parent = data.get("parentSession")
+    forked = data.get("forkedAt")
+    return {
+        "parent": parent if isinstance(parent, str) else "",
+        "forked_at": forked if isinstance(forked, int) and not isinstance(forked, bool) else None,
     }
 
 

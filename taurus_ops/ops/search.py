@@ -108,10 +108,14 @@ class Hit:
     snippet: str = ""
     highlights: list[tuple[int, int]] = field(default_factory=list)
     key: int = 0  # the index row
+    parent: str | None = None  # the branch: the session it was forked (or compacted) from
+    forked_at: int | None = None  # where it was forked (None for a /compact successor)
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         del out["key"]
+        out["parentSession"] = out.pop("parent")
+        out["forkedAt"] = out.pop("forked_at")
         out["highlights"] = [list(span) for span in self.highlights]
         out["score"] = round(self.score, 4)
         return out
@@ -172,7 +176,8 @@ def _candidates(index: Index, query: SearchQuery) -> dict[int, tuple[Any, ...]]:
         where.append("instr(tools, ?) > 0")
         params.append(f" {query.tool} ")
     rows = index.query(
-        "SELECT key, id, path, archived, created, updated, title, messages FROM sessions"
+        "SELECT key, id, path, archived, created, updated, title, messages, parent, forked_at"
+        " FROM sessions"
         f" WHERE {' AND '.join(where)}",
         params,
     )
@@ -234,6 +239,8 @@ def _search(index: Index, query: SearchQuery) -> list[Hit]:
                 matches=len(matched),
                 message=min(per_term[0][key]),
                 key=key,
+                parent=row[8],
+                forked_at=row[9],
             )
         )
     hits.sort(key=lambda h: (-h.score, _neg_time(h.updated)))

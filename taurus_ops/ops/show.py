@@ -27,6 +27,7 @@ def details(session: Session, names: list[str]) -> dict[str, Any]:
         "cwd": data.get("cwd"),
         "model": data.get("model"),
         "parentSession": data.get("parentSession"),
+        "forkedAt": data.get("forkedAt"),
         "usage": usage,
     }
 
@@ -49,10 +50,12 @@ def _block_lines(block: Any, width: int) -> list[str]:
 
 
 def transcript(session: Session, width: int = 100, last: int | None = None) -> list[str]:
-    """The conversation, one speaker line per message; tool traffic summarised on one line."""
-    messages = session.messages if last is None else session.messages[-last:]
+    """The conversation, one speaker line per message, numbered from 1 (the numbers
+    ``fork REF@N`` and ``/rewind N`` take); tool traffic summarised on one line."""
+    total = len(session.messages)
+    first = 0 if last is None else max(total - last, 0)
     lines: list[str] = []
-    for message in messages:
+    for number, message in enumerate(session.messages[first:], first + 1):
         who = SPEAKERS.get(str(message.get("role")), str(message.get("role")))
         content = message.get("content")
         body: list[str] = []
@@ -65,6 +68,7 @@ def transcript(session: Session, width: int = 100, last: int | None = None) -> l
             body.append("[reply interrupted]")
         if isinstance(message.get("repaired"), str):  # set by `taurus-ops doctor --fix`
             body.append(f"[repaired by the doctor: {message['repaired']}]")
-        lines.append(fmt.printable(f"{who}: {body[0] if body else ''}"))
-        lines.extend("  " + fmt.printable(line) for line in body[1:])
+        lead = f"[{number}] "
+        lines.append(fmt.printable(f"{lead}{who}: {body[0] if body else ''}"))
+        lines.extend(" " * len(lead) + fmt.printable(line) for line in body[1:])
     return lines

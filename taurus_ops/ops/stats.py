@@ -88,6 +88,8 @@ class Stats:
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
     per_day: dict[str, int] = field(default_factory=dict)
     since: str | None = None
+    checkpoint_bytes: int | None = None  # ~/.taurus/checkpoints (all sessions)
+    checkpoint_limit: int | None = None  # checkpoints.maxBytes
 
     def cost_by_model(self) -> dict[str, float | None]:
         return {m: estimate_cost(m, t) for m, t in self.tokens.items()}
@@ -113,6 +115,8 @@ class Stats:
             "costNote": PRICE_NOTE,
             "sessionsPerDay": self.per_day,
             "since": self.since,
+            "checkpointBytes": self.checkpoint_bytes,
+            "checkpointMaxBytes": self.checkpoint_limit,
         }
 
 
@@ -201,6 +205,14 @@ def _top(counter: Counter[str], n: int) -> list[tuple[str, int]]:
     return sorted(counter.items(), key=lambda kv: (kv[1], kv[0].encode()), reverse=True)[:n]
 
 
+def _size(value: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"  # pragma: no cover
+
+
 def tokens_short(value: int) -> str:
     for unit, size in (("M", 1_000_000), ("K", 1_000)):
         if value >= size:
@@ -244,6 +256,13 @@ def render_text(stats: Stats, days: int = 14, now: datetime | None = None) -> li
         )
     if stats.tokens:
         lines.append(f"  Total ≈ ${stats.total_cost():.2f} ({PRICE_NOTE})")
+    if stats.checkpoint_bytes is not None:
+        limit = (
+            f" of checkpoints.maxBytes {_size(stats.checkpoint_limit)}"
+            if stats.checkpoint_limit
+            else ""
+        )
+        lines += ["", f"File checkpoints (/rewind): {_size(stats.checkpoint_bytes)}{limit}"]
     now = now or datetime.now(UTC)
     today = now.astimezone().date()
     recent = [(today - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]

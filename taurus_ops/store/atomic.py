@@ -254,3 +254,15 @@ def remove_foreign(path: Path | str) -> None:
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def create_exclusive(
+    target: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True
+) -> bool:
+    """``atomic_create`` that answers instead of raising: True if this call created
+    ``target``, False if a file (or link) of that name was already there, left as it is."""
+    try:
+        atomic_create(target, data, mode, durable)
+    except FileExistsError:
+        return False
+    return True

@@ -45,8 +45,9 @@ from taurus_ops.store.session import title_of
 from taurus_ops.store.summary import SessionSummary, summarize
 from taurus_ops.words import plural
 
-SCHEMA_VERSION = "7"  # 5: NUL in message text as U+FFFD; 6: titles without control characters
-# 7: facts hold the session's cwd and parentSession
+SCHEMA_VERSION = "8"  # 5: NUL in message text as U+FFFD; 6: titles without control characters;
+# 7: facts hold the session's cwd and parentSession; 8: parent, forked_at and cwd columns
+# (the session family), a fork's copied usage not counted again
 INDEX_NAME = "index.sqlite"
 MSG_BITS = 20  # a message's FTS rowid is (session key << MSG_BITS) | message index
 MAX_MESSAGES = (1 << MSG_BITS) - 1
@@ -76,7 +77,10 @@ CREATE TABLE sessions(
     tools TEXT NOT NULL,
     facts TEXT NOT NULL,
     summary TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    parent TEXT,
+    forked_at INTEGER,
+    cwd TEXT
 );
 CREATE INDEX sessions_folder ON sessions(folder);
 CREATE TABLE counts(
@@ -175,12 +179,17 @@ def _add_usage(target: dict[str, dict[str, int]], model: str, usage: dict[str, A
 
 
 def usage_by_model(data: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Token use by model: per-message ``usage`` summed; the session's totals if none."""
+    """Token use by model: per-message ``usage`` summed; the session's totals if none.
+
+    The first ``forkedAt`` messages of a fork are copies of its parent's, whose tokens
+    the parent already counts."""
     out: dict[str, dict[str, int]] = {}
     messages = data.get("messages")
     default_model = data.get("model") if isinstance(data.get("model"), str) else "unknown"
+    copied = data.get("forkedAt") if isinstance(data.get("parentSession"), str) else None
+    skip = copied if isinstance(copied, int) and not isinstance(copied, bool) and copied > 0 else 0
     if isinstance(messages, list):
-        for message in messages:
+        for message in messages[skip:]:
             usage = message.get("usage") if isinstance(message, dict) else None
             if isinstance(usage, dict):
                 model = usage.get("model")
@@ -575,6 +584,7 @@ class Index:
         return bool(row) and row[0] == SCHEMA_VERSION
 
     announce: Callable[[int], None] | None = None  # told how many files a long refresh reads
+    progress: Callable[[int, int], None] | None = None  # (files read, of how many) as it goes
     ANNOUNCE_FROM = 500
 
     def refresh(self, max_reads: int | None = None) -> RefreshReport:
@@ -597,10 +607,12 @@ class Index:
                 report.skipped = True
                 return report
             reads = sum(w[3] for w in work)
-            if self.announce is not None and reads >= self.ANNOUNCE_FROM:
+            long = reads >= self.ANNOUNCE_FROM
+            if self.announce is not None and long:
                 self.announce(reads)
+            tell = self._progress_counter(reads) if long and self.progress is not None else None
             for folder, archived, found, _ in work:
-                self._refresh_folder(conn, folder, archived, report, found)
+                self._refresh_folder(conn, folder, archived, report, found, tell)
             return report
 
         self._guarded(run)
@@ -611,6 +623,21 @@ class Index:
             report.rebuilt, report.damaged = True, self.damaged
         return report
 
+    def _progress_counter(self, total: int) -> Callable[[], None]:
+        """A function to call after each file read; it tells ``progress`` every 100 files."""
+        done = 0
+        progress = self.progress
+        assert progress is not None
+
+        def tell() -> None:
+            nonlocal done
+            done += 1
+            if done % 100 == 0 or done == total:
+                progress(done, total)
+
+        progress(0, total)
+        return tell
+
     def _refresh_folder(
         self,
         conn: sqlite3.Connection,
@@ -618,6 +645,7 @@ class Index:
         archived: bool,
         report: RefreshReport,
         on_disk: dict[str, tuple[int, int, int]] | None = None,
+        tell: Callable[[], None] | None = None,
     ) -> None:
         key_folder = _folder_key(folder)
         on_disk = _scan(folder) if on_disk is None else on_disk
@@ -642,6 +670,8 @@ class Index:
                 except FileNotFoundError:
                     continue
                 self._insert(conn, path, key_folder, archived, st, facts, summary)
+                if tell is not None:
+                    tell()
                 if path in dropped_paths:
                     report.changed += 1
                 else:
@@ -687,8 +717,8 @@ class Index:
         tools = " " + " ".join(sorted(facts.used_tools)) + " " if facts.used_tools else ""
         cur = conn.execute(
             "INSERT INTO sessions(path, folder, archived, size, mtime_ns, inode, id, created,"
-            " updated, title, messages, tool_calls, tools, facts, summary, error)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " updated, title, messages, tool_calls, tools, facts, summary, error, parent,"
+            " forked_at, cwd) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 stored_path(path),
                 folder,
@@ -708,6 +738,9 @@ class Index:
                     separators=(",", ":"),
                 ),
                 facts.error,
+                summary.parent,
+                summary.forked_at,
+                summary.cwd,
             ),
         )
         key = cur.lastrowid

@@ -39,6 +39,10 @@ def _result_ids(message: dict[str, Any]) -> set[str]:
     }
 
 
+tool_use_ids = _tool_use_ids  # the ids of an assistant message's tool_use blocks
+result_ids = _result_ids  # the tool_use ids a user message's tool_result blocks answer
+
+
 def interrupted_result(tool_use_id: str) -> dict[str, Any]:
     return {
         "type": "tool_result",

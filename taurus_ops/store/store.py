@@ -63,6 +63,15 @@ class SessionStore:
             store.fetch_missing = fetch
         return store
 
+    @property
+    def checkpoints(self) -> Any:
+        """The CheckpointStore beside the sessions (None without a Taurus home)."""
+        if self.index_home is None:
+            return None
+        from taurus_ops.store.checkpoints import CheckpointStore
+
+        return CheckpointStore.for_home(self.index_home)
+
     # -- files -----------------------------------------------------------------------
     def ensure(self) -> None:
         ensure_dir(self.session_dir)

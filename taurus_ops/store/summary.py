@@ -26,6 +26,9 @@ class SessionSummary:
     archived: bool = False
     names: list[str] = field(default_factory=list)
     error: str | None = None  # set when the file cannot be read as a session
+    parent: str | None = None  # parentSession: the session this one was forked or compacted from
+    forked_at: int | None = None  # forkedAt: how many of the parent's messages a fork kept
+    cwd: str | None = None  # where the session was started (its project)
 
     def sort_key(self) -> datetime:
         return fmt.parse_time(self.updated) or datetime.min.replace(tzinfo=UTC)
@@ -33,6 +36,8 @@ class SessionSummary:
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["toolCalls"] = out.pop("tool_calls")
+        out["parentSession"] = out.pop("parent")
+        out["forkedAt"] = out.pop("forked_at")
         return out
 
 
@@ -71,4 +76,19 @@ def summarize(
         else title_of(messages),
         size=st.st_size,
         archived=archived,
+        **family_fields(data),
     )
+
+
+def family_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """``parent``, ``forked_at`` and ``cwd`` of a session document (None where unset)."""
+    parent = data.get("parentSession")
+    forked = data.get("forkedAt")
+    cwd = data.get("cwd")
+    return {
+        "parent": parent if isinstance(parent, str) and fmt.is_valid_token(parent) else None,
+        "forked_at": forked
+        if isinstance(forked, int) and not isinstance(forked, bool) and forked >= 0
+        else None,
+        "cwd": fmt.printable(cwd) if isinstance(cwd, str) and cwd and "\0" not in cwd else None,
+    }
