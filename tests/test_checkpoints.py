@@ -52,6 +52,15 @@ def test_blobs_are_private_deduplicated_checked_and_never_replaced(tmp_path):
         store.read("abc123", sha("never stored"))
 
 
+def test_an_id_no_file_name_could_hold_gets_a_folder_inside_the_store(tmp_path):
+    store = CheckpointStore(tmp_path / "checkpoints")
+    for odd in ("../../etc", "a b", "x/y", "", "é" * 70):
+        folder = store.folder(odd)
+        assert folder.parent == store.root and folder.name.startswith("id-")
+        name, _ = store.save(odd, b"content")
+        assert store.read(odd, name) == b"content"
+
+
 def test_forks_share_blobs_and_removing_a_session_keeps_what_a_fork_needs(tmp_path):
     store = CheckpointStore(tmp_path / "checkpoints")
     shared, _ = store.save("parent1", b"x" * 1000)

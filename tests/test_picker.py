@@ -138,3 +138,11 @@ def test_a_first_index_build_shows_a_progress_bar_with_a_count(store, taurus_hom
     )
     assert "Indexing" not in plain.stderr and "Rebuilding" not in plain.stderr  # not on a pipe
     assert Path(taurus_home / "index.sqlite").exists()
+
+
+def test_the_picker_says_when_there_is_nothing_to_pick(store):
+    from taurus_ops.chat.picker import pick
+    from taurus_ops.errors import SessionNotFound
+
+    with pytest.raises(SessionNotFound, match="no sessions yet"):
+        pick(load_config(), store, Path.cwd())

@@ -381,6 +381,12 @@ def pick(
             with index_progress(index, "Indexing sessions for the picker"):
                 index.refresh()
         entries = load_entries(index, store, root, refresh=False)
+        if not entries:
+            from taurus_ops.errors import SessionNotFound
+
+            raise SessionNotFound(
+                f"no sessions yet in {store.session_dir}; start one with `taurus chat`"
+            )
 
         def find(terms: list[str]) -> set[int]:
             hits = search(index, SearchQuery(terms=terms), refresh=False)

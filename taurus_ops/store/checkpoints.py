@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from taurus_ops.errors import TaurusError
+from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import TMP_MARK, create_exclusive, ensure_dir
-from taurus_ops.store.refs import check_token
 
 FOLDER_NAME = "checkpoints"
 ABSENT = "absent"  # the file did not exist
@@ -98,7 +98,11 @@ class CheckpointStore:
 
     # -- one session's folder ------------------------------------------------------------
     def folder(self, session_id: str) -> Path:
-        return self.root / check_token(session_id, "session id")
+        """The session's folder: its id, or for an id no file name could hold (a hand-made
+        file's ``"sessionId": "a b/c"``) a name made from it, never a path elsewhere."""
+        if fmt.is_valid_token(session_id):
+            return self.root / session_id
+        return self.root / ("id-" + digest(session_id.encode("utf-8", "replace"))[:24])
 
     def path(self, session_id: str, sha: str) -> Path:
         if not SHA_RE.match(sha):
@@ -192,7 +196,7 @@ class CheckpointStore:
                     out.append(
                         Blob(sid, entry.name, st.st_size, st.st_mtime, (st.st_dev, st.st_ino))
                     )
-            except (FileNotFoundError, NotADirectoryError, TaurusError):
+            except (FileNotFoundError, NotADirectoryError):
                 continue
         return out
 
