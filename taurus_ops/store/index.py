@@ -46,8 +46,8 @@ from taurus_ops.store.summary import SessionSummary, summarize
 from taurus_ops.words import plural
 
 SCHEMA_VERSION = "8"  # 5: NUL in message text as U+FFFD; 6: titles without control characters;
-# 7: facts hold the session's cwd and parentSession; 8: parent, forked_at and cwd columns
-# (the session family), a fork's copied usage not counted again
+# 7: the session's cwd and parentSession; 8: parent, forked_at and cwd as columns (the
+# session family), a fork's copied usage not counted again
 INDEX_NAME = "index.sqlite"
 MSG_BITS = 20  # a message's FTS rowid is (session key << MSG_BITS) | message index
 MAX_MESSAGES = (1 << MSG_BITS) - 1
@@ -124,8 +124,6 @@ class SessionFacts:
     modified: dict[str, int] = field(default_factory=dict)  # edit/write .file -> count
     usage: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> token counts
     texts: list[tuple[int, str, str]] = field(default_factory=list)  # (index, role, text)
-    cwd: str = ""  # the folder the chat ran in (the session's project)
-    parent: str = ""  # parentSession: the session this one continues (/compact)
     error: str | None = None
 
 
@@ -217,10 +215,6 @@ def extract(data: Any, file_id: str, mtime_iso: str) -> SessionFacts:
         messages=len(messages),
         tool_calls=len(calls),
     )
-    for key, attr in (("cwd", "cwd"), ("parentSession", "parent")):
-        value = data.get(key)
-        if isinstance(value, str):
-            setattr(facts, attr, fmt.clean_text(value))
     title = data.get("title")
     facts.title = (
         fmt.one_line(title) if isinstance(title, str) and title.strip() else title_of(messages)
@@ -289,6 +283,28 @@ class IndexedSession:
     tool_calls: int
     facts: dict[str, Any]
     error: str | None
+
+
+@dataclass
+class ListedSession:
+    """One session as a listing shows it: its index columns and its token counts by model."""
+
+    key: int
+    path: str
+    archived: bool
+    size: int
+    mtime_ns: int
+    id: str
+    created: str
+    updated: str
+    title: str
+    messages: int
+    tool_calls: int
+    tools: frozenset[str]  # toolCalls and tool_use names
+    error: str | None
+    cwd: str
+    parent: str
+    usage: dict[str, dict[str, int]]  # model -> token counts
 
 
 class IndexProblem(str):
@@ -708,8 +724,6 @@ class Index:
                 "tools": facts.tools,
                 "modified": facts.modified,
                 "usage": facts.usage,
-                "cwd": facts.cwd,
-                "parent": facts.parent,
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -831,6 +845,51 @@ class Index:
                 for r in conn.execute(
                     "SELECT key, path, archived, size, mtime_ns, id, created, updated, title,"
                     " messages, tool_calls, facts, error FROM sessions"
+                    f" WHERE folder IN ({marks})",
+                    folders,
+                )
+            ]
+
+        return self._guarded(run)
+
+    def listing(self, archived: bool = True, active: bool = True) -> list[ListedSession]:
+        """Every indexed session of the configured directories with its usage, in two
+        queries (refresh first for fresh data)."""
+        folders = self.folder_keys(archived, active)
+        marks = ",".join("?" * len(folders))
+
+        def run(conn: sqlite3.Connection) -> list[ListedSession]:
+            usage: dict[int, dict[str, dict[str, int]]] = {}
+            for key, model, *counts in conn.execute(
+                "SELECT u.key, u.model, u.input, u.output, u.cache_read, u.cache_creation"
+                f" FROM usage u JOIN sessions s ON s.key = u.key WHERE s.folder IN ({marks})",
+                folders,
+            ):
+                usage.setdefault(key, {})[model] = {
+                    k: int(c or 0) for k, c in zip(USAGE_KEYS, counts, strict=True)
+                }
+            return [
+                ListedSession(
+                    key=r[0],
+                    path=disk_path(r[1]),
+                    archived=bool(r[2]),
+                    size=r[3],
+                    mtime_ns=r[4],
+                    id=r[5],
+                    created=r[6],
+                    updated=r[7],
+                    title=r[8],
+                    messages=r[9],
+                    tool_calls=r[10],
+                    tools=frozenset(r[11].split()),
+                    error=r[12],
+                    cwd=r[13] or "",
+                    parent=r[14] or "",
+                    usage=usage.get(r[0], {}),
+                )
+                for r in conn.execute(
+                    "SELECT key, path, archived, size, mtime_ns, id, created, updated, title,"
+                    " messages, tool_calls, tools, error, cwd, parent FROM sessions"
                     f" WHERE folder IN ({marks})",
                     folders,
                 )

@@ -239,15 +239,6 @@ class _Run:
 
 
 # -- the adapter ---------------------------------------------------------------------------
-_ROWS_SQL = (
-    "SELECT key, path, archived, size, id, created, updated, title, messages, tool_calls,"
-    " tools, error, json_extract(facts, '$.cwd'), json_extract(facts, '$.parent'), mtime_ns"
-    " FROM sessions WHERE folder IN ({marks})"
-)
-_USAGE_SQL = (
-    "SELECT u.key, u.model, u.input, u.output, u.cache_read, u.cache_creation FROM usage u"
-    " JOIN sessions s ON s.key = u.key WHERE s.folder IN ({marks})"
-)
 _MEDIA = {
     ".md": "text/markdown; charset=utf-8",
     ".html": "text/html; charset=utf-8",
@@ -410,42 +401,34 @@ class Viewer:
             self._memo = {}
 
     def _read_rows(self, index: Index) -> list[SessionRow]:
-        folders = index.folder_keys(archived=True)
-        marks = ",".join("?" * len(folders))
-        usage: dict[int, dict[str, dict[str, int]]] = {}
-        for key, model, *counts in index.query(_USAGE_SQL.format(marks=marks), folders):
-            usage.setdefault(key, {})[model] = {
-                k: int(c or 0) for k, c in zip(USAGE_KEYS, counts, strict=True)
-            }
         rows = []
-        for r in index.query(_ROWS_SQL.format(marks=marks), folders):
-            by_model = usage.get(r[0], {})
+        for r in index.listing():
             tokens = dict.fromkeys(USAGE_KEYS, 0)
             costs = []
-            for model, counts in by_model.items():
+            for model, counts in r.usage.items():
                 for k in USAGE_KEYS:
                     tokens[k] += counts[k]
                 costs.append(estimate_cost(model, counts))
             known = [c for c in costs if c is not None]
             rows.append(
                 SessionRow(
-                    id=r[4],
-                    path=r[1],
-                    archived=bool(r[2]),
-                    size=r[3],
-                    created=r[5],
-                    updated=r[6],
-                    title=r[7],
-                    messages=r[8],
-                    tool_calls=r[9],
-                    tools=frozenset(r[10].split()),
-                    error=r[11],
-                    cwd=r[12] or "",
-                    parent=r[13] or "",
+                    id=r.id,
+                    path=r.path,
+                    archived=r.archived,
+                    size=r.size,
+                    created=r.created,
+                    updated=r.updated,
+                    title=r.title,
+                    messages=r.messages,
+                    tool_calls=r.tool_calls,
+                    tools=r.tools,
+                    error=r.error,
+                    cwd=r.cwd,
+                    parent=r.parent,
                     tokens=tokens,
-                    cost=sum(known) if known else (0.0 if not by_model else None),
-                    usage=by_model,
-                    mtime_ns=r[14],
+                    cost=sum(known) if known else (0.0 if not r.usage else None),
+                    usage=r.usage,
+                    mtime_ns=r.mtime_ns,
                 )
             )
         return rows
