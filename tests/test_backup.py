@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers.mounts import mount_tmpfs
 from helpers.sessions import make_document, write_session
 
 from taurus_ops.ops import backup
@@ -406,19 +407,6 @@ def test_backup_directory_not_writable(home: Path, ops) -> None:
     assert out.output.count("\n") == 1 and "cannot create the backup folder" in out.output
 
 
-def _mount_tmpfs(mount: Path, options: str) -> None:
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
-            capture_output=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        pytest.skip("cannot run mount")
-    if done.returncode != 0:
-        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); not available here")
-
-
 def _big_sessions(home: Path, n: int = 6) -> None:
     sessions = home / ".taurus" / "sessions"
     for i in range(n):
@@ -432,7 +420,7 @@ def test_full_disk_removes_partial_and_keeps_old_backups(home: Path, ops, tmp_pa
     populate(home)
     mount = tmp_path / "small"
     mount.mkdir()
-    _mount_tmpfs(mount, "size=512k,mode=0700")
+    mount_tmpfs(mount, "size=512k,mode=0700")
     try:
         (home / ".taurus" / "config.yaml").write_text(f"backup:\n  directory: {mount}\n")
         assert ops("backup", "create").exit_code == 0  # a small one fits
@@ -455,7 +443,7 @@ def test_read_only_backup_folder(home: Path, ops, tmp_path: Path) -> None:
     populate(home)
     mount = tmp_path / "ro"
     mount.mkdir()
-    _mount_tmpfs(mount, "size=1m,ro")
+    mount_tmpfs(mount, "size=1m,ro")
     try:
         (home / ".taurus" / "config.yaml").write_text(f"backup:\n  directory: {mount}\n")
         out = ops("backup", "create")

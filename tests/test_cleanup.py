@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers.mounts import mount_tmpfs
 from helpers.sessions import make_document, write_session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -388,16 +389,7 @@ def test_two_jobs_never_run_at_once(taurus_home: Path, store) -> None:
 def tmpfs(tmp_path: Path):
     mount = tmp_path / "other-fs"
     mount.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-            capture_output=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        pytest.skip("cannot run mount")
-    if done.returncode != 0:
-        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); not available here")
+    mount_tmpfs(mount, "size=4m")
     try:
         yield mount
     finally:
@@ -465,13 +457,7 @@ def test_logs_hold_no_secrets(taurus_home: Path, store, ops, monkeypatch) -> Non
 def test_unwritable_archive_loses_nothing(taurus_home: Path, store, ops, tmp_path: Path) -> None:
     mount = tmp_path / "read-only"
     mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
-        capture_output=True,
-        timeout=10,
-    )
-    if done.returncode != 0:
-        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); not available here")
+    mount_tmpfs(mount, "size=1m,ro")
     try:
         add_session(store.session_dir, "new", 0.1)
         old = add_session(store.session_dir, "old", 90)

@@ -12,27 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.mounts import mount_tmpfs
 from helpers.sessions import make_document, write_session
-
-
-def _mount(mount: Path, options: str) -> None:
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
-            capture_output=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        pytest.skip("cannot run mount")
-    if done.returncode != 0:
-        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); not available here")
 
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "small"
     mount.mkdir()
-    _mount(mount, "size=256k,mode=0700")
+    mount_tmpfs(mount, "size=256k,mode=0700")
     try:
         yield mount
     finally:
