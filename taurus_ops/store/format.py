@@ -105,14 +105,31 @@ def clean_text(text: str) -> str:
 
 
 def clean(value: Any) -> Any:
-    """A copy of a JSON-like value whose every string (keys too) is ``clean_text``-ed."""
+    """A copy of a JSON-like value whose every string (keys too) is ``clean_text``-ed.
+
+    Iterative, so a document as deep as a JSON reader allows is no RecursionError.
+    """
     if isinstance(value, str):
         return clean_text(value)
-    if isinstance(value, dict):
-        return {clean(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(item) for item in value]
-    return value
+    if not isinstance(value, dict | list | tuple):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, root)]
+    while stack:
+        source, copy = stack.pop()
+        pairs = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, child in pairs:
+            if isinstance(child, str):
+                child = clean_text(child)
+            elif isinstance(child, dict | list | tuple):
+                inner: Any = {} if isinstance(child, dict) else []
+                stack.append((child, inner))
+                child = inner
+            if isinstance(copy, dict):
+                copy[clean_text(key) if isinstance(key, str) else key] = child
+            else:
+                copy.append(child)
+    return root
 
 
 MARK_ERRORS = "taurus-replacement-mark"
@@ -209,25 +226,7 @@ def _std_loads(text: str) -> Any:
     except RecursionError:
         raise ValueError("not valid JSON: nested too deeply") from None
     if "\\u" in text or _LONE_SURROGATE.search(text):
-        return _replace_surrogates(value)
-    return value
-
-
-def _replace_surrogates(value: Any) -> Any:
-    stack: list[Any] = [value]
-    if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    while stack:
-        item = stack.pop()
-        pairs = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
-        for key, child in pairs:
-            if isinstance(child, str):
-                child = _LONE_SURROGATE.sub("\ufffd", child)
-                item[key] = child
-            elif isinstance(child, dict | list):
-                stack.append(child)
-            if isinstance(key, str) and _LONE_SURROGATE.search(key):
-                item[_LONE_SURROGATE.sub("\ufffd", key)] = item.pop(key)
+        return clean(value)
     return value
 
 
