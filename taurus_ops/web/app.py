@@ -45,6 +45,7 @@ from taurus_ops.web import charts, listing, render, text
 from taurus_ops.web import data as D
 from taurus_ops.web.security import Guard, HostRule, cookie_name
 from taurus_ops.web.transcript import Transcript, block_text, cards
+from taurus_ops.words import plural
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -122,7 +123,7 @@ class Site:
         )
         self.env.globals.update(
             url=_url,
-            plural=text.plural,
+            plural=functools.partial(plural, grouped=True),
             version=D.VERSION,
             asset=lambda name: f"/static/{name}?v={self.asset_version}",
             session_dir=str(viewer.session_dir),

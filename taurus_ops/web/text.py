@@ -13,10 +13,6 @@ def human_size(size: float) -> str:
     return f"{size:.1f} TB"  # pragma: no cover
 
 
-def plural(count: int, word: str, many: str | None = None) -> str:
-    return f"{count:,} {word if count == 1 else many or word + 's'}"
-
-
 def short_project(cwd: str) -> str:
     """A working directory as a column shows it: ``~/work/app`` or its last two parts."""
     if not cwd:
