@@ -145,15 +145,21 @@ def open_backend(where: RemoteUrl, settings: Any) -> Any:
     return S3Remote(where, settings.endpoint_url, settings.region, settings.profile)
 
 
-def connect(config: Any) -> Connection:
-    """Open the configured remote; RemoteConfigError (exit 2) when none is configured."""
-    settings = config.settings.remote
-    if not settings.url:
+def configured_url(config: Any) -> RemoteUrl:
+    """The configured remote.url, parsed; NotConfigured (exit 2) when there is none."""
+    url = config.settings.remote.url
+    if not url:
         raise NotConfigured(
             "no remote is configured: set remote.url (s3://BUCKET/PREFIX or file:///PATH) "
             "in ~/.taurus/config.yaml"
         )
-    where = parse_remote_url(settings.url)
+    return parse_remote_url(url)
+
+
+def connect(config: Any) -> Connection:
+    """Open the configured remote; RemoteConfigError (exit 2) when none is configured."""
+    settings = config.settings.remote
+    where = configured_url(config)
     key_file = settings.encryption_key_file
     key = load_key(Path(key_file)) if key_file else None
     return Connection(open_backend(where, settings), where, device_of(config.settings), key)

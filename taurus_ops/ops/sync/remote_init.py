@@ -6,20 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from taurus_ops.config.paths import taurus_home
-from taurus_ops.remote import Connection, NotConfigured, RemoteConfigError, open_backend
+from taurus_ops.remote import Connection, RemoteConfigError, configured_url, open_backend
 from taurus_ops.remote.codec import load_key, new_key_file
-from taurus_ops.remote.url import device_of, parse_remote_url
+from taurus_ops.remote.url import device_of
 
 
 def init_remote(config: Any, encrypt: bool, key_file: Path | None = None) -> list[str]:
     """Set up the configured remote; returns the lines to print."""
     settings = config.settings.remote
-    if not settings.url:
-        raise NotConfigured(
-            "no remote is configured: set remote.url (s3://BUCKET/PREFIX or file:///PATH) "
-            "in ~/.taurus/config.yaml first"
-        )
-    where = parse_remote_url(settings.url)
+    where = configured_url(config)
     configured = Path(settings.encryption_key_file) if settings.encryption_key_file else None
     lines: list[str] = []
     backend = open_backend(where, settings)
