@@ -60,7 +60,7 @@ def create_cmd(app: AppContext, output: Path | None, as_json: bool, wait: float)
     and leaves older backups untouched.
     """
     from taurus_ops.ops.backup import create_backup
-    from taurus_ops.ops.cleanup import ops_lock
+    from taurus_ops.ops.lock import ops_lock
     from taurus_ops.ops.log import ops_logger
 
     config = app.config
@@ -191,7 +191,7 @@ def restore_cmd(
     """
     from taurus_ops.errors import TaurusError
     from taurus_ops.ops import backup
-    from taurus_ops.ops.cleanup import ops_lock
+    from taurus_ops.ops.lock import ops_lock
     from taurus_ops.ops.log import ops_logger
 
     config = app.config

@@ -29,6 +29,7 @@ def cleanup_cmd(app: AppContext, dry_run: bool, as_json: bool, wait: float) -> N
     until configured. Every run is logged to ~/.taurus/logs/taurus-ops.log.
     """
     from taurus_ops.ops import cleanup
+    from taurus_ops.ops.lock import ops_lock
     from taurus_ops.ops.log import ops_logger
 
     config, store = app.config, app.store
@@ -44,7 +45,7 @@ def cleanup_cmd(app: AppContext, dry_run: bool, as_json: bool, wait: float) -> N
         else:
             click.echo(f"Nothing to do: {message}.")
         return
-    with cleanup.ops_lock(config.home, wait):
+    with ops_lock(config.home, wait):
         plan = cleanup.make_plan(config, store)
         if dry_run:
             log.info(
@@ -112,7 +113,8 @@ def archive_cmd(app: AppContext, refs: tuple[str, ...]) -> None:
     Names keep working (they are re-pointed); archived sessions stay listable with
     `taurus-ops list --archived` and resumable.
     """
-    from taurus_ops.ops.cleanup import archive_session, check_layout, ops_lock
+    from taurus_ops.ops.cleanup import archive_session, check_layout
+    from taurus_ops.ops.lock import ops_lock
     from taurus_ops.ops.log import ops_logger
 
     config = app.config
@@ -143,7 +145,8 @@ def archive_cmd(app: AppContext, refs: tuple[str, ...]) -> None:
 @pass_app
 def unarchive_cmd(app: AppContext, ref: str) -> None:
     """Move an archived session back into the session directory."""
-    from taurus_ops.ops.cleanup import ops_lock, unarchive_session
+    from taurus_ops.ops.cleanup import unarchive_session
+    from taurus_ops.ops.lock import ops_lock
     from taurus_ops.ops.log import ops_logger
 
     config = app.config

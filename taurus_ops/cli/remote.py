@@ -35,7 +35,7 @@ def sync_cmd(
     """
     from taurus_ops.errors import UsageError
     from taurus_ops.ops import sync
-    from taurus_ops.ops.cleanup import ops_lock
+    from taurus_ops.ops.lock import ops_lock
     from taurus_ops.ops.log import ops_logger
 
     if push and pull:

@@ -604,36 +604,3 @@ def unarchive_session(store: Any, ref: str) -> tuple[Path, Path]:
     with SessionLock(found.path):
         new = store.unarchive(found.path)
     return found.path, new
-
-
-@contextlib.contextmanager
-def ops_lock(home: Path, wait: float = 0.0, cancel: Any = None, log: Any = None):  # type: ignore[no-untyped-def]
-    """Hold the ops lock. With ``wait`` > 0, retry once a second for up to that many
-    seconds (giving up early when the event ``cancel`` is set)."""
-    import time
-
-    from taurus_ops.errors import OpsLocked
-    from taurus_ops.store.lock import OpsLock
-
-    deadline = time.monotonic() + wait
-    told = False
-    while True:
-        lock = OpsLock(home)
-        try:
-            lock.acquire()
-            break
-        except OpsLocked as exc:
-            if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
-                raise
-            if log is not None and not told:
-                log.info("waiting up to %ds: %s", wait, exc)
-                told = True
-            pause = min(1.0, max(deadline - time.monotonic(), 0.05))
-            if cancel is not None:
-                cancel.wait(pause)
-            else:
-                time.sleep(pause)
-    try:
-        yield lock
-    finally:
-        lock.release()

@@ -102,7 +102,7 @@ def run_job(
     log = ops_logger(config.home, LOGGER)
     log.info("%s: scheduled run starting", kind)
     try:
-        from taurus_ops.ops.cleanup import ops_lock
+        from taurus_ops.ops.lock import ops_lock
 
         with ops_lock(config.home, wait=lock_wait, cancel=STOPPING, log=log):
             if kind == "cleanup":
