@@ -11,11 +11,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from taurus_ops.errors import TaurusError
+
+if TYPE_CHECKING:
+    from taurus_ops.config.effective import Config
+    from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.store import SessionStore
 
 
 class AppContext:
@@ -24,11 +29,12 @@ class AppContext:
     def __init__(self, config_file: Path | None = None, session_dir: Path | None = None) -> None:
         self.config_file = config_file
         self.session_dir = session_dir
-        self._config: Any = None
-        self._store: Any = None
+        self._config: Config | None = None
+        self._store: SessionStore | None = None
+        self._job: JobContext | None = None
 
     @property
-    def config(self) -> Any:
+    def config(self) -> Config:
         if self._config is None:
             from taurus_ops.config import load_config
 
@@ -36,12 +42,21 @@ class AppContext:
         return self._config
 
     @property
-    def store(self) -> Any:
+    def store(self) -> SessionStore:
         if self._store is None:
             from taurus_ops.store import SessionStore
 
             self._store = SessionStore.from_config(self.config)
         return self._store
+
+    @property
+    def job(self) -> JobContext:
+        """The context every ``ops`` job entry point takes (the same config and store)."""
+        if self._job is None:
+            from taurus_ops.ops.context import JobContext
+
+            self._job = JobContext(self.config, self.store)
+        return self._job
 
 
 pass_app = click.make_pass_decorator(AppContext, ensure=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taurus_ops.config.paths import taurus_home
+
+if TYPE_CHECKING:
+    from taurus_ops.config.schema import SettingsModel
 
 
 @dataclass
@@ -14,10 +17,11 @@ class Config:
     """Settings plus where each value came from and which files were read.
 
     ``settings`` is the validated pydantic ``Settings``, or, when the configuration
-    came from the start-up cache, a read-only view with the same attributes.
+    came from the start-up cache, a read-only view with the same attributes (typed as
+    the schema model, which it mirrors, so callers are checked against the schema).
     """
 
-    settings: Any
+    settings: SettingsModel
     sources: dict[str, str] = field(default_factory=dict)  # dotted key -> layer label
     files: list[Path] = field(default_factory=list)
     home: Path = field(default_factory=taurus_home)
