@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from taurus_ops.errors import TaurusError
+from taurus_ops.words import human_size
 
 if TYPE_CHECKING:
     from taurus_ops.config.effective import Config
@@ -201,14 +202,6 @@ def local_time(iso: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
     moment = parse_time(iso)
     return moment.astimezone().strftime(fmt) if moment else "?"
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "K", "M", "G"):
-        if size < 1024 or unit == "G":
-            return f"{size:.0f}{unit}" if unit == "B" or size >= 10 else f"{size:.1f}{unit}"
-        size /= 1024
-    return f"{size:.1f}T"  # pragma: no cover
 
 
 def table(rows: list[list[str]], headers: list[str], last_free: bool = True) -> str:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 
+from taurus_ops import words
+
 
 def human_size(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" or size >= 10 else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"  # pragma: no cover
+    return words.human_size(size, spaced=True)
 
 
 def short_project(cwd: str) -> str:
