@@ -8,82 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.chat import make_app, saved
 from helpers.fake_api import drop, fault, overloaded_midstream, text, tool_use, tool_uses
 from helpers.sessions import make_document, write_session
 
-from taurus_ops.chat.app import ChatApp
-from taurus_ops.chat.client import ModelClient
 from taurus_ops.chat.conversation import prepare_history
 from taurus_ops.config import load_config
 from taurus_ops.store import format as fmt
-
-
-class ScriptedUI:
-    """Records what the chat shows; answers permission questions from a list."""
-
-    def __init__(self, answers: list[str] | None = None) -> None:
-        self.answers = list(answers or [])
-        self.asked: list[str] = []
-        self.out: list[str] = []
-        self.texts: list[str] = []
-
-    def reply_start(self) -> None:
-        self.texts.append("")
-
-    def text(self, chunk: str) -> None:
-        self.texts[-1] += chunk
-
-    def reply_end(self, reply: Any) -> None:
-        if reply.interrupted:
-            self.out.append(f"interrupted: {reply.error}")
-
-    def notice(self, text: str) -> None:
-        self.out.append(text)
-
-    plain = notice
-
-    def warn(self, text: str) -> None:
-        self.out.append(f"warning: {text}")
-
-    def error(self, text: str) -> None:
-        self.out.append(f"error: {text}")
-
-    def tool_start(self, name: str, args: dict[str, Any]) -> None:
-        self.out.append(f"tool {name}")
-
-    def tool_end(self, name: str, result: Any, outcome: str) -> None:
-        self.out.append(f"{name} {outcome}")
-
-    def confirm(self, question: str) -> bool:
-        self.asked.append(question)
-        return self.answers.pop(0) == "yes"
-
-    def ask_permission(self, name: str, args: dict[str, Any]) -> str:
-        self.asked.append(name)
-        return self.answers.pop(0)
-
-
-def make_app(
-    store, answers=None, interactive=True, allow=None, config=None, **client_args
-) -> tuple[ChatApp, ScriptedUI]:
-    ui = ScriptedUI(answers)
-    config = config or load_config()
-    client_args.setdefault("prompt_caching", config.settings.chat.prompt_caching)
-    client = ModelClient("claude-test", 1024, backoff=0.01, **client_args)
-    app = ChatApp(
-        config or load_config(),
-        store,
-        ui,
-        interactive,
-        allow=allow,
-        model="claude-test",
-        client=client,
-    )
-    return app, ui
-
-
-def saved(app: ChatApp) -> dict[str, Any]:
-    return json.loads(Path(app.session.path).read_text())
 
 
 def test_tool_round_trip_saves_every_step(fake_api, store):

@@ -38,7 +38,7 @@ def test_cost_says_dollars_from_the_stats_price_table(fake_api, store):
     from taurus_ops.ops.stats import estimate_cost
 
     fake_api.add(text("Hi.", usage={"input_tokens": 200_000, "output_tokens": 10_000}))
-    app, _ = make_app(store)
+    app, _ = make_app(store, model="claude-sonnet-4-5")
     app.start_new()
     app.message("hello")
     lines = app.cost_lines()

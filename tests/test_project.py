@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.chat import Scripted
 from helpers.fake_api import text
 
 from taurus_ops.store.project import canonical, locate, project_of, without_credentials
@@ -92,7 +93,7 @@ def test_a_chat_resumed_on_another_machine_works_in_the_same_project(
     machine_a, machine_b = tmp_path / "a", tmp_path / "b"
     repo_a = checkout(machine_a / "work" / "shop", "git@github.com:acme/shop.git")
     repo_b = checkout(machine_b / "src" / "shop-b", "https://github.com/acme/shop.git")
-    app = ChatApp(load_config(), store, AskingUI(""), False, cwd=repo_a / "services" / "api")  # type: ignore[arg-type]
+    app = ChatApp(load_config(), store, Scripted(), False, cwd=repo_a / "services" / "api")
     session = app.start_new()
     app.close()
     assert session.data["project"] == {
@@ -131,33 +132,15 @@ def test_a_project_found_nowhere_leaves_the_chat_where_it_started(tmp_path: Path
         cwd="/nowhere/shop",
         project={"cwd": "/nowhere/shop", "gitRemote": "git@github.com:acme/gone.git"},
     )
-    ui = AskingUI("")
-    app = ChatApp(load_config(), store, ui, interactive=False, cwd=tmp_path)  # type: ignore[arg-type]
+    ui = Scripted()
+    app = ChatApp(load_config(), store, ui, interactive=False, cwd=tmp_path)
     app.open_ref("faraway2")
     try:
         assert ui.asked == []  # -p: nobody to ask
         assert app.cwd == Path(os.path.realpath(tmp_path))
-        assert any("is not in" in line and "tools work in" in line for line in ui.told)
+        assert any("is not in" in line and "tools work in" in line for line in ui.out)
     finally:
         app.close()
-
-
-class AskingUI:
-    """Answers the chat's question with a path, and keeps what it was told."""
-
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-        self.asked: list[str] = []
-        self.told: list[str] = []
-
-    def ask(self, question: str) -> str:
-        self.asked.append(question)
-        return self.answer
-
-    def notice(self, text: str) -> None:
-        self.told.append(text)
-
-    warn = notice
 
 
 @needs_git
@@ -175,8 +158,8 @@ def test_a_project_not_found_is_asked_for_in_a_terminal(tmp_path: Path, store) -
             "gitFolder": "services/api",
         },
     )
-    ui = AskingUI(str(mine / "services" / "api"))
-    app = ChatApp(load_config(), store, ui, interactive=True, cwd=tmp_path)  # type: ignore[arg-type]
+    ui = Scripted([str(mine / "services" / "api")])
+    app = ChatApp(load_config(), store, ui, interactive=True, cwd=tmp_path)
     app.open_ref("faraway1")
     try:
         assert ui.asked and "git@github.com:acme/shop.git" in ui.asked[0]

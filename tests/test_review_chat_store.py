@@ -9,9 +9,9 @@ import random
 import shutil
 from pathlib import Path
 
+from helpers.chat import make_app, saved
 from helpers.fake_api import text
 from helpers.sessions import make_document, write_session
-from test_chat_engine import make_app, saved
 
 from taurus_ops.chat.conversation import prepare_history
 

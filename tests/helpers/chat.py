@@ -3,20 +3,28 @@ that records what it is shown and answers questions from a script."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from taurus_ops.chat.app import ChatApp
 from taurus_ops.chat.client import ModelClient
 from taurus_ops.config import load_config
 
+YES = ("y", "yes")
+
 
 class Scripted:
-    """Records output; answers permission questions, choices and confirmations in order."""
+    """Records output; answers permission questions, choices and confirmations in order.
+
+    ``asked`` holds each question (for a permission, the tool's name); ``texts`` each
+    streamed reply; ``out`` the notices, warnings, errors and tool lines."""
 
     def __init__(self, answers: list[str] | None = None) -> None:
         self.answers = list(answers or [])
         self.asked: list[str] = []
         self.out: list[str] = []
+        self.texts: list[str] = []
         self.diffs: list[list[str]] = []
         self.changes: list[Any] = []
         self.paged: list[str] = []
@@ -28,13 +36,14 @@ class Scripted:
         return self.answers.pop(0)
 
     def reply_start(self) -> None:
-        pass
+        self.texts.append("")
 
     def text(self, chunk: str) -> None:
-        pass
+        self.texts[-1] += chunk
 
     def reply_end(self, reply: Any) -> None:
-        pass
+        if reply.interrupted:
+            self.out.append(f"interrupted: {reply.error}")
 
     def notice(self, text: str) -> None:
         self.out.append(text)
@@ -57,10 +66,10 @@ class Scripted:
         self.changes.append(change)
 
     def ask_permission(self, name: str, args: dict[str, Any]) -> str:
-        return self._answer(f"allow {name}")
+        return self._answer(name)
 
     def confirm(self, question: str) -> bool:
-        return self._answer(question) == "y"
+        return self._answer(question) in YES
 
     def choose(self, question: str, options: list[tuple[str, str]], default: str = "n") -> str:
         answer = self._answer(question)
@@ -82,10 +91,25 @@ class Scripted:
 
 
 def make_app(
-    store: Any, answers: list[str] | None = None, **kwargs: Any
+    store: Any,
+    answers: list[str] | None = None,
+    interactive: bool = True,
+    allow: list[str] | None = None,
+    config: Any = None,
+    model: str = "claude-test",
+    **client_args: Any,
 ) -> tuple[ChatApp, Scripted]:
+    """A ChatApp on the real SDK (pointed at the fake API by the ``fake_api`` fixture);
+    ``client_args`` go to the ModelClient (``prompt_caching``, ``max_retries``...)."""
     ui = Scripted(answers)
-    config = kwargs.pop("config", None) or load_config()
-    client = ModelClient("claude-sonnet-4-5", 1024, backoff=0.01, prompt_caching=False)
-    app = ChatApp(config, store, ui, True, model="claude-sonnet-4-5", client=client, **kwargs)
+    config = config or load_config()
+    client_args.setdefault("prompt_caching", config.settings.chat.prompt_caching)
+    client = ModelClient(model, 1024, backoff=0.01, **client_args)
+    app = ChatApp(config, store, ui, interactive, allow=allow, model=model, client=client)
     return app, ui
+
+
+def saved(app: ChatApp) -> dict[str, Any]:
+    """The session file as it is on disk."""
+    assert app.session is not None
+    return json.loads(Path(app.session.path).read_text())
