@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers.paths import RECIPES
 from helpers.sessions import make_document, write_session
 
 from taurus_ops.ops.stats import PRICES, estimate_cost, price_family
 
-SCRIPT = Path(__file__).parent.parent / "benchmarks" / "recipes" / "session-stats.sh"
+SCRIPT = RECIPES / "session-stats.sh"
 needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
 
 

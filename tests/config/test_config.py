@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.paths import ROOT
 
 from taurus_ops.config import load_config, read_config_file
 from taurus_ops.config.example import render
 from taurus_ops.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(path: Path, text: str) -> Path:

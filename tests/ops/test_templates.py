@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from helpers.paths import ROOT
 
 from taurus_ops.config import load_config
 from taurus_ops.errors import UsageError
@@ -141,7 +142,7 @@ def test_templates_ship_in_the_package() -> None:
 
     import taurus_ops
 
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     package_dir = Path(taurus_ops.__file__).parent / "templates"
     assert package_dir.resolve() == (root / "templates").resolve()
     for name in ("export/markdown.md.j2", "export/html.html.j2", "sessions/code-review.json"):

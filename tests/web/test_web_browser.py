@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 from helpers.chromium import CHROMIUM, launch
+from helpers.paths import ARTIFACTS
 from helpers.served import Served, start
 from helpers.web import populate
 
 from taurus_ops.store import SessionStore
 
-ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
+SCREENSHOTS = ARTIFACTS / "web"
 # Recorded in every page before its own script runs: CSP violations, and dialogs.
 WATCH = """
 window.__violations = [];
@@ -76,7 +77,7 @@ class Browser:
 @pytest.fixture(scope="module")
 def browser(served: Served) -> Iterator[Browser]:
     profile = tempfile.mkdtemp(prefix="taurus-chromium-")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         context = launch(
             playwright,
@@ -101,7 +102,7 @@ def page(browser: Browser, served: Served) -> Iterator[Any]:
 
 
 def shoot(page: Any, name: str, tmp_path: Path, full: bool = False) -> None:
-    for folder in (ARTIFACTS, tmp_path):
+    for folder in (SCREENSHOTS, tmp_path):
         page.screenshot(path=str(folder / f"{name}.png"), full_page=full)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.paths import GOLDEN, RECIPES
 from helpers.sessions import make_document, write_session
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,9 +22,8 @@ from taurus_ops.ops.export import build_context, code, fence, render, segments
 from taurus_ops.ops.redact import redact, redact_text
 from taurus_ops.store.session import Session
 
-GOLDEN = Path(__file__).parent / "golden"
 EXPORTED = "2025-01-19T08:00:00.000Z"
-RECIPE = Path(__file__).parent.parent / "benchmarks" / "recipes" / "export-session.sh"
+RECIPE = RECIPES / "export-session.sh"
 
 
 def golden_document() -> dict[str, Any]:
