@@ -340,6 +340,15 @@ class JobInfo:
     next_run: datetime | None
     stored_next_run: datetime | None  # what the daemon's job store holds (may be overdue)
 
+    @property
+    def overdue(self) -> bool:
+        """The saved run is due already: the daemon runs it once when it starts."""
+        return (
+            self.stored_next_run is not None
+            and self.next_run is not None
+            and self.stored_next_run < self.next_run
+        )
+
     def as_json(self) -> dict[str, Any]:
         from taurus_ops.store.format import format_time
 
@@ -375,6 +384,25 @@ def describe(config: Any, now: datetime | None = None) -> list[JobInfo]:
             )
         )
     return out
+
+
+@dataclass
+class ScheduleStatus:
+    daemon_pid: int | None  # the running ``schedule run``, if one is
+    jobs: list[JobInfo]
+
+    def as_json(self) -> dict[str, Any]:
+        from taurus_ops.ops.timers import on_calendar
+
+        return {
+            "daemonPid": self.daemon_pid,
+            "jobs": [{**j.as_json(), "onCalendar": on_calendar(j.expression)} for j in self.jobs],
+        }
+
+
+def status(ctx: JobContext) -> ScheduleStatus:
+    """``taurus-ops schedule show``: each job's schedule and whether the daemon runs."""
+    return ScheduleStatus(daemon_pid(ctx.home), describe(ctx.config))
 
 
 def daemon_pid(home: Path) -> int | None:
