@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,13 @@ def test_an_overlapping_archive_is_refused_before_waiting_for_the_lock(taurus_ho
     write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
     with OpsLock(taurus_home), pytest.raises(OpsLocked):
         cleanup.run(JobContext.load(), CleanupRequest())
+
+
+def test_the_rules_are_measured_from_the_moment_asked_for(taurus_home: Path) -> None:
+    seed(taurus_home)
+    later = datetime.now(UTC) + timedelta(days=1000)
+    result = cleanup.run(JobContext.load(), CleanupRequest(dry_run=True, now=later))
+    assert result.plan.now == later
+    assert sorted(a.id for a in result.plan.actions) == ["stale002", "stale003"]
+    (kept,) = result.plan.skipped  # old by then too, but the newest is always kept
+    assert kept.id == "fresh001" and kept.why == "the newest session is always kept"

@@ -24,6 +24,7 @@ from taurus_ops.ops.cleanup import (
     Plan,
     check_layout,
 )
+from taurus_ops.ops.lock import ops_lock
 from taurus_ops.store.atomic import fsync_dir, point_link
 from taurus_ops.store.lock import SessionLock
 from taurus_ops.words import plural
@@ -241,7 +242,6 @@ class ArchiveResult:
 def run(ctx: JobContext, request: ArchiveRequest) -> ArchiveResult:
     """Move each session asked for, under the ops lock; one that cannot be moved is noted
     and the rest still go. Each move is logged."""
-    from taurus_ops.ops.lock import ops_lock
 
     if not request.unarchive:
         check_layout(ctx.config)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taurus_ops.errors import TaurusError, UsageError
+from taurus_ops.ops.lock import ops_lock
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write
 from taurus_ops.store.lock import is_locked
@@ -509,16 +510,16 @@ def run(ctx: JobContext, request: CleanupRequest) -> CleanupResult:
     """One cleanup (``taurus-ops cleanup`` and the scheduler's job): the plan the rules
     call for, carried out unless ``request.dry_run``, under the ops lock; the run is
     recorded (for the warning) and logged. Nothing is read when retention is off."""
-    from taurus_ops.ops.archive import execute
-    from taurus_ops.ops.lock import ops_lock
+    from taurus_ops.ops.archive import execute  # (archive builds on the plan types here)
 
     rules = Rules.from_config(ctx.config)
-    now = request.now or datetime.now(UTC)
     if not rules.active:
-        return CleanupResult(Plan(rules, now), dry_run=request.dry_run, off=True)
+        off = Plan(rules, request.now or datetime.now(UTC))
+        return CleanupResult(off, dry_run=request.dry_run, off=True)
     check_layout(ctx.config)
     log = ctx.log("cleanup")
     with ops_lock(ctx, request.wait, log=log):
+        now = request.now or datetime.now(UTC)  # measured once the lock is held, not before
         plan = plan_cleanup(rules, take_snapshot(ctx.store, include_archive=True), now)
         if request.dry_run:
             result = CleanupResult(plan, dry_run=True)

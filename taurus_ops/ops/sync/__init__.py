@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from taurus_ops.ops.lock import ops_lock
 from taurus_ops.ops.sync.execute import Executor, Moves, object_key
 from taurus_ops.ops.sync.journal import (
     DONE,
@@ -251,13 +252,14 @@ class SyncResult:
 
     @classmethod
     def of(cls, prepared: Prepared, moves: Moves | None = None) -> SyncResult:
+        """The result of a real run (with its ``moves``) or, without them, of a dry run."""
         return cls(
             prepared.conn.url,
             prepared.conn.device,
             prepared.plan,
             list(prepared.local.problems),
-            moves is None,
-            moves,
+            dry_run=moves is None,
+            moves=moves,
         )
 
     @property
@@ -329,7 +331,6 @@ def run(ctx: JobContext, request: SyncRequest) -> SyncResult:
     """One sync (``taurus-ops sync`` and the scheduler's job) under the ops lock: the plan,
     carried out unless ``request.dry_run``; a real run is logged. A remote error that
     stops it part-way is ``result.stopped``, not raised."""
-    from taurus_ops.ops.lock import ops_lock
 
     log = ctx.log("sync")
     with ops_lock(ctx, request.wait, log=log):
