@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from helpers.damage import DAMAGES, before
 from helpers.doctoring import assert_api_accepts, compare
+from helpers.jobs import run_doctor
 
 from benchmarks.common import report, time_call, time_shell
 from benchmarks.corpus import ensure_corpus, make_session
-from taurus_ops.ops.doctor import run_doctor
 from taurus_ops.ops.doctor.checks import scan_store
 from taurus_ops.ops.doctor.salvage import salvage
 from taurus_ops.store import format as fmt

@@ -265,7 +265,7 @@ def test_index_and_search_keep_odd_paths(odd, sessionish) -> None:
 @SETTINGS
 @given(sessionish=SESSIONISH)
 def test_doctor_notes_odd_names_and_repairs_them_once(sessionish) -> None:
-    from taurus_ops.ops.doctor import run_doctor
+    from helpers.jobs import run_doctor
 
     with fresh_home() as user:
         plant(user, [], sessionish)  # each file's sessionId disagrees with its file name

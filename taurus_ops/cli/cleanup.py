@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from taurus_ops.cli.common import AppContext, echo_json, example, human_size, pass_app, wait_option
 from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.ops.cleanup import CleanupResult
 
 
 @click.command("cleanup")
@@ -29,69 +34,25 @@ def cleanup_cmd(app: AppContext, dry_run: bool, as_json: bool, wait: float) -> N
     until configured. Every run is logged to ~/.taurus/logs/taurus-ops.log.
     """
     from taurus_ops.ops import cleanup
-    from taurus_ops.ops.lock import ops_lock
-    from taurus_ops.ops.log import ops_logger
 
-    config, store = app.config, app.store
-    log = ops_logger(config.home, "taurus_ops.ops.cleanup")
-    rules = cleanup.Rules.from_config(config)
-    if not rules.active:
-        message = (
-            "retention is off: set sessions.retentionDays, sessions.maxSessions or "
-            "archive.retentionDays in ~/.taurus/config.yaml to clean up"
-        )
-        if as_json:
-            echo_json({"actions": [], "skipped": [], "note": message})
-        else:
-            click.echo(f"Nothing to do: {message}.")
-        return
-    with ops_lock(config.home, wait):
-        plan = cleanup.make_plan(config, store)
-        if dry_run:
-            log.info(
-                "cleanup --dry-run: would archive %d, delete %d (%s); %d kept by protection",
-                plan.count(cleanup.ARCHIVE),
-                plan.count(cleanup.DELETE),
-                plural(plan.bytes, "byte"),
-                len(plan.skipped),
-            )
-            if as_json:
-                echo_json(plan.as_json())
-                return
-            _print_plan(plan, dry_run=True)
-            return
-        log.info("cleanup: start (%s)", ", ".join(rules.describe()))
-        result = cleanup.execute(plan, store, log)
-        cleanup.record_run(config.home, result)
-        log.info(
-            "cleanup: done: archived %d, deleted %d, freed %s, %d left (see above)",
-            len(result.archived),
-            len(result.deleted),
-            plural(result.bytes_freed, "byte"),
-            len(result.failed),
-        )
+    result = cleanup.run(app.job, cleanup.CleanupRequest(dry_run=dry_run, wait=wait))
     if as_json:
         echo_json(result.as_json())
+    elif result.off:
+        click.echo(f"Nothing to do: {result.note}.")
     else:
-        _print_plan(plan, dry_run=False)
-        for outcome in result.failed:
-            click.echo(f"not done: {outcome.action.path}: {outcome.detail}", err=True)
-        click.echo(
-            f"Archived {len(result.archived)}, deleted {len(result.deleted)}, "
-            f"freed {human_size(result.bytes_freed)} from the session directory"
-            + (f"; {len(result.failed)} left for the next run" if result.failed else "")
-            + "."
-        )
-    if result.failed:
+        _print_result(result)
+    if not result.ok:
         raise SystemExit(1)
 
 
-def _print_plan(plan, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_result(result: CleanupResult) -> None:
     from taurus_ops.ops.cleanup import ARCHIVE, DELETE, plan_lines
 
+    plan = result.plan
     for line in plan_lines(plan):
         click.echo(line)
-    if dry_run:
+    if result.dry_run:
         if not plan.actions:
             click.echo(f"Nothing to clean up ({plural(plan.kept, 'session')} kept).")
         else:
@@ -101,6 +62,15 @@ def _print_plan(plan, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
                 f"{plan.kept} kept. "
                 "Run `taurus-ops cleanup` to do it."
             )
+        return
+    for outcome in result.failed:
+        click.echo(f"not done: {outcome.action.path}: {outcome.detail}", err=True)
+    click.echo(
+        f"Archived {len(result.archived)}, deleted {len(result.deleted)}, "
+        f"freed {human_size(result.bytes_freed)} from the session directory"
+        + (f"; {len(result.failed)} left for the next run" if result.failed else "")
+        + "."
+    )
 
 
 @click.command("archive")
@@ -113,29 +83,15 @@ def archive_cmd(app: AppContext, refs: tuple[str, ...]) -> None:
     Names keep working (they are re-pointed); archived sessions stay listable with
     `taurus-ops list --archived` and resumable.
     """
-    from taurus_ops.ops.cleanup import archive_session, check_layout
-    from taurus_ops.ops.lock import ops_lock
-    from taurus_ops.ops.log import ops_logger
+    from taurus_ops.ops import archive
 
-    config = app.config
-    check_layout(config)
-    log = ops_logger(config.home, "taurus_ops.ops.cleanup")
-    failed = 0
-    with ops_lock(config.home):
-        for ref in refs:
-            try:
-                old, new = archive_session(app.store, ref)
-            except Exception as exc:
-                from taurus_ops.errors import TaurusError
-
-                if not isinstance(exc, TaurusError | OSError):
-                    raise
-                failed += 1
-                click.echo(f"Error: {ref}: {exc}", err=True)
-                continue
-            log.info("archive: %s -> %s", old, new)
-            click.echo(f"Archived {old.name} -> {new}")
-    if failed:
+    result = archive.run(app.job, archive.ArchiveRequest(refs))
+    for item in result.items:
+        if isinstance(item, archive.NotMoved):
+            click.echo(f"Error: {item.ref}: {item.error}", err=True)
+        else:
+            click.echo(f"Archived {item.old.name} -> {item.new}")
+    if not result.ok:
         raise SystemExit(1)
 
 
@@ -145,12 +101,10 @@ def archive_cmd(app: AppContext, refs: tuple[str, ...]) -> None:
 @pass_app
 def unarchive_cmd(app: AppContext, ref: str) -> None:
     """Move an archived session back into the session directory."""
-    from taurus_ops.ops.cleanup import unarchive_session
-    from taurus_ops.ops.lock import ops_lock
-    from taurus_ops.ops.log import ops_logger
+    from taurus_ops.ops import archive
 
-    config = app.config
-    with ops_lock(config.home):
-        old, new = unarchive_session(app.store, ref)
-    ops_logger(config.home, "taurus_ops.ops.cleanup").info("unarchive: %s -> %s", old, new)
-    click.echo(f"Unarchived {old.name} -> {new}")
+    result = archive.run(app.job, archive.ArchiveRequest((ref,), unarchive=True))
+    (item,) = result.items
+    if isinstance(item, archive.NotMoved):
+        raise item.error  # the one session asked for: its error is the command's
+    click.echo(f"Unarchived {item.old.name} -> {item.new}")

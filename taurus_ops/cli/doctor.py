@@ -3,58 +3,33 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import click
 
 from taurus_ops.cli.common import AppContext, echo_json, example, pass_app
 
+if TYPE_CHECKING:
+    from taurus_ops.ops.context import JobContext
+    from taurus_ops.ops.doctor import Report
+    from taurus_ops.store.store import SessionStore
+
 PROGRESS_FROM = 500  # files; fewer scan too fast for a bar to help
 
 
-def _config_and_store(app: AppContext) -> tuple[Any, Any, list[str]]:
-    """The configuration, falling back to defaults when a config file is broken (reported)."""
+def _context(app: AppContext) -> tuple[JobContext, tuple[str, ...]]:
+    """The job context, on the built-in settings when a config file is broken (reported)."""
     from taurus_ops.errors import ConfigError
 
     try:
-        return app.config, app.store, []
+        return app.job, ()
     except ConfigError as exc:
-        from taurus_ops.config.paths import expand_path
-        from taurus_ops.config.settings import Config, Settings
-        from taurus_ops.store import SessionStore
+        from taurus_ops.ops.doctor import fallback_context
 
-        values: dict[str, Any] = {}
-        if app.session_dir is not None:
-            values["sessionDirectory"] = expand_path(str(app.session_dir))
-        config = Config(settings=Settings(**values))
-        note = f"a configuration file could not be read ({exc.source}); using the default settings"
-        return config, SessionStore.from_config(config), [note]
-
-
-def _cleanup_warning(config: Any, store: Any) -> str | None:
-    try:
-        from taurus_ops.ops.cleanup import pending_warning
-    except ImportError:
-        return None
-    try:
-        return pending_warning(config, store)
-    except Exception:  # a warning must never stop the doctor
-        return None
-
-
-def _resolve(store: Any, refs: tuple[str, ...]) -> list[Path] | None:
-    if not refs:
-        return None
-    from taurus_ops.errors import SessionNotFound, UsageError
-
-    paths = []
-    for ref in refs:
-        try:
-            paths.append(store.resolve(ref).path)
-        except SessionNotFound as exc:
-            raise UsageError(str(exc)) from None
-    return paths
+        ctx, note = fallback_context(app.session_dir, exc)
+        return ctx, (note,)
 
 
 @click.command("doctor")
@@ -89,34 +64,24 @@ def doctor_cmd(
     Exit status: 0 healthy (or all repaired), 1 problems remain, 2 usage error.
     """
     from taurus_ops.errors import UsageError
-    from taurus_ops.ops.doctor import run_doctor
+    from taurus_ops.ops import doctor
 
     if dry_run and not fix:
         raise UsageError("--dry-run goes with --fix (without --fix the doctor changes nothing)")
-    config, store, notes = _config_and_store(app)
-    only = _resolve(store, refs)
-    warning = _cleanup_warning(config, store) if not notes else None
-    files = list(getattr(config, "files", []) or [])
-    if app.config_file is not None:
-        files.append(Path(app.config_file))
-
-    def execute(progress: Any = None) -> Any:
-        return run_doctor(
-            config.home,
-            config.session_dir,
-            config.archive_dir,
-            only=only,
-            fix=fix,
-            dry_run=dry_run,
-            progress=progress,
-            config_files=files,
+    ctx, notes = _context(app)
+    request = doctor.DoctorRequest(
+        refs=refs,
+        fix=fix,
+        dry_run=dry_run,
+        config_files=(app.config_file,) if app.config_file is not None else (),
+        notes=notes,
+    )
+    if not as_json and sys.stderr.isatty() and _count(ctx.store) >= PROGRESS_FROM:
+        report = _with_progress(
+            lambda progress: doctor.run(ctx, replace(request, progress=progress))
         )
-
-    if not as_json and sys.stderr.isatty() and _count(store) >= PROGRESS_FROM:
-        report = _with_progress(execute)
     else:
-        report = execute()
-    report.warnings[:0] = notes + ([warning] if warning else [])
+        report = doctor.run(ctx, request)
     if as_json:
         echo_json(report.as_json())
     else:
@@ -125,14 +90,14 @@ def doctor_cmd(
     sys.exit(report.exit_code)
 
 
-def _count(store: Any) -> int:
+def _count(store: SessionStore) -> int:
     try:
         return len(store.files()) + len(store.files(archived=True))
     except OSError:
         return 0
 
 
-def _with_progress(execute: Any) -> Any:
+def _with_progress(execute: Callable[[Callable[[int, int], None]], Report]) -> Report:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -10,15 +9,6 @@ import click
 
 from taurus_ops.cli.common import AppContext, example, pass_app
 from taurus_ops.words import plural
-
-
-def _refuse_store_path(app: AppContext, target: Path) -> None:
-    from taurus_ops.errors import UsageError
-    from taurus_ops.store.refs import inside
-
-    for folder in (app.store.session_dir, app.store.archive_dir):
-        if folder is not None and inside(target, folder):
-            raise UsageError(f"refusing to write an export into {folder}: choose another place")
 
 
 @click.command("export")
@@ -58,88 +48,24 @@ def export_cmd(
     before they leave and says how many. A --template runs in Jinja's sandbox: it
     sees the session's data and nothing else (see README for the variables).
     """
-    from taurus_ops.errors import UsageError
-    from taurus_ops.ops.export import (
-        WriteFailed,
-        plan_all,
-        read_user_template,
-        render,
-        suffix_for,
-        write_output,
-    )
+    from taurus_ops.ops import export
 
-    user_source = read_user_template(template) if template is not None else None
-    if all_sessions:
-        if ref:
-            raise UsageError("give either REF or --all, not both")
-        if output is None:
-            raise UsageError("--all needs -o DIR")
-        _refuse_store_path(app, output)
-        sources = app.store.files() + (app.store.files(archived=True) if archived else [])
-        plan = plan_all(sources, output, suffix_for(fmt_name, template))
-        if not force:
-            existing = [dst for _, dst in plan if dst.exists()]
-            if existing:
-                raise UsageError(
-                    f"{plural(len(existing), 'file already exists', 'files already exist')} "
-                    f"in {output}, e.g. {existing[0].name}"
-                    " (use --force to overwrite)"
-                )
-        names = app.store.names()
-        done, failed, masked = 0, [], 0
-        for number, (src, dst) in enumerate(plan):
-            try:
-                session = app.store.load(src)
-                result = render(
-                    session,
-                    fmt_name,
-                    template,
-                    redact,
-                    names.get(os.path.realpath(src), []),
-                    user_source,
-                )
-            except Exception as exc:  # one bad file must not stop the rest
-                failed.append(f"{src.name}: {exc}")
-                continue
-            try:
-                write_output(dst, result.text, force)
-            except WriteFailed as exc:  # a full disk: reported, and not counted as exported
-                failed.append(f"{src.name}: {exc}")
-                if exc.out_of_room:
-                    rest = len(plan) - number - 1
-                    if rest:
-                        failed.append(
-                            f"the other {plural(rest, 'session')}: not tried (no room left)"
-                        )
-                    break
-                continue
-            except UsageError as exc:
-                failed.append(f"{src.name}: {exc}")
-                continue
-            masked += result.redaction.total if result.redaction else 0
-            done += 1
-        click.echo(f"Exported {plural(done, 'session')} to {output}", err=True)
+    request = export.ExportRequest(
+        ref, all_sessions, fmt_name, template, output, redact, archived, force
+    )
+    result = export.run(app.job, request)
+    if result.folder is not None:
+        click.echo(f"Exported {plural(result.exported, 'session')} to {result.folder}", err=True)
         if redact:
-            click.echo(f"Redaction: masked {plural(masked, 'secret')} in all", err=True)
-        for line in failed:
+            click.echo(f"Redaction: masked {plural(result.masked, 'secret')} in all", err=True)
+        for line in result.failed:
             click.echo(f"skipped {line}", err=True)
-        if failed:
+        if not result.ok:
             sys.exit(1)
         return
-    if not ref:
-        raise UsageError("give a session REF (or --all -o DIR)")
-    session = app.store.load_ref(ref)
-    names = app.store.names().get(os.path.realpath(session.path), [])
-    result = render(session, fmt_name, template, redact, names, user_source)
-    if output is None or str(output) == "-":
+    if result.text is not None:
         click.echo(result.text, nl=False)
     else:
-        _refuse_store_path(app, output)
-        if output.exists() and output.is_dir():
-            output = output / (session.path.name.removesuffix(".json") + result.suffix)
-        if output.exists() and not force:
-            raise UsageError(f"{output} exists (use --force to overwrite)")
-        write_output(output, result.text, force)
-        click.echo(f"Exported to: {output}", err=True)
+        click.echo(f"Exported to: {result.written}", err=True)
     if result.redaction is not None:
         click.echo(f"Redaction: {result.redaction.summary()}", err=True)

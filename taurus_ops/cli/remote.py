@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from taurus_ops.cli.common import AppContext, echo_json, example, local_time, pass_app, wait_option
-from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.ops.sync import SyncResult
 
 
 @click.command("sync")
@@ -35,96 +38,43 @@ def sync_cmd(
     """
     from taurus_ops.errors import UsageError
     from taurus_ops.ops import sync
-    from taurus_ops.ops.lock import ops_lock
-    from taurus_ops.ops.log import ops_logger
 
     if push and pull:
         raise UsageError("--push and --pull together are a plain `taurus-ops sync`")
     direction = sync.PUSH if push else sync.PULL if pull else sync.BOTH
-    config, store = app.config, app.store
-    log = ops_logger(config.home, "taurus_ops.ops.sync")
-    with ops_lock(config.home, wait):
-        if dry_run:
-            prepared = sync.prepare(config, store, direction)
-            prepared.conn.close()
-            _problems(prepared)
-            if as_json:
-                echo_json(_json(prepared, None, True))
-                return
-            for line in sync.plan_lines(prepared.plan):
-                click.echo(line)
-            click.echo(_dry_summary(prepared))
-            return
-        prepared, result = sync.run_sync(config, store, direction, log)
-    log.info("sync: %s", _summary(prepared, result))
-    _problems(prepared)
+    result = sync.run(app.job, sync.SyncRequest(direction, dry_run, wait))
+    for path, why in result.left_out:
+        click.echo(f"left out {path}: {why}", err=True)
     if as_json:
-        echo_json(_json(prepared, result, False))
+        echo_json(result.as_json())
+    elif result.moves is None:
+        for line in sync.plan_lines(result.plan):
+            click.echo(line)
+        click.echo(result.dry_summary())
     else:
-        for conflict in result.conflicts:
-            click.echo(
-                f"conflict: {conflict.id} changed here and on {conflict.device}: yours stays "
-                f"as {conflict.id}; theirs is now session {conflict.copy_id} ({conflict.copy_file})"
-            )
-        for sid, why in [*((s.id, s.why) for s in prepared.plan.skipped), *result.skipped]:
-            click.echo(f"skipped {sid}: {why}", err=True)
-        for sid, why in result.failed:
-            click.echo(f"failed {sid}: {why}", err=True)
-        if result.stopped and result.moved:
-            click.echo(f"Stopped by an error; before it: {_summary(prepared, result)}")
-        elif not result.stopped:
-            click.echo(_summary(prepared, result))
+        _print_moves(result)
     if result.stopped:
         click.echo(f"Error: {result.stopped}", err=True)
+    if not result.ok:
         raise SystemExit(1)
-    if result.failed:
-        raise SystemExit(1)
 
 
-def _problems(prepared) -> None:  # type: ignore[no-untyped-def]
-    for path, why in prepared.local.problems:
-        click.echo(f"left out {path}: {why}", err=True)
-
-
-def _dry_summary(prepared) -> str:  # type: ignore[no-untyped-def]
-    plan = prepared.plan
-    up = len(plan.of("upload-new", "upload"))
-    down = len(plan.of("download-new", "download"))
-    conflicts = len(plan.of("conflict"))
-    text = (
-        f"Would upload {up} and download {down} "
-        f"({plan.unchanged} in step, {plural(conflicts, 'possible conflict')}) with "
-        f"{prepared.conn.url}. Run `taurus-ops sync` to do it."
-    )
-    return text
-
-
-def _summary(prepared, result) -> str:  # type: ignore[no-untyped-def]
-    parts = [
-        f"uploaded {result.count('uploaded')}",
-        f"downloaded {result.count('downloaded')}",
-    ]
-    if result.conflicts:
-        parts.append(plural(len(result.conflicts), "conflict") + " (both versions kept)")
-    if result.failed:
-        parts.append(f"{len(result.failed)} failed")
-    return (
-        f"Synced with {prepared.conn.url} as {prepared.conn.device}: {', '.join(parts)}; "
-        f"{prepared.plan.unchanged} already in step."
-    )
-
-
-def _json(prepared, result, dry_run: bool) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    out = {
-        "remote": prepared.conn.url,
-        "device": prepared.conn.device,
-        "dryRun": dry_run,
-        **prepared.plan.as_json(),
-        "leftOut": [{"path": p, "why": w} for p, w in prepared.local.problems],
-    }
-    if result is not None:
-        out["results"] = result.as_json()
-    return out
+def _print_moves(result: SyncResult) -> None:
+    moves = result.moves
+    assert moves is not None
+    for conflict in moves.conflicts:
+        click.echo(
+            f"conflict: {conflict.id} changed here and on {conflict.device}: yours stays "
+            f"as {conflict.id}; theirs is now session {conflict.copy_id} ({conflict.copy_file})"
+        )
+    for sid, why in [*((s.id, s.why) for s in result.plan.skipped), *moves.skipped]:
+        click.echo(f"skipped {sid}: {why}", err=True)
+    for sid, why in moves.failed:
+        click.echo(f"failed {sid}: {why}", err=True)
+    if moves.stopped and moves.moved:
+        click.echo(f"Stopped by an error; before it: {result.summary()}")
+    elif not moves.stopped:
+        click.echo(result.summary())
 
 
 @click.command("share")
@@ -138,9 +88,9 @@ def share_cmd(app: AppContext, ref: str, redact: bool) -> None:
     A teammate with the same remote runs `taurus chat --session ID` (or `taurus-ops
     show ID`): the session is downloaded to their machine and resumes there.
     """
-    from taurus_ops.ops.share import share_session
+    from taurus_ops.ops import share
 
-    shared = share_session(app.config, app.store, ref, redact)
+    shared = share.run(app.job, share.ShareRequest(ref, redact))
     if shared.redaction is not None:
         click.echo(f"Redaction: {shared.redaction.summary()}", err=True)
     state = "already shared, unchanged" if shared.unchanged else "shared"
@@ -179,10 +129,10 @@ def init_cmd(app: AppContext, encrypt: bool, key_file: Path | None) -> None:
     here, so the storage provider sees no transcript. Copy the key file to your other
     machines and point remote.encryptionKeyFile at it there.
     """
-    from taurus_ops.ops.sync.remote_init import init_remote
+    from taurus_ops.ops.sync import remote_init
 
-    outcome = init_remote(app.config, encrypt, key_file)
-    for line in outcome:
+    result = remote_init.run(app.job, remote_init.InitRequest(encrypt, key_file))
+    for line in result.lines:
         click.echo(line)
 
 
@@ -195,7 +145,7 @@ def status_cmd(app: AppContext, as_json: bool) -> None:
     each device last synced. Changes nothing."""
     from taurus_ops.ops.sync import status
 
-    info = status(app.config, app.store)
+    info = status(app.job)
     if as_json:
         echo_json(info)
         return

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from taurus_ops.cli.common import AppContext, echo_json, example, pass_app, table
+
+if TYPE_CHECKING:
+    from taurus_ops.ops.timers import TimerResult
 
 
 @click.group("schedule")
@@ -53,30 +58,23 @@ def run_cmd(app: AppContext, ctx: click.Context) -> None:
 @pass_app
 def show_cmd(app: AppContext, as_json: bool) -> None:
     """List the scheduled jobs, their cron expressions and next run times."""
-    from taurus_ops.ops.schedule import daemon_pid, describe
-    from taurus_ops.ops.timers import on_calendar
+    from taurus_ops.ops import schedule
     from taurus_ops.store.format import format_time
 
-    config = app.config
-    jobs = describe(config)
-    pid = daemon_pid(config.home)
+    info = schedule.status(app.job)
     if as_json:
-        echo_json(
-            {
-                "daemonPid": pid,
-                "jobs": [{**j.as_json(), "onCalendar": on_calendar(j.expression)} for j in jobs],
-            }
-        )
+        echo_json(info.as_json())
         return
     rows = []
-    for j in jobs:
+    for j in info.jobs:
         nxt = _when(format_time(j.next_run)) if j.next_run else "never"
         stored = ""
-        if j.stored_next_run and j.next_run and j.stored_next_run < j.next_run:
+        if j.overdue and j.stored_next_run is not None:
             stored = f" (overdue since {_when(format_time(j.stored_next_run))}: runs once on start)"
         rows.append([j.kind, j.expression, nxt + stored])
     click.echo(table(rows, ["JOB", "CRON", "NEXT RUN"]))
     click.echo("")
+    pid = info.daemon_pid
     click.echo(
         f"Scheduler: running (pid {pid})"
         if pid
@@ -128,7 +126,7 @@ def install_cmd(app: AppContext, dry_run: bool, no_enable: bool) -> None:
     _tell(result)
 
 
-def _tell(result) -> None:  # type: ignore[no-untyped-def]
+def _tell(result: TimerResult) -> None:
     for error in result.errors:
         click.echo(f"warning: {error}", err=True)
     if result.to_run:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import click
 
@@ -16,15 +15,6 @@ from taurus_ops.cli.common import (
     pass_app,
     table,
 )
-
-
-def _cleanup_warning(app: AppContext) -> str | None:
-    """A line warning that a configured retention rule will remove sessions, if any."""
-    try:
-        from taurus_ops.ops.cleanup import pending_warning
-    except ImportError:
-        return None
-    return pending_warning(app.config, app.store)
 
 
 @click.command("list")
@@ -45,24 +35,25 @@ def list_cmd(app: AppContext, limit: int | None, as_json: bool, archived: bool, 
     forked from, with the message it was forked at (`fork @12`), and a /compact
     successor under the session it continues (`compacted`).
     """
-    warning = _cleanup_warning(app)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
-    if tree:
-        _list_tree(app, limit, as_json, archived)
-        return
-    summaries = app.store.summaries(archived=archived)
-    children = _children(summaries)
-    if limit:
-        summaries = summaries[:limit]
+    from taurus_ops.ops import listing
+
+    result = listing.run(app.job, listing.ListRequest(limit, archived, tree))
+    if result.warning:
+        click.echo(f"warning: {result.warning}", err=True)
     if as_json:
-        echo_json([{**s.as_json(), "children": children.get(s.id, [])} for s in summaries])
+        echo_json(result.as_json())
         return
-    if not summaries:
+    if result.empty:
         click.echo(f"No sessions in {app.store.session_dir} yet. Start one with `taurus chat`.")
         return
+    if result.roots is not None:
+        from taurus_ops.store.family import render
+
+        for line in render(result.roots, when=local_time):
+            click.echo(line)
+        return
     rows = []
-    for s in summaries:
+    for s in result.sessions:
         title = s.title if not s.error else f"(damaged: {s.error})"
         flags = " [archived]" if s.archived else ""
         names = ",".join(s.names)
@@ -80,37 +71,6 @@ def list_cmd(app: AppContext, limit: int | None, as_json: bool, archived: bool, 
     click.echo(table(rows, ["ID", "UPDATED", "MSGS", "TOOLS", "SIZE", "NAME", "TITLE"]))
 
 
-def _children(summaries: list) -> dict[str, list[str]]:
-    """id -> the ids of the sessions forked or compacted from it, oldest first."""
-    out: dict[str, list[str]] = {}
-    for s in sorted(summaries, key=lambda x: x.created or x.updated):
-        if s.parent:
-            out.setdefault(s.parent, []).append(s.id)
-    return out
-
-
-def _list_tree(app: AppContext, limit: int | None, as_json: bool, archived: bool) -> None:
-    from taurus_ops.store.family import build, render
-
-    roots = build(app.store.summaries(archived=True))
-    if not archived:  # an archived parent stays, to hold its active children
-        roots = [r for r in roots if any(not n.summary.archived for n in r.walk())]
-    if limit:
-        roots = roots[:limit]
-    if as_json:
-
-        def node(n: Any) -> dict[str, Any]:
-            return {**n.summary.as_json(), "children": [node(c) for c in n.children]}
-
-        echo_json([node(r) for r in roots])
-        return
-    if not roots:
-        click.echo(f"No sessions in {app.store.session_dir} yet. Start one with `taurus chat`.")
-        return
-    for line in render(roots, when=local_time):
-        click.echo(line)
-
-
 @click.command("show")
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Print the session document as JSON.")
@@ -124,14 +84,13 @@ def show_cmd(app: AppContext, ref: str, as_json: bool, last: int | None) -> None
 
     REF is an id, a unique id prefix, a file name, a name, or a path in the session directory.
     """
-    from taurus_ops.ops.show import details, transcript
+    from taurus_ops.ops import show
 
-    session = app.store.load_ref(ref)
+    result = show.run(app.job, show.ShowRequest(ref, last, document=as_json))
     if as_json:
-        echo_json(session.data)
+        echo_json(result.as_json())
         return
-    names = app.store.names().get(os.path.realpath(session.path), [])
-    info = details(session, names)
+    info = result.details
     click.echo(f"Session {info['id']}{'  [archived]' if info['archived'] else ''}")
     click.echo(f"  File:     {info['path']}")
     click.echo(f"  Created:  {local_time(info['created'])}")
@@ -147,39 +106,11 @@ def show_cmd(app: AppContext, ref: str, as_json: bool, last: int | None) -> None
             click.echo(
                 f"  {label + ':':<9} {', '.join(value) if isinstance(value, list) else value}"
             )
-    for line in _family_lines(app, session, info):
+    for line in result.family:
         click.echo(line)
     click.echo("")
-    for line in transcript(session, last=last):
+    for line in result.transcript:
         click.echo(line)
-
-
-def _family_lines(app: AppContext, session: Any, info: dict[str, Any]) -> list[str]:
-    """Parent (and where it was forked) and children, for ``show``."""
-    from taurus_ops.store.family import children_of
-    from taurus_ops.store.format import printable
-
-    lines = []
-    parent, forked = info.get("parentSession"), info.get("forkedAt")
-    if isinstance(parent, str) and parent:
-        how = (
-            f"forked at message {forked}"
-            if isinstance(forked, int) and not isinstance(forked, bool)
-            else "compacted into this one"
-        )
-        lines.append(f"  Parent:   {printable(parent)} ({how})")
-    kids = children_of(app.store.summaries(archived=True), session.id)
-    for label, group in (
-        ("Forks", [k for k in kids if k.forked_at is not None]),
-        ("Continued", [k for k in kids if k.forked_at is None]),
-    ):
-        if group:
-            shown = ", ".join(
-                f"{k.id} (@{k.forked_at})" if k.forked_at is not None else f"{k.id} (compacted)"
-                for k in group
-            )
-            lines.append(f"  {label + ':':<9} {shown}")
-    return lines
 
 
 @click.command("name")

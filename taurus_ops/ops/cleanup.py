@@ -1,9 +1,10 @@
 """Retention: which sessions to archive or delete, and doing it safely.
 
-``take_snapshot`` reads the state (sessions, their ``updated`` times, locks, names,
-the archive); ``plan_cleanup`` is a pure function from rules, snapshot and time to a
-``Plan`` of actions, each with its reasons; ``execute`` carries a plan out. The
-dry run prints the very plan the real run executes.
+``run(ctx, CleanupRequest(...))`` is the job (the command line and the scheduler
+both call it). ``take_snapshot`` reads the state (sessions, their ``updated`` times,
+locks, names, the archive); ``plan_cleanup`` is a pure function from rules, snapshot
+and time to a ``Plan`` of actions, each with its reasons; ``ops.archive.execute``
+carries a plan out. The dry run shows the very plan the real run executes.
 
 Promises (tested with hypothesis): the newest session, a session open in a chat,
 a named session (unless ``sessions.cleanupNamed``) and a file that cannot be parsed
@@ -19,14 +20,19 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taurus_ops.errors import SessionLocked, TaurusError, UsageError
+from taurus_ops.errors import TaurusError, UsageError
+from taurus_ops.ops.lock import ops_lock
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_write, fsync_dir, point_link
-from taurus_ops.store.lock import SessionLock, is_locked
+from taurus_ops.store.atomic import atomic_write
+from taurus_ops.store.lock import is_locked
 from taurus_ops.store.refs import id_from_file_name, inside
 from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.config.effective import Config
+    from taurus_ops.ops.context import JobContext
 
 ARCHIVE = "archive"
 DELETE = "delete"
@@ -43,7 +49,7 @@ class Rules:
     archive_retention_days: int | None = None
 
     @classmethod
-    def from_config(cls, config: Any) -> Rules:
+    def from_config(cls, config: Config) -> Rules:
         s = config.settings
         return cls(
             retention_days=s.sessions.retention_days,
@@ -303,7 +309,7 @@ def take_snapshot(store: Any, include_archive: bool = True) -> Snapshot:
     return Snapshot(tuple(active), tuple(archived))
 
 
-def check_layout(config: Any) -> None:
+def check_layout(config: Config) -> None:
     """Refuse an archive directory that is the session directory, inside it, or the quarantine."""
     session_dir = Path(config.session_dir)
     archive_dir = Path(config.archive_dir)
@@ -326,181 +332,6 @@ def make_plan(config: Any, store: Any, now: datetime | None = None) -> Plan:
     return plan_cleanup(rules, snapshot, now or datetime.now(UTC))
 
 
-# -- carrying it out ------------------------------------------------------------------------
-@dataclass
-class Outcome:
-    action: Action
-    done: bool
-    detail: str  # the new path, or why it was not done
-
-
-@dataclass
-class Result:
-    plan: Plan
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    @property
-    def archived(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.done and o.action.action == ARCHIVE]
-
-    @property
-    def deleted(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.done and o.action.action == DELETE]
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.done]
-
-    @property
-    def bytes_freed(self) -> int:
-        return sum(o.action.size for o in self.outcomes if o.done)
-
-    def as_json(self) -> dict[str, Any]:
-        out = self.plan.as_json()
-        out["results"] = [
-            {"path": o.action.path, "action": o.action.action, "done": o.done, "detail": o.detail}
-            for o in self.outcomes
-        ]
-        out["archivedCount"] = len(self.archived)
-        out["deletedCount"] = len(self.deleted)
-        out["failedCount"] = len(self.failed)
-        out["bytesFreed"] = self.bytes_freed
-        return out
-
-
-def _unchanged(action: Action) -> str | None:
-    try:
-        st = os.lstat(action.path)
-    except FileNotFoundError:
-        return "gone since the plan was made"
-    if st.st_size != action.size or st.st_mtime != action.mtime:
-        return "changed since the plan was made; left for the next run"
-    return None
-
-
-CHUNK = 256  # sessions moved per pair of directory fsyncs
-
-
-def execute(plan: Plan, store: Any, log: Any = None) -> Result:
-    """Carry out ``plan``.
-
-    Each session is locked while it moves, so a chat cannot open it half-way; one
-    that was opened, changed or removed since planning is left alone. Moves go in
-    chunks through ``store.move.move_files`` (hard-link each file into the archive,
-    fsync once, remove the originals, fsync once; across file systems copy, fsync,
-    verify, remove); their names are re-pointed. A crash in between leaves a file in
-    both places (the same inode), which the next run finishes.
-    """
-    result = Result(plan)
-    links = {real: [store.session_dir / f"{n}.json" for n in names]
-             for real, names in store.names().items()}  # fmt: skip
-    moved: dict[str, Path] = {}
-    deleted: set[str] = set()
-    for start in range(0, len(plan.actions), CHUNK):
-        _run_chunk(plan.actions[start : start + CHUNK], store, links, result, moved, deleted)
-    _sweep_names(Path(store.session_dir), moved, deleted)
-    if log is not None:
-        for outcome in result.outcomes:
-            action = outcome.action
-            verb = {ARCHIVE: "archived", DELETE: "deleted"}[action.action]
-            if outcome.done:
-                log.info("cleanup: %s %s (%s): %s", verb, action.path, plural(action.size, "byte"),
-                         "; ".join(action.reasons))  # fmt: skip
-            else:
-                log.warning("cleanup: left %s: %s", action.path, outcome.detail)
-    return result
-
-
-def _run_chunk(
-    actions: list[Action],
-    store: Any,
-    links: dict[str, list[Path]],
-    result: Result,
-    moved: dict[str, Path],
-    deleted: set[str],
-) -> None:
-    from taurus_ops.store.move import move_files
-
-    held: list[tuple[Action, SessionLock]] = []
-    done: dict[int, Outcome] = {}
-    try:
-        for action in actions:
-            problem = _unchanged(action)
-            lock = SessionLock(Path(action.path))
-            if problem is None:
-                try:
-                    lock.acquire()
-                except SessionLocked:
-                    problem = "open in a running chat (locked)"
-                except OSError as exc:  # a lock file another user owns, say
-                    problem = f"cannot take its lock: {exc.strerror or exc}"
-                else:
-                    problem = _unchanged(action)
-                    if problem is None:
-                        held.append((action, lock))
-                        continue
-                    lock.release()
-            done[id(action)] = Outcome(action, False, problem)
-        to_archive = [a for a, _ in held if a.action == ARCHIVE]
-        touched_dirs: set[Path] = set()
-        if to_archive:
-            reals = [os.path.realpath(a.path) for a in to_archive]
-            outcomes = move_files([Path(a.path) for a in to_archive], Path(store.archive_dir))
-            for action, real, moved_file in zip(to_archive, reals, outcomes, strict=True):
-                if moved_file.dest is None:
-                    done[id(action)] = Outcome(action, False, moved_file.error or "not moved")
-                    continue
-                for link in links.get(real, []):
-                    point_link(link, moved_file.dest, durable=False)
-                    touched_dirs.add(link.parent)
-                moved[action.path] = moved_file.dest
-                done[id(action)] = Outcome(action, True, str(moved_file.dest))
-        for action in (a for a, _ in held if a.action == DELETE):
-            src = Path(action.path)
-            real = os.path.realpath(src)
-            try:
-                os.unlink(src)
-            except OSError as exc:
-                done[id(action)] = Outcome(action, False, exc.strerror or str(exc))
-                continue
-            touched_dirs.add(src.parent)
-            gone = []
-            for link in links.get(real, []):
-                with contextlib.suppress(FileNotFoundError):
-                    link.unlink()
-                    gone.append(link.name)
-                    touched_dirs.add(link.parent)
-            deleted.add(action.path)
-            detail = "deleted" + (f" (and its names {', '.join(gone)})" if gone else "")
-            done[id(action)] = Outcome(action, True, detail)
-        for folder in touched_dirs:
-            fsync_dir(folder)
-    finally:
-        for _, lock in held:
-            lock.release()
-    result.outcomes.extend(done[id(a)] for a in actions if id(a) in done)
-
-
-def _sweep_names(session_dir: Path, moved: dict[str, Path], deleted: set[str]) -> None:
-    """Names made while cleanup ran that still lead to a moved or deleted file."""
-    if not moved and not deleted:
-        return
-    try:
-        entries = list(os.scandir(session_dir))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if not entry.is_symlink():
-            continue
-        link = Path(entry.path)
-        target = os.path.normpath(os.path.join(session_dir, os.readlink(link)))
-        if target in moved and not link.exists():
-            point_link(link, moved[target])
-        elif target in deleted and not link.exists():
-            with contextlib.suppress(FileNotFoundError):
-                link.unlink()
-
-
 # -- remembering what ran, for the warning -------------------------------------------------
 def state_path(home: Path) -> Path:
     return Path(home) / STATE_FILE
@@ -510,7 +341,7 @@ def _rules_key(rules: Rules) -> dict[str, Any]:
     return asdict(rules)
 
 
-def record_run(home: Path, result: Result) -> None:
+def record_run(home: Path, result: CleanupResult) -> None:
     """Note the rules of this real run, so ``list`` stops warning about them."""
     data = {
         "lastRun": fmt.format_time(result.plan.now),
@@ -585,22 +416,123 @@ def _short(path: str, home_dir: str | None) -> str:
     return path
 
 
-# -- archive and unarchive by hand ---------------------------------------------------------
-def archive_session(store: Any, ref: str) -> tuple[Path, Path]:
-    """Move the session ``ref`` into the archive (locked while it moves); (old, new) paths."""
-    found = store.resolve(ref, include_archive=True)
-    if found.archived:
-        raise UsageError(f"{ref!r} is already archived: {found.path}")
-    with SessionLock(found.path):
-        new = store.archive(found.path)
-    return found.path, new
+# -- the job ------------------------------------------------------------------------------
+OFF_NOTE = (
+    "retention is off: set sessions.retentionDays, sessions.maxSessions or "
+    "archive.retentionDays in ~/.taurus/config.yaml to clean up"
+)
 
 
-def unarchive_session(store: Any, ref: str) -> tuple[Path, Path]:
-    """Move the archived session ``ref`` back into the session directory; (old, new) paths."""
-    found = store.resolve(ref, include_archive=True)
-    if not found.archived:
-        raise UsageError(f"{ref!r} is not archived: {found.path}")
-    with SessionLock(found.path):
-        new = store.unarchive(found.path)
-    return found.path, new
+@dataclass(frozen=True)
+class CleanupRequest:
+    dry_run: bool = False
+    wait: float = 0.0  # seconds to wait for another maintenance job to finish
+    now: datetime | None = None  # the moment the rules are measured from (default: now)
+
+
+@dataclass
+class Outcome:
+    action: Action
+    done: bool
+    detail: str  # the new path, or why it was not done
+
+
+@dataclass
+class CleanupResult:
+    """What a cleanup planned and did: ``outcomes`` is empty for a dry run (and when
+    retention is off: ``off``, with nothing planned)."""
+
+    plan: Plan
+    outcomes: list[Outcome] = field(default_factory=list)
+    dry_run: bool = False
+    off: bool = False
+
+    @property
+    def archived(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.done and o.action.action == ARCHIVE]
+
+    @property
+    def deleted(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.done and o.action.action == DELETE]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.done]
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(o.action.size for o in self.outcomes if o.done)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    @property
+    def note(self) -> str | None:
+        return OFF_NOTE if self.off else None
+
+    def summary(self) -> str:
+        """One line for the log (the scheduler's outcome)."""
+        if self.off:
+            return "retention is off (nothing configured), nothing to do"
+        if self.dry_run:
+            return (
+                f"would archive {self.plan.count(ARCHIVE)}, delete {self.plan.count(DELETE)} "
+                f"({plural(self.plan.bytes, 'byte')}); {len(self.plan.skipped)} kept by protection"
+            )
+        return (
+            f"archived {len(self.archived)}, deleted {len(self.deleted)}, "
+            f"freed {plural(self.bytes_freed, 'byte')}, {len(self.failed)} left"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        if self.off:
+            return {"actions": [], "skipped": [], "note": OFF_NOTE}
+        out = self.plan.as_json()
+        if self.dry_run:
+            return out
+        out["results"] = [
+            {"path": o.action.path, "action": o.action.action, "done": o.done, "detail": o.detail}
+            for o in self.outcomes
+        ]
+        out["archivedCount"] = len(self.archived)
+        out["deletedCount"] = len(self.deleted)
+        out["failedCount"] = len(self.failed)
+        out["bytesFreed"] = self.bytes_freed
+        return out
+
+
+def run(ctx: JobContext, request: CleanupRequest) -> CleanupResult:
+    """One cleanup (``taurus-ops cleanup`` and the scheduler's job): the plan the rules
+    call for, carried out unless ``request.dry_run``, under the ops lock; the run is
+    recorded (for the warning) and logged. Nothing is read when retention is off."""
+    from taurus_ops.ops.archive import execute  # (archive builds on the plan types here)
+
+    rules = Rules.from_config(ctx.config)
+    if not rules.active:
+        off = Plan(rules, request.now or datetime.now(UTC))
+        return CleanupResult(off, dry_run=request.dry_run, off=True)
+    check_layout(ctx.config)
+    log = ctx.log("cleanup")
+    with ops_lock(ctx, request.wait, log=log):
+        now = request.now or datetime.now(UTC)  # measured once the lock is held, not before
+        plan = plan_cleanup(rules, take_snapshot(ctx.store, include_archive=True), now)
+        if request.dry_run:
+            result = CleanupResult(plan, dry_run=True)
+            log.info("cleanup --dry-run: %s", result.summary())
+            return result
+        log.info("cleanup: start (%s)", ", ".join(rules.describe()))
+        result = execute(plan, ctx.store, log)
+        record_run(ctx.home, result)
+        log.info(
+            "cleanup: done: archived %d, deleted %d, freed %s, %d left (see above)",
+            len(result.archived),
+            len(result.deleted),
+            plural(result.bytes_freed, "byte"),
+            len(result.failed),
+        )
+    return result

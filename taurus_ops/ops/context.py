@@ -28,19 +28,27 @@ class JobContext:
     _loggers: dict[str, logging.Logger] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, config: Config, store: SessionStore | None = None) -> JobContext:
+    def of(
+        cls,
+        config: Config,
+        store: SessionStore | None = None,
+        cancel: threading.Event | None = None,
+    ) -> JobContext:
         from taurus_ops.store.store import SessionStore
 
-        return cls(config, store if store is not None else SessionStore.from_config(config))
+        return cls(config, store if store is not None else SessionStore.from_config(config), cancel)
 
     @classmethod
     def load(
-        cls, config_file: Path | None = None, session_dir: Path | str | None = None
+        cls,
+        config_file: Path | None = None,
+        session_dir: Path | str | None = None,
+        cancel: threading.Event | None = None,
     ) -> JobContext:
         """Read the settings afresh (the scheduler does this for every run)."""
         from taurus_ops.config import load_config
 
-        return cls.of(load_config(config_file, session_dir))
+        return cls.of(load_config(config_file, session_dir), cancel=cancel)
 
     @property
     def home(self) -> Path:

@@ -1,5 +1,8 @@
 """Exporting sessions as Markdown, HTML or JSON (``taurus-ops export``).
 
+``run(ctx, ExportRequest(...))`` is the job: one session (its text, or a file) or
+every session into a folder (``--all``). ``render`` makes one export and writes nothing.
+
 Rendering uses Jinja2 templates: the built-ins in ``templates/export/`` or a user's
 own (``--template FILE``). Every template runs in Jinja's immutable sandbox with
 strict undefined variables: no attribute starting with ``_``, no Python internals,
@@ -28,11 +31,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taurus_ops.errors import TaurusError, UsageError
 from taurus_ops.ops.redact import Redaction, redact
@@ -40,6 +44,11 @@ from taurus_ops.ops.sandbox import Renderer, TemplateLimit, make_sandbox
 from taurus_ops.store import format as fmt
 from taurus_ops.store.mend import mend_tool_uses
 from taurus_ops.store.session import Session
+from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.store import SessionStore
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "templates" / "export"
 FORMATS: dict[str, tuple[str | None, str]] = {
@@ -175,7 +184,8 @@ def build_context(
     """The plain data every export template renders (see the module docstring)."""
     from taurus_ops import __version__
 
-    original = data.get("messages") if isinstance(data.get("messages"), list) else []
+    found = data.get("messages")
+    original: list[Any] = found if isinstance(found, list) else []
     messages = copy.deepcopy(original)
     mend_tool_uses(messages)
     tool_names: dict[str, str] = {}
@@ -378,3 +388,143 @@ class WriteFailed(TaurusError):
 def plan_all(sources: list[Path], out_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
     """(session file, output file) for each session: ``2025-01-18_abc123.md`` and so on."""
     return [(src, out_dir / (src.name.removesuffix(".json") + suffix)) for src in sorted(sources)]
+
+
+# -- the job ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExportRequest:
+    ref: str | None = None  # the one session to export
+    all_sessions: bool = False  # every session instead, each into its own file in ``output``
+    format: str = "markdown"  # markdown | html | json
+    template: Path | None = None  # a user's own Jinja template instead of the format's
+    output: Path | None = None  # the file (the folder, for all); None or "-": the text returned
+    redact: bool = False  # mask secrets first
+    archived: bool = False  # with ``all_sessions``: the archived sessions too
+    force: bool = False  # replace files that exist
+
+
+@dataclass
+class ExportResult:
+    """One session's export (``text`` for standard output, or the file ``written``), or
+    for every session: how many were ``exported`` into ``folder``, and what ``failed``."""
+
+    text: str | None = None
+    written: Path | None = None
+    redaction: Redaction | None = None  # what one session's redaction masked
+    folder: Path | None = None
+    exported: int = 0
+    masked: int = 0  # secrets masked across every session
+    failed: list[str] = field(default_factory=list)  # "<file>: why", one per session not done
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "written": str(self.written) if self.written else None,
+            "folder": str(self.folder) if self.folder else None,
+            "exported": self.exported if self.folder else int(self.written is not None),
+            "redacted": self.redaction.total if self.redaction is not None else self.masked,
+            "failed": self.failed,
+        }
+
+
+def run(ctx: JobContext, request: ExportRequest) -> ExportResult:
+    """Export as asked. Nothing existing is replaced without ``force``, nothing is written
+    into the session or archive directory, and with ``all_sessions`` one session that
+    cannot be exported never stops the others (a full disk stops them all)."""
+    user_source = read_user_template(request.template) if request.template is not None else None
+    if request.all_sessions:
+        if request.ref:
+            raise UsageError("give either REF or --all, not both")
+        if request.output is None:
+            raise UsageError("--all needs -o DIR")
+        return _export_all(ctx.store, request, request.output, user_source)
+    if not request.ref:
+        raise UsageError("give a session REF (or --all -o DIR)")
+    return _export_one(ctx.store, request, request.ref, user_source)
+
+
+def _refuse_store_path(store: SessionStore, target: Path) -> None:
+    from taurus_ops.store.refs import inside
+
+    for folder in (store.session_dir, store.archive_dir):
+        if folder is not None and inside(target, folder):
+            raise UsageError(f"refusing to write an export into {folder}: choose another place")
+
+
+def _export_one(
+    store: SessionStore, request: ExportRequest, ref: str, user_source: tuple[str, str] | None
+) -> ExportResult:
+    session = store.load_ref(ref)
+    path = session.path
+    assert path is not None, "a session loaded from the store has its file"
+    names = store.names().get(os.path.realpath(path), [])
+    rendered = render(session, request.format, request.template, request.redact, names, user_source)
+    output = request.output
+    if output is None or str(output) == "-":
+        return ExportResult(text=rendered.text, redaction=rendered.redaction)
+    _refuse_store_path(store, output)
+    if output.exists() and output.is_dir():
+        output = output / (path.name.removesuffix(".json") + rendered.suffix)
+    if output.exists() and not request.force:
+        raise UsageError(f"{output} exists (use --force to overwrite)")
+    write_output(output, rendered.text, request.force)
+    return ExportResult(written=output, redaction=rendered.redaction)
+
+
+def _export_all(
+    store: SessionStore,
+    request: ExportRequest,
+    folder: Path,
+    user_source: tuple[str, str] | None,
+) -> ExportResult:
+    _refuse_store_path(store, folder)
+    sources = store.files() + (store.files(archived=True) if request.archived else [])
+    plan = plan_all(sources, folder, suffix_for(request.format, request.template))
+    if not request.force:
+        existing = [dst for _, dst in plan if dst.exists()]
+        if existing:
+            raise UsageError(
+                f"{plural(len(existing), 'file already exists', 'files already exist')} "
+                f"in {folder}, e.g. {existing[0].name} (use --force to overwrite)"
+            )
+    names = store.names()
+    result = ExportResult(folder=folder)
+    for number, (src, dst) in enumerate(plan):
+        try:
+            session = store.load(src)
+            rendered = render(
+                session,
+                request.format,
+                request.template,
+                request.redact,
+                names.get(os.path.realpath(src), []),
+                user_source,
+            )
+        except Exception as exc:  # one bad file must not stop the rest
+            result.failed.append(f"{src.name}: {exc}")
+            continue
+        try:
+            write_output(dst, rendered.text, request.force)
+        except WriteFailed as exc:  # a full disk: reported, and not counted as exported
+            result.failed.append(f"{src.name}: {exc}")
+            if exc.out_of_room:
+                rest = len(plan) - number - 1
+                if rest:
+                    result.failed.append(
+                        f"the other {plural(rest, 'session')}: not tried (no room left)"
+                    )
+                break
+            continue
+        except UsageError as exc:
+            result.failed.append(f"{src.name}: {exc}")
+            continue
+        result.masked += rendered.redaction.total if rendered.redaction else 0
+        result.exported += 1
+    return result

@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taurus_ops.errors import OpsLocked
 from taurus_ops.store.lock import OpsLock
 
+if TYPE_CHECKING:
+    from taurus_ops.ops.context import JobContext
+
 
 @contextlib.contextmanager
 def ops_lock(
-    home: Path,
+    where: JobContext | Path,
     wait: float = 0.0,
     cancel: threading.Event | None = None,
     log: logging.Logger | None = None,
 ) -> Iterator[OpsLock]:
-    """Hold the ops lock. With ``wait`` > 0, retry once a second for up to that many
-    seconds (giving up early when the event ``cancel`` is set)."""
+    """Hold the ops lock of a job's home (``where``: its context, or the home itself).
+
+    With ``wait`` > 0, retry once a second for up to that many seconds, giving up early
+    when the event ``cancel`` is set (by default the context's own, set when the
+    scheduler stops). The first wait is logged to ``log`` when one is given.
+    """
+    if isinstance(where, str | os.PathLike):
+        home = Path(where)
+    else:
+        home = where.home
+        cancel = cancel if cancel is not None else where.cancel
     deadline = time.monotonic() + wait
     told = False
     while True:

@@ -20,12 +20,15 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taurus_ops.config.cron import WEEKDAYS, Cron, parse_cron
 from taurus_ops.errors import OpsLocked, TaurusError
-from taurus_ops.store.lock import FileLock
+from taurus_ops.store.lock import HomeLock
 from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.ops.context import JobContext
 
 JOB_KINDS = ("cleanup", "backup", "sync")  # sync only when schedule.sync is set
 JOB_FUNC = "taurus_ops.ops.schedule:run_job"
@@ -41,17 +44,18 @@ class DaemonRunning(TaurusError):
     """Another ``schedule run`` already serves this Taurus home."""
 
 
-class DaemonLock(FileLock):
+class DaemonLock(HomeLock):
+    """Held by the running ``schedule run``: one scheduler per Taurus home."""
+
     def __init__(self, home: Path) -> None:
-        super().__init__(Path(home) / PID_LOCK)
-
-    def acquire(self) -> FileLock:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return super().acquire()
-
-    def busy(self, pid: int | None) -> Exception:
-        holder = f"process {pid}" if pid else "another process"
-        return DaemonRunning(f"the scheduler is already running for {self.path.parent} ({holder})")
+        where = Path(home)
+        super().__init__(
+            where,
+            PID_LOCK,
+            lambda holder: DaemonRunning(
+                f"the scheduler is already running for {where} ({holder})"
+            ),
+        )
 
 
 def db_url(home: Path) -> str:
@@ -90,29 +94,31 @@ def run_job(
     session_dir: str | None = None,
     lock_wait: float = LOCK_WAIT,
 ) -> str:
-    """One scheduled cleanup or backup. Reads the settings afresh; never raises."""
-    from taurus_ops.config import load_config
-    from taurus_ops.ops.log import ops_logger
+    """One scheduled cleanup, backup or sync. Reads the settings afresh; never raises.
+
+    Each job waits up to ``lock_wait`` seconds for the ops lock (giving up early when
+    the daemon is stopping) and is the very job the command line runs."""
+    from taurus_ops.ops.context import JobContext
 
     try:
-        config = load_config(Path(config_file) if config_file else None, session_dir)
+        ctx = JobContext.load(Path(config_file) if config_file else None, session_dir, STOPPING)
     except TaurusError as exc:
         logging.getLogger(LOGGER).error("%s: settings unreadable, job skipped: %s", kind, exc)
         return "error"
-    log = ops_logger(config.home, LOGGER)
+    log = ctx.log("schedule")
     log.info("%s: scheduled run starting", kind)
     try:
-        from taurus_ops.ops.lock import ops_lock
+        if kind == "cleanup":
+            outcome = _cleanup(ctx, lock_wait)
+        elif kind == "backup":
+            from taurus_ops.ops.lock import ops_lock
 
-        with ops_lock(config.home, wait=lock_wait, cancel=STOPPING, log=log):
-            if kind == "cleanup":
-                outcome = _cleanup(config, log)
-            elif kind == "backup":
-                outcome = _backup(config, log)
-            elif kind == "sync":
-                outcome = _sync(config, log)
-            else:
-                raise TaurusError(f"unknown job {kind!r}")
+            with ops_lock(ctx, lock_wait, log=log):  # the backup job takes no lock itself
+                outcome = _backup(ctx.config, log)
+        elif kind == "sync":
+            outcome = _sync(ctx, lock_wait)
+        else:
+            raise TaurusError(f"unknown job {kind!r}")
     except OpsLocked as exc:
         log.warning("%s: skipped: %s", kind, exc)
         return "skipped"
@@ -126,21 +132,10 @@ def run_job(
     return "ok"
 
 
-def _cleanup(config: Any, log: logging.Logger) -> str:
+def _cleanup(ctx: JobContext, wait: float) -> str:
     from taurus_ops.ops import cleanup
-    from taurus_ops.store import SessionStore
 
-    rules = cleanup.Rules.from_config(config)
-    if not rules.active:
-        return "retention is off (nothing configured), nothing to do"
-    store = SessionStore.from_config(config)
-    plan = cleanup.make_plan(config, store)
-    result = cleanup.execute(plan, store, log)
-    cleanup.record_run(config.home, result)
-    return (
-        f"archived {len(result.archived)}, deleted {len(result.deleted)}, "
-        f"freed {plural(result.bytes_freed, 'byte')}, {len(result.failed)} left"
-    )
+    return cleanup.run(ctx, cleanup.CleanupRequest(wait=wait)).summary()
 
 
 def _backup(config: Any, log: logging.Logger) -> str:
@@ -154,20 +149,15 @@ def _backup(config: Any, log: logging.Logger) -> str:
     return f"wrote {created.path} ({plural(created.files, 'file')}, {plural(created.size, 'byte')}), verified"
 
 
-def _sync(config: Any, log: logging.Logger) -> str:
-    if not config.settings.remote.url:
+def _sync(ctx: JobContext, wait: float) -> str:
+    if not ctx.config.settings.remote.url:
         return "no remote.url is configured, nothing to do"
     from taurus_ops.ops import sync
-    from taurus_ops.store import SessionStore
 
-    prepared, result = sync.run_sync(config, SessionStore.from_config(config), sync.BOTH, log)
+    result = sync.run(ctx, sync.SyncRequest(wait=wait))
     if result.stopped:
         raise TaurusError(result.stopped)
-    return (
-        f"uploaded {result.count('uploaded')}, downloaded {result.count('downloaded')}, "
-        f"{len(result.conflicts)} conflicts (both kept), {len(result.failed)} failed; "
-        f"{prepared.plan.unchanged} in step with {prepared.conn.url}"
-    )
+    return result.outcome()
 
 
 def _scheduled(config: Any) -> list[str]:
@@ -318,8 +308,8 @@ def run_daemon(config: Any, config_file: str | None = None, session_dir: str | N
             for thread in stopper:
                 thread.join()
         finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
+            for sig, previous in old.items():
+                signal.signal(sig, previous)
         log.info("scheduler stopped")
         return 0
     finally:
@@ -349,6 +339,15 @@ class JobInfo:
     expression: str
     next_run: datetime | None
     stored_next_run: datetime | None  # what the daemon's job store holds (may be overdue)
+
+    @property
+    def overdue(self) -> bool:
+        """The saved run is due already: the daemon runs it once when it starts."""
+        return (
+            self.stored_next_run is not None
+            and self.next_run is not None
+            and self.stored_next_run < self.next_run
+        )
 
     def as_json(self) -> dict[str, Any]:
         from taurus_ops.store.format import format_time
@@ -385,6 +384,25 @@ def describe(config: Any, now: datetime | None = None) -> list[JobInfo]:
             )
         )
     return out
+
+
+@dataclass
+class ScheduleStatus:
+    daemon_pid: int | None  # the running ``schedule run``, if one is
+    jobs: list[JobInfo]
+
+    def as_json(self) -> dict[str, Any]:
+        from taurus_ops.ops.timers import on_calendar
+
+        return {
+            "daemonPid": self.daemon_pid,
+            "jobs": [{**j.as_json(), "onCalendar": on_calendar(j.expression)} for j in self.jobs],
+        }
+
+
+def status(ctx: JobContext) -> ScheduleStatus:
+    """``taurus-ops schedule show``: each job's schedule and whether the daemon runs."""
+    return ScheduleStatus(daemon_pid(ctx.home), describe(ctx.config))
 
 
 def daemon_pid(home: Path) -> int | None:

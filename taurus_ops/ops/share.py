@@ -9,7 +9,7 @@ machine, it is downloaded from the shared area (see ``taurus_ops.remote.shared``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taurus_ops.ops.redact import Redaction, redact
 from taurus_ops.remote import SHARED, connect
@@ -17,20 +17,40 @@ from taurus_ops.remote.base import Conflict, RemoteError
 from taurus_ops.remote.codec import BadObject, Meta, decode, encode, keyed, sha256_of
 from taurus_ops.store import format as fmt
 
+if TYPE_CHECKING:
+    from taurus_ops.ops.context import JobContext
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    ref: str
+    redact: bool = False  # mask secrets first, as ``export --redact`` does
+
 
 @dataclass
-class Shared:
+class ShareResult:
     id: str
     url: str  # where it now is
     redaction: Redaction | None
     unchanged: bool  # the same bytes were already shared
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "unchanged": self.unchanged,
+            "redacted": self.redaction.total if self.redaction is not None else None,
+        }
 
-def share_session(config: Any, store: Any, ref: str, redact_secrets: bool = False) -> Shared:
+
+def run(ctx: JobContext, request: ShareRequest) -> ShareResult:
+    """Put one session (redacted first if asked) in the team area; the same bytes already
+    there are left as they are."""
+    config, store, ref = ctx.config, ctx.store, request.ref
     found = store.resolve(ref)
     body = found.path.read_bytes()
     redaction = None
-    if redact_secrets:
+    if request.redact:
         session = store.load(found.path, found.archived)
         redaction = Redaction()
         body = fmt.dumps(redact(session.data, redaction))
@@ -52,9 +72,9 @@ def share_session(config: Any, store: Any, ref: str, redact_secrets: bool = Fals
                     except BadObject:
                         theirs = None
                     if theirs is not None and theirs.sha256 == meta.sha256:
-                        return Shared(found.session_id, where, redaction, True)
+                        return ShareResult(found.session_id, where, redaction, True)
                     conn.remote.put_replace(key, data, existing.etag, metadata)
             except Conflict:
                 continue  # shared from elsewhere at the same moment: look again
-            return Shared(found.session_id, where, redaction, False)
+            return ShareResult(found.session_id, where, redaction, False)
     raise RemoteError(f"remote {conn.url}: {key} kept changing while sharing; try again")

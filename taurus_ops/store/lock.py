@@ -14,10 +14,11 @@ import errno
 import fcntl
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from taurus_ops.errors import OpsLocked, SessionLocked
+from taurus_ops.errors import OpsLocked, SessionLocked, TaurusError
 
 LOCK_SUFFIX = ".lock"
 
@@ -154,18 +155,36 @@ class SessionLock(FileLock):
         self.target = Path(target)
 
 
-class OpsLock(FileLock):
-    """The one lock that cleanup, backup, sync and the doctor take, so two jobs never overlap."""
+class HomeLock(FileLock):
+    """A lock file of its own in a Taurus home (``ops.lock``, ``schedule.lock``).
 
-    def __init__(self, home: Path) -> None:
-        super().__init__(Path(home) / "ops.lock")
+    The home is made (0700) when missing; a second holder is refused with the error
+    ``refuse`` makes from a description of the first one ("process 1234").
+    """
+
+    def __init__(self, home: Path, name: str, refuse: Callable[[str], TaurusError]) -> None:
+        super().__init__(Path(home) / name)
+        self.refuse = refuse
 
     def acquire(self) -> FileLock:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return super().acquire()
 
     def busy(self, pid: int | None) -> Exception:
-        holder = f"process {pid}" if pid else "another process"
-        return OpsLocked(
-            f"another maintenance job (cleanup, backup, sync or doctor) is running: {holder}"
-        )
+        return self.refuse(f"process {pid}" if pid else "another process")
+
+
+OPS_LOCK = "ops.lock"
+
+
+def _maintenance_running(holder: str) -> TaurusError:
+    return OpsLocked(
+        f"another maintenance job (cleanup, backup, sync or doctor) is running: {holder}"
+    )
+
+
+class OpsLock(HomeLock):
+    """The one lock that cleanup, backup, sync and the doctor take, so two jobs never overlap."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(home, OPS_LOCK, _maintenance_running)

@@ -16,7 +16,7 @@ from helpers.sessions import make_document, write_session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taurus_ops.ops import cleanup
+from taurus_ops.ops import archive, cleanup
 from taurus_ops.ops.cleanup import ARCHIVE, DELETE, Entry, Rules, Snapshot, plan_cleanup
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -335,7 +335,7 @@ def test_session_open_in_a_chat_process_is_never_touched(taurus_home: Path, stor
     try:
         dry = ops("cleanup", "--dry-run")
         assert "open in a running chat" in dry.output
-        result = cleanup.execute(plan, store)  # the chat opened it after planning
+        result = archive.execute(plan, store)  # the chat opened it after planning
         done = {o.action.id: o for o in result.outcomes}
         assert not done["held"].done and "locked" in done["held"].detail
         assert done["other"].done

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from helpers.damage import DAMAGES, before, format_damages, message_spans
 from helpers.doctoring import assert_api_accepts, compare, tree
+from helpers.jobs import run_doctor
 from helpers.sessions import make_document, write_session
 
-from taurus_ops.ops.doctor import run_doctor
 from taurus_ops.ops.doctor.checks import scan_store
 from taurus_ops.ops.doctor.plan import make_plan
 from taurus_ops.store import format as fmt
@@ -385,7 +385,11 @@ def test_only_the_given_refs_are_checked(store):
     a.write_bytes(raw_a[:1200])
     b.write_bytes(raw_b[:200])
     report = run_doctor(
-        Path(os.environ["TAURUS_HOME"]), store.session_dir, store.archive_dir, only=[a], fix=True
+        Path(os.environ["TAURUS_HOME"]),
+        store.session_dir,
+        store.archive_dir,
+        refs=(str(a),),
+        fix=True,
     )
     assert report.scan.checked == 1
     assert b.read_bytes() == raw_b[:200] and a.read_bytes() != raw_a[:1200]

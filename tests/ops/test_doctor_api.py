@@ -12,9 +12,9 @@ import sys
 import pytest
 from helpers.damage import DAMAGES, message_spans
 from helpers.fake_api import text
+from helpers.jobs import run_doctor
 from helpers.sessions import make_document, write_session
 
-from taurus_ops.ops.doctor import run_doctor
 from taurus_ops.ops.doctor.document import is_interrupted_result
 
 CHAT = [sys.executable, "-c", "from taurus_ops.cli.chat_main import main; main()"]

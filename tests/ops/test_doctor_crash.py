@@ -165,14 +165,15 @@ def test_sigkill_during_repair_then_rerun_ends_like_one_run(tmp_path: Path, seed
 
 
 def doctor(home: Path, fix: bool = False):  # type: ignore[no-untyped-def]
-    from taurus_ops.ops.doctor import run_doctor
+    from helpers.jobs import run_doctor
 
     return run_doctor(home, home / "sessions", home / "archive", fix=fix)
 
 
 def test_every_step_of_a_split_is_done_once(tmp_path: Path, store, taurus_home: Path) -> None:
     """A rerun after each point of the split: the second document is written once, ever."""
-    from taurus_ops.ops.doctor import run_doctor
+    from helpers.jobs import run_doctor
+
     from taurus_ops.ops.doctor.checks import scan_store
     from taurus_ops.ops.doctor.plan import make_plan
     from taurus_ops.ops.doctor.repair import _create_new

@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 
 from helpers.doctoring import assert_api_accepts, compare, tree
+from helpers.jobs import run_doctor
 from helpers.sessions import make_document
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taurus_ops.ops.doctor import run_doctor
 from taurus_ops.ops.doctor.salvage import salvage
 from taurus_ops.store import SessionStore
 from taurus_ops.store import format as fmt

@@ -14,11 +14,11 @@ import random
 
 import pytest
 from helpers.doctoring import assert_api_accepts, compare
+from helpers.jobs import run_doctor
 from helpers.sessions import make_document, write_session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taurus_ops.ops.doctor import run_doctor
 from taurus_ops.ops.doctor.document import FileContext, repair_document
 from taurus_ops.ops.doctor.plan import _choose
 from taurus_ops.ops.doctor.salvage import salvage

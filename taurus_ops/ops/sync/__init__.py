@@ -1,6 +1,7 @@
 """``taurus-ops sync``: sessions in step between this machine and a remote, both ways.
 
-Plan, then execute. ``prepare`` lists the remote once (one listing walk over the
+``run(ctx, SyncRequest(...))`` is the job (the command line and the scheduler call
+it). Plan, then execute. ``prepare`` lists the remote once (one listing walk over the
 prefix) and reads the local state (hashing only files changed since the last sync);
 ``plan_sync`` (plan.py, pure) decides; ``Executor`` (execute.py) carries it out, and
 the dry run prints the very plan. Every write to the remote is conditional, so two
@@ -14,9 +15,10 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taurus_ops.ops.sync.execute import Executor, SyncResult, object_key
+from taurus_ops.ops.lock import ops_lock
+from taurus_ops.ops.sync.execute import Executor, Moves, object_key
 from taurus_ops.ops.sync.journal import (
     DONE,
     WRITING,
@@ -33,6 +35,12 @@ from taurus_ops.remote import DEVICES, MARKER, SESSIONS, Connection, connect
 from taurus_ops.remote.base import Conflict, ObjectInfo, RemoteError
 from taurus_ops.store import format as fmt
 from taurus_ops.store.format import is_valid_token
+from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.config.effective import Config
+    from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.store import SessionStore
 
 DEVICE_REFRESH = timedelta(hours=1)  # a sync that moved nothing rewrites its record this often
 
@@ -41,10 +49,13 @@ __all__ = [
     "PULL",
     "PUSH",
     "Listing",
+    "Moves",
     "Prepared",
+    "SyncRequest",
     "SyncResult",
     "plan_lines",
     "prepare",
+    "run",
     "run_sync",
     "status",
 ]
@@ -100,7 +111,9 @@ def _check_marker(conn: Connection, state: SyncState, listing: Listing) -> None:
     conn.check_marker(state.marker)
 
 
-def prepare(config: Any, store: Any, direction: str = BOTH, full: bool = False) -> Prepared:
+def prepare(
+    config: Config, store: SessionStore, direction: str = BOTH, full: bool = False
+) -> Prepared:
     """Read both sides and plan. The sessions are listed unless the journal shows that no
     device wrote one since the last full listing (``full`` lists them anyway)."""
     conn = connect(config)
@@ -140,7 +153,7 @@ def prepare(config: Any, store: Any, direction: str = BOTH, full: bool = False) 
     return Prepared(conn, state, local, listing, plan, journal, not quick, listed_at, unfinished)
 
 
-def _in_step(prepared: Prepared, result: SyncResult) -> bool:
+def _in_step(prepared: Prepared, result: Moves) -> bool:
     """After a full listing: every session listed is recorded as the version listed (or one
     this sync wrote over it), so the next sync may trust the state instead of listing."""
     state = prepared.state
@@ -152,9 +165,9 @@ def _in_step(prepared: Prepared, result: SyncResult) -> bool:
 
 
 def run_sync(
-    config: Any, store: Any, direction: str = BOTH, log: logging.Logger | None = None
-) -> tuple[Prepared, SyncResult]:
-    """Plan and carry out one sync (the caller holds the ops lock)."""
+    config: Config, store: SessionStore, direction: str = BOTH, log: logging.Logger | None = None
+) -> tuple[Prepared, Moves]:
+    """Plan and carry out one sync; the caller holds the ops lock (``run`` takes it)."""
     prepared = prepare(config, store, direction)
     conn, state = prepared.conn, prepared.state
     try:
@@ -179,9 +192,7 @@ def run_sync(
     return prepared, result
 
 
-def _write_device(
-    conn: Connection, state: SyncState, prepared: Prepared, result: SyncResult
-) -> None:
+def _write_device(conn: Connection, state: SyncState, prepared: Prepared, result: Moves) -> None:
     """Note in ``devices/<device>.json`` when this device last synced (never a session's data)."""
     moved = bool(result.moved or result.conflicts)
     written = fmt.parse_time(state.device.get("written"))
@@ -220,10 +231,124 @@ def _write_device(
     state.dirty = True
 
 
+# -- the job ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SyncRequest:
+    direction: str = BOTH  # BOTH, PUSH (only upload) or PULL (only download)
+    dry_run: bool = False
+    wait: float = 0.0  # seconds to wait for another maintenance job to finish
+
+
+@dataclass
+class SyncResult:
+    """One sync: the plan (all a dry run has) and, for a real run, what moved."""
+
+    remote: str
+    device: str
+    plan: Plan
+    left_out: list[tuple[str, str]]  # (path, why): local files that are not sessions to sync
+    dry_run: bool = False
+    moves: Moves | None = None
+
+    @classmethod
+    def of(cls, prepared: Prepared, moves: Moves | None = None) -> SyncResult:
+        """The result of a real run (with its ``moves``) or, without them, of a dry run."""
+        return cls(
+            prepared.conn.url,
+            prepared.conn.device,
+            prepared.plan,
+            list(prepared.local.problems),
+            dry_run=moves is None,
+            moves=moves,
+        )
+
+    @property
+    def stopped(self) -> str | None:
+        """The remote error that stopped the sync part-way, if one did."""
+        return self.moves.stopped if self.moves is not None else None
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        return self.moves.failed if self.moves is not None else []
+
+    @property
+    def ok(self) -> bool:
+        return not self.stopped and not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def summary(self) -> str:
+        """What a real run did, as the command prints it and the log keeps it."""
+        moves = self.moves
+        assert moves is not None, "a dry run has moved nothing"
+        parts = [f"uploaded {moves.count('uploaded')}", f"downloaded {moves.count('downloaded')}"]
+        if moves.conflicts:
+            parts.append(plural(len(moves.conflicts), "conflict") + " (both versions kept)")
+        if moves.failed:
+            parts.append(f"{len(moves.failed)} failed")
+        return (
+            f"Synced with {self.remote} as {self.device}: {', '.join(parts)}; "
+            f"{self.plan.unchanged} already in step."
+        )
+
+    def dry_summary(self) -> str:
+        plan = self.plan
+        up = len(plan.of("upload-new", "upload"))
+        down = len(plan.of("download-new", "download"))
+        conflicts = len(plan.of("conflict"))
+        return (
+            f"Would upload {up} and download {down} "
+            f"({plan.unchanged} in step, {plural(conflicts, 'possible conflict')}) with "
+            f"{self.remote}. Run `taurus-ops sync` to do it."
+        )
+
+    def outcome(self) -> str:
+        """The scheduler's one-line outcome of a real run."""
+        moves = self.moves
+        assert moves is not None, "a dry run has moved nothing"
+        return (
+            f"uploaded {moves.count('uploaded')}, downloaded {moves.count('downloaded')}, "
+            f"{len(moves.conflicts)} conflicts (both kept), {len(moves.failed)} failed; "
+            f"{self.plan.unchanged} in step with {self.remote}"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        out = {
+            "remote": self.remote,
+            "device": self.device,
+            "dryRun": self.dry_run,
+            **self.plan.as_json(),
+            "leftOut": [{"path": p, "why": w} for p, w in self.left_out],
+        }
+        if self.moves is not None:
+            out["results"] = self.moves.as_json()
+        return out
+
+
+def run(ctx: JobContext, request: SyncRequest) -> SyncResult:
+    """One sync (``taurus-ops sync`` and the scheduler's job) under the ops lock: the plan,
+    carried out unless ``request.dry_run``; a real run is logged. A remote error that
+    stops it part-way is ``result.stopped``, not raised."""
+
+    log = ctx.log("sync")
+    with ops_lock(ctx, request.wait, log=log):
+        if request.dry_run:
+            prepared = prepare(ctx.config, ctx.store, request.direction)
+            prepared.conn.close()
+            return SyncResult.of(prepared)
+        prepared, moves = run_sync(ctx.config, ctx.store, request.direction, log)
+    result = SyncResult.of(prepared, moves)
+    log.info("sync: %s", result.summary())
+    return result
+
+
 # -- remote status ----------------------------------------------------------------------------
-def status(config: Any, store: Any) -> dict[str, Any]:
-    """What is here only, there only, changed on one side, in conflict; when devices synced."""
-    prepared = prepare(config, store, BOTH, full=True)
+def status(ctx: JobContext) -> dict[str, Any]:
+    """What is here only, there only, changed on one side, in conflict; when devices synced.
+    Changes nothing here or there (``taurus-ops remote status``)."""
+    prepared = prepare(ctx.config, ctx.store, BOTH, full=True)
     conn, plan = prepared.conn, prepared.plan
     try:
         devices = []

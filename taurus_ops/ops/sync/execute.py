@@ -64,7 +64,9 @@ class ConflictKept:
 
 
 @dataclass
-class SyncResult:
+class Moves:
+    """What one sync carried out of its plan."""
+
     plan: Plan
     moved: list[Moved] = field(default_factory=list)
     conflicts: list[ConflictKept] = field(default_factory=list)
@@ -114,8 +116,8 @@ class Executor:
         self._touched: set[Path] = set()  # folders written without an fsync yet
 
     # -- the whole plan -------------------------------------------------------------------
-    def run(self, plan: Plan) -> SyncResult:
-        result = SyncResult(plan)
+    def run(self, plan: Plan) -> Moves:
+        result = Moves(plan)
         for sid in plan.forget:
             self.state.forget(sid)
         try:
@@ -147,8 +149,8 @@ class Executor:
         self,
         actions: list[Action],
         work: Callable[[Action], Any],
-        done: Callable[[Action, Any, SyncResult], None],
-        result: SyncResult,
+        done: Callable[[Action, Any, Moves], None],
+        result: Moves,
     ) -> None:
         if not actions:
             return
@@ -216,9 +218,7 @@ class Executor:
             return entry, self.conn.remote.put_new(key, data, metadata)
         return entry, self.conn.remote.put_replace(key, data, action.remote.etag, metadata)
 
-    def _uploaded(
-        self, action: Action, outcome: tuple[LocalEntry, str], result: SyncResult
-    ) -> None:
+    def _uploaded(self, action: Action, outcome: tuple[LocalEntry, str], result: Moves) -> None:
         entry, etag = outcome
         self.state.record(action.id, entry, etag)
         result.moved.append(Moved(action.id, "uploaded", entry.file))
@@ -243,7 +243,7 @@ class Executor:
         return meta, body, fetched.etag, staged
 
     def _downloaded(
-        self, action: Action, outcome: tuple[Meta, bytes, str, Path], result: SyncResult
+        self, action: Action, outcome: tuple[Meta, bytes, str, Path], result: Moves
     ) -> None:
         meta, body, etag, staged = outcome
         try:
@@ -335,7 +335,7 @@ class Executor:
         return tuple(sorted(found))
 
     # -- conflicts and lost answers -----------------------------------------------------------
-    def _settle(self, sid: str, result: SyncResult, planned: LocalEntry | None) -> None:
+    def _settle(self, sid: str, result: Moves, planned: LocalEntry | None) -> None:
         """Bring one session into step after a conditional write failed (or both changed)."""
         key = object_key(sid)
         for _ in range(SETTLE_TRIES):
@@ -386,7 +386,7 @@ class Executor:
             return None
 
     def _keep_theirs(
-        self, sid: str, meta: Meta, body: bytes, etag: str, result: SyncResult
+        self, sid: str, meta: Meta, body: bytes, etag: str, result: Moves
     ) -> ConflictKept | None:
         """Save the remote's version as a new session here and upload it. None if it failed."""
         date = meta.file.split("_", 1)[0] if "_" in meta.file else fmt.now_iso()[:10]
@@ -535,4 +535,4 @@ def _set_mtime(path: Path, mtime: float | None) -> None:
             os.utime(path, (time.time(), mtime))
 
 
-__all__ = ["ConflictKept", "Executor", "Moved", "SyncResult", "conflict_copy", "conflict_ids"]
+__all__ = ["ConflictKept", "Executor", "Moved", "Moves", "conflict_copy", "conflict_ids"]

@@ -1,18 +1,41 @@
-"""``taurus-ops remote init``: check the remote, make the encryption key, write the marker."""
+"""``taurus-ops remote init``: check the remote, make the encryption key, write the marker.
+
+``run(ctx, InitRequest(...))`` is the job."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taurus_ops.config.paths import taurus_home
 from taurus_ops.remote import Connection, RemoteConfigError, configured_url, open_backend
 from taurus_ops.remote.codec import load_key, new_key_file
 from taurus_ops.remote.url import device_of
 
+if TYPE_CHECKING:
+    from taurus_ops.ops.context import JobContext
 
-def init_remote(config: Any, encrypt: bool, key_file: Path | None = None) -> list[str]:
-    """Set up the configured remote; returns the lines to print."""
+
+@dataclass(frozen=True)
+class InitRequest:
+    encrypt: bool = False  # make (or reuse) a key and mark the remote as encrypted
+    key_file: Path | None = None  # where the key is (default: remote.encryptionKeyFile)
+
+
+@dataclass
+class InitResult:
+    url: str
+    marker: dict[str, Any]  # the remote's marker as it now is
+    lines: list[str] = field(default_factory=list)  # what was done, for people
+
+    def as_json(self) -> dict[str, Any]:
+        return {"remote": self.url, "marker": self.marker, "lines": self.lines}
+
+
+def run(ctx: JobContext, request: InitRequest) -> InitResult:
+    """Set up the configured remote: check it works, then write its marker (and the key)."""
+    config, encrypt, key_file = ctx.config, request.encrypt, request.key_file
     settings = config.settings.remote
     where = configured_url(config)
     configured = Path(settings.encryption_key_file) if settings.encryption_key_file else None
@@ -48,7 +71,7 @@ def init_remote(config: Any, encrypt: bool, key_file: Path | None = None) -> lis
         f"encrypted (key id {marker.get('keyId')})" if marker.get("encrypted") else "not encrypted"
     )
     lines.insert(0, f"Remote {where.url} is ready: {state}.")
-    return lines
+    return InitResult(where.url, marker, lines)
 
 
 def _refuse_mismatch(url: str, marker: dict[str, Any] | None, path: Path) -> None:

@@ -1,0 +1,261 @@
+"""Moving sessions into the archive and back, and deleting them, safely.
+
+``execute`` carries out a cleanup plan (``taurus_ops.ops.cleanup``); ``run`` is the
+``archive`` and ``unarchive`` commands. Either way each session is locked while it
+moves, so a chat never has one open half-way, and its names are re-pointed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from taurus_ops.errors import SessionLocked, TaurusError, UsageError
+from taurus_ops.ops.cleanup import (
+    ARCHIVE,
+    DELETE,
+    Action,
+    CleanupResult,
+    Outcome,
+    Plan,
+    check_layout,
+)
+from taurus_ops.ops.lock import ops_lock
+from taurus_ops.store.atomic import fsync_dir, point_link
+from taurus_ops.store.lock import SessionLock
+from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.store import SessionStore
+
+
+# -- a cleanup's plan --------------------------------------------------------------------------
+def _unchanged(action: Action) -> str | None:
+    try:
+        st = os.lstat(action.path)
+    except FileNotFoundError:
+        return "gone since the plan was made"
+    if st.st_size != action.size or st.st_mtime != action.mtime:
+        return "changed since the plan was made; left for the next run"
+    return None
+
+
+CHUNK = 256  # sessions moved per pair of directory fsyncs
+
+
+def execute(plan: Plan, store: SessionStore, log: logging.Logger | None = None) -> CleanupResult:
+    """Carry out ``plan``.
+
+    Each session is locked while it moves, so a chat cannot open it half-way; one
+    that was opened, changed or removed since planning is left alone. Moves go in
+    chunks through ``store.move.move_files`` (hard-link each file into the archive,
+    fsync once, remove the originals, fsync once; across file systems copy, fsync,
+    verify, remove); their names are re-pointed. A crash in between leaves a file in
+    both places (the same inode), which the next run finishes.
+    """
+    result = CleanupResult(plan)
+    links = {real: [store.session_dir / f"{n}.json" for n in names]
+             for real, names in store.names().items()}  # fmt: skip
+    moved: dict[str, Path] = {}
+    deleted: set[str] = set()
+    for start in range(0, len(plan.actions), CHUNK):
+        _run_chunk(plan.actions[start : start + CHUNK], store, links, result, moved, deleted)
+    _sweep_names(Path(store.session_dir), moved, deleted)
+    if log is not None:
+        for outcome in result.outcomes:
+            action = outcome.action
+            verb = {ARCHIVE: "archived", DELETE: "deleted"}[action.action]
+            if outcome.done:
+                log.info("cleanup: %s %s (%s): %s", verb, action.path, plural(action.size, "byte"),
+                         "; ".join(action.reasons))  # fmt: skip
+            else:
+                log.warning("cleanup: left %s: %s", action.path, outcome.detail)
+    return result
+
+
+def _run_chunk(
+    actions: list[Action],
+    store: SessionStore,
+    links: dict[str, list[Path]],
+    result: CleanupResult,
+    moved: dict[str, Path],
+    deleted: set[str],
+) -> None:
+    from taurus_ops.store.move import move_files
+
+    held: list[tuple[Action, SessionLock]] = []
+    done: dict[int, Outcome] = {}
+    try:
+        for action in actions:
+            problem = _unchanged(action)
+            lock = SessionLock(Path(action.path))
+            if problem is None:
+                try:
+                    lock.acquire()
+                except SessionLocked:
+                    problem = "open in a running chat (locked)"
+                except OSError as exc:  # a lock file another user owns, say
+                    problem = f"cannot take its lock: {exc.strerror or exc}"
+                else:
+                    problem = _unchanged(action)
+                    if problem is None:
+                        held.append((action, lock))
+                        continue
+                    lock.release()
+            done[id(action)] = Outcome(action, False, problem)
+        to_archive = [a for a, _ in held if a.action == ARCHIVE]
+        touched_dirs: set[Path] = set()
+        if to_archive:
+            if store.archive_dir is None:  # a store made by hand: the settings always name one
+                raise UsageError("no archive directory is configured (sessions.archiveDirectory)")
+            reals = [os.path.realpath(a.path) for a in to_archive]
+            outcomes = move_files([Path(a.path) for a in to_archive], store.archive_dir)
+            for action, real, moved_file in zip(to_archive, reals, outcomes, strict=True):
+                if moved_file.dest is None:
+                    done[id(action)] = Outcome(action, False, moved_file.error or "not moved")
+                    continue
+                for link in links.get(real, []):
+                    point_link(link, moved_file.dest, durable=False)
+                    touched_dirs.add(link.parent)
+                moved[action.path] = moved_file.dest
+                done[id(action)] = Outcome(action, True, str(moved_file.dest))
+        for action in (a for a, _ in held if a.action == DELETE):
+            src = Path(action.path)
+            real = os.path.realpath(src)
+            try:
+                os.unlink(src)
+            except OSError as exc:
+                done[id(action)] = Outcome(action, False, exc.strerror or str(exc))
+                continue
+            touched_dirs.add(src.parent)
+            gone = []
+            for link in links.get(real, []):
+                with contextlib.suppress(FileNotFoundError):
+                    link.unlink()
+                    gone.append(link.name)
+                    touched_dirs.add(link.parent)
+            deleted.add(action.path)
+            detail = "deleted" + (f" (and its names {', '.join(gone)})" if gone else "")
+            done[id(action)] = Outcome(action, True, detail)
+        for folder in touched_dirs:
+            fsync_dir(folder)
+    finally:
+        for _, lock in held:
+            lock.release()
+    result.outcomes.extend(done[id(a)] for a in actions if id(a) in done)
+
+
+def _sweep_names(session_dir: Path, moved: dict[str, Path], deleted: set[str]) -> None:
+    """Names made while cleanup ran that still lead to a moved or deleted file."""
+    if not moved and not deleted:
+        return
+    try:
+        entries = list(os.scandir(session_dir))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if not entry.is_symlink():
+            continue
+        link = Path(entry.path)
+        target = os.path.normpath(os.path.join(session_dir, os.readlink(link)))
+        if target in moved and not link.exists():
+            point_link(link, moved[target])
+        elif target in deleted and not link.exists():
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+
+
+# -- archive and unarchive by hand ---------------------------------------------------------
+def archive_session(store: SessionStore, ref: str) -> tuple[Path, Path]:
+    """Move the session ``ref`` into the archive (locked while it moves); (old, new) paths."""
+    found = store.resolve(ref, include_archive=True)
+    if found.archived:
+        raise UsageError(f"{ref!r} is already archived: {found.path}")
+    with SessionLock(found.path):
+        new = store.archive(found.path)
+    return found.path, new
+
+
+def unarchive_session(store: SessionStore, ref: str) -> tuple[Path, Path]:
+    """Move the archived session ``ref`` back into the session directory; (old, new) paths."""
+    found = store.resolve(ref, include_archive=True)
+    if not found.archived:
+        raise UsageError(f"{ref!r} is not archived: {found.path}")
+    with SessionLock(found.path):
+        new = store.unarchive(found.path)
+    return found.path, new
+
+
+@dataclass(frozen=True)
+class ArchiveRequest:
+    refs: tuple[str, ...]
+    unarchive: bool = False  # back from the archive into the session directory
+
+
+@dataclass
+class Moved:
+    ref: str
+    old: Path
+    new: Path
+
+
+@dataclass
+class NotMoved:
+    ref: str
+    error: TaurusError | OSError
+
+
+@dataclass
+class ArchiveResult:
+    unarchive: bool
+    items: list[Moved | NotMoved] = field(default_factory=list)  # in the order asked
+
+    @property
+    def moved(self) -> list[Moved]:
+        return [m for m in self.items if isinstance(m, Moved)]
+
+    @property
+    def failed(self) -> list[NotMoved]:
+        return [m for m in self.items if isinstance(m, NotMoved)]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "unarchive": self.unarchive,
+            "moved": [{"ref": m.ref, "from": str(m.old), "to": str(m.new)} for m in self.moved],
+            "failed": [{"ref": m.ref, "why": str(m.error)} for m in self.failed],
+        }
+
+
+def run(ctx: JobContext, request: ArchiveRequest) -> ArchiveResult:
+    """Move each session asked for, under the ops lock; one that cannot be moved is noted
+    and the rest still go. Each move is logged."""
+
+    if not request.unarchive:
+        check_layout(ctx.config)
+    verb = "unarchive" if request.unarchive else "archive"
+    move = unarchive_session if request.unarchive else archive_session
+    log = ctx.log("cleanup")
+    result = ArchiveResult(request.unarchive)
+    with ops_lock(ctx):
+        for ref in request.refs:
+            try:
+                old, new = move(ctx.store, ref)
+            except (TaurusError, OSError) as exc:
+                result.items.append(NotMoved(ref, exc))
+                continue
+            log.info("%s: %s -> %s", verb, old, new)
+            result.items.append(Moved(ref, old, new))
+    return result
