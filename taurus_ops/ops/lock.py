@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from taurus_ops.errors import OpsLocked
 from taurus_ops.store.lock import OpsLock
+
+_HELD = threading.local()  # the homes whose ops lock this thread holds
 
 
 @contextlib.contextmanager
@@ -21,7 +24,16 @@ def ops_lock(
     log: logging.Logger | None = None,
 ) -> Iterator[OpsLock]:
     """Hold the ops lock. With ``wait`` > 0, retry once a second for up to that many
-    seconds (giving up early when the event ``cancel`` is set)."""
+    seconds (giving up early when the event ``cancel`` is set).
+
+    Taken again by the thread that holds it (a job's ``run`` inside a scheduled run that
+    took the lock first), it is simply held on: the inner block is part of the same job.
+    """
+    key = os.path.realpath(home)
+    held: dict[str, OpsLock] = _HELD.__dict__.setdefault("homes", {})
+    if key in held:
+        yield held[key]
+        return
     deadline = time.monotonic() + wait
     told = False
     while True:
@@ -40,7 +52,9 @@ def ops_lock(
                 cancel.wait(pause)
             else:
                 time.sleep(pause)
+    held[key] = lock
     try:
         yield lock
     finally:
+        del held[key]
         lock.release()

@@ -144,14 +144,15 @@ def _cleanup(config: Any, log: logging.Logger) -> str:
 
 
 def _backup(config: Any, log: logging.Logger) -> str:
-    from taurus_ops.ops.backup import create_backup
+    from taurus_ops.ops.backup import create
+    from taurus_ops.ops.context import JobContext
 
-    created = create_backup(config)
-    for note in created.notes:
-        log.warning("backup: %s", note)
-    for path in created.removed:
-        log.info("backup: removed old backup %s", path)
-    return f"wrote {created.path} ({plural(created.files, 'file')}, {plural(created.size, 'byte')}), verified"
+    ctx = JobContext.of(config)
+    ctx.cancel = STOPPING
+    result = create.run(ctx, create.CreateRequest(wait=LOCK_WAIT))
+    if not result.ok:
+        raise TaurusError(result.error)
+    return result.summary()
 
 
 def _sync(config: Any, log: logging.Logger) -> str:
