@@ -20,6 +20,7 @@ from taurus_ops.words import plural
 
 if TYPE_CHECKING:
     from taurus_ops.ops.backup.create import CreateResult
+    from taurus_ops.ops.backup.listing import Listed
     from taurus_ops.ops.backup.restore import RestorePlan
     from taurus_ops.ops.backup.verify import VerifyReport
 
@@ -36,7 +37,9 @@ def backup_group() -> None:
     includeTemplates, includeConfig, the archive, ~/.taurus/templates and
     ~/.taurus/config.yaml) with member paths relative to your home folder, so plain
     `tar -xzf FILE -C ~/` restores it too. A manifest inside lists every file's
-    sha256 and size.
+    sha256 and size. With backup.destination (s3://BUCKET/PREFIX or file:///PATH)
+    each backup is also uploaded there, and list, verify and restore take the
+    remote copies too.
 
     \b
     Examples:
@@ -44,6 +47,7 @@ def backup_group() -> None:
       taurus-ops backup list
       taurus-ops backup verify ~/.taurus/backups/taurus-sessions-backup-20250118-030000.tar.gz
       taurus-ops backup restore ~/.taurus/backups/taurus-sessions-backup-20250118-030000.tar.gz --dry-run
+      taurus-ops backup restore s3://team-backups/alice/laptop/taurus-sessions-backup-20250118-030000.tar.gz
     """
 
 
@@ -61,7 +65,9 @@ def backup_group() -> None:
     "taurus-ops backup create\n"
     "taurus-ops backup create --dry-run\n"
     "taurus-ops backup create -o /mnt/usb/\n"
-    "tar -tzf ~/.taurus/backups/taurus-sessions-backup-*.tar.gz | head"
+    "tar -tzf ~/.taurus/backups/taurus-sessions-backup-*.tar.gz | head\n"
+    "# ~/.taurus/config.yaml:  backup: {destination: s3://team-backups/alice}\n"
+    "taurus-ops backup create --json | jq .offsite.uploaded"
 )
 @pass_app
 def create_cmd(
@@ -73,7 +79,14 @@ def create_cmd(
     says otherwise. A failure (full disk, unwritable folder) removes the partial file
     and leaves older backups untouched. --dry-run says what would be written and which
     old backups rotation would remove.
+
+    With backup.destination set, the verified archive is then uploaded there (under
+    this machine's remote.device), its manifest last, sealed with
+    remote.encryptionKeyFile when that is set, and rotation applies to this
+    machine's remote copies too. Credentials come only from the AWS chain. If the
+    upload fails, the local backup is kept and the command says so (exit 1).
     """
+    from taurus_ops.errors import TaurusError
     from taurus_ops.ops.backup import create
 
     request = create.CreateRequest(output=output, dry_run=dry_run, wait=wait)
@@ -82,6 +95,8 @@ def create_cmd(
         echo_json(result.as_json())
     else:
         _print_created(result)
+    if not result.ok:
+        raise TaurusError(result.error)
 
 
 def _print_created(result: CreateResult) -> None:
@@ -95,19 +110,31 @@ def _print_created(result: CreateResult) -> None:
             err=True,
         )
     made = result.created
+    offsite = result.offsite
     if made is None:
         files = sum(1 for item in result.plan.items if item.kind == "file")
         click.echo(f"Would back up {plural(files, 'file')} to {result.path}.")
+        if offsite is not None and not offsite.error:
+            click.echo(f"Would upload it to {offsite.url}.")
         for path in result.removed:
             click.echo(f"Would remove old backup {path.name}")
+        for url in offsite.removed if offsite is not None else []:
+            click.echo(f"Would remove old remote backup {url}")
         click.echo("Run without --dry-run to do it.")
         return
     click.echo(
         f"Backed up {plural(made.files, 'file')} ({human_size(made.bytes)}) to {made.path} "
         f"({human_size(made.size)}); verified."
     )
+    if offsite is not None and offsite.uploaded is not None:
+        sealed = ", encrypted" if offsite.uploaded.encrypted else ""
+        click.echo(
+            f"Uploaded to {offsite.uploaded.url} ({human_size(offsite.uploaded.size)}{sealed})."
+        )
     for path in result.removed:
         click.echo(f"Removed old backup {path.name}")
+    for url in offsite.removed if offsite is not None else []:
+        click.echo(f"Removed old remote backup {url}")
 
 
 @backup_group.command("list")
@@ -115,36 +142,65 @@ def _print_created(result: CreateResult) -> None:
 @example("taurus-ops backup list\ntaurus-ops backup list --json | jq -r '.[0].path'")
 @pass_app
 def list_cmd(app: AppContext, as_json: bool) -> None:
-    """List the backups in backup.directory, newest first."""
+    """List the backups in backup.directory, newest first, and with backup.destination
+    the remote ones too (every machine's), saying where each is."""
     from taurus_ops.cli.common import table
+    from taurus_ops.errors import TaurusError
     from taurus_ops.ops.backup import listing
     from taurus_ops.store.format import format_time
 
     result = listing.run(app.job, listing.ListRequest())
+    entries = result.entries
     if as_json:
         echo_json(result.as_json())
-        return
-    if not result.backups:
-        click.echo(f"No backups in {result.folder} yet. Make one with `taurus-ops backup create`.")
-        return
-    rows = [
-        [local_time(format_time(b.stamp)), human_size(b.size), str(b.path)] for b in result.backups
-    ]
-    click.echo(table(rows, ["CREATED", "SIZE", "FILE"]))
-    click.echo(f"\nKeeping the newest {result.keep} (backup.keep).")
+    elif not entries:
+        where = f"{result.folder} or {result.destination}" if result.destination else result.folder
+        click.echo(f"No backups in {where} yet. Make one with `taurus-ops backup create`.")
+    elif result.destination:
+        rows = [
+            [local_time(format_time(e.stamp)), human_size(e.size), _where(e), e.path]
+            for e in entries
+        ]
+        click.echo(table(rows, ["CREATED", "SIZE", "WHERE", "BACKUP"]))
+    else:
+        rows = [[local_time(format_time(e.stamp)), human_size(e.size), e.path] for e in entries]
+        click.echo(table(rows, ["CREATED", "SIZE", "FILE"]))
+    if entries and not as_json:
+        click.echo(f"\nKeeping the newest {result.keep} (backup.keep).")
+    if result.incomplete and not as_json:
+        click.echo(
+            f"note: {plural(result.incomplete, 'incomplete upload')} in {result.destination} "
+            "(cut off before its manifest): not a backup; removed by rotation after a day",
+            err=True,
+        )
+    if not result.ok:
+        raise TaurusError(result.error)
+
+
+def _where(entry: Listed) -> str:
+    if entry.where == "local":
+        return "local"
+    return f"remote ({entry.device}{', encrypted' if entry.encrypted else ''})"
 
 
 @backup_group.command("verify")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", metavar="FILE|URL")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@example("taurus-ops backup verify ~/.taurus/backups/taurus-sessions-backup-20250118-030000.tar.gz")
+@example(
+    "taurus-ops backup verify ~/.taurus/backups/taurus-sessions-backup-20250118-030000.tar.gz\n"
+    "taurus-ops backup verify s3://team-backups/alice/laptop/taurus-sessions-backup-20250118-030000.tar.gz"
+)
 @pass_app
-def verify_cmd(app: AppContext, file: Path, as_json: bool) -> None:
+def verify_cmd(app: AppContext, file: str, as_json: bool) -> None:
     """Check every file's checksum and size against the manifest, and that every member
-    is safe to restore. Exit 1 on any problem."""
+    is safe to restore. Exit 1 on any problem.
+
+    A remote backup (its URL, as `backup list` shows it) is downloaded to a private
+    temporary file and checked against the sha256s its manifest object records first.
+    """
     from taurus_ops.ops.backup import verify
 
-    report = verify.run(app.job, verify.VerifyRequest(str(file)))
+    report = verify.run(app.job, verify.VerifyRequest(file))
     if as_json:
         echo_json(report.as_json())
     elif report.ok:
@@ -160,7 +216,7 @@ def verify_cmd(app: AppContext, file: Path, as_json: bool) -> None:
 
 
 @backup_group.command("restore")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", metavar="FILE|URL")
 @DRY_RUN
 @click.option("--force", is_flag=True, help="Also replace files that are newer on disk.")
 @click.option(
@@ -173,22 +229,25 @@ def verify_cmd(app: AppContext, file: Path, as_json: bool) -> None:
 @example(
     "taurus-ops backup restore ~/.taurus/backups/taurus-sessions-backup-20250118-030000.tar.gz --dry-run\n"
     "taurus-ops backup restore backup.tar.gz\n"
-    "taurus-ops backup restore backup.tar.gz --to /tmp/inspect"
+    "taurus-ops backup restore backup.tar.gz --to /tmp/inspect\n"
+    "taurus-ops backup restore s3://team-backups/alice/laptop/taurus-sessions-backup-20250118-030000.tar.gz --dry-run"
 )
 @pass_app
 def restore_cmd(
-    app: AppContext, file: Path, dry_run: bool, force: bool, to: Path | None, as_json: bool
+    app: AppContext, file: str, dry_run: bool, force: bool, to: Path | None, as_json: bool
 ) -> None:
     """Verify a backup, then restore what is missing or older on disk.
 
     Sessions newer on disk are kept unless --force; a file replaced is first copied to
     ~/.taurus/restore-replaced/. Restored files are 0600. An archive that fails
     verification (bad checksum, absolute paths, '..', links, devices) writes nothing.
+    A remote backup (its URL, from `backup list`) is downloaded to a private temporary
+    file and checked against its manifest's sha256s before anything is planned.
     """
     from taurus_ops.errors import TaurusError
     from taurus_ops.ops.backup import restore
 
-    request = restore.RestoreRequest(str(file), dry_run=dry_run, force=force, to=to)
+    request = restore.RestoreRequest(file, dry_run=dry_run, force=force, to=to)
     try:
         result = restore.run(app.job, request)
     except restore.Refused as exc:
@@ -222,18 +281,24 @@ def restore_cmd(
 @pass_app
 def rotate_cmd(app: AppContext, dry_run: bool, as_json: bool, wait: float) -> None:
     """Remove all but the newest backup.keep backups now (backup create does this after
-    each backup). Only backups of the same folders count; other files are never touched."""
+    each backup). Only backups of the same folders count; other files are never touched.
+    With backup.destination, this machine's remote copies are rotated the same way."""
+    from taurus_ops.errors import TaurusError
     from taurus_ops.ops.backup import rotate
 
     result = rotate.run(app.job, rotate.RotateRequest(dry_run=dry_run, wait=wait))
     if as_json:
         echo_json(result.as_json())
-        return
-    verb = "Would remove" if dry_run else "Removed"
-    for path in result.removed:
-        click.echo(f"{verb} old backup {path.name}")
-    if not result.removed:
-        click.echo(f"Nothing to remove: at most {result.keep} backups kept (backup.keep).")
+    else:
+        verb = "Would remove" if dry_run else "Removed"
+        for path in result.removed:
+            click.echo(f"{verb} old backup {path.name}")
+        for url in result.removed_remote:
+            click.echo(f"{verb} old remote backup {url}")
+        if not result.removed and not result.removed_remote:
+            click.echo(f"Nothing to remove: at most {result.keep} backups kept (backup.keep).")
+    if not result.ok:
+        raise TaurusError(result.error)
 
 
 def _print_problems(problems: list[str], most: int, count_rest: bool = False) -> None:

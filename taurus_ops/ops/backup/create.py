@@ -33,6 +33,7 @@ from taurus_ops.ops.backup.layout import (
     scope_label,
     user_home,
 )
+from taurus_ops.ops.backup.offsite import Local, Offsite, open_destination, preview, send
 from taurus_ops.ops.backup.rotate import plan_local, remove_local
 from taurus_ops.ops.backup.verify import verify_archive
 from taurus_ops.store.atomic import create_temp, ensure_dir, fsync_dir, publish
@@ -89,6 +90,7 @@ class CreateResult:
     created: Created | None = None  # None for a dry run
     removed: list[Path] = field(default_factory=list)  # (a dry run: would be) rotated out
     dry_run: bool = False
+    offsite: Offsite | None = None  # with backup.destination: the upload and its rotation
 
     @property
     def path(self) -> Path:
@@ -100,7 +102,7 @@ class CreateResult:
 
     @property
     def ok(self) -> bool:
-        return True
+        return not self.error
 
     @property
     def exit_code(self) -> int:
@@ -108,7 +110,7 @@ class CreateResult:
 
     @property
     def error(self) -> str:
-        return ""
+        return self.offsite.error if self.offsite is not None else ""
 
     def as_json(self) -> dict[str, Any]:
         made = self.created
@@ -123,6 +125,8 @@ class CreateResult:
         }
         if self.dry_run:
             out["dryRun"] = True
+        if self.offsite is not None:
+            out["offsite"] = self.offsite.as_json()
         return out
 
     def summary(self) -> str:
@@ -130,7 +134,10 @@ class CreateResult:
         if self.created is None:
             return f"would write {self.path} ({plural(len(self.plan.items), 'item')})"
         made = self.created
-        return f"wrote {made.path} ({plural(made.files, 'file')}, {plural(made.size, 'byte')}), verified"
+        line = f"wrote {made.path} ({plural(made.files, 'file')}, {plural(made.size, 'byte')}), verified"
+        if self.offsite is not None and self.offsite.uploaded is not None:
+            line += f"; uploaded to {self.offsite.uploaded.url}"
+        return line
 
 
 # -- planning -----------------------------------------------------------------------------------
@@ -233,24 +240,14 @@ def create_backup(
 
 # -- the job --------------------------------------------------------------------------------------
 def run(ctx: JobContext, request: CreateRequest) -> CreateResult:
-    """Under the ops lock: plan, write and verify (unless a dry run), rotate, log."""
+    """Under the ops lock: plan, write and verify (unless a dry run), rotate, upload to
+    backup.destination and rotate there, log."""
     from taurus_ops.ops.lock import ops_lock
 
     log = ctx.log("backup")
-    config = ctx.config
     with ops_lock(ctx.home, request.wait, cancel=ctx.cancel, log=log):
         try:
-            plan = plan_create(config, request.output, request.now, make=not request.dry_run)
-            result = CreateResult(plan, dry_run=request.dry_run)
-            keep = config.settings.backup.keep
-            if request.dry_run:
-                if plan.rotates:  # the new backup will be the newest: keep - 1 of these stay
-                    result.removed = plan_local(plan.folder, keep - 1, scope=plan.scope)
-            else:
-                result.created = write_backup(config, plan, request.verify)
-                if plan.rotates:
-                    old = plan_local(plan.folder, keep, keep_also=plan.target, scope=plan.scope)
-                    result.removed = result.created.removed = remove_local(old)
+            result = _create(ctx, request)
         except Exception as exc:
             log.error("backup: failed: %s", exc)
             raise
@@ -258,10 +255,38 @@ def run(ctx: JobContext, request: CreateRequest) -> CreateResult:
     return result
 
 
+def _create(ctx: JobContext, request: CreateRequest) -> CreateResult:
+    config = ctx.config
+    keep = config.settings.backup.keep
+    place = open_destination(config)  # its settings are checked before anything is written
+    try:
+        plan = plan_create(config, request.output, request.now, make=not request.dry_run)
+        result = CreateResult(plan, dry_run=request.dry_run)
+        if request.dry_run:
+            if plan.rotates:  # the new backup will be the newest: keep - 1 of these stay
+                result.removed = plan_local(plan.folder, keep - 1, scope=plan.scope)
+            if place is not None:
+                result.offsite = preview(place, keep, plan.scope)
+            return result
+        made = result.created = write_backup(config, plan, request.verify)
+        if plan.rotates:
+            old = plan_local(plan.folder, keep, keep_also=plan.target, scope=plan.scope)
+            result.removed = made.removed = remove_local(old)
+        if place is not None:
+            local = Local(made.path, made.files, made.bytes, plan.scope)
+            result.offsite = send(place, local, keep, ctx.home)
+        return result
+    finally:
+        if place is not None:
+            place.close()
+
+
 def _log_created(log: logging.Logger, result: CreateResult) -> None:
     made = result.created
     if made is None:
         log.info("backup: dry run: %s; would remove %d old", result.summary(), len(result.removed))
+        if result.offsite is not None and result.offsite.error:
+            log.error("backup: offsite: %s", result.offsite.error)
         return
     for note in made.notes:
         log.warning("backup: %s", note)
@@ -275,3 +300,21 @@ def _log_created(log: logging.Logger, result: CreateResult) -> None:
     )
     for path in result.removed:
         log.info("backup: removed old backup %s", path)
+    _log_offsite(log, result.offsite)
+
+
+def _log_offsite(log: logging.Logger, done: Offsite | None) -> None:
+    if done is None:
+        return
+    if done.uploaded is not None:
+        sealed = ", encrypted" if done.uploaded.encrypted else ""
+        log.info(
+            "backup: uploaded %s (%s%s)",
+            done.uploaded.url,
+            plural(done.uploaded.size, "byte"),
+            sealed,
+        )
+    for url in done.removed:
+        log.info("backup: removed old remote backup %s", url)
+    if done.error:
+        log.error("backup: offsite: %s", done.error)

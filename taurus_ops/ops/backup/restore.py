@@ -486,7 +486,7 @@ class Refused(BackupError):
 
 @dataclass(frozen=True)
 class RestoreRequest:
-    ref: str  # a backup file
+    ref: str  # a backup file, or a remote backup's URL
     dry_run: bool = False
     force: bool = False  # also replace files newer on disk
     to: Path | None = None  # restore under this folder, as plain tar would
@@ -522,31 +522,46 @@ class RestoreResult:
 
 def run(ctx: JobContext, request: RestoreRequest) -> RestoreResult:
     """Verify the backup (refusing one that fails), then under the ops lock plan the
-    restore and, unless a dry run, carry it out."""
-    from taurus_ops.ops.lock import ops_lock
+    restore and, unless a dry run, carry it out. A remote backup (its URL) is first
+    downloaded to a private temporary file and checked against its manifest."""
+    from taurus_ops.ops.backup.offsite import Mismatch, fetched, is_remote_ref
 
-    log = ctx.log("backup")
+    if is_remote_ref(request.ref):
+        try:
+            with fetched(request.ref, ctx.config, ctx.home) as (path, _):
+                return _restore(ctx, request, path, request.ref)
+        except Mismatch as exc:
+            message = f"{request.ref} failed verification (1 problem); nothing restored"
+            raise Refused(message, [str(exc)]) from None
     archive = Path(request.ref)
     if not archive.is_file():
         raise BackupError(f"no such backup file: {archive}")
-    archive = archive.absolute()
+    return _restore(ctx, request, archive.absolute(), "")
+
+
+def _restore(ctx: JobContext, request: RestoreRequest, archive: Path, source: str) -> RestoreResult:
+    from taurus_ops.ops.lock import ops_lock
+
+    log = ctx.log("backup")
+    shown = source or str(archive)
     report = verify_archive(archive)
     if not report.ok:
-        log.warning("restore: refused %s: %s", archive, "; ".join(report.problems[:5]))
+        log.warning("restore: refused %s: %s", shown, "; ".join(report.problems[:5]))
         n = plural(len(report.problems), "problem")
-        raise Refused(f"{archive} failed verification ({n}); nothing restored", report.problems)
+        raise Refused(f"{shown} failed verification ({n}); nothing restored", report.problems)
     to = request.to.absolute() if request.to is not None else None
     with ops_lock(ctx.home, request.wait, cancel=ctx.cancel, log=log):
         needed = differing_members(report, ctx.config, to)
         contents = read_members(archive, needed)
         plan = plan_restore(archive, report, ctx.config, request.force, to, contents)
+        plan.source = source
         if request.dry_run:
             return RestoreResult(plan, dry_run=True)
         done = execute_restore(plan, report, ctx.home)
     result = RestoreResult(plan, done.written, done.failed)
     log.info(
         "restore: %s: wrote %d, kept %d, identical %d, failed %d",
-        archive,
+        shown,
         len(result.written),
         plan.count(KEEP),
         plan.count(SAME),

@@ -9,6 +9,7 @@ round. Backups without a scope label (older ones) count with any scope.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from taurus_ops.ops.backup.layout import roots_of, scope_label, scope_of, stamp_
 from taurus_ops.store import format as fmt
 
 if TYPE_CHECKING:
+    from taurus_ops.ops.backup.offsite import Place
     from taurus_ops.ops.context import JobContext
 
 
@@ -105,26 +107,38 @@ class RotateResult:
     keep: int
     removed: list[Path] = field(default_factory=list)  # (a dry run: would be) removed
     dry_run: bool = False
+    destination: str = ""  # backup.destination, when set
+    removed_remote: list[str] = field(default_factory=list)  # URLs
+    error: str = ""  # the destination failed: one line
 
     @property
     def ok(self) -> bool:
-        return True
+        return not self.error
 
     @property
     def exit_code(self) -> int:
-        return 0
+        return 0 if self.ok else 1
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "folder": str(self.folder),
             "keep": self.keep,
             "removed": [str(p) for p in self.removed],
             "dryRun": self.dry_run,
         }
+        if self.destination:
+            out.update(
+                destination=self.destination,
+                removedRemote=self.removed_remote,
+                error=self.error or None,
+            )
+        return out
 
 
 def run(ctx: JobContext, request: RotateRequest) -> RotateResult:
-    """Apply ``backup.keep`` to the backups of this configuration's folders, now."""
+    """Apply ``backup.keep`` now to the backups of this configuration's folders, here and
+    (this machine's copies) at backup.destination."""
+    from taurus_ops.ops.backup.offsite import open_destination
     from taurus_ops.ops.lock import ops_lock
 
     log = ctx.log("backup")
@@ -132,10 +146,35 @@ def run(ctx: JobContext, request: RotateRequest) -> RotateResult:
     folder = Path(settings.directory)
     scope = scope_label(roots_of(ctx.config))
     result = RotateResult(folder, settings.keep, dry_run=request.dry_run)
-    with ops_lock(ctx.home, request.wait, cancel=ctx.cancel, log=log):
-        old = plan_local(folder, settings.keep, scope=scope)
-        result.removed = old if request.dry_run else remove_local(old)
     verb = "would remove" if request.dry_run else "removed"
-    for path in result.removed:
-        log.info("backup: %s old backup %s", verb, path)
+    with ops_lock(ctx.home, request.wait, cancel=ctx.cancel, log=log):
+        place = open_destination(ctx.config)  # bad settings: refused before anything is removed
+        try:
+            old = plan_local(folder, settings.keep, scope=scope)
+            result.removed = old if request.dry_run else remove_local(old)
+            for path in result.removed:
+                log.info("backup: %s old backup %s", verb, path)
+            if place is not None:
+                _rotate_remote(place, result, scope, log)
+        finally:
+            if place is not None:
+                place.close()
     return result
+
+
+def _rotate_remote(place: Place, result: RotateResult, scope: str, log: logging.Logger) -> None:
+    from taurus_ops.errors import TaurusError
+    from taurus_ops.ops.backup.offsite import list_backups as list_remote
+    from taurus_ops.ops.backup.offsite import plan_rotation, remove
+
+    result.destination = place.url
+    try:
+        for key in plan_rotation(list_remote(place), place.device, result.keep, scope):
+            if not result.dry_run:
+                remove(place, key)
+            result.removed_remote.append(place.url_of(key))
+            verb = "would remove" if result.dry_run else "removed"
+            log.info("backup: %s old remote backup %s", verb, place.url_of(key))
+    except TaurusError as exc:
+        result.error = str(exc)
+        log.error("backup: rotate: %s", exc)

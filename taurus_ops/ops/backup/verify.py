@@ -280,11 +280,24 @@ def iter_files(path: Path) -> Iterator[tuple[str, tarfile.TarInfo, bytes]]:
 # -- the job ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VerifyRequest:
-    ref: str  # a backup file
+    ref: str  # a backup file, or a remote backup's URL
 
 
 def run(ctx: JobContext, request: VerifyRequest) -> VerifyReport:
-    """Read the backup whole and check it; the report's ``ok`` says whether it passed."""
+    """Read the backup whole and check it; the report's ``ok`` says whether it passed.
+
+    A remote backup (its URL, as `backup list` shows it) is first downloaded to a
+    private temporary file and checked against its manifest's sha256s."""
+    from taurus_ops.ops.backup.offsite import Mismatch, fetched, is_remote_ref
+
+    if is_remote_ref(request.ref):
+        try:
+            with fetched(request.ref, ctx.config, ctx.home) as (path, _):
+                report = verify_archive(path)
+        except Mismatch as exc:
+            report = VerifyReport(Path(request.ref), problems=[str(exc)])
+        report.source = request.ref
+        return report
     path = Path(request.ref)
     if not path.is_file():
         raise BackupError(f"no such backup file: {path}")
