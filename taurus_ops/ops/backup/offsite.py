@@ -180,9 +180,11 @@ def list_backups(place: Place) -> Listing:
         stamp = stamp_of(name)
         if record is None or stamp is None:
             continue  # not a manifest of ours: never listed, never removed
+        # the name holds the uploading machine's local time; the manifest the moment itself
+        moment = fmt.parse_time(record.get("created")) or stamp[0]
         size = archives[(device, stem)]
         listing.backups.append(
-            RemoteBackup(place.url_of(key), key, device, name, stamp[0], stamp[1], size, record)
+            RemoteBackup(place.url_of(key), key, device, name, moment, stamp[1], size, record)
         )
     listing.backups.sort(key=lambda b: (b.stamp, b.suffix), reverse=True)
     return listing

@@ -201,10 +201,12 @@ def survey(
             continue
         kind, dest = located
         session = kind in SESSION_KINDS
-        disk.files[str(dest)] = look(dest, str(entry["sha256"]), session, session and to is None)
+        here = disk.files[str(dest)] = look(
+            dest, str(entry["sha256"]), session, session and to is None
+        )
         if _escapes(name, dest, roots):
             disk.escapes.add(str(dest))
-        if kind in other_dir:
+        if kind in other_dir and not here.exists and not here.is_link:  # moved since?
             moved = other_dir[kind] / dest.name
             disk.others[str(moved)] = glance(moved)
     for entry in manifest.get("links", []):
