@@ -36,7 +36,7 @@ def main() -> None:
         os.environ["HOME"] = str(home)
         os.environ["TAURUS_HOME"] = str(taurus_home)
         from taurus_ops.config import load_config
-        from taurus_ops.ops.backup import create_backup
+        from taurus_ops.ops.backup.create import create_backup
 
         config = load_config()
         out = home / "out"

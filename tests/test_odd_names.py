@@ -174,7 +174,7 @@ def test_store_saves_odd_text_as_valid_utf8(text, raw) -> None:
 @given(odd=ODD, sessionish=SESSIONISH)
 def test_backup_restores_odd_names_byte_for_byte(odd, sessionish) -> None:
     from taurus_ops.config import load_config
-    from taurus_ops.ops import backup
+    from taurus_ops.ops.backup import create, layout, restore, verify
 
     with fresh_home() as user:
         plant(user, odd, sessionish)
@@ -184,9 +184,9 @@ def test_backup_restores_odd_names_byte_for_byte(odd, sessionish) -> None:
         if not os.path.lexists(link):
             os.symlink(os.fsencode(target.name), link)  # a name link, itself not UTF-8
         before = _backed_up(user)
-        created = backup.create_backup(load_config())
+        created = create.create_backup(load_config())
         assert created.files == sum(1 for v in before.values() if not v.startswith(b"-> "))
-        report = backup.verify_archive(created.path)
+        report = verify.verify_archive(created.path)
         assert report.ok, report.problems
         manifest = _manifest(created.path)
         assert any("pathBytes" in entry for entry in manifest["files"])
@@ -202,15 +202,15 @@ def test_backup_restores_odd_names_byte_for_byte(odd, sessionish) -> None:
         by_tar = {
             k: v
             for k, v in _backed_up(extracted).items()
-            if not k.endswith(backup.MANIFEST_NAME.encode())
+            if not k.endswith(layout.MANIFEST_NAME.encode())
         }
         assert by_tar == before
 
         for part in ("sessions", "archive", "templates"):
             shutil.rmtree(user / ".taurus" / part)
         config = load_config()
-        plan = backup.plan_restore(created.path, report, config)
-        result = backup.execute_restore(plan, report, config.home)
+        plan = restore.plan_restore(created.path, report, config)
+        result = restore.execute_restore(plan, report, config.home)
         assert not result.failed
         assert _backed_up(user) == before
 

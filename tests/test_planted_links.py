@@ -219,29 +219,29 @@ NOW = datetime(2025, 3, 1, 3, 0, tzinfo=UTC)
 
 def _backup(env):
     from taurus_ops.config import load_config
-    from taurus_ops.ops import backup
+    from taurus_ops.ops.backup import create
 
-    return backup.create_backup(load_config(), now=NOW)
+    return create.create_backup(load_config(), now=NOW)
 
 
 def backup_target(env) -> None:
-    from taurus_ops.ops import backup
+    from taurus_ops.ops.backup import layout, verify
 
     _session(env.store)
-    env.plant(env.home / "backups" / backup.backup_name(NOW))
+    env.plant(env.home / "backups" / layout.backup_name(NOW))
     created = _backup(env)
-    assert created.path.name == backup.backup_name(NOW, 1)  # the next free name
-    assert backup.verify_archive(created.path).ok
+    assert created.path.name == layout.backup_name(NOW, 1)  # the next free name
+    assert verify.verify_archive(created.path).ok
 
 
 def backup_temp(env) -> None:
-    from taurus_ops.ops import backup
+    from taurus_ops.ops.backup import layout, verify
 
     _session(env.store)
     (env.home / "backups").mkdir(mode=0o700)
-    env.plant(temp_of(env.home / "backups" / backup.backup_name(NOW)))
+    env.plant(temp_of(env.home / "backups" / layout.backup_name(NOW)))
     env.arm()
-    assert backup.verify_archive(_backup(env).path).ok
+    assert verify.verify_archive(_backup(env).path).ok
 
 
 def restore_dest(env) -> None:

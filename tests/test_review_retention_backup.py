@@ -160,7 +160,7 @@ def test_restore_never_overwrites_a_file_that_appeared_after_planning(
     home: Path, ops, tmp_path: Path
 ) -> None:
     from taurus_ops.config import load_config
-    from taurus_ops.ops import backup
+    from taurus_ops.ops.backup import restore, verify
 
     sessions = home / ".taurus" / "sessions"
     write_session(sessions, make_document("late1"))
@@ -169,11 +169,11 @@ def test_restore_never_overwrites_a_file_that_appeared_after_planning(
     target = sessions / "2025-01-18_late1.json"
     target.unlink()
     config = load_config()
-    report = backup.verify_archive(made)
-    plan = backup.plan_restore(made, report, config)
-    assert [s.action for s in plan.steps] == [backup.RESTORE]
+    report = verify.verify_archive(made)
+    plan = restore.plan_restore(made, report, config)
+    assert [s.action for s in plan.steps] == [restore.RESTORE]
     target.write_text('{"sessionId": "late1", "messages": ["written meanwhile"]}\n')
-    result = backup.execute_restore(plan, report, config.home)
+    result = restore.execute_restore(plan, report, config.home)
     assert result.written == [] and [p for p, _ in result.failed] == [str(target)]
     assert "written meanwhile" in target.read_text()
 
@@ -298,15 +298,15 @@ def test_verify_never_holds_a_huge_manifest_member_in_memory(
 ) -> None:
     """A member called backup-manifest.json beyond the size any real manifest reaches is
     read as an ordinary file (hashed in chunks), so a hostile one cannot exhaust memory."""
-    from taurus_ops.ops import backup
+    from taurus_ops.ops.backup import verify
 
-    monkeypatch.setattr(backup, "MANIFEST_MAX", 1 << 20)
+    monkeypatch.setattr(verify, "MANIFEST_MAX", 1 << 20)
     archive = tmp_path / "huge.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         info = tarfile.TarInfo(".taurus/backup-manifest.json")
         info.size = 3 << 20
         tar.addfile(info, io.BytesIO(b"\0" * info.size))
-    report = backup.verify_archive(archive)
+    report = verify.verify_archive(archive)
     assert not report.ok
     assert any("no manifest" in p for p in report.problems), report.problems
 

@@ -67,6 +67,17 @@ class BackupSettings(Section):
     include_archive: bool = Field(True, description="Include the archive directory.")
     include_templates: bool = Field(True, description="Include ~/.taurus/templates.")
     include_config: bool = Field(True, description="Include ~/.taurus/config.yaml.")
+    destination: str | None = Field(
+        None,
+        description="Also upload each backup here: s3://BUCKET/PREFIX or file:///PATH (remote.* settings apply). Off when null.",
+    )
+
+    @field_validator("destination")
+    @classmethod
+    def _destination(cls, value: str | None) -> str | None:
+        from taurus_ops.remote.url import parse_remote_url
+
+        return None if value is None else parse_remote_url(value).url
 
 
 class ScheduleSettings(Section):

@@ -17,6 +17,8 @@ from taurus_ops.store.lock import OpsLock
 if TYPE_CHECKING:
     from taurus_ops.ops.context import JobContext
 
+_HELD = threading.local()  # the homes whose ops lock this thread holds
+
 
 @contextlib.contextmanager
 def ops_lock(
@@ -30,12 +32,20 @@ def ops_lock(
     With ``wait`` > 0, retry once a second for up to that many seconds, giving up early
     when the event ``cancel`` is set (by default the context's own, set when the
     scheduler stops). The first wait is logged to ``log`` when one is given.
+
+    Taken again by the thread that holds it (a job's ``run`` inside a scheduled run that
+    took the lock first), it is simply held on: the inner block is part of the same job.
     """
     if isinstance(where, str | os.PathLike):
         home = Path(where)
     else:
         home = where.home
         cancel = cancel if cancel is not None else where.cancel
+    key = os.path.realpath(home)
+    held: dict[str, OpsLock] = _HELD.__dict__.setdefault("homes", {})
+    if key in held:
+        yield held[key]
+        return
     deadline = time.monotonic() + wait
     told = False
     while True:
@@ -54,7 +64,9 @@ def ops_lock(
                 cancel.wait(pause)
             else:
                 time.sleep(pause)
+    held[key] = lock
     try:
         yield lock
     finally:
+        del held[key]
         lock.release()

@@ -111,10 +111,7 @@ def run_job(
         if kind == "cleanup":
             outcome = _cleanup(ctx, lock_wait)
         elif kind == "backup":
-            from taurus_ops.ops.lock import ops_lock
-
-            with ops_lock(ctx, lock_wait, log=log):  # the backup job takes no lock itself
-                outcome = _backup(ctx.config, log)
+            outcome = _backup(ctx, lock_wait)
         elif kind == "sync":
             outcome = _sync(ctx, lock_wait)
         else:
@@ -138,15 +135,13 @@ def _cleanup(ctx: JobContext, wait: float) -> str:
     return cleanup.run(ctx, cleanup.CleanupRequest(wait=wait)).summary()
 
 
-def _backup(config: Any, log: logging.Logger) -> str:
-    from taurus_ops.ops.backup import create_backup
+def _backup(ctx: JobContext, wait: float) -> str:
+    from taurus_ops.ops.backup import create
 
-    created = create_backup(config)
-    for note in created.notes:
-        log.warning("backup: %s", note)
-    for path in created.removed:
-        log.info("backup: removed old backup %s", path)
-    return f"wrote {created.path} ({plural(created.files, 'file')}, {plural(created.size, 'byte')}), verified"
+    result = create.run(ctx, create.CreateRequest(wait=wait))
+    if not result.ok:
+        raise TaurusError(result.error)
+    return result.summary()
 
 
 def _sync(ctx: JobContext, wait: float) -> str:

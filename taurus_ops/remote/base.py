@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from taurus_ops.errors import TaurusError
 
@@ -71,6 +72,19 @@ class Remote(Protocol):
 
     def check(self) -> None:
         """Raise RemoteError (one line) if the remote cannot be used at all."""
+        ...
+
+    # large objects (backups), streamed from and to files; only backups are ever deleted
+    def put_new_file(self, key: str, source: Path, metadata: Mapping[str, str]) -> str:
+        """``put_new`` with the bytes of the file ``source``, read as it is sent."""
+        ...
+
+    def get_file(self, key: str, sink: BinaryIO) -> ObjectInfo | None:
+        """Write the object's bytes to ``sink``; its info, or None if there is none."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (nothing happens if it is not there)."""
         ...
 
     def close(self) -> None: ...

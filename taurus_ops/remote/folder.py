@@ -24,6 +24,7 @@ import socket
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from taurus_ops.remote.base import Conflict, Fetched, ObjectInfo, RemoteError
 from taurus_ops.remote.url import RemoteUrl
@@ -96,6 +97,44 @@ class FolderRemote:
     def close(self) -> None:
         pass
 
+    # -- large objects (backups) --------------------------------------------------------
+    def put_new_file(self, key: str, source: Path, metadata: Mapping[str, str]) -> str:
+        return self._put(key, source, None)
+
+    def get_file(self, key: str, sink: BinaryIO) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self._root_exists()
+            return None
+        except OSError as exc:
+            raise self.error(exc, f"reading {key}") from None
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            while True:
+                try:
+                    chunk = handle.read(1 << 20)
+                except OSError as exc:
+                    raise self.error(exc, f"reading {key}") from None
+                if not chunk:
+                    break
+                sink.write(chunk)  # a local write error is the local disk's, raised as it is
+        return ObjectInfo(key, _version(st), st.st_size)
+
+    def delete(self, key: str) -> None:
+        self._root_exists()
+        path = self._path(key)
+        try:
+            with (
+                _ObjectLock(path.with_name(f".{path.name}.lock")),
+                contextlib.suppress(FileNotFoundError),
+            ):
+                os.unlink(path)
+                _fsync_dir(path.parent)
+        except OSError as exc:
+            raise self.error(exc, f"removing {key}") from None
+
     # -- inside -------------------------------------------------------------------------
     def _root_exists(self) -> None:
         if not self.root.is_dir():
@@ -112,7 +151,7 @@ class FolderRemote:
     def _modes(self, key: str) -> tuple[int, int]:
         return (0o755, 0o644) if key.startswith(SHARED) else (0o700, 0o600)
 
-    def _put(self, key: str, data: bytes, expected: str | None) -> str:
+    def _put(self, key: str, data: bytes | Path, expected: str | None) -> str:
         self._root_exists()
         path = self._path(key)
         dir_mode, file_mode = self._modes(key)
@@ -169,16 +208,26 @@ def _make_dirs(folder: Path, root: Path, mode: int) -> None:
         os.chmod(item, mode)
 
 
-def _write_synced(path: Path, data: bytes, mode: int) -> None:
+def _write_synced(path: Path, data: bytes | Path, mode: int) -> None:
+    """A new file ``path`` holding ``data`` (bytes, or a file's, copied in chunks), fsynced."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        if isinstance(data, Path):
+            with open(data, "rb") as source:
+                for chunk in iter(lambda: source.read(1 << 20), b""):
+                    _write_all(fd, chunk)
+        else:
+            _write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
     os.chmod(path, mode)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(folder: Path) -> None:

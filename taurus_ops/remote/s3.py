@@ -17,7 +17,8 @@ import base64
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from taurus_ops.remote.base import Conflict, Fetched, ObjectInfo, RemoteConfigError, RemoteError
 from taurus_ops.remote.url import RemoteUrl
@@ -26,6 +27,7 @@ ATTEMPTS = 4  # botocore "standard" retries: 3 more tries with backoff (AWS_MAX_
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 30
 POOL = 16
+MAX_PUT = 5 << 30  # the largest object one S3 PUT may carry
 
 _CREDENTIALS = {
     "InvalidAccessKeyId": "the access key is not known to the server",
@@ -87,14 +89,60 @@ class S3Remote:
     def close(self) -> None:
         self.client.close()
 
+    # -- large objects (backups) --------------------------------------------------------
+    def put_new_file(self, key: str, source: Path, metadata: Mapping[str, str]) -> str:
+        size = source.stat().st_size
+        if size > MAX_PUT:
+            raise RemoteError(
+                f"remote {self.url}: writing {key}: {size} bytes is more than one S3 PUT "
+                "takes (5 GiB)"
+            )
+        return self._put(key, source, metadata, IfNoneMatch="*")
+
+    def get_file(self, key: str, sink: BinaryIO) -> ObjectInfo | None:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.base + key)
+            for chunk in answer["Body"].iter_chunks(1 << 20):
+                _write_local(sink, chunk)
+        except _LocalWriteError as exc:
+            raise exc.error from None  # the local disk's problem, not the remote's
+        except Exception as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise self.error(exc, f"reading {key}") from None
+        return ObjectInfo(key, _etag(answer["ETag"]), int(answer.get("ContentLength", 0)))
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.base + key)
+        except Exception as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return
+            raise self.error(exc, f"removing {key}") from None
+
     # -- inside -------------------------------------------------------------------------
-    def _put(self, key: str, data: bytes, metadata: Mapping[str, str], **condition: str) -> str:
+    def _put(
+        self, key: str, data: bytes | Path, metadata: Mapping[str, str], **condition: str
+    ) -> str:
+        if isinstance(data, Path):  # sent from the open file, never held whole in memory
+            with open(data, "rb") as body:
+                return self._send(key, body, _md5_file(data), metadata, condition)
         digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        return self._send(key, data, digest, metadata, condition)
+
+    def _send(
+        self,
+        key: str,
+        body: bytes | BinaryIO,
+        digest: str,
+        metadata: Mapping[str, str],
+        condition: Mapping[str, str],
+    ) -> str:
         try:
             answer = self.client.put_object(
                 Bucket=self.bucket,
                 Key=self.base + key,
-                Body=data,
+                Body=body,
                 ContentMD5=digest,  # the server refuses a body that arrived altered
                 Metadata=dict(metadata),
                 ContentType="application/octet-stream",
@@ -117,6 +165,26 @@ class S3Remote:
 
 def _etag(value: str) -> str:
     return value.strip('"')
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode()
+
+
+class _LocalWriteError(Exception):
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+
+def _write_local(sink: BinaryIO, chunk: bytes) -> None:
+    try:
+        sink.write(chunk)
+    except OSError as exc:
+        raise _LocalWriteError(exc) from None
 
 
 def _code(exc: BaseException) -> str:

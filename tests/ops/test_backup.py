@@ -18,8 +18,18 @@ import pytest
 from helpers.mounts import mount_tmpfs
 from helpers.sessions import make_document, write_session
 
-from taurus_ops.ops import backup
+from taurus_ops.ops.backup import create
+from taurus_ops.ops.backup.create import create_backup
+from taurus_ops.ops.backup.layout import BACKUP_RE, scope_of
+from taurus_ops.ops.backup.rotate import list_backups
+from taurus_ops.ops.backup.verify import verify_archive
+from taurus_ops.ops.context import JobContext
 from taurus_ops.store import format as fmt
+
+
+def create_rotating(config, now: datetime) -> create.CreateResult:
+    """A backup as `backup create` makes one: written, verified, then old ones rotated."""
+    return create.run(JobContext.of(config), create.CreateRequest(now=now))
 
 
 @pytest.fixture
@@ -72,7 +82,7 @@ def test_round_trip_plain_tar_and_restore_byte_identical(home: Path, ops) -> Non
     out = ops("backup", "create")
     assert out.exit_code == 0, out.output
     archive = only_backup(home)
-    assert backup.BACKUP_RE.match(archive.name)
+    assert BACKUP_RE.match(archive.name)
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
     verified = ops("backup", "verify", str(archive))
     assert verified.exit_code == 0 and "checksums match" in verified.output
@@ -361,8 +371,8 @@ def test_each_session_captured_at_one_version_while_a_chat_saves(home: Path) -> 
         config = load_config()
         counters = set()
         for _ in range(8):
-            created = backup.create_backup(config, output=home / "out.tar.gz", verify=False)
-            report = backup.verify_archive(created.path)
+            created = create_backup(config, output=home / "out.tar.gz", verify=False)
+            report = verify_archive(created.path)
             assert report.ok, report.problems
             with tarfile.open(created.path) as tar:
                 member = tar.extractfile(".taurus/sessions/2025-01-18_sess0.json")
@@ -388,12 +398,12 @@ def test_rotation_keeps_newest_and_ignores_other_files(home: Path) -> None:
     manual = folder / "before-refactor-20250101.json"
     manual.write_text("{}")
     stamps = [datetime(2025, 1, d, 3, 0, tzinfo=UTC) for d in (1, 2, 3, 4)]
-    made = [backup.create_backup(config, now=s).path for s in stamps]
+    made = [create_rotating(config, now=s).path for s in stamps]
     left = sorted(p.name for p in folder.iterdir())
     assert left == sorted([manual.name, made[2].name, made[3].name])
-    assert len(backup.list_backups(folder)) == 2
+    assert len(list_backups(folder)) == 2
     # two in the same second get distinct names
-    again = backup.create_backup(config, now=stamps[3]).path
+    again = create_rotating(config, now=stamps[3]).path
     assert again != made[3] and again.exists() and made[3].exists()
 
 
@@ -487,7 +497,7 @@ def test_output_option_and_no_overwrite(home: Path, ops, tmp_path: Path) -> None
     assert out.exit_code == 0, out.output
     info = json.loads(out.output)
     assert info["path"] == str(target) and info["files"] == 8
-    assert backup.verify_archive(target).ok
+    assert verify_archive(target).ok
     before = target.read_bytes()
     again = ops("backup", "create", "-o", str(target))
     assert again.exit_code == 1 and "already exists" in again.output
@@ -515,17 +525,15 @@ def test_a_project_backup_never_rotates_away_full_backups(
     write_session(home / ".taurus" / "sessions" / "project-a", make_document("proj1"))
     folder = home / ".taurus" / "backups"
     full = [
-        backup.create_backup(load_config(), now=datetime(2025, 1, d, tzinfo=UTC)).path
-        for d in (1, 2)
+        create_rotating(load_config(), now=datetime(2025, 1, d, tzinfo=UTC)).path for d in (1, 2)
     ]
     monkeypatch.chdir(project)
     scoped = [
-        backup.create_backup(load_config(), now=datetime(2025, 2, d, tzinfo=UTC)).path
-        for d in (1, 2, 3)
+        create_rotating(load_config(), now=datetime(2025, 2, d, tzinfo=UTC)).path for d in (1, 2, 3)
     ]
     left = {p.name for p in folder.iterdir()}
     assert {p.name for p in full} <= left  # the full backups stay
     assert {p.name for p in scoped[1:]} <= left and scoped[0].name not in left
-    assert backup.scope_of(full[0]) != backup.scope_of(scoped[-1]) is not None
+    assert scope_of(full[0]) != scope_of(scoped[-1]) is not None
     with tarfile.open(scoped[-1]) as tar:  # still a plain tar.gz
         assert any(n.endswith("2025-01-18_proj1.json") for n in tar.getnames())

@@ -232,7 +232,7 @@ def test_schedule_show_lists_next_runs(taurus_home: Path, ops) -> None:
 
 
 def test_sigterm_lets_the_running_job_finish(taurus_home: Path, store) -> None:
-    from taurus_ops.ops.backup import verify_archive
+    from taurus_ops.ops.backup.verify import verify_archive
 
     doc = make_document("big")
     doc["messages"].append({"role": "user", "content": os.urandom(12_000_000).hex()})
