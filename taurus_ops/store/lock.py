@@ -16,6 +16,7 @@ import os
 import stat
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from taurus_ops.errors import OpsLocked, SessionLocked
 
@@ -78,7 +79,7 @@ class FileLock:
         self.path = Path(path)
         self.fd: int | None = None
 
-    def acquire(self) -> FileLock:
+    def acquire(self) -> Self:
         while True:
             try:
                 fd = os.open(
@@ -134,7 +135,7 @@ class FileLock:
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self) -> FileLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(
@@ -160,7 +161,7 @@ class OpsLock(FileLock):
     def __init__(self, home: Path) -> None:
         super().__init__(Path(home) / "ops.lock")
 
-    def acquire(self) -> FileLock:
+    def acquire(self) -> Self:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return super().acquire()
 
