@@ -62,16 +62,20 @@ def _resolve(store: Any, refs: tuple[str, ...]) -> list[Path] | None:
 @click.option("--fix", is_flag=True, help="Repair what was found (originals go to the quarantine).")
 @click.option("--dry-run", is_flag=True, help="With --fix: print the plan, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
+@click.option(
+    "--full", is_flag=True, help="Read every file, also those unchanged since found healthy."
+)
 @example(
     "taurus-ops doctor\n"
     "taurus-ops doctor --fix --dry-run\n"
     "taurus-ops doctor --fix\n"
+    "taurus-ops doctor --full\n"
     "taurus-ops doctor abc123 --fix\n"
     "taurus-ops doctor --json | jq '.problems[] | select(.severity==\"error\") | .path'"
 )
 @pass_app
 def doctor_cmd(
-    app: AppContext, refs: tuple[str, ...], fix: bool, dry_run: bool, as_json: bool
+    app: AppContext, refs: tuple[str, ...], fix: bool, dry_run: bool, as_json: bool, full: bool
 ) -> None:
     """Find damaged sessions and everything else wrong with the store, and repair it.
 
@@ -86,6 +90,8 @@ def doctor_cmd(
 
     --fix salvages every whole message, keeps each original byte for byte in
     ~/.taurus/quarantine/<date>/ first, and never touches a session open in a chat.
+    A file found healthy is not read again until it changes (size, mtime, inode);
+    --full reads every file.
     Exit status: 0 healthy (or all repaired), 1 problems remain, 2 usage error.
     """
     from taurus_ops.errors import UsageError
@@ -94,6 +100,10 @@ def doctor_cmd(
     if dry_run and not fix:
         raise UsageError("--dry-run goes with --fix (without --fix the doctor changes nothing)")
     config, store, notes = _config_and_store(app)
+    if full:
+        from taurus_ops.ops.doctor.checks import forget_healthy
+
+        forget_healthy(config.home)
     only = _resolve(store, refs)
     warning = _cleanup_warning(config, store) if not notes else None
     files = list(getattr(config, "files", []) or [])
