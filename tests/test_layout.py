@@ -82,7 +82,7 @@ documents = st.builds(
 
 FORMATS = {
     "taurus": fmt.dumps,
-    "compact": lambda doc: orjson.dumps(doc),
+    "compact": lambda doc: json.dumps(doc, separators=(",", ":")).encode(),
     "stdlib indent 2": lambda doc: json.dumps(doc, indent=2, ensure_ascii=False).encode(),
     "stdlib indent 4": lambda doc: json.dumps(doc, indent=4).encode(),
     "crlf": lambda doc: fmt.dumps(doc).replace(b"\n", b"\r\n"),
@@ -140,6 +140,22 @@ def test_long_integers_lone_surrogates_and_look_alike_keys_read_as_a_whole_parse
     assert session.messages[0]["n"] == 2**70 + 1
     assert session.messages[2]["content"] == "\ufffdc"
     assert session.image is not None
+
+
+def test_many_long_digit_runs_across_blocks_read_exactly(tmp_path: Path) -> None:
+    """Digit runs in strings and numbers past 64 bits, in most messages of a file read in
+    many blocks: each message that holds one is read exactly, the others by orjson."""
+    path = tmp_path / "2025-01-18_abc123.json"
+    messages = [
+        {"role": "user", "content": f"order {10**25 + n} " * (n % 7), "n": 2**64 + n * (n % 3)}
+        for n in range(6000)
+    ]
+    raw = fmt.dumps({"sessionId": "abc123", "messages": messages})
+    assert len(raw) > 1 << 20  # more than one block
+    path.write_bytes(raw)
+    session = load_session(path, stream_from=0)
+    assert session.messages == messages
+    assert session.data == parse_session(raw, path).data and session.image is not None
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,7 @@ class _Reader:
         add, mark, loads = messages.append, ends.append, orjson.loads
         buf, view, start = self.buf, memoryview(self.buf), self.start
         lookahead = len(_END) + len(_CLOSE)
+        seen = 0  # long runs before the message being read
         while True:
             end = buf.find(_END, pos)
             if end < 0 or len(buf) - end < lookahead:  # the message goes on in the next block
@@ -173,7 +174,10 @@ class _Reader:
             if not buf.startswith(_FIRST, pos):
                 raise _NotLaidOut
             end += len(_END)
-            if self.long_runs and any(start + pos <= r < start + end for r in self.long_runs):
+            runs = self.long_runs
+            while seen < len(runs) and runs[seen] < start + pos:
+                seen += 1  # runs before this message: in one already read
+            if seen < len(runs) and runs[seen] < start + end:
                 add(_exactly(view[pos:end]))
             else:
                 try:
