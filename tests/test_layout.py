@@ -98,7 +98,9 @@ def _serialisable(doc: dict[str, Any]) -> bool:
     return True
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(doc=documents, form=st.sampled_from(sorted(FORMATS)))
 def test_read_a_message_at_a_time_is_the_whole_file_parse(
     tmp_path: Path, doc: dict[str, Any], form: str
@@ -183,7 +185,7 @@ def test_a_damaged_file_gives_the_whole_parse_error(tmp_path: Path, damage: Any)
     assert str(streamed.value) == str(whole.value)
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(doc=documents)
 def test_a_save_writes_format_dumps_bytes(doc: dict[str, Any]) -> None:
     written = document_bytes(doc)

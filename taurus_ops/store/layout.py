@@ -56,6 +56,12 @@ _WRAP = (len(b'{\n  "m": ['), len(b"\n  ]\n}"))  # around messages serialised as
 _COMMA = ord(",")
 _LONG_RUN = b"0" * 19  # as format.loads: 19 digits or more may be past 64 bits
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= ch <= 0x39 else 0x20 for ch in range(256))
+# A number in JSON has ``:``, ``[`` or ``,`` before it and ``,``, ``]`` or ``}`` after it (blanks
+# aside), so with every other byte left out its digits still stand alone; digits in strings
+# may run together (a hash, numbers between words), which only sends a window the exact way
+_NOT_NEAR_NUMBERS = bytes(ch for ch in range(256) if not (0x30 <= ch <= 0x39 or ch in b",:[]}"))
+WINDOW = 64 << 10  # bytes looked at for long numbers at a time
+_OVERLAP = 32  # longer than a run that matters, so none falls between two windows
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
 
 Identity = tuple[int, int, int, int]
@@ -126,7 +132,7 @@ class _Reader:
         self.buf = b""
         self.start = 0  # file offset of buf[0]
         self.eof = False
-        self.long_runs: list[int] = []  # file offsets of runs of 19 or more digits
+        self.long_runs: list[int] = []  # file offsets of windows that may hold a long number
         self._last = b""  # the end of the previous block (a run may straddle two)
 
     def more(self, keep: int) -> bool:
@@ -141,15 +147,15 @@ class _Reader:
         return True
 
     def _note_long_runs(self, chunk: bytes) -> None:
-        """Remember where digits run long: a number there may need the exact reader."""
+        """Remember the windows where a number may run to 19 digits or more: a message
+        there is read the exact way (format.loads), every other one by orjson alone."""
         scanned = self._last + chunk
         origin = self.start + len(self.buf) - len(self._last)
-        digits = scanned.translate(_DIGITS_AS_ZERO)
-        at = digits.find(_LONG_RUN)
-        while at >= 0:
-            self.long_runs.append(origin + at)
-            at = digits.find(_LONG_RUN, at + len(_LONG_RUN))
-        self._last = chunk[-(len(_LONG_RUN) - 1) :]
+        for at in range(0, len(scanned), WINDOW):
+            window = scanned[at : at + WINDOW + _OVERLAP]
+            if _LONG_RUN in window.translate(_DIGITS_AS_ZERO, _NOT_NEAR_NUMBERS):
+                self.long_runs += [origin + at, origin + at + len(window)]
+        self._last = chunk[-_OVERLAP:]
 
     def read(self) -> tuple[dict[str, Any], Image]:
         while (at := self.buf.find(_OPEN)) < 0:
@@ -163,7 +169,7 @@ class _Reader:
         add, mark, loads = messages.append, ends.append, orjson.loads
         buf, view, start = self.buf, memoryview(self.buf), self.start
         lookahead = len(_END) + len(_CLOSE)
-        seen = 0  # long runs before the message being read
+        seen = 0  # in long_runs: the first window not wholly before the message being read
         while True:
             end = buf.find(_END, pos)
             if end < 0 or len(buf) - end < lookahead:  # the message goes on in the next block
@@ -174,9 +180,9 @@ class _Reader:
             if not buf.startswith(_FIRST, pos):
                 raise _NotLaidOut
             end += len(_END)
-            runs = self.long_runs
-            while seen < len(runs) and runs[seen] < start + pos:
-                seen += 1  # runs before this message: in one already read
+            runs = self.long_runs  # [start, end, start, end ...] of windows, in order
+            while seen < len(runs) and runs[seen + 1] <= start + pos:
+                seen += 2  # windows before this message
             if seen < len(runs) and runs[seen] < start + end:
                 add(_exactly(view[pos:end]))
             else:
