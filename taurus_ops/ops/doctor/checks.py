@@ -214,7 +214,7 @@ def scan_store(
             ):
                 _mode_problem(scan, folder, st.st_mode, 0o700, "the directory")
 
-    sessions: list[tuple[os.DirEntry[str], bool]] = []
+    sessions: list[tuple[os.DirEntry[str], bool, Path]] = []
     temps: list[tuple[os.DirEntry[str], bool]] = []
     locks: list[os.DirEntry[str]] = []
     links: list[tuple[os.DirEntry[str], bool]] = []
@@ -243,9 +243,9 @@ def scan_store(
                 if name.endswith(".json"):
                     links.append((entry, archived))
             elif name.endswith(".json") and not name.startswith(".") and entry.is_file():
-                file_id = FileContext.of(name, 0).file_id
-                by_id.setdefault(file_id, []).append(Path(entry.path))
-                sessions.append((entry, archived))
+                path = Path(entry.path)
+                by_id.setdefault(_file_id(name), []).append(path)
+                sessions.append((entry, archived, path))
             elif not archived and not name.startswith(".") and entry.is_dir():
                 subfolders.append(Path(entry.path))  # a project's own session folder, say
     scan.ids = set(by_id)
@@ -271,13 +271,13 @@ def scan_store(
             scan.locks.append((lock, problem))
 
     if wanted is not None:
-        sessions = [(e, a) for e, a in sessions if os.path.realpath(e.path) in wanted]
+        sessions = [(e, a, p) for e, a, p in sessions if os.path.realpath(e.path) in wanted]
     known = read_healthy(scan.home)
     healthy: dict[str, Healthy] = {} if wanted is None else dict(known)
     settled = int(((time.time() if now is None else now) - SETTLE_SECONDS) * 1e9)
     total = len(sessions)
-    for done, (entry, archived) in enumerate(sessions, 1):
-        _check_session(scan, entry, archived, known, healthy, settled)
+    for done, (entry, archived, path) in enumerate(sessions, 1):
+        _check_session(scan, entry, archived, known, healthy, settled, path)
         if progress is not None and (done % 200 == 0 or done == total):
             progress(done, total)
     scan.checked = total
@@ -324,6 +324,12 @@ def scan_store(
     return scan
 
 
+def _file_id(name: str) -> str:
+    """The id a session file's name gives (``FileContext.of(name, ...).file_id``)."""
+    parts = fmt.split_file_name(name)
+    return fmt.clean_text(parts[1] if parts else (name[:-5] if name.endswith(".json") else name))
+
+
 def _note_undecodable(scan: Scan, path: Path) -> None:
     """A session file whose name is not valid UTF-8: read, searched and backed up as it is,
     but no reference a user types can name it, so the doctor points it out."""
@@ -345,11 +351,12 @@ def _check_session(
     known: dict[str, Healthy] | None = None,
     healthy: dict[str, Healthy] | None = None,
     settled: int = 0,
+    path: Path | None = None,
 ) -> None:
     """Check one session file. One found healthy before and unchanged since (``known``)
     is not read again; each file found healthy now whose last change (ctime, which no
     one can set) is before ``settled`` (nanoseconds) goes into ``healthy``."""
-    path = Path(entry.path)
+    path = Path(entry.path) if path is None else path
     try:
         st = entry.stat(follow_symlinks=False)
     except FileNotFoundError:
@@ -644,7 +651,6 @@ def _check_link(scan: Scan, entry: os.DirEntry[str], wanted: set[str] | None) ->
 
 
 def _check_config(scan: Scan, files: Iterable[Path]) -> None:
-    from taurus_ops.config import read_config_file
     from taurus_ops.config.paths import taurus_home, user_config_file
     from taurus_ops.errors import ConfigError
 
@@ -655,6 +661,8 @@ def _check_config(scan: Scan, files: Iterable[Path]) -> None:
         if key in seen or not (path.is_file() or path.is_symlink()):
             continue
         seen.add(key)
+        from taurus_ops.config import read_config_file  # pydantic: only for a file to check
+
         try:
             read_config_file(path, base=taurus_home())
         except ConfigError as exc:
