@@ -3,6 +3,7 @@ the tools, and the slash commands' actions. The terminal loop lives in repl.py."
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
@@ -27,7 +28,7 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.checkpoints import settle_running
 from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.mend import mend_tool_uses
-from taurus_ops.store.session import gc_paused
+from taurus_ops.store.session import LARGE, gc_paused
 from taurus_ops.words import plural
 
 TITLE = "🐂 Taurus CLI - Claude Code Clone"
@@ -207,13 +208,15 @@ class ChatApp:
         return session, mended
 
     def load_kept(self, path: Path) -> Session:
-        """Load a session to keep open. Its objects (a JSON tree: never cyclic garbage) are
-        frozen out of the cyclic collector, which would otherwise walk every one of them
-        right after a large load and again at each full collection while the chat runs
-        (0.3 s a time at 100 MB); they are still freed when the session is left."""
+        """Load a session to keep open. A large one's objects (a JSON tree: never cyclic
+        garbage) are frozen out of the cyclic collector, which would otherwise walk every
+        one of them right after the load and again at each full collection while the chat
+        runs (0.3 s a time at 100 MB); they are still freed when the session is left."""
         with gc_paused():
             session = self.store.load(path)
-            gc.freeze()
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_size >= LARGE:
+                    gc.freeze()
         return session
 
     def open_template(
