@@ -37,16 +37,20 @@ def _context(app: AppContext) -> tuple[JobContext, tuple[str, ...]]:
 @click.option("--fix", is_flag=True, help="Repair what was found (originals go to the quarantine).")
 @click.option("--dry-run", is_flag=True, help="With --fix: print the plan, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
+@click.option(
+    "--full", is_flag=True, help="Read every file, also those unchanged since found healthy."
+)
 @example(
     "taurus-ops doctor\n"
     "taurus-ops doctor --fix --dry-run\n"
     "taurus-ops doctor --fix\n"
+    "taurus-ops doctor --full\n"
     "taurus-ops doctor abc123 --fix\n"
     "taurus-ops doctor --json | jq '.problems[] | select(.severity==\"error\") | .path'"
 )
 @pass_app
 def doctor_cmd(
-    app: AppContext, refs: tuple[str, ...], fix: bool, dry_run: bool, as_json: bool
+    app: AppContext, refs: tuple[str, ...], fix: bool, dry_run: bool, as_json: bool, full: bool
 ) -> None:
     """Find damaged sessions and everything else wrong with the store, and repair it.
 
@@ -61,6 +65,8 @@ def doctor_cmd(
 
     --fix salvages every whole message, keeps each original byte for byte in
     ~/.taurus/quarantine/<date>/ first, and never touches a session open in a chat.
+    A file found healthy is not read again until it changes (size, mtime, inode);
+    --full reads every file.
     Exit status: 0 healthy (or all repaired), 1 problems remain, 2 usage error.
     """
     from taurus_ops.errors import UsageError
@@ -73,6 +79,7 @@ def doctor_cmd(
         refs=refs,
         fix=fix,
         dry_run=dry_run,
+        full=full,
         config_files=(app.config_file,) if app.config_file is not None else (),
         notes=notes,
     )

@@ -17,6 +17,7 @@ import errno
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -86,13 +87,20 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _write_temp(target: Path, data: bytes, mode: int | None, durable: bool) -> Path:
+Content = bytes | Callable[[int], object]  # the bytes, or what writes them to a file descriptor
+
+
+def _write_temp(target: Path, data: Content, mode: int | None, durable: bool) -> Path:
     """``data`` in a new fsynced temporary file beside ``target`` (mode exactly ``mode``;
-    ``None``: 0666 less the umask)."""
+    ``None``: 0666 less the umask). A callable ``data`` writes the content itself to the
+    descriptor it is given (a large document, piece by piece)."""
     tmp, fd = create_temp(target, 0o666 if mode is None else mode)
     try:
         try:
-            write_all(fd, data)
+            if isinstance(data, bytes):
+                write_all(fd, data)
+            else:
+                data(fd)
             if mode is not None:
                 os.fchmod(fd, mode)  # the umask may have narrowed it further; make it exact
             if durable:
@@ -147,9 +155,10 @@ def point_link(link: Path, target: Path, durable: bool = True) -> None:
 
 
 def atomic_write(
-    target: Path, data: bytes, mode: int | None = FILE_MODE, durable: bool = True
+    target: Path, data: Content, mode: int | None = FILE_MODE, durable: bool = True
 ) -> None:
-    """Replace ``target`` with ``data`` atomically; the file gets ``mode``.
+    """Replace ``target`` with ``data`` (bytes, or a writer of them) atomically; the file
+    gets ``mode``.
 
     Whatever ``target`` was (a file, or a symlink planted there) is replaced, never
     written through. ``mode=None`` gives the file the usual ``0666`` less the umask

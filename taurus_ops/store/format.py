@@ -230,7 +230,7 @@ def _std_loads(text: str) -> Any:
     return value
 
 
-def loads(data: bytes | str) -> Any:
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Parse JSON text; raises ValueError (json.JSONDecodeError or orjson's) when invalid.
 
     orjson reads integers beyond 64 bits as floats, silently; a document holding a

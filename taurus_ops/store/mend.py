@@ -2,7 +2,8 @@
 
 A chat stopped while a tool ran leaves an assistant turn whose tool_use has no
 answer. Mending adds, right after it, the missing results saying the tool was
-interrupted. Nothing already there is changed or dropped. The chat (on resume),
+interrupted. Nothing already there is changed or dropped (a partial answer it completes
+is replaced by a new message holding it all, never edited in place). The chat (on resume),
 the doctor (on repair) and export all use this one function.
 
 The opposite fault, a tool_result that answers no tool_use just before it, is found
@@ -56,6 +57,8 @@ def dangling_tool_uses(messages: list[dict[str, Any]]) -> list[tuple[int, list[s
     """(index of the assistant message, ids without a result in the next message)."""
     found = []
     for index, message in enumerate(messages):
+        if type(message.get("content")) is not list:  # most messages: skipped at once
+            continue
         ids = _tool_use_ids(message)
         if not ids:
             continue
@@ -82,7 +85,11 @@ def mend_tool_uses(messages: list[dict[str, Any]]) -> int:
                 for i, b in enumerate(blocks)
                 if isinstance(b, dict) and b.get("type") == "tool_result"
             )
-            following["content"] = blocks[: last + 1] + results + blocks[last + 1 :]
+            # a new message in its place, not an edit of the saved one (see store.layout)
+            messages[index + 1] = {
+                **following,
+                "content": blocks[: last + 1] + results + blocks[last + 1 :],
+            }
         else:
             messages.insert(index + 1, {"role": "user", "content": results})
         added += len(results)

@@ -12,10 +12,11 @@ from typing import Any
 
 from taurus_ops.errors import SessionNotFound, UsageError
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_create, atomic_write, ensure_dir, point_link
+from taurus_ops.store.atomic import atomic_create, ensure_dir, point_link
+from taurus_ops.store.layout import load_session, save_document
 from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.refs import Resolver, SessionRef, check_token, id_from_file_name, inside, scan
-from taurus_ops.store.session import Session, parse_session
+from taurus_ops.store.session import Session
 from taurus_ops.store.summary import SessionSummary, summarize
 
 _HEAD_UPDATED = re.compile(rb'^  "updated": "([^"]+)"', re.MULTILINE)
@@ -142,10 +143,9 @@ class SessionStore:
     def load(self, path: Path, archived: bool | None = None) -> Session:
         path = Path(path)
         try:
-            raw = path.read_bytes()
+            session = load_session(path)
         except FileNotFoundError:
             raise SessionNotFound(f"no session file at {path}") from None
-        session = parse_session(raw, path)
         session.archived = bool(archived) if archived is not None else self._in_archive(path)
         return session
 
@@ -175,13 +175,17 @@ class SessionStore:
         return session
 
     def save(self, session: Session, touch: bool = True, durable: bool = True) -> None:
-        """Write the session atomically (0600). ``touch`` stamps ``updated`` first."""
+        """Write the session atomically (0600). ``touch`` stamps ``updated`` first.
+
+        The messages unchanged since the last load or save are copied from the file
+        rather than serialised again (store/layout.py), so a save after a turn costs
+        about what copying the file costs."""
         if session.path is None:
             session.path = self.path_for(session.id, session.created)
         if touch:
             session.touch()
         ensure_dir(session.path.parent)
-        atomic_write(session.path, session.to_bytes(), durable=durable)
+        session.image = save_document(session.path, session.data, session.image, durable)
 
     def lock(self, session: Session) -> SessionLock:
         """The write lock for ``session``; use as a context manager or call acquire()."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,6 +134,78 @@ def test_light_commands_do_not_import_heavy_modules(
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     line = [x for x in proc.stderr.splitlines() if x.startswith("HEAVY:")][-1]
     assert line == "HEAVY:", f"taurus-ops {' '.join(args)} imported {line[6:]}"
+
+
+VALIDATION = ("pydantic", "pydantic_core", "pydantic_settings", "yaml")
+
+_IMPORTED = (
+    "import sys, runpy\n"
+    "sys.argv = ['taurus-ops', *sys.argv[1:]]\n"
+    "try:\n"
+    "    runpy.run_module('taurus_ops.cli', run_name='__main__')\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    f"found = sorted({{m.split('.')[0] for m in sys.modules}} & set({VALIDATION!r}))\n"
+    "print('VALIDATION:' + ','.join(found), file=sys.stderr)\n"
+)
+
+
+def _validation_imported(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """The validation modules (pydantic, pydantic-settings, yaml) a command imported."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [x for x in proc.stderr.splitlines() if x.startswith("VALIDATION:")][-1][11:]
+
+
+SETTINGS_SHAPES = {
+    "defaults": ("", "", {}),
+    "retention rules": (
+        "sessions:\n  retentionDays: 30\n  maxSessions: 1\narchive:\n  retentionDays: 5\n",
+        "",
+        {},
+    ),
+    "project file and variable": ("", "chat:\n  maxTokens: 1000\n", {"TAURUS_MODEL": "x"}),
+}
+
+
+@pytest.mark.parametrize("shape", list(SETTINGS_SHAPES))
+def test_list_with_a_valid_settings_cache_does_not_import_pydantic(
+    shape: str, taurus_home: Path, tmp_path: Path
+) -> None:
+    """Validation (pydantic, pydantic-settings, YAML) is paid once; a later `list` with the
+    same settings answers from the cache, retention warning included. Changing a config
+    file invalidates the cache and validates again (so the probe sees the import)."""
+    from datetime import UTC, datetime
+
+    from helpers.sessions import make_document, write_session
+
+    user_text, project_text, variables = SETTINGS_SHAPES[shape]
+    taurus_home.mkdir(mode=0o700)
+    for day in (1, 2, 3):
+        created = datetime(2025, 1, day, 10, tzinfo=UTC)
+        write_session(taurus_home / "sessions", make_document(f"s{day}", created))
+    if user_text:
+        (taurus_home / "config.yaml").write_text(user_text)
+    project = tmp_path / "project"
+    project.mkdir()
+    if project_text:
+        (project / ".taurus").mkdir()
+        (project / ".taurus" / "config.yaml").write_text(project_text)
+    env = {**os.environ, **variables}
+    assert _validation_imported(["list"], project, env)  # the first run validates, then caches
+    for args in (["list"], ["list", "--json"], ["list", "--limit", "1"]):
+        assert _validation_imported(args, project, env) == "", args
+    config = project / ".taurus" / "config.yaml" if project_text else taurus_home / "config.yaml"
+    before = config.read_text() if config.exists() else ""
+    config.write_text(before + "model: claude-sonnet-4-5\n")
+    assert "pydantic" in _validation_imported(["list"], project, env).split(",")
 
 
 def test_chat_does_not_import_the_remote_client(taurus_home: Path, fake_api) -> None:

@@ -36,11 +36,16 @@ class DoctorRequest:
     config_files: tuple[Path, ...] = ()  # checked besides those the settings came from
     notes: tuple[str, ...] = ()  # lines the report leads with (settings that were unreadable)
     progress: Callable[[int, int], None] | None = None  # (files checked, files in all)
+    full: bool = False  # read every file, also those unchanged since found healthy
 
 
 def run(ctx: JobContext, request: DoctorRequest) -> DoctorResult:
     """Scan the store (or ``request.refs``); with ``fix`` (and not ``dry_run``) repair what
     was found under the ops lock. A cleanup about to remove sessions is a warning."""
+    if request.full:
+        from taurus_ops.ops.doctor.checks import forget_healthy
+
+        forget_healthy(ctx.home)
     only = _resolve(ctx.store, request.refs)
     warning = _cleanup_warning(ctx) if not request.notes else None
     config = ctx.config

@@ -1,11 +1,16 @@
 """What the doctor finds: a read-only scan of the session directory and the archive.
 
 The fast path reads each file once and parses it with orjson; only a file that
-does not parse goes through the salvage scanner. Nothing here writes anything.
+does not parse goes through the salvage scanner. A file found healthy is remembered
+in ``<home>/doctor-state.json`` by its identity (device, inode, size, mtime and ctime in
+nanoseconds) with the little the scan keeps of it, so a later scan that finds it
+unchanged does not read it again; any change to any of these checks it again, and
+``doctor --full`` forgets them all. Nothing here writes anything else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -33,6 +38,11 @@ from taurus_ops.store.refs import inside
 from taurus_ops.words import plural
 
 TEMP_GRACE_SECONDS = 30.0  # a younger temporary file may belong to a save in progress
+STATE_NAME = "doctor-state.json"  # the files last found healthy (a cache: safe to delete)
+STATE_VERSION = 1
+# a file changed this recently may change again within the same tick of a coarse file-system
+# clock, keeping its mtime and ctime: it is checked, but not remembered, until it is older
+SETTLE_SECONDS = 2.0
 
 
 @dataclass
@@ -176,8 +186,12 @@ def scan_store(
     only: Iterable[Path] | None = None,
     progress: Callable[[int, int], None] | None = None,
     config_files: Iterable[Path] = (),
+    now: float | None = None,
 ) -> Scan:
-    """Scan the store (or only the files in ``only``) and return every problem found."""
+    """Scan the store (or only the files in ``only``) and return every problem found.
+
+    ``now`` (seconds since the epoch) decides which healthy files are old enough to be
+    remembered unread (see SETTLE_SECONDS)."""
     scan = Scan(Path(home), Path(session_dir), Path(archive_dir) if archive_dir else None)
     wanted = {os.path.realpath(p) for p in only} if only is not None else None
     folders: list[tuple[Path, bool]] = [(scan.session_dir, False)]
@@ -200,7 +214,7 @@ def scan_store(
             ):
                 _mode_problem(scan, folder, st.st_mode, 0o700, "the directory")
 
-    sessions: list[tuple[os.DirEntry[str], bool]] = []
+    sessions: list[tuple[os.DirEntry[str], bool, Path]] = []
     temps: list[tuple[os.DirEntry[str], bool]] = []
     locks: list[os.DirEntry[str]] = []
     links: list[tuple[os.DirEntry[str], bool]] = []
@@ -229,9 +243,9 @@ def scan_store(
                 if name.endswith(".json"):
                     links.append((entry, archived))
             elif name.endswith(".json") and not name.startswith(".") and entry.is_file():
-                file_id = FileContext.of(name, 0).file_id
-                by_id.setdefault(file_id, []).append(Path(entry.path))
-                sessions.append((entry, archived))
+                path = Path(entry.path)
+                by_id.setdefault(_file_id(name), []).append(path)
+                sessions.append((entry, archived, path))
             elif not archived and not name.startswith(".") and entry.is_dir():
                 subfolders.append(Path(entry.path))  # a project's own session folder, say
     scan.ids = set(by_id)
@@ -257,13 +271,18 @@ def scan_store(
             scan.locks.append((lock, problem))
 
     if wanted is not None:
-        sessions = [(e, a) for e, a in sessions if os.path.realpath(e.path) in wanted]
+        sessions = [(e, a, p) for e, a, p in sessions if os.path.realpath(e.path) in wanted]
+    known = read_healthy(scan.home)
+    healthy: dict[str, Healthy] = {} if wanted is None else dict(known)
+    settled = int(((time.time() if now is None else now) - SETTLE_SECONDS) * 1e9)
     total = len(sessions)
-    for done, (entry, archived) in enumerate(sessions, 1):
-        _check_session(scan, entry, archived)
+    for done, (entry, archived, path) in enumerate(sessions, 1):
+        _check_session(scan, entry, archived, known, healthy, settled, path)
         if progress is not None and (done % 200 == 0 or done == total):
             progress(done, total)
     scan.checked = total
+    if healthy != known:
+        write_healthy(scan.home, healthy)
 
     for file_id, paths in sorted(by_id.items()):
         if len(paths) < 2:
@@ -305,6 +324,12 @@ def scan_store(
     return scan
 
 
+def _file_id(name: str) -> str:
+    """The id a session file's name gives (``FileContext.of(name, ...).file_id``)."""
+    parts = fmt.split_file_name(name)
+    return fmt.clean_text(parts[1] if parts else (name[:-5] if name.endswith(".json") else name))
+
+
 def _note_undecodable(scan: Scan, path: Path) -> None:
     """A session file whose name is not valid UTF-8: read, searched and backed up as it is,
     but no reference a user types can name it, so the doctor points it out."""
@@ -319,18 +344,37 @@ def _note_undecodable(scan: Scan, path: Path) -> None:
     )
 
 
-def _check_session(scan: Scan, entry: os.DirEntry[str], archived: bool) -> None:
-    path = Path(entry.path)
+def _check_session(
+    scan: Scan,
+    entry: os.DirEntry[str],
+    archived: bool,
+    known: dict[str, Healthy] | None = None,
+    healthy: dict[str, Healthy] | None = None,
+    settled: int = 0,
+    path: Path | None = None,
+) -> None:
+    """Check one session file. One found healthy before and unchanged since (``known``)
+    is not read again; each file found healthy now whose last change (ctime, which no
+    one can set) is before ``settled`` (nanoseconds) goes into ``healthy``."""
+    path = Path(entry.path) if path is None else path
     try:
         st = entry.stat(follow_symlinks=False)
     except FileNotFoundError:
         return
-    if fmt.name_bytes(entry.name) is not None:
+    undecodable = fmt.name_bytes(entry.name) is not None
+    if undecodable:
         _note_undecodable(scan, path)
     _mode_problem(scan, path, st.st_mode, 0o600, "the file")
+    before = known.get(entry.path) if known else None
+    if before is not None and before.identity == identity(st):
+        _note_fingerprint(scan, path, before)
+        if healthy is not None:
+            healthy[entry.path] = before
+        return
     ctx = FileContext.of(entry.name, st.st_mtime)
     try:
         with open(path, "rb") as handle:
+            read_from = os.fstat(handle.fileno())  # what was read, whatever happens later
             raw = handle.read()
     except FileNotFoundError:
         return
@@ -349,9 +393,15 @@ def _check_session(scan: Scan, entry: os.DirEntry[str], archived: bool) -> None:
         return
     findings, parsed, salvaged = check_bytes(raw, ctx)
     if isinstance(parsed, dict):
-        _note_document(scan, path, parsed, raw)
+        print_ = _fingerprint(parsed, raw, identity(read_from))
+        _note_fingerprint(scan, path, print_)
+        remember = not findings and not undecodable and read_from.st_ctime_ns < settled
+        if healthy is not None and remember:
+            healthy[entry.path] = print_
     if not findings:
         return
+    if healthy is not None:
+        healthy.pop(entry.path, None)
     locked = path in scan.locked
     info = SessionFile(
         path,
@@ -376,18 +426,101 @@ def _check_session(scan: Scan, entry: os.DirEntry[str], archived: bool) -> None:
 RECOVERED_FROM = "recoveredFrom"  # on a file the doctor wrote from another: {file, sha256, part}
 
 
-def _note_document(scan: Scan, path: Path, data: dict[str, Any], raw: bytes) -> None:
-    """Remember what finds copies later: where a file came from, and a cheap fingerprint."""
+Identity = tuple[int, int, int, int, int]
+
+
+def identity(st: os.stat_result) -> Identity:
+    """What says a file is unchanged: device, inode, size, mtime and ctime (nanoseconds)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class Healthy:
+    """A session file found healthy: its identity then, and what finds copies later."""
+
+    identity: Identity
+    signature: tuple[str, str, int] | None = None  # (created, updated, message count)
+    origin: tuple[str, int] | None = None  # RECOVERED_FROM's (sha256, part)
+    digest: str | None = None  # the file's sha256, kept when it has an origin
+
+    def as_json(self) -> list[Any]:
+        return [list(self.identity), self.signature, self.origin, self.digest]
+
+    @classmethod
+    def from_json(cls, item: Any) -> Healthy:
+        """Raises ValueError (or TypeError) for anything this version did not write."""
+        ident, signature, origin, digest = item
+        ident = tuple(ident)
+        if len(ident) != 5 or not all(type(n) is int for n in ident):
+            raise ValueError("bad identity")
+        if signature is not None:
+            created, updated, count = signature
+            if type(created) is not str or type(updated) is not str or type(count) is not int:
+                raise ValueError("bad signature")
+            signature = (created, updated, count)
+        if origin is not None:
+            sha, part = origin
+            if type(sha) is not str or type(part) is not int or type(digest) is not str:
+                raise ValueError("bad origin")
+            origin = (sha, part)
+        return cls(ident, signature, origin, digest)
+
+
+def read_healthy(home: Path) -> dict[str, Healthy]:
+    """The files last found healthy, by path; empty when there is no usable state."""
+    try:
+        with open(Path(home) / STATE_NAME, "rb") as handle:
+            data = orjson.loads(handle.read())
+        if data.get("version") != STATE_VERSION:
+            return {}
+        return {path: Healthy.from_json(item) for path, item in data["files"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}  # missing, damaged or from another version: every file is read
+
+
+def write_healthy(home: Path, healthy: dict[str, Healthy]) -> None:
+    """Keep ``healthy`` for the next scan (only where the Taurus home exists)."""
+    from taurus_ops.store.atomic import atomic_write
+
+    if not Path(home).is_dir():
+        return
+    files = {path: item.as_json() for path, item in healthy.items()}
+    try:
+        data = orjson.dumps({"version": STATE_VERSION, "files": files})
+        atomic_write(Path(home) / STATE_NAME, data, durable=False)
+    except (OSError, TypeError, orjson.JSONEncodeError):
+        pass  # a cache: without it the next scan reads every file again
+
+
+def forget_healthy(home: Path) -> None:
+    """Make the next scan check every file (``doctor --full``)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(Path(home) / STATE_NAME)
+
+
+def _fingerprint(data: dict[str, Any], raw: bytes, ident: Identity) -> Healthy:
+    """What the scan keeps of a parsed document to find copies later."""
     origin = data.get(RECOVERED_FROM)
+    found = None
     if type(origin) is dict and isinstance(origin.get("sha256"), str):
         part = origin.get("part")
-        key = (origin["sha256"], part if type(part) is int else 0)
-        scan.recovered.setdefault(key, []).append(path)
-        scan.digests[path] = _digest(raw)
+        found = (origin["sha256"], part if type(part) is int else 0)
     messages = data.get("messages")
     created, updated = data.get("created"), data.get("updated")
+    signature = None
     if type(messages) is list and messages and type(created) is str and type(updated) is str:
-        scan.signatures.setdefault((created, updated, len(messages)), []).append(path)
+        signature = (created, updated, len(messages))
+    return Healthy(ident, signature, found, _digest(raw) if found else None)
+
+
+def _note_fingerprint(scan: Scan, path: Path, print_: Healthy) -> None:
+    """Remember what finds copies later: where a file came from, and a cheap fingerprint."""
+    if print_.origin is not None:
+        scan.recovered.setdefault(print_.origin, []).append(path)
+        if print_.digest is not None:
+            scan.digests[path] = print_.digest
+    if print_.signature is not None:
+        scan.signatures.setdefault(print_.signature, []).append(path)
 
 
 def _check_temp(scan: Scan, entry: os.DirEntry[str], wanted: set[str] | None) -> None:
@@ -518,7 +651,6 @@ def _check_link(scan: Scan, entry: os.DirEntry[str], wanted: set[str] | None) ->
 
 
 def _check_config(scan: Scan, files: Iterable[Path]) -> None:
-    from taurus_ops.config import read_config_file
     from taurus_ops.config.paths import taurus_home, user_config_file
     from taurus_ops.errors import ConfigError
 
@@ -529,6 +661,8 @@ def _check_config(scan: Scan, files: Iterable[Path]) -> None:
         if key in seen or not (path.is_file() or path.is_symlink()):
             continue
         seen.add(key)
+        from taurus_ops.config import read_config_file  # pydantic: only for a file to check
+
         try:
             read_config_file(path, base=taurus_home())
         except ConfigError as exc:
