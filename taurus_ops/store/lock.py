@@ -17,6 +17,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from taurus_ops.errors import OpsLocked, SessionLocked, TaurusError
 
@@ -79,7 +80,7 @@ class FileLock:
         self.path = Path(path)
         self.fd: int | None = None
 
-    def acquire(self) -> FileLock:
+    def acquire(self) -> Self:
         while True:
             try:
                 fd = os.open(
@@ -135,7 +136,7 @@ class FileLock:
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self) -> FileLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(
@@ -166,7 +167,7 @@ class HomeLock(FileLock):
         super().__init__(Path(home) / name)
         self.refuse = refuse
 
-    def acquire(self) -> FileLock:
+    def acquire(self) -> Self:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return super().acquire()
 
