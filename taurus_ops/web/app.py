@@ -128,7 +128,10 @@ class Site:
             asset=lambda name: f"/static/{name}?v={self.asset_version}",
             session_dir=str(viewer.session_dir),
         )
-        self._transcripts: OrderedDict[tuple[str, tuple[int, int, int]], Transcript] = OrderedDict()
+        # (path, file signature, a chat writing it) -> its transcript, the most recent last
+        self._transcripts: OrderedDict[tuple[str, tuple[int, int, int], bool], Transcript] = (
+            OrderedDict()
+        )
         self._transcripts_lock = threading.Lock()
 
     def warm(self) -> None:
@@ -362,7 +365,8 @@ class Site:
         async def stream() -> AsyncIterator[str]:
             nonlocal path
             yield "retry: 3000\n\n"
-            last, began, quiet = first, time.monotonic(), time.monotonic()
+            last: tuple[int, int, int] | None = first
+            began = quiet = time.monotonic()
             while time.monotonic() - began < STREAM_SECONDS and not self.stopping.is_set():
                 await anyio.sleep(POLL_SECONDS)
                 now, path = await anyio.to_thread.run_sync(self.viewer.signature, ref, path)
@@ -550,18 +554,19 @@ class Site:
 
 
 def create_app(
-    config: Any = None,
-    token: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    viewer: D.Viewer | None = None,
-) -> Any:
-    """The viewer as an ASGI app, behind its guard (see ``taurus_ops.web.security``).
+    config: D.Config, token: str | None = None, host: str = "127.0.0.1", port: int = 0
+) -> Guard:
+    """The viewer of ``config``'s sessions as an ASGI app, behind its guard (see
+    ``taurus_ops.web.security``).
 
     ``token=None`` turns the token check off (``--no-token``); the Host check stays.
     The pages' ``Site`` is ``app.app.state.site``.
     """
-    site = Site(viewer or D.Viewer(config))
+    return site_app(Site(D.Viewer(config)), token, host, port)
+
+
+def site_app(site: Site, token: str | None, host: str, port: int) -> Guard:
+    """``site``'s pages as an ASGI app, behind its guard."""
 
     def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

@@ -28,10 +28,11 @@ import os
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from taurus_ops import __version__
 from taurus_ops.errors import (
@@ -45,12 +46,17 @@ from taurus_ops.errors import (
 from taurus_ops.ops import export as export_ops
 from taurus_ops.ops import search as search_ops
 from taurus_ops.ops import stats as stats_ops
-from taurus_ops.store import SessionStore, parse_session
+from taurus_ops.store import Session, SessionStore, parse_session
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index import USAGE_KEYS, Index, IndexBusy, IndexFailure, usage_by_model
 from taurus_ops.store.lock import lock_path, read_holder
 from taurus_ops.store.mend import INTERRUPTED_RESULT
 from taurus_ops.store.refs import check_token
+
+if TYPE_CHECKING:
+    from taurus_ops.config.effective import Config
+
+T = TypeVar("T")
 
 __all__ = [
     "INTERRUPTED_RESULT",
@@ -249,7 +255,7 @@ _MEDIA = {
 class Viewer:
     """Read-only access to one Taurus home's sessions for the web pages (thread-safe)."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self.store = SessionStore.from_config(config)
         self.home = Path(config.home)
@@ -266,14 +272,14 @@ class Viewer:
         self._generation = 0  # lists loaded so far
         self._id_counts: Counter[str] = Counter()
         self._stats: dict[tuple[int, str, int], dict[str, Any]] = {}
-        self._memo: dict[Any, Any] = {}  # results worked out from the current list
+        self._memo: dict[Hashable, Any] = {}  # results worked out from the current list
         self._stamp: object = None
         self._refreshed = float("-inf")
         self._rows: list[SessionRow] = []
         self._by_id: dict[str, SessionRow] = {}
         self._names_stamp: object = None
         self._names: dict[str, list[str]] = {}
-        self._parsed: OrderedDict[tuple[str, tuple[int, int, int]], Any] = OrderedDict()
+        self._parsed: OrderedDict[tuple[str, tuple[int, int, int]], Session] = OrderedDict()
         self._parsed_bytes = 0
         self._parsed_lock = threading.Lock()
 
@@ -560,7 +566,7 @@ class Viewer:
             return row.usage
         return usage_by_model(data)
 
-    def _parse(self, path: Path) -> tuple[Any, tuple[int, int, int]]:
+    def _parse(self, path: Path) -> tuple[Session, tuple[int, int, int]]:
         with open(path, "rb") as handle:
             st = os.fstat(handle.fileno())
             signature = (st.st_size, st.st_mtime_ns, st.st_ino)
@@ -641,7 +647,7 @@ class Viewer:
         """Every hit of ``taurus-ops search`` for the request, best first, without snippets."""
         query = self._query(request)
         self.refresh()
-        key = ("search", request.text, request.role, request.tool, request.since,
+        key: tuple[Hashable, ...] = ("search", request.text, request.role, request.tool, request.since,
                request.archived, request.case_sensitive)  # fmt: skip
         if request.since:  # "7d" moves with the clock
             key += (int(time.time() // 60),)
@@ -676,7 +682,7 @@ class Viewer:
             hit.snippet, hit.highlights, hit.role = done.snippet, done.highlights, done.role
 
     @staticmethod
-    def _hit(hit: Any) -> SearchHit:
+    def _hit(hit: search_ops.Hit) -> SearchHit:
         return SearchHit(
             id=hit.id,
             archived=hit.archived,
@@ -691,7 +697,7 @@ class Viewer:
         )
 
     @staticmethod
-    def _query(request: SearchRequest) -> Any:
+    def _query(request: SearchRequest) -> search_ops.SearchQuery:
         if request.role is not None and request.role not in SEARCH_ROLES:
             raise UsageError(f"role must be one of {', '.join(SEARCH_ROLES)}")
         return search_ops.SearchQuery(
@@ -726,7 +732,7 @@ class Viewer:
         """Every tool any session used, for the filters."""
         return self.memo("tools", lambda rows: sorted({t for r in rows for t in r.tools}))
 
-    def memo(self, key: Any, work: Any) -> Any:
+    def memo(self, key: Hashable, work: Callable[[list[SessionRow]], T]) -> T:
         """``work(rows)`` for the current session list, worked out once per list."""
         with self._lock:
             rows, memo = self._rows, self._memo

@@ -44,7 +44,7 @@ def safe_url(url: str) -> bool:
     """True for an absolute http(s) or mailto URL; every other link is shown as text."""
     compact = _CONTROL.sub("", url)  # browsers ignore tabs and newlines inside a scheme
     match = _SCHEME.match(compact)
-    return bool(match) and match.group(1).lower() in SAFE_SCHEMES
+    return match is not None and match.group(1).lower() in SAFE_SCHEMES
 
 
 # -- code ----------------------------------------------------------------------------------
