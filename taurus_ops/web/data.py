@@ -52,6 +52,7 @@ from taurus_ops.store.index import USAGE_KEYS, Index, IndexBusy, IndexFailure, u
 from taurus_ops.store.lock import lock_path, read_holder
 from taurus_ops.store.mend import INTERRUPTED_RESULT
 from taurus_ops.store.refs import check_token
+from taurus_ops.web.refresh import Refresher
 
 if TYPE_CHECKING:
     from taurus_ops.config.effective import Config
@@ -234,16 +235,6 @@ class Exported:
     redacted: int | None  # secrets masked; None when not redacting
 
 
-@dataclass
-class _Run:
-    """One refresh of the session list, and whoever waits for it."""
-
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
-    announced: bool = False  # for a known change: pages wait for it and say they are behind
-    stamp: object = None  # the folders' stamps when it started
-
-
 # -- the adapter ---------------------------------------------------------------------------
 _MEDIA = {
     ".md": "text/markdown; charset=utf-8",
@@ -264,12 +255,10 @@ class Viewer:
         self._local = threading.local()  # one index connection per worker thread
         self._indexes: list[Index] = []
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._pending: _Run | None = None  # a refresh asked for and not started
-        self._running: _Run | None = None
-        self._closed = False
         self._generation = 0  # lists loaded so far
+        self._refresher = Refresher(
+            self._lock, self._state, lambda: self._generation == 0, self._refresh
+        )
         self._id_counts: Counter[str] = Counter()
         self._stats: dict[tuple[int, str, int], dict[str, Any]] = {}
         self._memo: dict[Hashable, Any] = {}  # results worked out from the current list
@@ -285,8 +274,7 @@ class Viewer:
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
-            self._wake.set()
+            self._refresher.stop()
             for index in self._indexes:
                 with contextlib.suppress(Exception):
                     index.close()
@@ -329,62 +317,11 @@ class Viewer:
         is current. The folders' stamps are taken when a refresh starts, so a save that
         lands during one is picked up by the next.
         """
-        changed, old, stamp, _ = self._state()
-        if not (force or changed or old):
-            return True
-        announced = force or changed or self._generation == 0
-        with self._lock:
-            if self._closed:
-                return False
-            running = self._running
-            if not force and running is not None and running.stamp == stamp:
-                run = running  # the refresh under way started after this change
-            elif self._pending is not None:
-                run = self._pending
-            else:
-                run = self._pending = _Run()
-                if self._worker is None:
-                    self._worker = threading.Thread(
-                        target=self._work, name="taurus-index", daemon=True
-                    )
-                    self._worker.start()
-                self._wake.set()
-            run.announced = run.announced or announced
-            if not announced:
-                return True  # nothing known to have changed: the list stands meanwhile
-            if self._generation == 0:
-                wait = None
-        finished = run.done.wait(wait)
-        if finished and run.error is not None:
-            raise run.error
-        return finished
+        return self._refresher.refresh(force, wait)
 
     def behind(self) -> bool:
         """True while a refresh for a change to the folders is still running."""
-        with self._lock:
-            return any(r is not None and r.announced for r in (self._pending, self._running))
-
-    def _work(self) -> None:
-        while True:
-            self._wake.wait()
-            with self._lock:
-                self._wake.clear()
-                if self._closed:
-                    return
-                run, self._pending = self._pending, None
-                self._running = run
-            if run is None:
-                continue
-            try:
-                _, _, stamp, now = self._state()
-                run.stamp = stamp
-                self._refresh(stamp, now)
-            except BaseException as exc:  # given to the pages that wait for this run
-                run.error = exc
-            finally:
-                with self._lock:
-                    self._running = None
-                run.done.set()
+        return self._refresher.behind()
 
     def _refresh(self, stamp: object, now: float) -> None:
         index = self._index()
