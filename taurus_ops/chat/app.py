@@ -196,7 +196,8 @@ class ChatApp:
         if found.archived:
             path = self.store.unarchive(path)
             self.ui.notice(f"moved {found.session_id} back from the archive to {tilde(path)}")
-        lock = SessionLock(path).acquire()  # before loading: nobody else writes it meanwhile
+        lock = SessionLock(path)
+        lock.acquire()  # before loading: nobody else writes it meanwhile
         try:
             session = self.store.load(path)
             self.follow_project(session)
@@ -287,7 +288,8 @@ class ChatApp:
 
     def attach(self, session: Session, lock: SessionLock | None = None) -> None:
         if lock is None:
-            lock = self.store.lock(session).acquire()
+            lock = self.store.lock(session)
+            lock.acquire()
         self.unsaved = False
         self.session = session
         self.lock = lock

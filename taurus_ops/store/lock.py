@@ -17,7 +17,6 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
 
 from taurus_ops.errors import OpsLocked, SessionLocked, TaurusError
 
@@ -80,7 +79,7 @@ class FileLock:
         self.path = Path(path)
         self.fd: int | None = None
 
-    def acquire(self) -> Self:
+    def acquire(self) -> FileLock:
         while True:
             try:
                 fd = os.open(
@@ -136,7 +135,7 @@ class FileLock:
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> FileLock:
         return self.acquire()
 
     def __exit__(
@@ -167,7 +166,7 @@ class HomeLock(FileLock):
         super().__init__(Path(home) / name)
         self.refuse = refuse
 
-    def acquire(self) -> Self:
+    def acquire(self) -> FileLock:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return super().acquire()
 
