@@ -33,6 +33,7 @@ from taurus_ops.words import plural
 if TYPE_CHECKING:
     from taurus_ops.config.effective import Config
     from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.store import SessionStore
 
 ARCHIVE = "archive"
 DELETE = "delete"
@@ -346,7 +347,7 @@ def check_layout(config: Config) -> None:
         )
 
 
-def make_plan(config: Any, store: Any, now: datetime | None = None) -> Plan:
+def make_plan(config: Config, store: SessionStore, now: datetime | None = None) -> Plan:
     check_layout(config)
     rules = Rules.from_config(config)
     snapshot = take_snapshot(store, include_archive=True)
