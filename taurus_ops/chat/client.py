@@ -16,10 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taurus_ops.errors import TaurusError
 from taurus_ops.store import format as fmt
+
+if TYPE_CHECKING:
+    import anthropic
 
 KEY_HELP = (
     "no API key: set one with `export ANTHROPIC_API_KEY=sk-ant-...` "
@@ -126,10 +129,10 @@ class ModelClient:
         self.timeout = timeout
         self.sleep = sleep
         self.prompt_caching = prompt_caching
-        self._sdk: Any = None
+        self._sdk: anthropic.Anthropic | None = None
 
     @property
-    def sdk(self) -> Any:
+    def sdk(self) -> anthropic.Anthropic:
         if self._sdk is None:
             import anthropic
 

@@ -153,6 +153,7 @@ def _drop_unsafe_links(state: Any) -> None:
 def _markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "highlight": _fence})
     md.enable(["table", "strikethrough"])
+    # markdown-it's own hook for which links to keep is this method, replaced on the instance
     md.validateLink = safe_url  # type: ignore[method-assign]
     md.core.ruler.push("drop_unsafe_links", _drop_unsafe_links)
     md.add_render_rule("link_open", _link_open)
