@@ -9,7 +9,7 @@ import os
 import platform
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taurus_ops.chat.client import ApiError, Events, ModelClient, Reply
 from taurus_ops.chat.conversation import (
@@ -30,6 +30,12 @@ from taurus_ops.store.lock import SessionLock
 from taurus_ops.store.mend import mend_tool_uses
 from taurus_ops.store.session import LARGE, gc_paused
 from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.chat.rewind import FileStep, Rewinder, RewindPlan
+    from taurus_ops.chat.ui import SafeUI
+    from taurus_ops.config.effective import Config
+    from taurus_ops.store.fork import Fork
 
 TITLE = "🐂 Taurus CLI - Claude Code Clone"
 COMPACT_PROMPT = (
@@ -88,7 +94,7 @@ class ChatApp:
 
     def __init__(
         self,
-        config: Any,
+        config: Config,
         store: SessionStore,
         ui: UI,
         interactive: bool,
@@ -101,7 +107,7 @@ class ChatApp:
         self.store = store
         from taurus_ops.chat.ui import SafeUI
 
-        self.ui: Any = ui if isinstance(ui, SafeUI) else SafeUI(ui)
+        self.ui: SafeUI = ui if isinstance(ui, SafeUI) else SafeUI(ui)
         self.interactive = interactive
         self.cwd = Path(os.path.realpath(cwd or Path.cwd()))
         settings = config.settings
@@ -193,7 +199,8 @@ class ChatApp:
         if found.archived:
             path = self.store.unarchive(path)
             self.ui.notice(f"moved {found.session_id} back from the archive to {tilde(path)}")
-        lock = SessionLock(path).acquire()  # before loading: nobody else writes it meanwhile
+        lock = SessionLock(path)
+        lock.acquire()  # before loading: nobody else writes it meanwhile
         try:
             session = self.load_kept(path)
             self.follow_project(session)
@@ -296,7 +303,8 @@ class ChatApp:
 
     def attach(self, session: Session, lock: SessionLock | None = None) -> None:
         if lock is None:
-            lock = self.store.lock(session).acquire()
+            lock = self.store.lock(session)
+            lock.acquire()
         self.unsaved = False
         self.session = session
         self.lock = lock
@@ -536,7 +544,7 @@ class ChatApp:
         return archived, new
 
     # -- forks, the family, resuming another session -------------------------------------
-    def fork(self, count: int | None = None) -> Any:
+    def fork(self, count: int | None = None) -> Fork:
         """Continue in a fork of the current session keeping ``count`` messages (default all);
         the current session is saved and left as it is."""
         assert self.session is not None
@@ -549,7 +557,7 @@ class ChatApp:
         self.attach(made.session)
         return made
 
-    def open_fork(self, ref: str) -> Any:
+    def open_fork(self, ref: str) -> Fork:
         """``--fork REF[@N]``: fork a stored session and continue in the fork."""
         from taurus_ops.store.fork import fork_session, split_ref
 
@@ -613,7 +621,7 @@ class ChatApp:
         return number, call, "(no output was saved for this run)"
 
     # -- rewinding ------------------------------------------------------------------------
-    def rewinder(self) -> Any:
+    def rewinder(self) -> Rewinder:
         from taurus_ops.chat.rewind import Rewinder
 
         checkpoints = self.store.checkpoints
@@ -621,7 +629,7 @@ class ChatApp:
             raise UsageError("no checkpoint store: rewinding needs a Taurus home")
         return Rewinder(checkpoints, self.tools)
 
-    def plan_rewind(self, count: int) -> Any:
+    def plan_rewind(self, count: int) -> RewindPlan:
         """What ``/rewind N`` would do to the files (nothing is changed)."""
         assert self.session is not None
         from taurus_ops.chat.rewind import RewindPlan, bash_after
@@ -637,7 +645,7 @@ class ChatApp:
             count, rewinder.steps(self.session.id, plans, cwd), bash_after(data, count)
         )
 
-    def plan_undo(self) -> Any:
+    def plan_undo(self) -> RewindPlan | None:
         """What ``/rewind undo`` would put back, or None if nothing was rewound."""
         assert self.session is not None
         from taurus_ops.chat.rewind import RewindPlan
@@ -652,7 +660,7 @@ class ChatApp:
         index, plans = found
         return RewindPlan(None, rewinder.steps(self.session.id, plans, cwd), undoes=index)
 
-    def apply_rewind(self, plan: Any, steps: list[Any], fork: bool) -> list[str]:
+    def apply_rewind(self, plan: RewindPlan, steps: list[FileStep], fork: bool) -> list[str]:
         """Restore ``steps`` (after forking at the plan's N when ``fork``); the lines to show."""
         assert self.session is not None and self.conversation is not None
         source = self.session.id

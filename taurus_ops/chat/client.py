@@ -16,10 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taurus_ops.errors import TaurusError
 from taurus_ops.store import format as fmt
+
+if TYPE_CHECKING:
+    import anthropic
 
 KEY_HELP = (
     "no API key: set one with `export ANTHROPIC_API_KEY=sk-ant-...` "
@@ -126,10 +129,10 @@ class ModelClient:
         self.timeout = timeout
         self.sleep = sleep
         self.prompt_caching = prompt_caching
-        self._sdk: Any = None
+        self._sdk: anthropic.Anthropic | None = None
 
     @property
-    def sdk(self) -> Any:
+    def sdk(self) -> anthropic.Anthropic:
         if self._sdk is None:
             import anthropic
 
@@ -212,61 +215,22 @@ class ModelClient:
     ) -> Reply:
         import anthropic
 
-        reply = Reply(model=self.model)
-        blocks: dict[int, dict[str, Any]] = {}
-        partial_json: dict[int, str] = {}
-        finished: set[int] = set()
-        started = False
+        got = _Assembly(Reply(model=self.model), events, self.model)
+        reply = got.reply
         stream = None
         try:
             stream = self.sdk.messages.create(
                 **self._request(messages, system, tools, max_tokens), stream=True
             )
             for event in stream:
-                kind = event.type
-                if kind == "message_start":
-                    started = True
-                    reply.model = getattr(event.message, "model", None) or self.model
-                    reply.usage = _usage_dict(event.message.usage)
-                    events.on_start()
-                    events.on_usage(dict(reply.usage))
-                elif kind == "content_block_start":
-                    block = event.content_block.to_dict()
-                    if block.get("type") == "tool_use":
-                        block["input"] = {}
-                        partial_json[event.index] = ""
-                        events.on_tool(block.get("name", "?"))
-                    blocks[event.index] = block
-                elif kind == "content_block_delta":
-                    delta = event.delta
-                    target = blocks.setdefault(event.index, {"type": "text", "text": ""})
-                    if delta.type == "text_delta":
-                        target["text"] = target.get("text", "") + delta.text
-                        events.on_text(delta.text)
-                    elif delta.type == "input_json_delta":
-                        partial_json[event.index] = (
-                            partial_json.get(event.index, "") + delta.partial_json
-                        )
-                elif kind == "content_block_stop":
-                    block = blocks.get(event.index)
-                    if block is not None and block.get("type") == "tool_use":
-                        raw = partial_json.get(event.index, "")
-                        try:
-                            block["input"] = json.loads(raw) if raw.strip() else {}
-                        except ValueError:
-                            block["input"] = {}
-                            block["_bad_json"] = raw
-                    finished.add(event.index)
-                elif kind == "message_delta":
-                    reply.stop_reason = event.delta.stop_reason
-                    reply.usage.update({k: v for k, v in _usage_dict(event.usage).items() if v})
+                got.take(event)
         except KeyboardInterrupt:
             _close(stream)
             reply.interrupted = True
             reply.error = "stopped with Ctrl+C"
         except anthropic.APIStatusError as exc:
             _close(stream)
-            if started:  # an error event in the middle of the stream
+            if got.started:  # an error event in the middle of the stream
                 reply.interrupted = True
                 reply.error = f"the API stopped the reply ({_api_type(exc)}: {_api_message(exc)})"
             else:
@@ -275,7 +239,7 @@ class ModelClient:
             _close(stream)
             if not _is_connection_error(exc):
                 raise
-            if not started or not any(_has_content(b) for b in blocks.values()):
+            if not got.started or not got.has_content():
                 raise _Retryable(f"connection to {self.base_url} failed ({_short(exc)})") from None
             reply.interrupted = True
             reply.error = f"the connection dropped mid-reply ({_short(exc)})"
@@ -284,7 +248,7 @@ class ModelClient:
             if reply.stop_reason is None:
                 reply.interrupted = True
                 reply.error = "the reply stream ended early"
-        reply.content = _final_blocks(blocks, finished, reply.interrupted)
+        reply.content = _final_blocks(got.blocks, got.finished, reply.interrupted)
         return reply
 
     def _status_error(self, exc: Any) -> Exception:
@@ -294,6 +258,74 @@ class ModelClient:
         if (status in RETRY_STATUS and should != "false") or should == "true":
             return _Retryable(describe_status(exc), status, _retry_after(headers))
         return ApiError(describe_status(exc), status)
+
+
+@dataclass
+class _Assembly:
+    """One reply put together from its stream events as they arrive: the content blocks
+    so far, the JSON of tool input still arriving, which blocks are complete."""
+
+    reply: Reply
+    events: Events
+    model: str  # the model asked for: the reply's unless the API names another
+    blocks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    partial_json: dict[int, str] = field(default_factory=dict)
+    finished: set[int] = field(default_factory=set)
+    started: bool = False  # the API accepted the request and the reply began
+
+    def take(self, event: Any) -> None:
+        kind = event.type
+        if kind == "message_start":
+            self._message_start(event)
+        elif kind == "content_block_start":
+            self._block_start(event)
+        elif kind == "content_block_delta":
+            self._block_delta(event)
+        elif kind == "content_block_stop":
+            self._block_stop(event)
+        elif kind == "message_delta":
+            self.reply.stop_reason = event.delta.stop_reason
+            self.reply.usage.update({k: v for k, v in _usage_dict(event.usage).items() if v})
+
+    def has_content(self) -> bool:
+        return any(_has_content(b) for b in self.blocks.values())
+
+    def _message_start(self, event: Any) -> None:
+        self.started = True
+        self.reply.model = getattr(event.message, "model", None) or self.model
+        self.reply.usage = _usage_dict(event.message.usage)
+        self.events.on_start()
+        self.events.on_usage(dict(self.reply.usage))
+
+    def _block_start(self, event: Any) -> None:
+        block = event.content_block.to_dict()
+        if block.get("type") == "tool_use":
+            block["input"] = {}
+            self.partial_json[event.index] = ""
+            self.events.on_tool(block.get("name", "?"))
+        self.blocks[event.index] = block
+
+    def _block_delta(self, event: Any) -> None:
+        delta = event.delta
+        target = self.blocks.setdefault(event.index, {"type": "text", "text": ""})
+        if delta.type == "text_delta":
+            target["text"] = target.get("text", "") + delta.text
+            self.events.on_text(delta.text)
+        elif delta.type == "input_json_delta":
+            self.partial_json[event.index] = (
+                self.partial_json.get(event.index, "") + delta.partial_json
+            )
+
+    def _block_stop(self, event: Any) -> None:
+        block = self.blocks.get(event.index)
+        if block is not None and block.get("type") == "tool_use":
+            raw = self.partial_json.get(event.index, "")
+            try:
+                block["input"] = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                block["input"] = {}
+                block["_bad_json"] = raw
+        self.finished.add(event.index)
 
 
 EPHEMERAL = {"type": "ephemeral"}
@@ -407,7 +439,7 @@ def _final_blocks(
     """The reply's content in order. Of an interrupted reply only its text is kept (a tool
     request that never finished arriving is dropped: nothing was run). Text and tool input
     are valid UTF-8 text."""
-    out = []
+    out: list[dict[str, Any]] = []
     for index in sorted(blocks):
         block = blocks[index]
         kind = block.get("type")
@@ -415,7 +447,9 @@ def _final_blocks(
             if block.get("text"):
                 out.append({"type": "text", "text": block["text"]})
         elif kind == "tool_use" and not interrupted and index in finished:
-            clean = {k: block[k] for k in ("type", "id", "name", "input") if k in block}
+            clean: dict[str, Any] = {
+                k: block[k] for k in ("type", "id", "name", "input") if k in block
+            }
             out.append(clean)
     return fmt.clean(out)  # what the model escaped as a lone surrogate is U+FFFD from here on
 

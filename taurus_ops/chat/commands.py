@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from taurus_ops.chat.app import ChatApp, tilde
@@ -128,12 +129,12 @@ class Commands:
         from taurus_ops.store.fork import describe
 
         count = _number(arg, "/fork N")
-        old = self.app.session
         made = self.app.fork(count)
         self.ui.notice(describe(made))
         for line in self.app.resume_banner(label="Forked session, started")[1:]:
             self.ui.plain(line)
-        self.ui.notice(f"{old.id} is kept as it was: taurus chat -s {old.id} goes back to it")
+        old = made.parent.id
+        self.ui.notice(f"{old} is kept as it was: taurus chat -s {old} goes back to it")
         return True
 
     def tree(self, _: str) -> bool:
@@ -143,6 +144,7 @@ class Commands:
 
     def resume(self, arg: str) -> bool:
         current = self.app.session
+        target: Path | str
         if arg:
             target = self.app.store.resolve(arg).path
             action = "resume"
@@ -167,10 +169,10 @@ class Commands:
             from taurus_ops.store.fork import describe, fork_session
 
             self.app.save()
-            parent = self.app.store.load(target)
+            parent = self.app.store.load(Path(target))
             made = fork_session(self.app.store, parent, None, self.app.store.checkpoints)
             self.ui.notice(describe(made))
-            target = made.session.path
+            target = made.session.path or made.session.id  # saved, so it has a path
         mended = self.app.switch_to(target)
         label = "Forked session, started" if action == "fork" else "Resuming session from"
         for line in self.app.resume_banner(mended, label=label):

@@ -19,13 +19,22 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from taurus_ops.store import format as fmt
 from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from prompt_toolkit.application import Application
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+
+    from taurus_ops.config.effective import Config
+    from taurus_ops.store.index import Index
+    from taurus_ops.store.store import SessionStore
 
 LARGEST_PREVIEW = 32 << 20  # bytes; a bigger file is not read just for its preview
 
@@ -79,7 +88,7 @@ def within(path: str | None, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def load_entries(index: Any, store: Any, root: str, refresh: bool = True) -> list[Entry]:
+def load_entries(index: Index, store: SessionStore, root: str, refresh: bool = True) -> list[Entry]:
     """The active sessions, newest first, from the index (refreshed first if ``refresh``)."""
     if refresh:
         index.refresh()
@@ -126,7 +135,8 @@ class PickerModel:
         entries: list[Entry],
         root: str,
         current: str | None = None,
-        search: Any = None,  # terms -> keys of sessions whose messages hold them all
+        # terms -> the keys of the sessions whose messages hold them all
+        search: Callable[[list[str]], set[int]] | None = None,
     ) -> None:
         self.entries = entries
         self.root = root
@@ -253,55 +263,46 @@ def _tilde(path: str) -> str:
     return path
 
 
-def run_picker(model: PickerModel, later: Any = None) -> tuple[str, Entry] | None:
-    """Show the picker; ("resume" | "fork", the entry) or None if cancelled.
+def _terminal_size() -> tuple[int, int]:
+    try:
+        columns, lines = os.get_terminal_size()
+    except OSError:
+        columns, lines = 100, 30
+    return columns, lines
 
-    ``later``, if given, runs in a thread once the list is shown; what it returns (new
-    entries, or None) replaces the list."""
-    from prompt_toolkit.application import Application
+
+def _list_height() -> int:
+    return max(3, min(15, _terminal_size()[1] - 9))
+
+
+def picker_text(model: PickerModel, width: int, height: int, now: float) -> list[tuple[str, str]]:
+    """What the picker draws, as (style, text) pieces: the header, the filter, ``height``
+    rows around the highlighted one, the preview and the keys."""
+    top = max(0, min(model.selected - height // 2, len(model.shown) - height))
+    out: list[tuple[str, str]] = [("bold", model.header()[:width] + "\n")]
+    out.append(("", f"› {model.query}\n"))
+    visible = model.shown[top : top + height]
+    for offset, entry in enumerate(visible):
+        chosen = top + offset == model.selected
+        out.append(("reverse" if chosen else "", model.row(entry, width, now)))
+        out.append(("", "\n"))
+    out.extend(("", "\n") for _ in range(height - len(visible)))
+    out.append(("", "─" * min(width, 100) + "\n"))
+    for line in model.preview_lines(width):
+        out.append(("", line + "\n"))
+    out.append(("italic", KEYS_HELP[:width]))
+    return out
+
+
+def _key_bindings(model: PickerModel, result: dict[str, tuple[str, Entry]]) -> KeyBindings:
+    """The picker's keys; Enter and Ctrl+F put (the action, the entry) in ``result``."""
     from prompt_toolkit.key_binding import KeyBindings
     from prompt_toolkit.keys import Keys
-    from prompt_toolkit.layout import HSplit, Layout, Window
-    from prompt_toolkit.layout.controls import FormattedTextControl
-    from prompt_toolkit.layout.dimension import Dimension
 
-    result: dict[str, Any] = {}
     bindings = KeyBindings()
 
-    def size() -> tuple[int, int]:
-        try:
-            columns, lines = os.get_terminal_size()
-        except OSError:
-            columns, lines = 100, 30
-        return columns, lines
-
-    def list_height() -> int:
-        return max(3, min(15, size()[1] - 9))
-
-    def body() -> list[tuple[str, str]]:
-        width = size()[0] - 1
-        height = list_height()
-        top = max(0, min(model.selected - height // 2, len(model.shown) - height))
-        now = time.time()
-        out: list[tuple[str, str]] = [("bold", model.header()[:width] + "\n")]
-        out.append(("", f"› {model.query}\n"))
-        visible = model.shown[top : top + height]
-        for offset, entry in enumerate(visible):
-            chosen = top + offset == model.selected
-            out.append(("reverse" if chosen else "", model.row(entry, width, now)))
-            out.append(("", "\n"))
-        out.extend(("", "\n") for _ in range(height - len(visible)))
-        out.append(("", "─" * min(width, 100) + "\n"))
-        for line in model.preview_lines(width):
-            out.append(("", line + "\n"))
-        out.append(("italic", KEYS_HELP[:width]))
-        return out
-
-    control = FormattedTextControl(body, show_cursor=False)
-    window = Window(control, height=Dimension.exact(list_height() + 7), wrap_lines=False)
-
-    def done(action: str | None) -> Any:
-        def handler(event: Any) -> None:
+    def done(action: str | None) -> Callable[[KeyPressEvent], None]:
+        def handler(event: KeyPressEvent) -> None:
             if action is not None and model.chosen is not None:
                 result["value"] = (action, model.chosen)
             event.app.exit()
@@ -314,25 +315,71 @@ def run_picker(model: PickerModel, later: Any = None) -> tuple[str, Entry] | Non
         bindings.add(key, eager=True)(done(None))
     bindings.add("up")(lambda e: model.move(-1))
     bindings.add("down")(lambda e: model.move(1))
-    bindings.add("pageup")(lambda e: model.move(-list_height()))
-    bindings.add("pagedown")(lambda e: model.move(list_height()))
+    bindings.add("pageup")(lambda e: model.move(-_list_height()))
+    bindings.add("pagedown")(lambda e: model.move(_list_height()))
     bindings.add("tab")(lambda e: model.toggle_all())
     bindings.add("backspace")(lambda e: model.backspace())
 
     @bindings.add("c-u")
-    def _clear(event: Any) -> None:
+    def _clear(event: KeyPressEvent) -> None:
         model.query = ""
         model.refilter()
 
     @bindings.add(Keys.Any)
-    def _type(event: Any) -> None:
+    def _type(event: KeyPressEvent) -> None:
         text = "".join(ch for ch in event.data if ch.isprintable())
         if text:
             model.type(text)
 
-    app: Any = Application(
+    return bindings
+
+
+def _replace_later(
+    app: Application[None], model: PickerModel, later: Callable[[], list[Entry] | None]
+) -> None:
+    """Run ``later`` in a thread; the entries it returns replace the list shown."""
+    import threading
+
+    loop = app.loop
+
+    def work() -> None:
+        try:
+            entries = later()
+        except Exception:  # the index is a cache: the list shown stays
+            return
+        if entries is not None and loop is not None:
+
+            def update() -> None:
+                model.replace(entries)
+                app.invalidate()
+
+            loop.call_soon_threadsafe(update)
+
+    threading.Thread(target=work, name="taurus-picker-refresh", daemon=True).start()
+
+
+def run_picker(
+    model: PickerModel, later: Callable[[], list[Entry] | None] | None = None
+) -> tuple[str, Entry] | None:
+    """Show the picker; ("resume" | "fork", the entry) or None if cancelled.
+
+    ``later``, if given, runs in a thread once the list is shown; what it returns (new
+    entries, or None) replaces the list."""
+    from prompt_toolkit.application import Application
+    from prompt_toolkit.layout import HSplit, Layout, Window
+    from prompt_toolkit.layout.controls import FormattedTextControl
+    from prompt_toolkit.layout.dimension import Dimension
+
+    result: dict[str, tuple[str, Entry]] = {}
+
+    def body() -> list[tuple[str, str]]:
+        return picker_text(model, _terminal_size()[0] - 1, _list_height(), time.time())
+
+    control = FormattedTextControl(body, show_cursor=False)
+    window = Window(control, height=Dimension.exact(_list_height() + 7), wrap_lines=False)
+    app: Application[None] = Application(
         layout=Layout(HSplit([window])),
-        key_bindings=bindings,
+        key_bindings=_key_bindings(model, result),
         full_screen=False,
         erase_when_done=True,
         mouse_support=False,
@@ -341,33 +388,15 @@ def run_picker(model: PickerModel, later: Any = None) -> tuple[str, Entry] | Non
     app.timeoutlen = 0.05
 
     def start() -> None:
-        if later is None:
-            return
-        import threading
-
-        loop = app.loop
-
-        def work() -> None:
-            try:
-                entries = later()
-            except Exception:  # the index is a cache: the list shown stays
-                return
-            if entries is not None and loop is not None:
-
-                def update() -> None:
-                    model.replace(entries)
-                    app.invalidate()
-
-                loop.call_soon_threadsafe(update)
-
-        threading.Thread(target=work, name="taurus-picker-refresh", daemon=True).start()
+        if later is not None:
+            _replace_later(app, model, later)
 
     app.run(pre_run=start)
     return result.get("value")
 
 
 def pick(
-    config: Any, store: Any, cwd: Path, current: str | None = None
+    config: Config, store: SessionStore, cwd: Path, current: str | None = None
 ) -> tuple[str, Entry] | None:
     """Open the index, list the sessions and run the picker."""
     from taurus_ops.chat.ui import index_progress

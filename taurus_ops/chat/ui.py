@@ -9,13 +9,16 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from taurus_ops.chat.client import Reply
 from taurus_ops.chat.permissions import Answer
 from taurus_ops.chat.tools import ToolResult
 from taurus_ops.store.format import clean, clean_text
 from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.store.index import Index
 
 FENCE = "```"
 
@@ -244,7 +247,8 @@ class TerminalUI:
         answer = self.choose(
             "  Allow?", [("y", "yes, once"), ("a", "always, this session"), ("n", "no")], "n"
         )
-        return {"y": "yes", "a": "always"}.get(answer, "no")  # type: ignore[return-value]
+        answers: dict[str, Answer] = {"y": "yes", "a": "always"}
+        return answers.get(answer, "no")
 
     def diff(self, lines: list[str]) -> None:
         """A diff from ``diff_lines``, coloured."""
@@ -475,7 +479,7 @@ def _escape(text: str) -> str:
 
 
 @contextlib.contextmanager
-def index_progress(index: Any, label: str = "Indexing sessions") -> Iterator[None]:
+def index_progress(index: Index, label: str = "Indexing sessions") -> Iterator[None]:
     """A progress bar with a count on stderr while ``index`` reads many files (its first
     build); nothing off a terminal. Later refreshes read only what changed."""
     if not sys.stderr.isatty():

@@ -121,8 +121,8 @@ def parse_cron(expression: str) -> Cron:
         )
     names = list(FIELDS)
     values = {name: _expand(part, name) for name, part in zip(names, parts, strict=True)}
-    lowered = [p.lower() for p in parts]
-    cron = Cron(text, *lowered, values=values)  # type: ignore[arg-type]
+    second, minute, hour, day, month, day_of_week = (p.lower() for p in parts)
+    cron = Cron(text, second, minute, hour, day, month, day_of_week, values=values)
     if not cron.is_star("day") and not cron.is_star("day_of_week"):
         raise CronError(
             "both a day of month and a day of week are given; cron runs on either, "

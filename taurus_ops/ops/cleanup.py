@@ -33,6 +33,7 @@ from taurus_ops.words import plural
 if TYPE_CHECKING:
     from taurus_ops.config.effective import Config
     from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.store import SessionStore
 
 ARCHIVE = "archive"
 DELETE = "delete"
@@ -160,8 +161,6 @@ def _rank_key(entry: Entry) -> tuple[datetime, float, str]:
 def plan_cleanup(rules: Rules, snapshot: Snapshot, now: datetime) -> Plan:
     """The actions the rules call for on ``snapshot`` at ``now``. Touches nothing."""
     plan = Plan(rules, now)
-    verb = ARCHIVE if rules.auto_archive else DELETE
-    readable = [e for e in snapshot.active if e.updated is not None]
     for entry in snapshot.active:
         if entry.updated is None:
             plan.skipped.append(
@@ -169,22 +168,24 @@ def plan_cleanup(rules: Rules, snapshot: Snapshot, now: datetime) -> Plan:
                     entry.path, entry.id, f"cannot be parsed ({entry.error}); run taurus-ops doctor"
                 )
             )
+    _plan_active(plan, snapshot)
+    if rules.archive_retention_days:
+        _plan_archived(plan, snapshot.archived, rules.archive_retention_days)
+    return plan
+
+
+def _plan_active(plan: Plan, snapshot: Snapshot) -> None:
+    """Archive (or delete) each readable session the rules reach, newest first, unless it
+    is protected or the archive already holds a file of its name."""
+    rules, now = plan.rules, plan.now
+    verb = ARCHIVE if rules.auto_archive else DELETE
+    readable = [e for e in snapshot.active if e.updated is not None]
     ranked = sorted(readable, key=_rank_key, reverse=True)
     newest = ranked[0].path if ranked else None
     archived_names = {os.path.basename(e.path): e.identity for e in snapshot.archived}
     cutoff = now - timedelta(days=rules.retention_days) if rules.retention_days else None
     for rank, entry in enumerate(ranked, start=1):
-        assert entry.updated is not None
-        reasons = []
-        if cutoff is not None and entry.updated < cutoff:
-            age = (now - entry.updated).days
-            reasons.append(
-                f"not updated for {plural(age, 'day')} (sessions.retentionDays={rules.retention_days})"
-            )
-        if rules.max_sessions is not None and rank > rules.max_sessions:
-            reasons.append(
-                f"number {rank} by last update, beyond sessions.maxSessions={rules.max_sessions}"
-            )
+        reasons = _reasons(entry, rank, rules, cutoff, now)
         if not reasons:
             plan.kept += 1
             continue
@@ -213,41 +214,62 @@ def plan_cleanup(rules: Rules, snapshot: Snapshot, now: datetime) -> Plan:
                 entry.mtime,
             )
         )
-    if rules.archive_retention_days:
-        archive_cutoff = now - timedelta(days=rules.archive_retention_days)
-        for entry in sorted(snapshot.archived, key=lambda e: e.path):
-            if entry.updated is None:
-                plan.skipped.append(
-                    Skip(
-                        entry.path,
-                        entry.id,
-                        f"archived file cannot be parsed ({entry.error}); run taurus-ops doctor",
-                    )
-                )
-                continue
-            if entry.updated >= archive_cutoff:
-                continue
-            reason = (
-                f"archived and not updated for {plural((now - entry.updated).days, 'day')} "
-                f"(archive.retentionDays={rules.archive_retention_days})"
-            )
-            why = _protection(entry, rules, None)
-            if why is not None:
-                plan.skipped.append(Skip(entry.path, entry.id, why, [reason]))
-                continue
-            plan.actions.append(
-                Action(
-                    DELETE,
+
+
+def _reasons(
+    entry: Entry, rank: int, rules: Rules, cutoff: datetime | None, now: datetime
+) -> list[str]:
+    """Why the rules would remove a readable active session (none: it is kept)."""
+    assert entry.updated is not None
+    reasons = []
+    if cutoff is not None and entry.updated < cutoff:
+        age = (now - entry.updated).days
+        reasons.append(
+            f"not updated for {plural(age, 'day')} (sessions.retentionDays={rules.retention_days})"
+        )
+    if rules.max_sessions is not None and rank > rules.max_sessions:
+        reasons.append(
+            f"number {rank} by last update, beyond sessions.maxSessions={rules.max_sessions}"
+        )
+    return reasons
+
+
+def _plan_archived(plan: Plan, archived: tuple[Entry, ...], retention_days: int) -> None:
+    """Delete the archived sessions not updated for ``retention_days``, unless protected."""
+    now = plan.now
+    archive_cutoff = now - timedelta(days=retention_days)
+    for entry in sorted(archived, key=lambda e: e.path):
+        if entry.updated is None:
+            plan.skipped.append(
+                Skip(
                     entry.path,
                     entry.id,
-                    entry.size,
-                    True,
-                    [reason],
-                    list(entry.names),
-                    entry.mtime,
+                    f"archived file cannot be parsed ({entry.error}); run taurus-ops doctor",
                 )
             )
-    return plan
+            continue
+        if entry.updated >= archive_cutoff:
+            continue
+        reason = (
+            f"archived and not updated for {plural((now - entry.updated).days, 'day')} "
+            f"(archive.retentionDays={retention_days})"
+        )
+        why = _protection(entry, plan.rules, None)
+        if why is not None:
+            plan.skipped.append(Skip(entry.path, entry.id, why, [reason]))
+            continue
+        plan.actions.append(
+            Action(
+                DELETE,
+                entry.path,
+                entry.id,
+                entry.size,
+                True,
+                [reason],
+                list(entry.names),
+                entry.mtime,
+            )
+        )
 
 
 def _protection(entry: Entry, rules: Rules, newest: str | None) -> str | None:
@@ -325,7 +347,7 @@ def check_layout(config: Config) -> None:
         )
 
 
-def make_plan(config: Any, store: Any, now: datetime | None = None) -> Plan:
+def make_plan(config: Config, store: SessionStore, now: datetime | None = None) -> Plan:
     check_layout(config)
     rules = Rules.from_config(config)
     snapshot = take_snapshot(store, include_archive=True)

@@ -8,11 +8,11 @@ counts and sizes, never a session's content and never an API key.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import logging.handlers
 import sys
 from pathlib import Path
-from typing import Any
 
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import ensure_dir, open_append
@@ -42,7 +42,7 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
     not UTF-8) is written with U+FFFD.
     """
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> io.TextIOWrapper:
         return open_log_file(Path(self.baseFilename), self.encoding or "utf-8")
 
     def handleError(self, record: logging.LogRecord) -> None:
@@ -72,7 +72,7 @@ def take_failures() -> dict[str, str]:
     return out
 
 
-def open_log_file(path: Path, encoding: str = "utf-8") -> Any:
+def open_log_file(path: Path, encoding: str = "utf-8") -> io.TextIOWrapper:
     """``path`` opened for appending as a private (0600) regular file of its own."""
     return open(open_append(path), "a", encoding=encoding, errors=fmt.MARK_ERRORS)
 

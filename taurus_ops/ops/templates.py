@@ -24,13 +24,19 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taurus_ops.errors import UsageError
 from taurus_ops.ops.sandbox import Renderer, TemplateLimit, make_sandbox
 from taurus_ops.store import format as fmt
 from taurus_ops.store.refs import check_token
 from taurus_ops.store.session import Session
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+    from taurus_ops.config.effective import Config
+    from taurus_ops.store.store import SessionStore
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "templates" / "sessions"
 BUILTIN_VARIABLES = ("today", "now")
@@ -77,11 +83,11 @@ class SessionTemplate:
         return (self.used() | set(self.variables)) - set(BUILTIN_VARIABLES)
 
 
-def user_dir(config: Any) -> Path:
+def user_dir(config: Config) -> Path:
     return Path(config.home) / "templates"
 
 
-def _environment() -> Any:
+def _environment() -> Environment:
     import jinja2
 
     return make_sandbox(
@@ -129,9 +135,9 @@ def load_template(path: Path, name: str, source: str) -> SessionTemplate:
         raise UsageError(f"template {path} is not valid JSON: {str(exc)[:100]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("messages", []), list):
         raise UsageError(f"template {path} is not a session document (needs a messages list)")
-    block = data.get(META_KEY) if isinstance(data.get(META_KEY), dict) else {}
-    variables = block.get("variables") if isinstance(block.get("variables"), dict) else {}
-    defaults = block.get("defaults") if isinstance(block.get("defaults"), dict) else {}
+    block = _mapping(data.get(META_KEY))
+    variables = _mapping(block.get("variables"))
+    defaults = _mapping(block.get("defaults"))
     return SessionTemplate(
         name=name,
         path=path,
@@ -141,6 +147,11 @@ def load_template(path: Path, name: str, source: str) -> SessionTemplate:
         variables={str(k): str(v) for k, v in variables.items()},
         defaults={str(k): str(v) for k, v in defaults.items()},
     )
+
+
+def _mapping(value: object) -> dict[Any, Any]:
+    """``value`` if it is a JSON object, else an empty one (a template block is optional)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _scan(folder: Path) -> dict[str, Path]:
@@ -154,7 +165,7 @@ def _scan(folder: Path) -> dict[str, Path]:
         return {}
 
 
-def list_templates(config: Any) -> list[SessionTemplate]:
+def list_templates(config: Config) -> list[SessionTemplate]:
     """Built-in and user templates by name (a user template hides a built-in of that name)."""
     builtin = _scan(BUILTIN_DIR)
     user = _scan(user_dir(config))
@@ -172,7 +183,7 @@ def list_templates(config: Any) -> list[SessionTemplate]:
     return out
 
 
-def find_template(config: Any, name: str) -> SessionTemplate:
+def find_template(config: Config, name: str) -> SessionTemplate:
     check_token(name, "template name")
     user = user_dir(config) / f"{name}.json"
     if user.is_file():
@@ -185,7 +196,7 @@ def find_template(config: Any, name: str) -> SessionTemplate:
 
 
 def _render_value(
-    value: Any, env: Any, context: dict[str, str], renderer: Renderer, top: bool = True
+    value: Any, env: Environment, context: dict[str, str], renderer: Renderer, top: bool = True
 ) -> Any:
     if isinstance(value, str):
         if "{{" not in value and "{%" not in value:
@@ -240,8 +251,8 @@ def instantiate(
 
 
 def create_from_template(
-    config: Any,
-    store: Any,
+    config: Config,
+    store: SessionStore,
     name: str,
     variables: dict[str, str],
     session_id: str | None = None,

@@ -44,7 +44,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from taurus_ops.errors import TaurusError
 from taurus_ops.store import format as fmt
@@ -65,7 +65,7 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def is_ref(value: Any) -> bool:
+def is_ref(value: object) -> TypeGuard[str]:
     """A checkpoint reference: a sha256 or ``"absent"``."""
     return value == ABSENT or (isinstance(value, str) and bool(SHA_RE.match(value)))
 
@@ -327,10 +327,10 @@ def tool_use_positions(messages: list[Any]) -> dict[str, int]:
 
 def changes(data: dict[str, Any]) -> list[Change]:
     """Every checkpointed change of a session, in the order it happened."""
-    messages = data.get("messages") if isinstance(data.get("messages"), list) else []
+    messages = _list(data.get("messages"))
     positions = tool_use_positions(messages)
-    calls = data.get("toolCalls") if isinstance(data.get("toolCalls"), list) else []
-    rewinds = data.get("rewinds") if isinstance(data.get("rewinds"), list) else []
+    calls = _list(data.get("toolCalls"))
+    rewinds = _list(data.get("rewinds"))
     by_slot: dict[int, list[tuple[int, dict[str, Any]]]] = {}
     for index, record in enumerate(rewinds):
         if isinstance(record, dict):
@@ -389,6 +389,11 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _list(value: object) -> list[Any]:
+    """``value`` if it is a JSON array, else an empty one (a field missing or mangled)."""
+    return value if isinstance(value, list) else []
+
+
 def settle_running(data: dict[str, Any]) -> int:
     """Mark tool calls a crash left "running" as "interrupted"; returns how many."""
     count = 0
@@ -413,15 +418,15 @@ def calls_up_to(data: dict[str, Any], count: int) -> list[dict[str, Any]]:
 
     An entry with a ``toolUseId`` belongs where its tool_use is; entries without one
     (hand-made files) are matched to tool_use blocks in order."""
-    messages = data.get("messages") if isinstance(data.get("messages"), list) else []
-    calls = data.get("toolCalls") if isinstance(data.get("toolCalls"), list) else []
-    kept_ids = set()
+    messages = _list(data.get("messages"))
+    calls = _list(data.get("toolCalls"))
+    kept_ids: set[str] = set()
     uses_kept = 0
-    for number, use_id in sorted((n, i) for i, n in tool_use_positions(messages).items()):
+    for number, kept_id in sorted((n, i) for i, n in tool_use_positions(messages).items()):
         if number <= count:
-            kept_ids.add(use_id)
+            kept_ids.add(kept_id)
             uses_kept += 1
-    out = []
+    out: list[dict[str, Any]] = []
     anonymous = 0
     for call in calls:
         if not isinstance(call, dict):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -29,6 +29,9 @@ from taurus_ops.store.checkpoints import CheckpointStore, calls_up_to, reference
 from taurus_ops.store.mend import result_ids, tool_use_ids
 from taurus_ops.store.session import Session
 from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.store.store import SessionStore
 
 _AT = re.compile(r"^(?P<ref>.+)@(?P<n>\d{1,9})$")
 NOT_COPIED = frozenset(
@@ -118,7 +121,9 @@ def check_cut(
 def fork_document(data: dict[str, Any], count: int) -> dict[str, Any]:
     """The fields of a fork of ``data`` keeping its first ``count`` messages (no id or
     times: Session.new gives those)."""
-    messages = data.get("messages") if isinstance(data.get("messages"), list) else []
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        messages = []
     fields: dict[str, Any] = {k: v for k, v in data.items() if k not in NOT_COPIED}
     fields.pop("version", None)
     return _copy(
@@ -146,7 +151,7 @@ class Fork:
 
 
 def fork_session(
-    store: Any,
+    store: SessionStore,
     parent: Session,
     count: int | None = None,
     checkpoints: CheckpointStore | None = None,

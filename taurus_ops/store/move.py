@@ -147,7 +147,7 @@ def _copy_verified(source: Path, dest: Path) -> None:
 
 def repoint_names(session_dir: Path, old: Path, new: Path) -> list[Path]:
     """Re-point every name symlink in ``session_dir`` that led to ``old`` so it leads to ``new``."""
-    changed = []
+    changed: list[Path] = []
     old_real = os.path.realpath(old)
     try:
         entries = list(os.scandir(session_dir))
@@ -168,7 +168,7 @@ def repoint_names(session_dir: Path, old: Path, new: Path) -> list[Path]:
 
 def names_leading_to(session_dir: Path, target: Path) -> list[Path]:
     real = os.path.realpath(target)
-    out = []
+    out: list[Path] = []
     try:
         entries = list(os.scandir(session_dir))
     except FileNotFoundError:

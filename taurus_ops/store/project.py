@@ -166,7 +166,9 @@ def locate(project: Any, cwd: Path, roots: list[Path] | None = None, depth: int 
     if not isinstance(project, dict) or not isinstance(project.get("gitRemote"), str):
         return None
     want = canonical(project["gitRemote"])
-    folder = project.get("gitFolder") if isinstance(project.get("gitFolder"), str) else ""
+    folder = project.get("gitFolder")
+    if not isinstance(folder, str):
+        folder = ""
     here = git_top(cwd)
     if here is not None and (url := remote_url(here)) and canonical(url) == want:
         return _inside(here, folder)

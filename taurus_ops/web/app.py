@@ -128,7 +128,10 @@ class Site:
             asset=lambda name: f"/static/{name}?v={self.asset_version}",
             session_dir=str(viewer.session_dir),
         )
-        self._transcripts: OrderedDict[tuple[str, tuple[int, int, int]], Transcript] = OrderedDict()
+        # (path, file signature, a chat writing it) -> its transcript, the most recent last
+        self._transcripts: OrderedDict[tuple[str, tuple[int, int, int], bool], Transcript] = (
+            OrderedDict()
+        )
         self._transcripts_lock = threading.Lock()
 
     def warm(self) -> None:
@@ -362,7 +365,8 @@ class Site:
         async def stream() -> AsyncIterator[str]:
             nonlocal path
             yield "retry: 3000\n\n"
-            last, began, quiet = first, time.monotonic(), time.monotonic()
+            last: tuple[int, int, int] | None = first
+            began = quiet = time.monotonic()
             while time.monotonic() - began < STREAM_SECONDS and not self.stopping.is_set():
                 await anyio.sleep(POLL_SECONDS)
                 now, path = await anyio.to_thread.run_sync(self.viewer.signature, ref, path)
@@ -456,58 +460,7 @@ class Site:
             ("stats", since, int(time.time() // 60) if since else 0),
             lambda rows: self._per_day_and_project(rows, moment),
         )
-        last_day = datetime.now(UTC).astimezone().date()
-        newest = max(figures["sessionsPerDay"], default="")
-        shifted = bool(newest) and newest < (last_day - timedelta(days=days - 1)).isoformat()
-        if shifted:  # nothing in the last days: show the last days that had sessions
-            last_day = datetime.fromisoformat(newest).date()
-        labels = [(last_day - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
-        ticks = [datetime.fromisoformat(d).strftime("%b %-d") for d in labels]
-        per_day = figures["sessionsPerDay"]
-        sessions_chart = charts.column_chart(
-            f"Sessions per day, last {days} days",
-            labels,
-            [("sessions", [per_day.get(d, 0) for d in labels])],
-            tick_labels=ticks,
-        )
-        token_series = [
-            (name, [usage.get(d, {}).get(key, 0) for d in labels])
-            for name, key in (
-                ("input", "inputTokens"),
-                ("output", "outputTokens"),
-                ("cache read", "cacheReadTokens"),
-                ("cache write", "cacheCreationTokens"),
-            )
-        ]
-        tokens_chart = charts.column_chart(
-            f"Tokens per day, last {days} days", labels, token_series, tick_labels=ticks
-        )
-        cost_chart = charts.column_chart(
-            f"Estimated cost per day (USD), last {days} days",
-            labels,
-            [("cost", [usage.get(d, {}).get("cost", 0.0) for d in labels])],
-            value_text=charts.money,
-            tick_labels=ticks,
-        )
-        tools_chart = charts.bar_list(
-            "Tools used",
-            [(n, c, _url("/", {"tool": n})) for n, c in list(figures["tools"].items())[:12]],
-        )
-        files_chart = charts.bar_list(
-            "Most modified files",
-            [(n, c, None) for n, c in list(figures["modifiedFiles"].items())[:12]],
-            css="c1",
-        )
-        projects_chart = charts.bar_list(
-            "Sessions per project",
-            [
-                (text.short_project(p) or "(no folder recorded)", c, _url("/", {"project": p}))
-                for p, c in projects[:12]
-            ],
-            css="c2",
-        )
-        window_tokens = sum(sum(values) for _, values in token_series)
-        window_cost = sum(usage.get(d, {}).get("cost", 0.0) for d in labels)
+        labels, shifted = chart_days(figures["sessionsPerDay"], days)
         return self.page(
             "stats.html.j2",
             status=400 if error else 200,
@@ -517,26 +470,21 @@ class Site:
             days=days,
             day_choices=DAY_CHOICES,
             error=error,
-            sessions_chart=sessions_chart,
-            tokens_chart=tokens_chart,
-            token_legend=charts.legend([name for name, _ in token_series]),
-            cost_chart=cost_chart,
-            tools_chart=tools_chart,
-            files_chart=files_chart,
-            projects_chart=projects_chart,
+            **day_charts(labels, figures["sessionsPerDay"], usage),
+            **top_charts(figures, projects),
             total_tokens=sum(
                 sum(v for k, v in t.items() if k in D.USAGE_KEYS)
                 for t in figures["tokens"].values()
             ),
-            window_tokens=window_tokens,
             window=(labels[0], labels[-1]),
             shifted=shifted,
-            window_cost=window_cost,
             price_note=D.PRICE_NOTE,
         )
 
     @staticmethod
-    def _per_day_and_project(rows: list[D.SessionRow], since: datetime | None) -> tuple[Any, Any]:
+    def _per_day_and_project(
+        rows: list[D.SessionRow], since: datetime | None
+    ) -> tuple[dict[str, dict[str, float]], list[tuple[str, int]]]:
         scope = listing.in_scope(rows, since)
         return listing.per_day(scope), listing.per_project(scope)
 
@@ -549,19 +497,94 @@ class Site:
         return Response(body, media_type=media, headers={"cache-control": "private, max-age=86400"})
 
 
+TOKEN_SERIES = (
+    ("input", "inputTokens"),
+    ("output", "outputTokens"),
+    ("cache read", "cacheReadTokens"),
+    ("cache write", "cacheCreationTokens"),
+)
+
+
+def chart_days(per_day: dict[str, int], days: int) -> tuple[list[str], bool]:
+    """The ``days`` local days the charts show, oldest first, ending today, or, when no
+    session was made in them, on the last day that had one (then True)."""
+    last_day = datetime.now(UTC).astimezone().date()
+    newest = max(per_day, default="")
+    shifted = bool(newest) and newest < (last_day - timedelta(days=days - 1)).isoformat()
+    if shifted:  # nothing in the last days: show the last days that had sessions
+        last_day = datetime.fromisoformat(newest).date()
+    return [(last_day - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)], shifted
+
+
+def day_charts(
+    labels: list[str], per_day: dict[str, int], usage: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """The stats page's charts by day (sessions, tokens, cost) and the window's totals."""
+    days = len(labels)
+    ticks = [datetime.fromisoformat(d).strftime("%b %-d") for d in labels]
+    token_series = [
+        (name, [usage.get(d, {}).get(key, 0) for d in labels]) for name, key in TOKEN_SERIES
+    ]
+    return {
+        "sessions_chart": charts.column_chart(
+            f"Sessions per day, last {days} days",
+            labels,
+            [("sessions", [per_day.get(d, 0) for d in labels])],
+            tick_labels=ticks,
+        ),
+        "tokens_chart": charts.column_chart(
+            f"Tokens per day, last {days} days", labels, token_series, tick_labels=ticks
+        ),
+        "token_legend": charts.legend([name for name, _ in token_series]),
+        "cost_chart": charts.column_chart(
+            f"Estimated cost per day (USD), last {days} days",
+            labels,
+            [("cost", [usage.get(d, {}).get("cost", 0.0) for d in labels])],
+            value_text=charts.money,
+            tick_labels=ticks,
+        ),
+        "window_tokens": sum(sum(values) for _, values in token_series),
+        "window_cost": sum(usage.get(d, {}).get("cost", 0.0) for d in labels),
+    }
+
+
+def top_charts(figures: dict[str, Any], projects: list[tuple[str, int]]) -> dict[str, Markup]:
+    """The stats page's top lists: tools used, files most modified, sessions per project."""
+    return {
+        "tools_chart": charts.bar_list(
+            "Tools used",
+            [(n, c, _url("/", {"tool": n})) for n, c in list(figures["tools"].items())[:12]],
+        ),
+        "files_chart": charts.bar_list(
+            "Most modified files",
+            [(n, c, None) for n, c in list(figures["modifiedFiles"].items())[:12]],
+            css="c1",
+        ),
+        "projects_chart": charts.bar_list(
+            "Sessions per project",
+            [
+                (text.short_project(p) or "(no folder recorded)", c, _url("/", {"project": p}))
+                for p, c in projects[:12]
+            ],
+            css="c2",
+        ),
+    }
+
+
 def create_app(
-    config: Any = None,
-    token: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    viewer: D.Viewer | None = None,
-) -> Any:
-    """The viewer as an ASGI app, behind its guard (see ``taurus_ops.web.security``).
+    config: D.Config, token: str | None = None, host: str = "127.0.0.1", port: int = 0
+) -> Guard:
+    """The viewer of ``config``'s sessions as an ASGI app, behind its guard (see
+    ``taurus_ops.web.security``).
 
     ``token=None`` turns the token check off (``--no-token``); the Host check stays.
     The pages' ``Site`` is ``app.app.state.site``.
     """
-    site = Site(viewer or D.Viewer(config))
+    return site_app(Site(D.Viewer(config)), token, host, port)
+
+
+def site_app(site: Site, token: str | None, host: str, port: int) -> Guard:
+    """``site``'s pages as an ASGI app, behind its guard."""
 
     def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

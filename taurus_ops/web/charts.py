@@ -86,7 +86,7 @@ def column_chart(
     every = max(1, math.ceil(count / 10))
     for i in range(count):
         x = LEFT + i * step + (step - bar_w) / 2
-        base = TOP + plot_h
+        base: float = TOP + plot_h
         tip = [f"{labels[i]}: {value_text(totals[i])}"]
         if len(series) > 1:
             tip += [f"{name} {value_text(values[i])}" for name, values in series]

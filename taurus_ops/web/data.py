@@ -28,10 +28,11 @@ import os
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from taurus_ops import __version__
 from taurus_ops.errors import (
@@ -45,12 +46,18 @@ from taurus_ops.errors import (
 from taurus_ops.ops import export as export_ops
 from taurus_ops.ops import search as search_ops
 from taurus_ops.ops import stats as stats_ops
-from taurus_ops.store import SessionStore, parse_session
+from taurus_ops.store import Session, SessionStore, parse_session
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index import USAGE_KEYS, Index, IndexBusy, IndexFailure, usage_by_model
 from taurus_ops.store.lock import lock_path, read_holder
 from taurus_ops.store.mend import INTERRUPTED_RESULT
 from taurus_ops.store.refs import check_token
+from taurus_ops.web.refresh import Refresher
+
+if TYPE_CHECKING:
+    from taurus_ops.config.effective import Config
+
+T = TypeVar("T")
 
 __all__ = [
     "INTERRUPTED_RESULT",
@@ -228,16 +235,6 @@ class Exported:
     redacted: int | None  # secrets masked; None when not redacting
 
 
-@dataclass
-class _Run:
-    """One refresh of the session list, and whoever waits for it."""
-
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
-    announced: bool = False  # for a known change: pages wait for it and say they are behind
-    stamp: object = None  # the folders' stamps when it started
-
-
 # -- the adapter ---------------------------------------------------------------------------
 _MEDIA = {
     ".md": "text/markdown; charset=utf-8",
@@ -249,7 +246,7 @@ _MEDIA = {
 class Viewer:
     """Read-only access to one Taurus home's sessions for the web pages (thread-safe)."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self.store = SessionStore.from_config(config)
         self.home = Path(config.home)
@@ -258,29 +255,26 @@ class Viewer:
         self._local = threading.local()  # one index connection per worker thread
         self._indexes: list[Index] = []
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._pending: _Run | None = None  # a refresh asked for and not started
-        self._running: _Run | None = None
-        self._closed = False
         self._generation = 0  # lists loaded so far
+        self._refresher = Refresher(
+            self._lock, self._state, lambda: self._generation == 0, self._refresh
+        )
         self._id_counts: Counter[str] = Counter()
         self._stats: dict[tuple[int, str, int], dict[str, Any]] = {}
-        self._memo: dict[Any, Any] = {}  # results worked out from the current list
+        self._memo: dict[Hashable, Any] = {}  # results worked out from the current list
         self._stamp: object = None
         self._refreshed = float("-inf")
         self._rows: list[SessionRow] = []
         self._by_id: dict[str, SessionRow] = {}
         self._names_stamp: object = None
         self._names: dict[str, list[str]] = {}
-        self._parsed: OrderedDict[tuple[str, tuple[int, int, int]], Any] = OrderedDict()
+        self._parsed: OrderedDict[tuple[str, tuple[int, int, int]], Session] = OrderedDict()
         self._parsed_bytes = 0
         self._parsed_lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
-            self._wake.set()
+            self._refresher.stop()
             for index in self._indexes:
                 with contextlib.suppress(Exception):
                     index.close()
@@ -323,62 +317,11 @@ class Viewer:
         is current. The folders' stamps are taken when a refresh starts, so a save that
         lands during one is picked up by the next.
         """
-        changed, old, stamp, _ = self._state()
-        if not (force or changed or old):
-            return True
-        announced = force or changed or self._generation == 0
-        with self._lock:
-            if self._closed:
-                return False
-            running = self._running
-            if not force and running is not None and running.stamp == stamp:
-                run = running  # the refresh under way started after this change
-            elif self._pending is not None:
-                run = self._pending
-            else:
-                run = self._pending = _Run()
-                if self._worker is None:
-                    self._worker = threading.Thread(
-                        target=self._work, name="taurus-index", daemon=True
-                    )
-                    self._worker.start()
-                self._wake.set()
-            run.announced = run.announced or announced
-            if not announced:
-                return True  # nothing known to have changed: the list stands meanwhile
-            if self._generation == 0:
-                wait = None
-        finished = run.done.wait(wait)
-        if finished and run.error is not None:
-            raise run.error
-        return finished
+        return self._refresher.refresh(force, wait)
 
     def behind(self) -> bool:
         """True while a refresh for a change to the folders is still running."""
-        with self._lock:
-            return any(r is not None and r.announced for r in (self._pending, self._running))
-
-    def _work(self) -> None:
-        while True:
-            self._wake.wait()
-            with self._lock:
-                self._wake.clear()
-                if self._closed:
-                    return
-                run, self._pending = self._pending, None
-                self._running = run
-            if run is None:
-                continue
-            try:
-                _, _, stamp, now = self._state()
-                run.stamp = stamp
-                self._refresh(stamp, now)
-            except BaseException as exc:  # given to the pages that wait for this run
-                run.error = exc
-            finally:
-                with self._lock:
-                    self._running = None
-                run.done.set()
+        return self._refresher.behind()
 
     def _refresh(self, stamp: object, now: float) -> None:
         index = self._index()
@@ -560,7 +503,7 @@ class Viewer:
             return row.usage
         return usage_by_model(data)
 
-    def _parse(self, path: Path) -> tuple[Any, tuple[int, int, int]]:
+    def _parse(self, path: Path) -> tuple[Session, tuple[int, int, int]]:
         with open(path, "rb") as handle:
             st = os.fstat(handle.fileno())
             signature = (st.st_size, st.st_mtime_ns, st.st_ino)
@@ -641,7 +584,7 @@ class Viewer:
         """Every hit of ``taurus-ops search`` for the request, best first, without snippets."""
         query = self._query(request)
         self.refresh()
-        key = ("search", request.text, request.role, request.tool, request.since,
+        key: tuple[Hashable, ...] = ("search", request.text, request.role, request.tool, request.since,
                request.archived, request.case_sensitive)  # fmt: skip
         if request.since:  # "7d" moves with the clock
             key += (int(time.time() // 60),)
@@ -676,7 +619,7 @@ class Viewer:
             hit.snippet, hit.highlights, hit.role = done.snippet, done.highlights, done.role
 
     @staticmethod
-    def _hit(hit: Any) -> SearchHit:
+    def _hit(hit: search_ops.Hit) -> SearchHit:
         return SearchHit(
             id=hit.id,
             archived=hit.archived,
@@ -691,7 +634,7 @@ class Viewer:
         )
 
     @staticmethod
-    def _query(request: SearchRequest) -> Any:
+    def _query(request: SearchRequest) -> search_ops.SearchQuery:
         if request.role is not None and request.role not in SEARCH_ROLES:
             raise UsageError(f"role must be one of {', '.join(SEARCH_ROLES)}")
         return search_ops.SearchQuery(
@@ -726,7 +669,7 @@ class Viewer:
         """Every tool any session used, for the filters."""
         return self.memo("tools", lambda rows: sorted({t for r in rows for t in r.tools}))
 
-    def memo(self, key: Any, work: Any) -> Any:
+    def memo(self, key: Hashable, work: Callable[[list[SessionRow]], T]) -> T:
         """``work(rows)`` for the current session list, worked out once per list."""
         with self._lock:
             rows, memo = self._rows, self._memo

@@ -29,7 +29,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
-from taurus_ops.web.transcript import SHOWN_CHARS, Block, Call
+from taurus_ops.web.transcript import SHOWN_CHARS, Block, Call, Result
 
 HIGHLIGHT_LIMIT = 60_000  # longer code is shown escaped but not coloured
 DIFF_LINES = 3_000  # an edit larger than this is shown as old and new text, not a diff
@@ -44,7 +44,7 @@ def safe_url(url: str) -> bool:
     """True for an absolute http(s) or mailto URL; every other link is shown as text."""
     compact = _CONTROL.sub("", url)  # browsers ignore tabs and newlines inside a scheme
     match = _SCHEME.match(compact)
-    return bool(match) and match.group(1).lower() in SAFE_SCHEMES
+    return match is not None and match.group(1).lower() in SAFE_SCHEMES
 
 
 # -- code ----------------------------------------------------------------------------------
@@ -153,6 +153,7 @@ def _drop_unsafe_links(state: Any) -> None:
 def _markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "highlight": _fence})
     md.enable(["table", "strikethrough"])
+    # markdown-it's own hook for which links to keep is this method, replaced on the instance
     md.validateLink = safe_url  # type: ignore[method-assign]
     md.core.ruler.push("drop_unsafe_links", _drop_unsafe_links)
     md.add_render_rule("link_open", _link_open)
@@ -283,12 +284,49 @@ def _raw_href(base: str, number: int, block: int) -> str:
 
 def render_call(call: Call, base: str) -> Markup:
     """One tool call: a collapsed ``<details>`` with its input and its result."""
-    meta: list[str] = []
     name = call.name
+    meta, body = _call_input(call, base)
+    status = ""
+    if call.result is not None:
+        section, found, status = _call_result(call, call.result, base)
+        meta += found
+        body.append(section)
+    else:
+        body.append(Markup('<p class="note pending">Waiting for the result…</p>'))
+    if status:
+        meta.append(status)
+    if call.duration_ms is not None:
+        ms = call.duration_ms
+        meta.append(f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s")
+    outcome = call.outcome
+    badge = (
+        Markup('<span class="badge b-{0}">{0}</span>').format(outcome) if outcome != "ok" else ""
+    )
+    return Markup(
+        '<details class="tool t-{kind} o-{outcome}" id="t{n}-{k}">'
+        '<summary><span class="tool-name">{name}</span>'
+        '<span class="tool-target">{target}</span>'
+        '<span class="tool-meta">{meta}</span>{badge}</summary>'
+        '<div class="tool-body">{body}</div></details>'
+    ).format(
+        name=name,
+        kind=name if _CLASS_SAFE.match(name) else "other",
+        outcome=outcome,
+        n=call.number,
+        k=call.block,
+        target=call_target(call),
+        meta=" · ".join(meta),
+        badge=badge,
+        body=Markup("").join(body),
+    )
+
+
+def _call_input(call: Call, base: str) -> tuple[list[str], list[Markup]]:
+    """A call's input: what its summary line says of it, and how its body shows it (a diff
+    for edit, the file for write, the command for bash, JSON for any other tool)."""
+    meta: list[str] = []
     body: list[Markup] = []
-    result = call.result
-    output = result.output if result is not None else ""
-    # -- the input
+    name, result = call.name, call.result
     if name == "edit" and isinstance(call.input, dict):
         diff, added, removed = diff_lines(_arg(call, "old_string"), _arg(call, "new_string"))
         if added >= 0:
@@ -327,80 +365,60 @@ def render_call(call: Call, base: str) -> Markup:
         shown, left = cut(text)
         body.append(code_block(shown, lang="json"))
         body.append(more_link(_raw_href(base, call.number, call.block), left))
-    # -- the result
-    status = ""
-    if result is not None:
-        text = output
-        if name == "bash":
-            text, status = bash_output(output, result.is_error)
-            if result.interrupted:
-                status = "interrupted"
-        anchor = Markup(' id="m{}"').format(result.number) if result.anchor else Markup("")
-        cls = "tool-output error" if result.is_error and not result.interrupted else "tool-output"
-        label = "Error" if result.is_error else "Output"
-        parts: list[Markup] = []
+    return meta, body
+
+
+def _call_result(call: Call, result: Result, base: str) -> tuple[Markup, list[str], str]:
+    """A call's result as its section of the body, what the summary line says of it (the
+    lines a read returned) and its status (a command's exit status, "interrupted")."""
+    text, status = result.output, ""
+    if call.name == "bash":
+        text, status = bash_output(result.output, result.is_error)
         if result.interrupted:
-            label = "Result"
-            saved = (
-                ""
-                if result.number
-                else " (no result was saved; Taurus closes it this way on resume)"
-            )
-            parts.append(
-                Markup(
-                    '<p class="mark interrupted">Interrupted: the tool did not finish{}.</p>'
-                ).format(saved)
-            )
-        else:
-            parsed = read_output(text) if name == "read" and not result.is_error else None
-            if parsed is not None:
-                first, file_text, note = parsed
-                shown, left = cut(file_text)
-                last = first + shown.count("\n")
-                meta.append(f"lines {first}–{last}")
-                parts.append(code_block(shown, filename=_arg(call, "file"), first_line=first))
-                if note:
-                    parts.append(Markup('<p class="note">{}</p>').format(note))
-            else:
-                shown, left = cut(text)
-                parts.append(_pre(shown) if shown else Markup('<p class="note">(no output)</p>'))
-            parts.append(more_link(_raw_href(base, result.number, result.block), left))
-        body.append(
-            Markup('<section class="{}"{}><p class="label">{}</p>{}</section>').format(
-                cls,
-                anchor,
-                label,
-                Markup("").join(parts),
-            )
+            status = "interrupted"
+    anchor = Markup(' id="m{}"').format(result.number) if result.anchor else Markup("")
+    cls = "tool-output error" if result.is_error and not result.interrupted else "tool-output"
+    label = "Error" if result.is_error else "Output"
+    meta: list[str] = []
+    if result.interrupted:
+        label = "Result"
+        saved = (
+            "" if result.number else " (no result was saved; Taurus closes it this way on resume)"
         )
+        parts = [
+            Markup(
+                '<p class="mark interrupted">Interrupted: the tool did not finish{}.</p>'
+            ).format(saved)
+        ]
     else:
-        body.append(Markup('<p class="note pending">Waiting for the result…</p>'))
-    if status:
-        meta.append(status)
-    if call.duration_ms is not None:
-        ms = call.duration_ms
-        meta.append(f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s")
-    outcome = call.outcome
-    badge = (
-        Markup('<span class="badge b-{0}">{0}</span>').format(outcome) if outcome != "ok" else ""
+        parts, meta = _output_parts(call, result, text, base)
+    section = Markup('<section class="{}"{}><p class="label">{}</p>{}</section>').format(
+        cls, anchor, label, Markup("").join(parts)
     )
-    return Markup(
-        '<details class="tool t-{kind} o-{outcome}" id="t{n}-{k}">'
-        '<summary><span class="tool-name">{name}</span>'
-        '<span class="tool-target">{target}</span>'
-        '<span class="tool-meta">{meta}</span>{badge}</summary>'
-        '<div class="tool-body">{body}</div></details>'
-    ).format(
-        name=name,
-        kind=name if _CLASS_SAFE.match(name) else "other",
-        outcome=outcome,
-        n=call.number,
-        k=call.block,
-        target=call_target(call),
-        meta=" · ".join(meta),
-        badge=badge,
-        body=Markup("").join(body),
-    )
+    return section, meta, status
+
+
+def _output_parts(
+    call: Call, result: Result, text: str, base: str
+) -> tuple[list[Markup], list[str]]:
+    """A finished result's output (a read's as the file's numbered lines), and the lines a
+    read returned for the summary line."""
+    meta: list[str] = []
+    parts: list[Markup] = []
+    parsed = read_output(text) if call.name == "read" and not result.is_error else None
+    if parsed is not None:
+        first, file_text, note = parsed
+        shown, left = cut(file_text)
+        last = first + shown.count("\n")
+        meta.append(f"lines {first}–{last}")
+        parts.append(code_block(shown, filename=_arg(call, "file"), first_line=first))
+        if note:
+            parts.append(Markup('<p class="note">{}</p>').format(note))
+    else:
+        shown, left = cut(text)
+        parts.append(_pre(shown) if shown else Markup('<p class="note">(no output)</p>'))
+    parts.append(more_link(_raw_href(base, result.number, result.block), left))
+    return parts, meta
 
 
 # -- the highlighting styles -------------------------------------------------------------

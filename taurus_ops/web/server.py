@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from taurus_ops.web import data as D
 from taurus_ops.web.data import UsageError, Viewer
 from taurus_ops.web.security import is_loopback, new_token
 
@@ -59,10 +60,10 @@ class Served:
         """Serve until interrupted (Ctrl+C, SIGTERM)."""
         import uvicorn
 
-        from taurus_ops.web.app import create_app
+        from taurus_ops.web.app import Site, site_app
 
-        app = create_app(token=self.token, host=self.host, port=self.port, viewer=self.viewer)
-        site = app.app.state.site
+        site = Site(self.viewer)
+        app = site_app(site, self.token, self.host, self.port)
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -133,7 +134,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def prepare(
-    config: Any, host: str = "127.0.0.1", port: int | None = None, token: bool = True
+    config: D.Config, host: str = "127.0.0.1", port: int | None = None, token: bool = True
 ) -> Served:
     """Bind ``host:port`` (``port`` None: 8765, or the next free one) for the viewer.
 

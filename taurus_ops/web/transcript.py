@@ -125,6 +125,36 @@ def _cost(text: str) -> int:
     return min(len(text), SHOWN_CHARS)
 
 
+def _result(block: dict[str, Any], number: int, k: int) -> Result:
+    output = _result_text(block.get("content"))
+    return Result(
+        output=output,
+        is_error=bool(block.get("is_error")),
+        number=number,
+        block=k,
+        interrupted=output == INTERRUPTED_RESULT,
+    )
+
+
+def _plain_block(block: Any, number: int, k: int) -> Block:
+    """A block that is neither a tool call nor a result: text, thinking, or a placeholder."""
+    if isinstance(block, str):
+        return Block("text", number, k, text=block)
+    if not isinstance(block, dict):
+        return Block("other", number, k, text="[a block Taurus cannot show]")
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        return Block("text", number, k, text=text if isinstance(text, str) else "")
+    if kind == "thinking":
+        text = block.get("thinking")
+        return Block("thinking", number, k, text=text if isinstance(text, str) else "")
+    if kind == "redacted_thinking":
+        return Block("other", number, k, text="[redacted thinking]")
+    label = kind if isinstance(kind, str) and kind else "unknown"
+    return Block("other", number, k, text=f"[{label} block]")
+
+
 class Transcript:
     """The units of one session, and the chunks they are shown in."""
 
@@ -164,7 +194,6 @@ class Transcript:
         A unit is final once the message after it is read (its results may be folded in),
         so the first page of a 20 MB session reads only the messages it shows.
         """
-        pending, unanswered = self._pending, self._unanswered
         while self._next < len(self.messages):
             if units is not None and len(self.units_read) > units + 1:
                 break
@@ -172,106 +201,96 @@ class Transcript:
                 break
             index = self._next
             self._next += 1
-            message = self.messages[index]
-            if not isinstance(message, dict):
-                message = {"role": "?", "content": message}
-            number_ = index + 1
-            role = str(message.get("role", "?"))
-            content = message.get("content")
-            blocks: list[Block] = []
-            folded: list[Result] = []
-            calls: dict[str, Call] = {}
-            parts = [content] if isinstance(content, str) else content
-            for k, block in enumerate(parts if isinstance(parts, list) else []):
-                if isinstance(block, str):
-                    blocks.append(Block("text", number_, k, text=block))
-                    continue
-                if not isinstance(block, dict):
-                    blocks.append(Block("other", number_, k, text="[a block Taurus cannot show]"))
-                    continue
-                kind = block.get("type")
-                if kind == "text":
-                    text = block.get("text")
-                    blocks.append(
-                        Block("text", number_, k, text=text if isinstance(text, str) else "")
-                    )
-                elif kind == "thinking":
-                    text = block.get("thinking")
-                    text = text if isinstance(text, str) else ""
-                    blocks.append(Block("thinking", number_, k, text=text))
-                elif kind == "redacted_thinking":
-                    blocks.append(Block("other", number_, k, text="[redacted thinking]"))
-                elif kind == "tool_use":
-                    ident = block.get("id")
-                    ident = ident if isinstance(ident, str) else ""
-                    name = block.get("name")
-                    call = Call(
-                        id=ident,
-                        name=name if isinstance(name, str) else "?",
-                        input=block.get("input", {}),
-                        number=number_,
-                        block=k,
-                        record=self.records.get(ident) if ident else None,
-                    )
-                    self.tool_count += 1
-                    if ident:
-                        calls[ident] = call
-                    blocks.append(Block("tool", number_, k, call=call))
-                elif kind == "tool_result":
-                    output = _result_text(block.get("content"))
-                    result = Result(
-                        output=output,
-                        is_error=bool(block.get("is_error")),
-                        number=number_,
-                        block=k,
-                        interrupted=output == INTERRUPTED_RESULT,
-                    )
-                    owner = pending.get(str(block.get("tool_use_id")))
-                    if role == "user" and owner is not None and owner.result is None:
-                        owner.result = result
-                        folded.append(result)
-                    else:
-                        blocks.append(
-                            Block("result", number_, k, text=output, is_error=result.is_error)
-                        )
-                else:
-                    label = kind if isinstance(kind, str) and kind else "unknown"
-                    blocks.append(Block("other", number_, k, text=f"[{label} block]"))
-            _close(unanswered)  # answered by this message, or never: as Taurus mends it on resume
-            pending = calls if role == "assistant" else {}
-            unanswered = (
-                [b.call for b in blocks if b.call is not None] if role == "assistant" else []
-            )
-            weight = sum(_cost(b.text) for b in blocks) + sum(_cost(r.output) for r in folded)
-            if not blocks and folded and self.units_read:
-                folded[0].anchor = True
-                unit = self.units_read[-1]
-                unit.folded.append(number_)
-                unit.weight += weight
-                self.unit_of[number_] = len(self.units_read) - 1
-                continue
-            for block in blocks:
-                if block.call is not None:
-                    weight += _cost(_input_text(block.call.input))
-            stamp = message.get("timestamp")
-            usage = message.get("usage")
-            unit = Unit(
-                number=number_,
-                role=role,
-                blocks=blocks,
-                timestamp=stamp if isinstance(stamp, str) else "",
-                usage=usage if isinstance(usage, dict) else None,
-                interrupted=bool(message.get("interrupted")),
-                replaced=any("\ufffd" in b.text for b in blocks),
-                weight=UNIT_WEIGHT + weight,
-            )
-            self.unit_of[number_] = len(self.units_read)
-            self.units_read.append(unit)
-        self._pending, self._unanswered = pending, unanswered
+            self._read(index)
         if self._next >= len(self.messages) and not self.complete:
             self.complete = True
             if not self.running:  # the last calls: still running in an open chat, else interrupted
-                _close(unanswered)
+                _close(self._unanswered)
+
+    def _read(self, index: int) -> None:
+        """Place message ``index``: a unit of its own, or, when it holds nothing but results
+        of the calls just before it, folded into their unit."""
+        message = self.messages[index]
+        if not isinstance(message, dict):
+            message = {"role": "?", "content": message}
+        number = index + 1
+        role = str(message.get("role", "?"))
+        blocks, folded, calls = self._blocks(message.get("content"), number, role)
+        _close(self._unanswered)  # answered by this message, or never: as Taurus mends it on resume
+        self._pending = calls if role == "assistant" else {}
+        self._unanswered = (
+            [b.call for b in blocks if b.call is not None] if role == "assistant" else []
+        )
+        weight = sum(_cost(b.text) for b in blocks) + sum(_cost(r.output) for r in folded)
+        if not blocks and folded and self.units_read:
+            folded[0].anchor = True
+            unit = self.units_read[-1]
+            unit.folded.append(number)
+            unit.weight += weight
+            self.unit_of[number] = len(self.units_read) - 1
+            return
+        for block in blocks:
+            if block.call is not None:
+                weight += _cost(_input_text(block.call.input))
+        stamp = message.get("timestamp")
+        usage = message.get("usage")
+        unit = Unit(
+            number=number,
+            role=role,
+            blocks=blocks,
+            timestamp=stamp if isinstance(stamp, str) else "",
+            usage=usage if isinstance(usage, dict) else None,
+            interrupted=bool(message.get("interrupted")),
+            replaced=any("\ufffd" in b.text for b in blocks),
+            weight=UNIT_WEIGHT + weight,
+        )
+        self.unit_of[number] = len(self.units_read)
+        self.units_read.append(unit)
+
+    def _blocks(
+        self, content: Any, number: int, role: str
+    ) -> tuple[list[Block], list[Result], dict[str, Call]]:
+        """A message's blocks as shown, the results it gives the calls of the message before
+        (folded into theirs), and its own calls by id."""
+        blocks: list[Block] = []
+        folded: list[Result] = []
+        calls: dict[str, Call] = {}
+        parts = [content] if isinstance(content, str) else content
+        for k, block in enumerate(parts if isinstance(parts, list) else []):
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "tool_use":
+                call = self._call(block, number, k)
+                if call.id:
+                    calls[call.id] = call
+                blocks.append(Block("tool", number, k, call=call))
+            elif kind == "tool_result":
+                result = _result(block, number, k)
+                owner = self._pending.get(str(block.get("tool_use_id")))
+                if role == "user" and owner is not None and owner.result is None:
+                    owner.result = result
+                    folded.append(result)
+                else:
+                    blocks.append(
+                        Block("result", number, k, text=result.output, is_error=result.is_error)
+                    )
+            else:
+                blocks.append(_plain_block(block, number, k))
+        return blocks, folded, calls
+
+    def _call(self, block: dict[str, Any], number: int, k: int) -> Call:
+        """A tool_use block as a call, with its ``toolCalls`` record."""
+        ident = block.get("id")
+        ident = ident if isinstance(ident, str) else ""
+        name = block.get("name")
+        self.tool_count += 1
+        return Call(
+            id=ident,
+            name=name if isinstance(name, str) else "?",
+            input=block.get("input", {}),
+            number=number,
+            block=k,
+            record=self.records.get(ident) if ident else None,
+        )
 
     # -- chunks ------------------------------------------------------------------------------
     def unit_for(self, number: int) -> int:

@@ -111,3 +111,21 @@ def test_ops_lock_gives_up_early_when_the_job_is_cancelled(taurus_home: Path) ->
         assert time.monotonic() - start < 10  # not the 60 seconds asked for
     with ops_lock(taurus_home):  # a home works as well as a context
         pass
+
+
+@pytest.mark.parametrize("kind", ["session", *sorted(LOCKS)])
+@pytest.mark.parametrize("how", ["acquire", "with"])
+def test_taking_a_lock_gives_back_that_very_lock(tmp_path: Path, kind: str, how: str) -> None:
+    """What ``acquire()`` and ``with`` give is the lock object itself, of its own class
+    (a SessionLock keeps its ``target``), so a holder releases the lock it took."""
+    from taurus_ops.store.lock import SessionLock
+
+    made = SessionLock(tmp_path / "s.json") if kind == "session" else LOCKS[kind][0](tmp_path)
+    if how == "acquire":
+        taken = made.acquire()
+        assert taken is made and taken.fd is not None
+        taken.release()
+    else:
+        with made as taken:
+            assert taken is made and taken.fd is not None
+    assert made.fd is None and type(taken) is type(made)
