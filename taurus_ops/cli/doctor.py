@@ -61,17 +61,21 @@ def _resolve(store: Any, refs: tuple[str, ...]) -> list[Path] | None:
 @click.argument("refs", nargs=-1, metavar="[REF]...")
 @click.option("--fix", is_flag=True, help="Repair what was found (originals go to the quarantine).")
 @click.option("--dry-run", is_flag=True, help="With --fix: print the plan, change nothing.")
+@click.option(
+    "--full", is_flag=True, help="Also hash every file checkpoint (slower; finds bit rot)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
 @example(
     "taurus-ops doctor\n"
     "taurus-ops doctor --fix --dry-run\n"
     "taurus-ops doctor --fix\n"
     "taurus-ops doctor abc123 --fix\n"
+    "taurus-ops doctor --full\n"
     "taurus-ops doctor --json | jq '.problems[] | select(.severity==\"error\") | .path'"
 )
 @pass_app
 def doctor_cmd(
-    app: AppContext, refs: tuple[str, ...], fix: bool, dry_run: bool, as_json: bool
+    app: AppContext, refs: tuple[str, ...], fix: bool, dry_run: bool, full: bool, as_json: bool
 ) -> None:
     """Find damaged sessions and everything else wrong with the store, and repair it.
 
@@ -82,7 +86,11 @@ def doctor_cmd(
     fields, bad timestamps), ids that disagree with the file name or repeat,
     one conversation split off into two files, an id also used in a sub-folder
     (a project folder), dangling or escaping name links, temporary files and stale locks, loose
-    permissions, a broken config file and a stale index.
+    permissions, a broken config file and a stale index. In the file checkpoints
+    (~/.taurus/checkpoints): empty or (with --full) damaged contents, temporary files,
+    stray files, loose modes, folders of sessions that are gone (size and the command to
+    remove them; never removed) and checkpoints a session names that are missing (which
+    file and message /rewind can no longer restore).
 
     --fix salvages every whole message, keeps each original byte for byte in
     ~/.taurus/quarantine/<date>/ first, and never touches a session open in a chat.
@@ -110,6 +118,7 @@ def doctor_cmd(
             dry_run=dry_run,
             progress=progress,
             config_files=files,
+            full=full,
         )
 
     if not as_json and sys.stderr.isatty() and _count(store) >= PROGRESS_FROM:

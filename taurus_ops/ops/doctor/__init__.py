@@ -27,20 +27,22 @@ def run_doctor(
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
     config_files: Iterable[Path] = (),
+    full: bool = False,
 ) -> Report:
-    """Scan; with ``fix`` (and not ``dry_run``) repair under the maintenance lock."""
+    """Scan; with ``fix`` (and not ``dry_run``) repair under the maintenance lock.
+    ``full`` hashes every file checkpoint as well."""
     from taurus_ops.store.lock import OpsLock
 
     if fix and not dry_run:
         with OpsLock(home):
-            scan = scan_store(home, session_dir, archive_dir, only, progress, config_files)
+            scan = scan_store(home, session_dir, archive_dir, only, progress, config_files, full)
             plan = make_plan(scan)
             from taurus_ops.ops.doctor.repair import Quarantine, apply_plan
 
             quarantine = Quarantine(home)
             apply_plan(plan, scan, quarantine)
             return Report(scan, plan, True, False, quarantine.folder if quarantine.used else None)
-    scan = scan_store(home, session_dir, archive_dir, only, progress, config_files)
+    scan = scan_store(home, session_dir, archive_dir, only, progress, config_files, full)
     return Report(scan, make_plan(scan), fix, dry_run)
 
 

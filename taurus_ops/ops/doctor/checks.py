@@ -176,8 +176,10 @@ def scan_store(
     only: Iterable[Path] | None = None,
     progress: Callable[[int, int], None] | None = None,
     config_files: Iterable[Path] = (),
+    full: bool = False,
 ) -> Scan:
-    """Scan the store (or only the files in ``only``) and return every problem found."""
+    """Scan the store (or only the files in ``only``) and return every problem found
+    (``full``: hash every file checkpoint too)."""
     scan = Scan(Path(home), Path(session_dir), Path(archive_dir) if archive_dir else None)
     wanted = {os.path.realpath(p) for p in only} if only is not None else None
     folders: list[tuple[Path, bool]] = [(scan.session_dir, False)]
@@ -302,6 +304,9 @@ def scan_store(
         _check_link(scan, entry, wanted)
     if wanted is None:
         _check_index(scan)
+    from taurus_ops.ops.doctor.checkpoints import check_checkpoints
+
+    check_checkpoints(scan, wanted, full)
     return scan
 
 
