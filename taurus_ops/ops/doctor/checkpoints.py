@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from taurus_ops.ops.doctor.checks import TEMP_GRACE_SECONDS, Problem, Scan, _parse
 from taurus_ops.ops.doctor.document import ERROR, INFO, WARNING
+from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import TMP_MARK, create_exclusive, fsync_dir, is_temp_name, publish
 from taurus_ops.store.atomic import temp_name as aside_name
 from taurus_ops.store.checkpoints import (
@@ -89,6 +90,7 @@ class _Session:
     path: Path
     sid: str  # the id the chat keeps its checkpoints under (the document's, else the file's)
     related: set[str]  # ids whose folders may hold its blobs: file id, previous id, parent
+    previous: set[str]  # the id it had before a repair gave it the file's
     changes: list[Change]
 
 
@@ -113,61 +115,85 @@ class _Hashes:
 # -- the scan ---------------------------------------------------------------------------------
 def check_checkpoints(scan: Scan, wanted: set[str] | None = None, full: bool = False) -> None:
     """Add every problem of the checkpoint store to ``scan`` (only the folders of the
-    sessions in ``wanted``, real paths, when given)."""
+    sessions in ``wanted``, real paths, when given).
+
+    A session is read only when it has a checkpoint folder (to find what its folder
+    lacks), when a folder's owner must be found before calling the folder an orphan, or
+    with ``full``, which also finds a session whose folder is gone altogether."""
     store = CheckpointStore.for_home(scan.home)
-    sessions, known = _sessions(scan, wanted)
-    busy = {
-        store.folder(i).name
-        for s in sessions
-        if s.path in scan.locked
-        for i in (s.sid, id_from_file_name(s.path.name))
-    } | {store.folder(id_from_file_name(p.name)).name for p in scan.locked}
     names = _root(scan, store, wanted is None)
-    if names is None:
-        present: dict[str, set[str] | None] = {}
-    else:
+    folders = set(names or ())
+    if not folders and not full:
+        return  # no folder: nothing in it to check, and nothing a session could be missing
+    files = _session_files(scan)
+    known = {file_id for _path, file_id in files}
+    known.update(file_id for sub in _subfolders(scan.session_dir) for file_id in _ids_in(sub))
+    known.update(id_from_file_name(p.name) for p in scan.locked)
+    if wanted is not None:
+        files = [(p, i) for p, i in files if os.path.realpath(p) in wanted]
+    sessions: dict[Path, _Session] = {}
+
+    def read(chosen: list[tuple[Path, str]]) -> None:
+        for path, file_id in chosen:
+            if path not in sessions:
+                sessions[path] = session = _read(scan, path, file_id)
+                known.update({session.sid, *session.previous})
+
+    read(files if full or wanted is not None else [f for f in files if _has(store, f, folders)])
+    if wanted is None and folders - {_folder_name(store, i) for i in known}:
+        read(files)  # a folder whose owner is not known yet: every session says its id
+    busy = {store.folder(id_from_file_name(p.name)).name for p in scan.locked} | {
+        store.folder(s.sid).name for s in sessions.values() if s.path in scan.locked
+    }
+    present: dict[str, set[str] | None] = {}
+    if names is not None:
         if wanted is not None:
-            mine = {store.folder(s.sid).name for s in sessions}
+            mine = {store.folder(s.sid).name for s in sessions.values()}
             names = [n for n in names if n in mine]
         hashes = _Hashes()
         present = {n: _check_folder(scan, store, n, full, hashes, n in busy) for n in names}
         _find_intact(store, hashes, present)
-    for session in sessions:
+    for session in sessions.values():
         _check_missing(scan, store, session, present)
     if wanted is None and names:
-        owned = {store.folder(i).name for i in known}
+        owned = {_folder_name(store, i) for i in known}
         for name in names:
             if name not in owned and name not in busy:
                 _note_orphan(scan, store, name)
 
 
-def _sessions(scan: Scan, wanted: set[str] | None) -> tuple[list[_Session], set[str]]:
-    """The sessions here (only those in ``wanted`` when given) and every id known here."""
+def _session_files(scan: Scan) -> list[tuple[Path, str]]:
+    """(path, id from the file name) of every session file here, active and archived."""
     folders = [scan.session_dir]
     if scan.archive_dir is not None and not _same(scan.archive_dir, scan.session_dir):
         folders.append(scan.archive_dir)
-    sessions = []
-    known: set[str] = set()
-    for folder in folders:
-        for path in sorted(session_files(folder)):
-            file_id = id_from_file_name(path.name)
-            known.add(file_id)
-            if wanted is not None and os.path.realpath(path) not in wanted:
-                continue
-            data = _document(scan, path)
-            own = data.get("sessionId")
-            sid = own if isinstance(own, str) else file_id
-            related = {file_id}
-            for key in ("previousSessionId", "parentSession"):
-                if isinstance(data.get(key), str) and data[key]:
-                    related.add(data[key])
-            known.update({sid, file_id})
-            if isinstance(data.get("previousSessionId"), str):
-                known.add(data["previousSessionId"])
-            sessions.append(_Session(path, sid, related - {sid}, changes(data) if data else []))
-    for sub in _subfolders(scan.session_dir):  # a project's own session folder
-        known.update(id_from_file_name(p.name) for p in session_files(sub))
-    return sessions, known
+    return [(p, id_from_file_name(p.name)) for folder in folders for p in session_files(folder)]
+
+
+def _ids_in(folder: Path) -> list[str]:
+    return [id_from_file_name(p.name) for p in session_files(folder)]
+
+
+def _has(store: CheckpointStore, item: tuple[Path, str], folders: set[str]) -> bool:
+    return _folder_name(store, item[1]) in folders
+
+
+def _folder_name(store: CheckpointStore, session_id: str) -> str:
+    """``store.folder(session_id).name``, without making a path for an ordinary id."""
+    return session_id if fmt.is_valid_token(session_id) else store.folder(session_id).name
+
+
+def _read(scan: Scan, path: Path, file_id: str) -> _Session:
+    data = _document(scan, path)
+    own = data.get("sessionId")
+    sid = own if isinstance(own, str) else file_id
+    previous = (
+        {data["previousSessionId"]} if isinstance(data.get("previousSessionId"), str) else set()
+    )
+    related = {file_id, *previous}
+    if isinstance(data.get("parentSession"), str):
+        related.add(data["parentSession"])
+    return _Session(path, sid, related - {sid, ""}, previous, changes(data) if data else [])
 
 
 def _same(a: Path, b: Path) -> bool:
