@@ -70,6 +70,8 @@ def sync_cmd(
             click.echo(f"skipped {sid}: {why}", err=True)
         for sid, why in result.failed:
             click.echo(f"failed {sid}: {why}", err=True)
+        for line in result.warnings:
+            click.echo(f"warning: {line}", err=True)
         if result.stopped and result.moved:
             click.echo(f"Stopped by an error; before it: {_summary(prepared, result)}")
         elif not result.stopped:
@@ -108,6 +110,8 @@ def _summary(prepared, result) -> str:  # type: ignore[no-untyped-def]
         parts.append(plural(len(result.conflicts), "conflict") + " (both versions kept)")
     if result.failed:
         parts.append(f"{len(result.failed)} failed")
+    if result.checkpoints.summary():
+        parts.append(result.checkpoints.summary())
     return (
         f"Synced with {prepared.conn.url} as {prepared.conn.device}: {', '.join(parts)}; "
         f"{prepared.plan.unchanged} already in step."
@@ -215,6 +219,9 @@ def status_cmd(app: AppContext, as_json: bool) -> None:
         shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
         click.echo(f"  {label + ':':<23}{len(ids):>6}" + (f"  {shown}" if ids else ""))
     click.echo(f"  {'in step:':<23}{info['inStep']:>6}")
+    from taurus_ops.ops.sync.checkpoints import describe_totals
+
+    click.echo(f"  {describe_totals(info['checkpoints'])}")
     for skip in info["skipped"]:
         click.echo(f"  skipped {skip['id']}: {skip['why']}")
     if info["devices"]:

@@ -29,7 +29,7 @@ from taurus_ops.ops.sync.journal import (
 from taurus_ops.ops.sync.local import LocalSnapshot, take_snapshot
 from taurus_ops.ops.sync.plan import BOTH, PULL, PUSH, Plan, plan_lines, plan_sync
 from taurus_ops.ops.sync.state import SyncState, load_state
-from taurus_ops.remote import DEVICES, MARKER, SESSIONS, Connection, connect
+from taurus_ops.remote import AFTER_CHECKPOINTS, DEVICES, MARKER, SESSIONS, Connection, connect
 from taurus_ops.remote.base import Conflict, ObjectInfo, RemoteError
 from taurus_ops.store import format as fmt
 from taurus_ops.store.format import is_valid_token
@@ -73,7 +73,7 @@ class Prepared:
 
 def list_remote(conn: Connection) -> Listing:
     listing = Listing()
-    for item in conn.remote.list(""):
+    for item in conn.remote.list("", after=AFTER_CHECKPOINTS):  # (not the checkpoint blobs)
         if item.key == MARKER:
             listing.marker = item
         elif item.key.startswith(SESSIONS):
@@ -249,6 +249,9 @@ def status(config: Any, store: Any) -> dict[str, Any]:
                 except ValueError:
                     pass
             devices.append(record)
+        from taurus_ops.ops.sync.checkpoints import totals
+
+        checkpoints = totals(conn, store)
     finally:
         conn.close()
 
@@ -270,4 +273,5 @@ def status(config: Any, store: Any) -> dict[str, Any]:
         "devices": devices,
         "problems": [{"path": p, "why": w} for p, w in prepared.local.problems],
         "foreignObjects": prepared.listing.foreign,  # under sessions/ but not a session key
+        "checkpoints": checkpoints,
     }
