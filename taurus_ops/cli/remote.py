@@ -31,7 +31,9 @@ def sync_cmd(
     Both ways by default: what changed here is uploaded, what changed on the remote
     is downloaded, each session as its own object. When a session changed on both
     sides, both are kept: this machine's stays, the other arrives as a new session
-    (its title names the device). A session open in a chat is never replaced.
+    (its title names the device). A session open in a chat is never replaced. The file
+    checkpoints a session names (for /rewind) go with it, each content once; one that is
+    missing or damaged on the remote is a warning, not a failed sync.
     """
     from taurus_ops.errors import UsageError
     from taurus_ops.ops import sync
