@@ -262,7 +262,7 @@ def test_a_fork_pulled_beside_its_parent_shares_its_blobs(pair, remote: RemoteSp
     pulled = sync(laptop)["results"]
     assert pulled["downloaded"] == [second.session.id]
     assert pulled["checkpoints"]["downloaded"] == 0 and pulled["checkpoints"]["linked"] == 4
-    assert laptop.ops("doctor", "--full").exit_code == 0
+    assert json.loads(laptop.ops("doctor", "--full", "--json").stdout)["problems"] == []
 
 
 def test_the_other_version_of_a_conflict_brings_its_checkpoints(pair, remote: RemoteSpec) -> None:
@@ -282,7 +282,7 @@ def test_the_other_version_of_a_conflict_brings_its_checkpoints(pair, remote: Re
     linked = here.path(copy, sha(b"one\n")).stat().st_ino
     assert linked == here.path("work0001", sha(b"one\n")).stat().st_ino  # linked from the original
     assert sha(b"lap\n") in remote_blobs(remote)  # ours went up before our version did
-    assert laptop.ops("doctor", "--full").exit_code == 0
+    assert json.loads(laptop.ops("doctor", "--full", "--json").stdout)["problems"] == []
 
 
 def test_a_sync_cut_off_before_the_checkpoints_came_finishes_them_next_time(
@@ -326,3 +326,28 @@ def test_remote_status_counts_checkpoint_bytes_here_and_there(pair, remote: Remo
     assert info["checkpoints"]["localFiles"] == 0 and info["checkpoints"]["remoteBytes"] == size
     shown = laptop.ops("remote", "status").stdout
     assert f"checkpoints: 0 files, 0B here; 4 objects, {size}B on the remote" in shown
+
+
+def test_racing_pushes_of_one_checkpoint_never_conflict(pair, remote: RemoteSpec) -> None:
+    desk, laptop = pair
+    shared = [f"shared content {n}\n".encode() for n in range(6)]
+    for round_no in range(2):
+        for machine in (desk, laptop):
+            for n, content in enumerate(shared):  # both name the same contents, at once
+                sid = f"{machine.device[:4]}{round_no}{n:03d}"
+                own = f"{machine.device} {round_no} {n}\n".encode()
+                edited_session(machine.home, machine.sessions, sid, [("s.py", content, own)])
+        racers = [m.popen("sync", "--json") for m in (desk, laptop)]
+        for racer in racers:
+            out, err = racer.communicate(timeout=120)
+            assert racer.returncode == 0, err
+            results = json.loads(out)["results"]
+            assert results["failed"] == [] and results["warnings"] == [], results
+    stored = remote_blobs(remote)
+    for content in shared:
+        assert stored[sha(content)] == content  # one object, whole, whoever made it
+    for machine in (desk, laptop):
+        sync(machine)
+    assert desk.files() == laptop.files()
+    for machine in (desk, laptop):  # every checkpoint each session names is here, whole
+        assert json.loads(machine.ops("doctor", "--full", "--json").stdout)["problems"] == []
