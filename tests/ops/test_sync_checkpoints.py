@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -351,3 +352,31 @@ def test_racing_pushes_of_one_checkpoint_never_conflict(pair, remote: RemoteSpec
     assert desk.files() == laptop.files()
     for machine in (desk, laptop):  # every checkpoint each session names is here, whole
         assert json.loads(machine.ops("doctor", "--full", "--json").stdout)["problems"] == []
+
+
+def test_a_checkpoint_a_full_disk_cannot_keep_is_fetched_by_the_next_sync(
+    pair, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from helpers.mounts import mount_tmpfs
+
+    desk, laptop = pair
+    big = os.urandom(300_000)
+    edited_session(desk.home, desk.sessions, "work0001", [("data.bin", big, b"small\n")])
+    sync(desk)
+    small = laptop.home / "checkpoints"
+    small.mkdir(mode=0o700)
+    mount_tmpfs(small, "size=64k,mode=0700")
+    try:
+        out = laptop.ops("sync")
+        assert out.exit_code == 0, out.output
+        (warning,) = out.stderr.splitlines()
+        assert "could not be kept here (No space left on device)" in warning
+        assert "the next sync tries again" in warning
+        assert laptop.files() == desk.files()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True, timeout=10)
+    result = sync(laptop)["results"]
+    assert result["alreadyInStep"] == ["work0001"] and result["warnings"] == []
+    assert blobs(laptop).read("work0001", sha(big)) == big

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from taurus_ops.remote import Connection
 
 MARK = b'"checkpoint"'  # in the bytes of every session that names a checkpoint
-MISSING, DAMAGED = "missing", "damaged"
+MISSING, DAMAGED = "missing", "damaged"  # on the remote: remembered, not asked for again
 
 
 @dataclass
@@ -165,6 +165,12 @@ class Blobs:
                 "(`taurus-ops doctor --full --fix` moves it to the quarantine)"
             )
             return
+        except OSError as exc:
+            self.warn(
+                f"checkpoint {sha[:12]} of session {sid} cannot be read here "
+                f"({exc.strerror or exc}) and was not uploaded"
+            )
+            return
         try:
             self.conn.remote.put_new(self.key(sha), seal_blob(blob, self.conn.key), {})
         except Conflict:
@@ -184,14 +190,16 @@ class Blobs:
             not self.store.has(sid, sha) for sha in referenced(data)
         )
 
-    def pull(self, sessions: list[tuple[str, dict[str, Any]]]) -> None:
+    def pull(self, sessions: list[tuple[str, dict[str, Any]]]) -> set[str]:
         """Bring the blobs each of ``sessions`` (id, document: just written here) names.
 
         RemoteError (the remote failing) goes to the caller; a blob missing or damaged
-        there is a warning."""
+        there is a warning. Returns the sessions still lacking a blob this machine could
+        not keep (a full disk): not in step yet, so the next sync tries again."""
         store = self.store
+        left: set[str] = set()
         if store is None or not sessions:
-            return
+            return left
         wanted: dict[str, list[str]] = {}  # sha -> the sessions that need it, parents first
         for sid, data in _parents_first(sessions):
             parent = data.get("parentSession")
@@ -199,13 +207,14 @@ class Blobs:
                 if store.has(sid, sha):
                     continue
                 if _linked(store, parent, sid, sha):
-                    self.carried.linked += 1
+                    with self._lock:  # (uploads may be running on other threads)
+                        self.carried.linked += 1
                     continue
                 wanted.setdefault(sha, []).append(sid)
         documents = dict(sessions)
         asked = {sha: sids for sha, sids in wanted.items() if sha not in self._refused}
         if not asked:
-            return
+            return left
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures: list[tuple[str, Future[str | None]]] = [
                 (sha, pool.submit(self._download, sha, sids)) for sha, sids in asked.items()
@@ -213,18 +222,27 @@ class Blobs:
             try:
                 for sha, future in futures:
                     why = future.result()
-                    if why is not None:
-                        sid = asked[sha][0]
+                    if why is None:
+                        continue
+                    sid = asked[sha][0]
+                    if why in (MISSING, DAMAGED):
                         self._refused[sha] = why
                         self.warn(_refusal(sha, sid, documents[sid], why, self.conn.url))
+                    else:  # this machine could not keep it: the next sync tries again
+                        left.update(asked[sha])
+                        self.warn(
+                            f"checkpoint {sha[:12]} of session {sid} could not be kept here "
+                            f"({why}); the next sync tries again"
+                        )
             except BaseException:
                 for _, future in futures:
                     future.cancel()
                 raise
+        return left
 
     def _download(self, sha: str, sids: list[str]) -> str | None:
         """Fetch one blob into the first session's folder and link it into the others';
-        None when done, else why not (missing, damaged)."""
+        None when done, else why not (MISSING, DAMAGED, or why it could not be kept)."""
         assert self.store is not None
         key = self.key(sha)
         fetched = self.conn.remote.get(key)
@@ -234,8 +252,11 @@ class Blobs:
             blob = open_blob(fetched.data, self.conn.key, sha, f"{self.conn.url}/{key}")
         except BadObject:
             return DAMAGED
-        self.store.save(sids[0], blob)
-        linked = sum(self.store.share(sids[0], other, [sha]) for other in sids[1:])
+        try:
+            self.store.save(sids[0], blob)
+            linked = sum(self.store.share(sids[0], other, [sha]) for other in sids[1:])
+        except OSError as exc:  # a full disk, a folder not ours
+            return exc.strerror or str(exc)
         with self._lock:
             self.carried.downloaded += 1
             self.carried.downloaded_bytes += len(blob)

@@ -150,9 +150,10 @@ class Executor:
     def _bring_checkpoints(self) -> None:
         """The blobs the sessions just downloaded lack; then those sessions are in step."""
         lacking, self._lacking = self._lacking, []
-        self.blobs.pull([(sid, data) for sid, _entry, _etag, data in lacking])
+        left = self.blobs.pull([(sid, data) for sid, _entry, _etag, data in lacking])
         for sid, entry, etag, _data in lacking:
-            self.state.record(sid, entry, etag)
+            if sid not in left:
+                self.state.record(sid, entry, etag)
 
     def save_state(self) -> None:
         """Save the sync state, after making durable every folder it speaks of.
@@ -391,8 +392,8 @@ class Executor:
                 return
             if meta.digest == entry.digest:
                 document = naming(body)
-                if document is not None:  # (a download cut off before its checkpoints came)
-                    self.blobs.pull([(sid, document)])
+                if document is not None and self.blobs.pull([(sid, document)]):
+                    return  # (a download cut off before its checkpoints came: still not all)
                 self.state.record(sid, entry, fetched.etag)
                 result.moved.append(Moved(sid, "same", entry.file))
                 return
@@ -431,6 +432,12 @@ class Executor:
             dest = self.session_dir / copy_file
             if copy_id in taken and not _holds(dest, copy_body):
                 continue  # the id is another session's
+            document = naming(copy_body)
+            # its checkpoints first (linked from ours, or fetched); if this machine cannot
+            # keep them, the conflict is left for the next sync, which tries again
+            if document is not None and self.blobs.pull([(copy_id, document)]):
+                result.failed.append((sid, "the other version's checkpoints could not be kept"))
+                return None
             try:
                 _create(dest, copy_body)
             except _Left as why:
@@ -441,10 +448,7 @@ class Executor:
             result.failed.append((sid, "no free id for the other version"))
             return None
         entry = entry_for(dest, False, ())
-        document = naming(copy_body)
-        if document is not None:  # its checkpoints: linked from the original's, or fetched
-            self.blobs.pull([(copy_id, document)])
-            self.blobs.push(copy_id, copy_body)
+        self.blobs.push(copy_id, copy_body)
         data, metadata = self._object(entry, copy_body)
         try:
             copy_etag: str | None = self.conn.remote.put_new(object_key(copy_id), data, metadata)
