@@ -101,7 +101,7 @@ class _Hashes:
         self.by_inode: dict[tuple[int, int], str | None] = {}
         self.reported: dict[tuple[int, int], BlobProblem] = {}
 
-    def of(self, path: Path, st: os.stat_result) -> str | None:
+    def of(self, path: str, st: os.stat_result) -> str | None:
         key = (st.st_dev, st.st_ino)
         if key not in self.by_inode:
             try:
@@ -363,41 +363,41 @@ def _check_folder(
         _unlistable(scan, folder, exc)
         return None
     whole: set[str] = set()
-    for entry in entries:
-        path = Path(entry.path)
+    for entry in entries:  # (a path object only for what is wrong: most entries are not)
         try:
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue
         regular = stat.S_ISREG(st.st_mode)
         if regular and SHA_RE.match(entry.name):
-            _mode(scan, path, st, 0o600, "the checkpoint")
-            why = _damage(path, st, full, hashes)
+            if stat.S_IMODE(st.st_mode) != 0o600:
+                _mode(scan, Path(entry.path), st, 0o600, "the checkpoint")
+            why = _damage(entry, st, full, hashes)
             if why is None:
                 whole.add(entry.name)
             else:
-                _note_damaged(scan, path, st, why, hashes, name, busy)
+                _note_damaged(scan, Path(entry.path), st, why, hashes, name, busy)
         elif regular and is_temp_name(entry.name):
             if not busy and time.time() - st.st_mtime >= TEMP_GRACE_SECONDS:
-                _note_temp(scan, path, name)
+                _note_temp(scan, Path(entry.path), name)
         else:
-            _stray(scan, path, st, name)
+            _stray(scan, Path(entry.path), st, name)
             if busy:
                 _busy(scan.problems[-1])
     return whole
 
 
-def _damage(path: Path, st: os.stat_result, full: bool, hashes: _Hashes) -> str | None:
-    """Why the blob at ``path`` does not hold what its name says (None: it does, as far as
+def _damage(entry: os.DirEntry[str], st: os.stat_result, full: bool, hashes: _Hashes) -> str | None:
+    """Why the blob ``entry`` does not hold what its name says (None: it does, as far as
     this pass can tell)."""
-    if st.st_size == 0 and path.name != EMPTY_SHA:
+    if st.st_size == 0 and entry.name != EMPTY_SHA:
         return "an empty checkpoint (cut short before the disk had it)"
-    if st.st_size != 0 and path.name == EMPTY_SHA:
+    if st.st_size != 0 and entry.name == EMPTY_SHA:
         return "the checkpoint of an empty file holds bytes"
     if not full:
         return None
-    found = hashes.of(path, st)
-    if found is None or found == path.name:
+    found = hashes.of(entry.path, st)
+    if found is None or found == entry.name:
         return None
     return f"its bytes do not match its name (they hash to {found[:12]})"
 
@@ -498,7 +498,7 @@ def _check_missing(
     """The checkpoints a session names that are not whole in its folder."""
     if not session.changes:
         return
-    name = store.folder(session.sid).name
+    name = _folder_name(store, session.sid)
     whole = present.get(name, set())
     if whole is None:
         return  # the folder could not be read: reported already
