@@ -33,7 +33,7 @@ def edited_document(
                         "type": "tool_use",
                         "id": use_id,
                         "name": "write",
-                        "input": {"file": file, "content": after.decode()},
+                        "input": {"file": file, "content": after.decode(errors="replace")},
                     }
                 ],
             }
