@@ -38,7 +38,10 @@ def _context(app: AppContext) -> tuple[JobContext, tuple[str, ...]]:
 @click.option("--dry-run", is_flag=True, help="With --fix: print the plan, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
 @click.option(
-    "--full", is_flag=True, help="Read every file, also those unchanged since found healthy."
+    "--full",
+    is_flag=True,
+    help="Read every file, also those unchanged since found healthy, and hash every file "
+    "checkpoint (slower; finds bit rot).",
 )
 @example(
     "taurus-ops doctor\n"
@@ -61,7 +64,11 @@ def doctor_cmd(
     fields, bad timestamps), ids that disagree with the file name or repeat,
     one conversation split off into two files, an id also used in a sub-folder
     (a project folder), dangling or escaping name links, temporary files and stale locks, loose
-    permissions, a broken config file and a stale index.
+    permissions, a broken config file and a stale index. In the file checkpoints
+    (~/.taurus/checkpoints): empty or (with --full) damaged contents, temporary files,
+    stray files, loose modes, folders of sessions that are gone (size and the command to
+    remove them; never removed) and checkpoints a session names that are missing (which
+    file and message /rewind can no longer restore).
 
     --fix salvages every whole message, keeps each original byte for byte in
     ~/.taurus/quarantine/<date>/ first, and never touches a session open in a chat.

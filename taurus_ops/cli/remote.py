@@ -34,7 +34,9 @@ def sync_cmd(
     Both ways by default: what changed here is uploaded, what changed on the remote
     is downloaded, each session as its own object. When a session changed on both
     sides, both are kept: this machine's stays, the other arrives as a new session
-    (its title names the device). A session open in a chat is never replaced.
+    (its title names the device). A session open in a chat is never replaced. The file
+    checkpoints a session names (for /rewind) go with it, each content once; one that is
+    missing or damaged on the remote is a warning, not a failed sync.
     """
     from taurus_ops.errors import UsageError
     from taurus_ops.ops import sync
@@ -71,6 +73,8 @@ def _print_moves(result: SyncResult) -> None:
         click.echo(f"skipped {sid}: {why}", err=True)
     for sid, why in moves.failed:
         click.echo(f"failed {sid}: {why}", err=True)
+    for line in moves.warnings:
+        click.echo(f"warning: {line}", err=True)
     if moves.stopped and moves.moved:
         click.echo(f"Stopped by an error; before it: {result.summary()}")
     elif not moves.stopped:
@@ -165,6 +169,9 @@ def status_cmd(app: AppContext, as_json: bool) -> None:
         shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
         click.echo(f"  {label + ':':<23}{len(ids):>6}" + (f"  {shown}" if ids else ""))
     click.echo(f"  {'in step:':<23}{info['inStep']:>6}")
+    from taurus_ops.ops.sync.checkpoints import describe_totals
+
+    click.echo(f"  {describe_totals(info['checkpoints'])}")
     for skip in info["skipped"]:
         click.echo(f"  skipped {skip['id']}: {skip['why']}")
     if info["devices"]:

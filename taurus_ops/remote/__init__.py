@@ -6,6 +6,8 @@ the remote's prefix:
 
     taurus-remote.json        what this remote is (format, encrypted, key id)
     sessions/<id>.json        one object per synced session (see codec.py)
+    checkpoints/<sha256>      a file checkpoint a synced session names, once for every
+                              session (content-addressed; an HMAC of it when encrypted)
     journal/<device>.json     "writing" or "done": whether a device is writing sessions
     devices/<device>.json     when each device last synced, and what moved
     shared/<id>.json          sessions handed to the team (`taurus-ops share`)
@@ -35,8 +37,14 @@ MARKER = "taurus-remote.json"
 SESSIONS = "sessions/"
 DEVICES = "devices/"
 SHARED = "shared/"
+CHECKPOINTS = "checkpoints/"
+# sorts after every checkpoints/ key and before every other kind: a listing of sessions
+# (and devices, and the marker) that starts after it never walks the checkpoint blobs
+AFTER_CHECKPOINTS = "checkpoints0"
 
 __all__ = [
+    "AFTER_CHECKPOINTS",
+    "CHECKPOINTS",
     "DEVICES",
     "MARKER",
     "SESSIONS",

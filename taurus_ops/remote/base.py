@@ -54,8 +54,9 @@ class Remote(Protocol):
 
     url: str  # what the user configured, for messages
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix``, in one listing walk."""
+    def list(self, prefix: str = "", after: str | None = None) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (and, given ``after``, sorts after
+        it: S3's ``StartAfter``), in one listing walk."""
         ...
 
     def get(self, key: str) -> Fetched | None:

@@ -13,7 +13,16 @@ modification time. With end-to-end encryption the object is instead
 
 with the clear header as associated data, so the storage provider sees neither the
 transcript nor its names, and any change to an object (or the wrong key) is
-detected instead of yielding garbage. The key is 32 random bytes kept in
+detected instead of yielding garbage.
+
+A file checkpoint a session names travels as its own object, named by its sha256
+(``keyed``: an HMAC of it with encryption) and holding the file's bytes exactly, or
+
+    TAURUS-BLOB/1 {"encrypted": "AES-256-GCM", "keyId": "3f9a..."}\n
+    <12-byte nonce><AES-GCM ciphertext of the bytes>
+
+with the magic and the header as associated data. Either way its bytes are checked
+against the sha256 the session names before they are kept (``open_blob``). The key is 32 random bytes kept in
 ``remote.encryptionKeyFile`` (0600, base64); its id is a hash that tells keys
 apart without revealing them.
 """
@@ -33,6 +42,7 @@ from typing import Any
 from taurus_ops.remote.base import RemoteConfigError, RemoteError
 
 MAGIC = b"TAURUS-SYNC/1 "
+BLOB_MAGIC = b"TAURUS-BLOB/1 "
 CIPHER = "AES-256-GCM"
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -190,6 +200,50 @@ def decode(data: bytes, key: Key | None, where: str) -> tuple[Meta, bytes]:
     if sha256_of(rest) != meta.sha256:
         raise BadObject(f"{where}: the session's bytes do not match their sha256 (damaged)")
     return meta, rest
+
+
+def seal_blob(data: bytes, key: Key | None) -> bytes:
+    """A checkpoint's bytes as the remote holds them: as they are, or encrypted."""
+    if key is None:
+        return data
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    header = BLOB_MAGIC + _header({"encrypted": CIPHER, "keyId": key.id})
+    nonce = os.urandom(NONCE_BYTES)
+    return header + b"\n" + nonce + AESGCM(key.secret).encrypt(nonce, data, header)
+
+
+def open_blob(data: bytes, key: Key | None, sha256: str, where: str) -> bytes:
+    """A checkpoint's bytes from its object, checked against ``sha256``; BadObject (one
+    line) when they are damaged, or cannot be opened with this key."""
+    if key is not None:
+        end = data.find(b"\n", 0, MAX_HEADER) if data.startswith(BLOB_MAGIC) else -1
+        if end < 0:
+            raise BadObject(f"{where} is not an encrypted checkpoint")
+        try:
+            header = json.loads(data[len(BLOB_MAGIC) : end])
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("encrypted") != CIPHER:
+            raise BadObject(f"{where}: the checkpoint's header is not one Taurus writes")
+        if header.get("keyId") != key.id:
+            raise BadObject(
+                f"{where} is encrypted with key id {header.get('keyId')}, and the key in "
+                f"{key.path} has id {key.id}: wrong key"
+            )
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce, sealed = data[end + 1 : end + 1 + NONCE_BYTES], data[end + 1 + NONCE_BYTES :]
+        try:
+            data = AESGCM(key.secret).decrypt(nonce, sealed, data[:end])
+        except (InvalidTag, ValueError):
+            raise BadObject(
+                f"{where} cannot be decrypted with the key in {key.path}: it was altered"
+            ) from None
+    if sha256_of(data) != sha256:
+        raise BadObject(f"{where}: the checkpoint's bytes do not match their sha256 (damaged)")
+    return data
 
 
 def _header(value: dict[str, Any]) -> bytes:

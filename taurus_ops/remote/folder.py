@@ -41,12 +41,12 @@ class FolderRemote:
         self.root = Path(where.path)
 
     # -- the interface ------------------------------------------------------------------
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", after: str | None = None) -> Iterator[ObjectInfo]:
         self._root_exists()
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        yield from self._walk(self._path(folder) if folder else self.root, prefix)
+        yield from self._walk(self._path(folder) if folder else self.root, prefix, after or "")
 
-    def _walk(self, folder: Path, prefix: str) -> Iterator[ObjectInfo]:
+    def _walk(self, folder: Path, prefix: str, after: str = "") -> Iterator[ObjectInfo]:
         try:
             entries = list(os.scandir(folder))
         except (FileNotFoundError, NotADirectoryError):
@@ -57,12 +57,14 @@ class FolderRemote:
             if entry.name.startswith("."):
                 continue  # temporary files, locks
             if entry.is_dir(follow_symlinks=False):
-                yield from self._walk(Path(entry.path), prefix)
-                continue
+                inside = os.path.relpath(entry.path, self.root) + "/"
+                if not (inside < after and not after.startswith(inside)):
+                    yield from self._walk(Path(entry.path), prefix, after)
+                continue  # (a folder whose every key sorts before ``after`` is not walked)
             if not entry.is_file(follow_symlinks=False):
                 continue
             key = os.path.relpath(entry.path, self.root)
-            if not key.startswith(prefix):
+            if not key.startswith(prefix) or key <= after:
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)

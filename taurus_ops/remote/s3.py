@@ -53,9 +53,10 @@ class S3Remote:
         self.client = _client(endpoint_url, region, profile, self.url)
 
     # -- the interface ------------------------------------------------------------------
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", after: str | None = None) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.base + prefix)
+        extra = {"StartAfter": self.base + after} if after else {}
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.base + prefix, **extra)
         cut = len(self.base)
         try:
             for page in pages:

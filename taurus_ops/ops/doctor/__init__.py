@@ -53,7 +53,13 @@ def run(ctx: JobContext, request: DoctorRequest) -> DoctorResult:
 
     def scan() -> Scan:
         return scan_store(
-            ctx.home, config.session_dir, config.archive_dir, only, request.progress, files
+            ctx.home,
+            config.session_dir,
+            config.archive_dir,
+            only,
+            request.progress,
+            files,
+            full=request.full,
         )
 
     if request.fix and not request.dry_run:

@@ -187,11 +187,12 @@ def scan_store(
     progress: Callable[[int, int], None] | None = None,
     config_files: Iterable[Path] = (),
     now: float | None = None,
+    full: bool = False,
 ) -> Scan:
     """Scan the store (or only the files in ``only``) and return every problem found.
 
     ``now`` (seconds since the epoch) decides which healthy files are old enough to be
-    remembered unread (see SETTLE_SECONDS)."""
+    remembered unread (see SETTLE_SECONDS); ``full`` hashes every file checkpoint too."""
     scan = Scan(Path(home), Path(session_dir), Path(archive_dir) if archive_dir else None)
     wanted = {os.path.realpath(p) for p in only} if only is not None else None
     folders: list[tuple[Path, bool]] = [(scan.session_dir, False)]
@@ -321,6 +322,9 @@ def scan_store(
         _check_link(scan, entry, wanted)
     if wanted is None:
         _check_index(scan)
+    from taurus_ops.ops.doctor.checkpoints import check_checkpoints
+
+    check_checkpoints(scan, wanted, full)
     return scan
 
 

@@ -37,6 +37,7 @@ TEMP = "quarantine-temp"
 LINK_REPOINT = "repoint-name"
 LINK_REMOVE = "remove-name"
 INDEX = "index"
+CHECKPOINT = "checkpoint"  # the file checkpoints: checkpoints.py plans and carries it out
 ORDER = [
     CHMOD,
     REMOVE_LOCK,
@@ -47,6 +48,7 @@ ORDER = [
     TEMP,
     LINK_REPOINT,
     LINK_REMOVE,
+    CHECKPOINT,
     INDEX,
 ]
 
@@ -303,6 +305,9 @@ def make_plan(scan: Scan) -> Plan:
         else:
             plan.add(Action(LINK_REMOVE, link, [problem], problem.fix, link_target=target))
 
+    from taurus_ops.ops.doctor.checkpoints import plan_checkpoints
+
+    plan_checkpoints(scan, plan)
     if scan.index_problem is not None:
         plan.add(
             Action(

@@ -187,7 +187,12 @@ def apply_plan(plan: P.Plan, scan: Scan, quarantine: Quarantine) -> None:
     for action in plan.ordered():
         try:
             note = _apply(action, scan, quarantine)
-            changed_files = changed_files or action.kind not in (P.CHMOD, P.REMOVE_LOCK, P.INDEX)
+            changed_files = changed_files or action.kind not in (
+                P.CHMOD,
+                P.REMOVE_LOCK,
+                P.INDEX,
+                P.CHECKPOINT,
+            )
         except SessionLocked as exc:
             _mark(
                 action.problems, "skipped", f"opened by a chat meanwhile (pid {exc.pid}); run again"
@@ -298,6 +303,10 @@ def _apply(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
         kept = quarantine.keep_link(path, action.link_target, action.summary)
         path.unlink()
         return f"removed (recorded in {kept})"
+    if kind == P.CHECKPOINT:
+        from taurus_ops.ops.doctor.checkpoints import apply_checkpoint
+
+        return apply_checkpoint(action, scan, quarantine)
     if kind == P.INDEX:
         index = scan.index
         if index is None:

@@ -31,7 +31,7 @@ from taurus_ops.ops.sync.journal import (
 from taurus_ops.ops.sync.local import LocalSnapshot, take_snapshot
 from taurus_ops.ops.sync.plan import BOTH, PULL, PUSH, Plan, plan_lines, plan_sync
 from taurus_ops.ops.sync.state import SyncState, load_state
-from taurus_ops.remote import DEVICES, MARKER, SESSIONS, Connection, connect
+from taurus_ops.remote import AFTER_CHECKPOINTS, DEVICES, MARKER, SESSIONS, Connection, connect
 from taurus_ops.remote.base import Conflict, ObjectInfo, RemoteError
 from taurus_ops.store import format as fmt
 from taurus_ops.store.format import is_valid_token
@@ -84,7 +84,7 @@ class Prepared:
 
 def list_remote(conn: Connection) -> Listing:
     listing = Listing()
-    for item in conn.remote.list(""):
+    for item in conn.remote.list("", after=AFTER_CHECKPOINTS):  # (not the checkpoint blobs)
         if item.key == MARKER:
             listing.marker = item
         elif item.key.startswith(SESSIONS):
@@ -288,6 +288,8 @@ class SyncResult:
             parts.append(plural(len(moves.conflicts), "conflict") + " (both versions kept)")
         if moves.failed:
             parts.append(f"{len(moves.failed)} failed")
+        if moves.checkpoints.summary():
+            parts.append(moves.checkpoints.summary())
         return (
             f"Synced with {self.remote} as {self.device}: {', '.join(parts)}; "
             f"{self.plan.unchanged} already in step."
@@ -374,6 +376,9 @@ def status(ctx: JobContext) -> dict[str, Any]:
                 except ValueError:
                     pass
             devices.append(record)
+        from taurus_ops.ops.sync.checkpoints import totals
+
+        checkpoints = totals(conn, ctx.store)
     finally:
         conn.close()
 
@@ -395,4 +400,5 @@ def status(ctx: JobContext) -> dict[str, Any]:
         "devices": devices,
         "problems": [{"path": p, "why": w} for p, w in prepared.local.problems],
         "foreignObjects": prepared.listing.foreign,  # under sessions/ but not a session key
+        "checkpoints": checkpoints,
     }

@@ -9,6 +9,11 @@ session, ``"parentSession"`` pointing at the original and a title naming the dev
 it came from; both are then uploaded. A download replaces a local file only under
 its lock and only if it is still what the plan saw, so a session open in a chat is
 never replaced under it.
+
+The file checkpoints a session names go with it (checkpoints.py): uploaded before the
+session, brought here after it. A session downloaded here that lacks some of its
+blobs is recorded in the sync state only once they are in (or found missing or
+damaged on the remote), so a sync cut off in between finds it again next time.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from taurus_ops.errors import SessionLocked, TaurusError
+from taurus_ops.ops.sync.checkpoints import Blobs, Carried, naming
 from taurus_ops.ops.sync.local import LocalEntry, entry_for, names_by_target, read_file
 from taurus_ops.ops.sync.plan import (
     CONFLICT,
@@ -73,6 +79,8 @@ class Moves:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, why) found while running
     failed: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None  # a remote error that stopped the sync
+    checkpoints: Carried = field(default_factory=Carried)  # the blobs that moved with them
+    warnings: list[str] = field(default_factory=list)  # a checkpoint missing or damaged ...
 
     def count(self, action: str) -> int:
         return sum(1 for m in self.moved if m.action == action)
@@ -89,6 +97,8 @@ class Moves:
             "skippedWhileRunning": [{"id": i, "why": w} for i, w in self.skipped],
             "failed": [{"id": i, "why": w} for i, w in self.failed],
             "stopped": self.stopped,
+            "checkpoints": self.checkpoints.as_json(),
+            "warnings": self.warnings,
         }
 
 
@@ -114,6 +124,9 @@ class Executor:
         self.archive_dir = Path(store.archive_dir) if store.archive_dir is not None else None
         self._since_save = 0
         self._touched: set[Path] = set()  # folders written without an fsync yet
+        self.blobs = Blobs(conn, getattr(store, "checkpoints", None), state, self.log, workers)
+        # downloaded here but still lacking checkpoints: (id, entry, version, document)
+        self._lacking: list[tuple[str, LocalEntry, str, dict[str, Any]]] = []
 
     # -- the whole plan -------------------------------------------------------------------
     def run(self, plan: Plan) -> Moves:
@@ -125,13 +138,24 @@ class Executor:
             downloads = plan.of(*DOWNLOADS)
             self._transfer(uploads, self._upload, self._uploaded, result)
             self._transfer(downloads, self._download, self._downloaded, result)
+            self._bring_checkpoints()
             for action in plan.of(CONFLICT):
                 self._settle(action.id, result, action.local)
         except RemoteError as exc:
             result.stopped = str(exc)
         finally:
+            result.checkpoints = self.blobs.carried
+            result.warnings = list(self.blobs.warnings)
             self.save_state()
         return result
+
+    def _bring_checkpoints(self) -> None:
+        """The blobs the sessions just downloaded lack; then those sessions are in step."""
+        lacking, self._lacking = self._lacking, []
+        left = self.blobs.pull([(sid, data) for sid, _entry, _etag, data in lacking])
+        for sid, entry, etag, _data in lacking:
+            if sid not in left:
+                self.state.record(sid, entry, etag)
 
     def save_state(self) -> None:
         """Save the sync state, after making durable every folder it speaks of.
@@ -143,6 +167,7 @@ class Executor:
         for folder in sorted(self._touched):
             fsync_dir(folder)
         self._touched.clear()
+        self.blobs.flush()
         self.state.save()
 
     def _transfer(
@@ -212,6 +237,7 @@ class Executor:
     def _upload(self, action: Action) -> tuple[LocalEntry, str]:
         assert action.local is not None
         entry, body = self._fresh(action.local)
+        self.blobs.push(action.id, body)  # before the session: whoever sees it can have them
         data, metadata = self._object(entry, body)
         key = object_key(action.id)
         if action.kind == UPLOAD_NEW or action.remote is None:
@@ -254,7 +280,11 @@ class Executor:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(staged)
-        self.state.record(action.id, entry, etag)
+        document = naming(body)
+        if document is not None and self.blobs.lacks(action.id, document):
+            self._lacking.append((action.id, entry, etag, document))
+        else:
+            self.state.record(action.id, entry, etag)
         result.moved.append(Moved(action.id, "downloaded", entry.file))
         self.log.info("sync: downloaded %s (%s from %s)", action.id, entry.file, meta.device)
 
@@ -347,6 +377,7 @@ class Executor:
             fetched = self.conn.remote.get(key)
             data, metadata = self._object(entry, body)
             if fetched is None:
+                self.blobs.push(sid, body)
                 try:
                     etag = self.conn.remote.put_new(key, data, metadata)
                 except Conflict:
@@ -360,6 +391,9 @@ class Executor:
                 result.failed.append((sid, str(exc)))
                 return
             if meta.digest == entry.digest:
+                document = naming(body)
+                if document is not None and self.blobs.pull([(sid, document)]):
+                    return  # (a download cut off before its checkpoints came: still not all)
                 self.state.record(sid, entry, fetched.etag)
                 result.moved.append(Moved(sid, "same", entry.file))
                 return
@@ -367,6 +401,7 @@ class Executor:
                 kept = self._keep_theirs(sid, meta, their_body, fetched.etag, result)
                 if kept is None:
                     return
+            self.blobs.push(sid, body)
             try:
                 etag = self.conn.remote.put_replace(key, data, fetched.etag, metadata)
             except Conflict:
@@ -397,6 +432,12 @@ class Executor:
             dest = self.session_dir / copy_file
             if copy_id in taken and not _holds(dest, copy_body):
                 continue  # the id is another session's
+            document = naming(copy_body)
+            # its checkpoints first (linked from ours, or fetched); if this machine cannot
+            # keep them, the conflict is left for the next sync, which tries again
+            if document is not None and self.blobs.pull([(copy_id, document)]):
+                result.failed.append((sid, "the other version's checkpoints could not be kept"))
+                return None
             try:
                 _create(dest, copy_body)
             except _Left as why:
@@ -407,6 +448,7 @@ class Executor:
             result.failed.append((sid, "no free id for the other version"))
             return None
         entry = entry_for(dest, False, ())
+        self.blobs.push(copy_id, copy_body)
         data, metadata = self._object(entry, copy_body)
         try:
             copy_etag: str | None = self.conn.remote.put_new(object_key(copy_id), data, metadata)

@@ -1,8 +1,9 @@
 """What the sync sees of this machine: each session file, its hash, names and archived state.
 
 Only session files (visible ``*.json`` in the session directory and the archive) are
-read; the quarantine, the index, locks, logs, config and anything else in the home
-never are, so nothing else can ever be uploaded. A file's sha256 is read from the
+read here, and the executor reads only the file checkpoints those sessions name
+(checkpoints.py); the quarantine, the index, locks, logs, config and anything else in
+the home never are, so nothing else can ever be uploaded. A file's sha256 is read from the
 sync state when its size, modification time and inode are the ones recorded, so a
 sync with nothing changed does not read 10,000 files.
 """

@@ -4,8 +4,11 @@
 each session: the file name, archived state, names and sha256 it had here, the file's
 size, mtime and inode (to spare re-hashing it), and the remote object's version. A
 session changed here if its state differs from the record, and on the remote if the
-object's version differs. Losing the file loses nothing: the next sync compares
-contents instead.
+object's version differs. Besides, the file checkpoints known to be on the remote
+(uploaded, found there, or fetched from there: an object under its sha256 never
+changes), so no blob is uploaded twice, and those found missing or damaged there (not
+asked for again). Losing the file loses nothing: the next sync compares contents
+instead, and a blob already there is simply found there again.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class SyncState:
     last_sync: str | None = None
     journal: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> etag, state
     listed_at: str | None = None  # the last full listing after which the state was in step
+    blobs: set[str] = field(default_factory=set)  # checkpoint sha256s the remote holds
+    refused: dict[str, str] = field(default_factory=dict)  # sha256 -> why it could not be had
     dirty: bool = False  # changed since loaded or saved
 
     def digest(self, sid: str) -> str | None:
@@ -83,6 +88,8 @@ class SyncState:
             "journal": self.journal,
             "listedAt": self.listed_at,
             "sessions": self.sessions,
+            "checkpoints": sorted(self.blobs),
+            "checkpointsRefused": dict(sorted(self.refused.items())),
         }
         ensure_dir(self.path.parent)
         atomic_write(self.path, fmt.dumps(data))
@@ -116,4 +123,10 @@ def load_state(home: Path, remote_url: str, session_dir: Path) -> SyncState:
     if isinstance(journal, dict):
         state.journal = {k: v for k, v in journal.items() if isinstance(v, dict)}
     state.listed_at = data.get("listedAt") if isinstance(data.get("listedAt"), str) else None
+    blobs = data.get("checkpoints")
+    if isinstance(blobs, list):
+        state.blobs = {b for b in blobs if isinstance(b, str)}
+    refused = data.get("checkpointsRefused")
+    if isinstance(refused, dict):
+        state.refused = {k: str(v) for k, v in refused.items() if isinstance(k, str)}
     return state
