@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from helpers.checkpoints import age, edited_session
 from helpers.doctoring import tree
+from helpers.jobs import run_doctor
 
-from taurus_ops.ops.doctor import run_doctor
 from taurus_ops.ops.doctor.document import INFO
 from taurus_ops.store import SessionStore
 from taurus_ops.store.checkpoints import CheckpointStore
@@ -46,6 +46,8 @@ class World:
         return self.blobs.path(sid, sha(content))
 
     def doctor(self, **kw):  # type: ignore[no-untyped-def]
+        if "only" in kw:  # sessions named by their paths
+            kw["refs"] = tuple(str(path) for path in kw.pop("only"))
         return run_doctor(self.home, self.sessions, self.archive, **kw)
 
     def quarantined(self) -> dict[str, bytes]:

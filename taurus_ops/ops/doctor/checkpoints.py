@@ -39,7 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taurus_ops.ops.doctor.checks import TEMP_GRACE_SECONDS, Problem, Scan, _parse
+from taurus_ops.ops.doctor.checks import (
+    CHECKPOINT_MARK,
+    TEMP_GRACE_SECONDS,
+    Problem,
+    Scan,
+    _parse,
+)
 from taurus_ops.ops.doctor.document import ERROR, INFO, WARNING
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import TMP_MARK, create_exclusive, fsync_dir, is_temp_name, publish
@@ -69,7 +75,7 @@ MISSING = "checkpoint-missing"
 ORPHAN = "checkpoint-orphan"
 STORE = "checkpoint-store"
 EMPTY_SHA = digest(b"")
-MARK = b'"checkpoint"'  # in the bytes of every session that names a checkpoint
+MARK = CHECKPOINT_MARK
 SHOWN = 3  # files named in a note before "and N more"
 
 
@@ -221,6 +227,9 @@ def _document(scan: Scan, path: Path) -> dict[str, Any]:
             return info.parsed
         main = info.salvage.main if info.salvage is not None else None
         return main.data if main is not None and isinstance(main.data, dict) else {}
+    seen = scan.checkpoint_docs.get(str(path))
+    if seen is not None:  # parsed by this scan already
+        return seen
     try:
         raw = path.read_bytes()
     except OSError:

@@ -37,6 +37,8 @@ from taurus_ops.store.lock import is_held, is_lock_name, read_holder, target_of_
 from taurus_ops.store.refs import inside
 from taurus_ops.words import plural
 
+CHECKPOINT_MARK = b'"checkpoint"'  # in the bytes of every session that names a checkpoint
+
 TEMP_GRACE_SECONDS = 30.0  # a younger temporary file may belong to a save in progress
 STATE_NAME = "doctor-state.json"  # the files last found healthy (a cache: safe to delete)
 STATE_VERSION = 1
@@ -107,6 +109,9 @@ class Scan:
     problems: list[Problem] = field(default_factory=list)
     files: dict[Path, SessionFile] = field(default_factory=dict)  # only files with problems
     healthy_docs: dict[Path, dict[str, Any]] = field(default_factory=dict)  # duplicates
+    # every document this scan parsed that names a file checkpoint ({} for one naming none),
+    # by path: the checkpoint check reads no file twice
+    checkpoint_docs: dict[str, dict[str, Any]] = field(default_factory=dict)
     temps: list[tuple[TempFile, Problem]] = field(default_factory=list)
     locks: list[tuple[Path, Problem]] = field(default_factory=list)
     links: list[tuple[Path, str, Path | None, Problem]] = field(default_factory=list)
@@ -397,6 +402,7 @@ def _check_session(
         return
     findings, parsed, salvaged = check_bytes(raw, ctx)
     if isinstance(parsed, dict):
+        scan.checkpoint_docs[str(path)] = parsed if CHECKPOINT_MARK in raw else {}
         print_ = _fingerprint(parsed, raw, identity(read_from))
         _note_fingerprint(scan, path, print_)
         remember = not findings and not undecodable and read_from.st_ctime_ns < settled
