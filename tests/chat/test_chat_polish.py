@@ -110,3 +110,19 @@ def test_a_write_asked_about_is_shown_as_the_change_it_makes(fake_api, store):
     assert Path("a.txt").read_text() == "old\n"  # refused: not written, no checkpoint kept
     calls = json.loads(Path(app.session.path).read_text())["toolCalls"]
     assert calls[0]["outcome"] == "refused" and "checkpoint" not in calls[0]
+
+
+def test_terminal_notices_show_brackets_as_typed():
+    import io
+
+    from rich.console import Console
+
+    from taurus_ops.chat.ui import TerminalUI
+
+    out = io.StringIO()
+    ui = TerminalUI(Console(file=out, width=200, color_system=None))
+    # a session folder like ~/work/[draft]/sessions, an API message quoting "[/docs]"
+    ui.notice("Session saved: ~/work/[draft]/s.json")
+    ui.notice("rate limited (429: see [/docs]); retrying in 1.0 s")
+    assert "~/work/[draft]/s.json" in out.getvalue()
+    assert "see [/docs]" in out.getvalue()

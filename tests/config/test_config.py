@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -170,7 +171,6 @@ def test_config_show_reports_value_and_source(ops, taurus_home: Path) -> None:
     write(taurus_home / "config.yaml", "sessions:\n  retentionDays: 30\n")
     result = ops("config", "show", "--json")
     assert result.exit_code == 0
-    import json
 
     data = json.loads(result.output)
     assert data["sessions.retentionDays"] == {
@@ -298,3 +298,12 @@ def test_folders_that_must_stay_apart(taurus_home: Path, text: str, expected: st
     with pytest.raises(ConfigError, match=expected) as info:
         load_config()
     assert info.value.source == str(path)
+
+
+def test_a_nul_in_a_configured_path_is_a_config_error(ops, taurus_home) -> None:
+    taurus_home.mkdir(parents=True, exist_ok=True)
+    (taurus_home / "config.yaml").write_text('sessionDirectory: "/tmp/a\\u0000b"\n')
+    for args in (["list"], ["search", "x"], ["stats"], ["doctor"]):
+        result = ops(*args)
+        assert result.exit_code != 0
+        assert "NUL" in result.output, result.output

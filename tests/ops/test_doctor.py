@@ -523,3 +523,19 @@ def test_cleanup_warning_is_part_of_the_report(ops, store, monkeypatch):
     assert "warning: cleanup will archive 3 session(s)" in result.output
     data = json.loads(ops("doctor", "--json").output)
     assert data["warnings"] == ["cleanup will archive 3 session(s)"]
+
+
+def test_doctor_fix_with_archive_directory_equal_to_sessions_keeps_every_session(
+    ops, taurus_home
+) -> None:
+    folder = taurus_home / "sessions"
+    for n in range(2):
+        write_session(folder, make_document(f"same0{n}"))
+    (taurus_home / "config.yaml").write_text(f"sessions:\n  archiveDirectory: {folder}\n")
+    result = ops("doctor", "--fix")
+    assert "share the id" not in result.output
+    assert sorted(p.name for p in folder.glob("*.json")) == [
+        "2025-01-18_same00.json",
+        "2025-01-18_same01.json",
+    ]
+    assert not list(taurus_home.glob("quarantine/*/*.json"))

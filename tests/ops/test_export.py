@@ -381,3 +381,68 @@ def test_redaction_is_idempotent(text: str) -> None:
     again = Redaction()
     assert redact_text(once, again) == once
     assert again.total == 0
+
+
+def test_redact_masks_quoted_values_with_spaces_and_secret_named_fields(store, ops) -> None:
+    doc = make_document("sec002", first='Connect with password = "correct horse battery" now')
+    doc["messages"][1]["content"][1]["input"] = {
+        "command": "mysql",
+        "password": "hunter2",
+        "env": {"GITLAB_TOKEN": "glpat-zzzzzzzzzzzzzzzzzzzz", "TOKEN_FILE": "None"},
+    }
+    write_session(store.session_dir, doc)
+    for fmt_name in ("markdown", "json", "html"):
+        result = ops("export", "sec002", "--redact", "--format", fmt_name)
+        assert result.exit_code == 0
+        for secret in ("horse", "hunter2", "glpat-zzz"):
+            assert secret not in result.output, (fmt_name, secret)
+        assert "masked 3 secrets" in result.output
+    # names of secrets and placeholders stay readable
+    as_json = json.loads(
+        ops("export", "sec002", "--redact", "-f", "json").output.split("\nRedaction")[0]
+    )
+    tool_input = as_json["messages"][1]["content"][1]["input"]
+    assert tool_input["command"] == "mysql"
+    assert tool_input["password"] == "[REDACTED:password]"
+    assert tool_input["env"]["TOKEN_FILE"] == "None"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{{ "%(a)s"|format(b=1) }}',
+        "{{ session.title|xmlattr }}",
+        "{{ session.title|truncate(-5) }}",
+        '{{ "x"|urlize(rel=[1]) }}',
+        "{{ 1/0 }}",
+    ],
+)
+def test_export_template_runtime_errors_are_one_line(store, ops, tmp_path, text) -> None:
+    write_session(store.session_dir, make_document("tmpl01"))
+    template = tmp_path / "report.md.j2"
+    template.write_text(text)
+    result = ops("export", "tmpl01", "--template", str(template))
+    assert result.exit_code != 0
+    assert "template error" in result.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the read tool with a limit: BEGIN and the first lines, no END
+        "     1\t-----BEGIN RSA PRIVATE KEY-----\n     2\tMIIEowIBAAKCAQEAsecretline1\n"
+        "     3\tSECRETLINE2abcdef+/==\n",
+        # a capped output keeps the tail: key lines and END, no BEGIN
+        "(cut here)\nSECRETLINE2abcdef+/==\nMIIEowIBAAKCAQEAsecretline1\n"
+        "-----END OPENSSH PRIVATE KEY-----\n(after)",
+    ],
+)
+def test_redact_masks_a_private_key_cut_short(text: str) -> None:
+    from taurus_ops.ops.redact import Redaction, redact_text
+
+    found = Redaction()
+    masked = redact_text(text, found)
+    assert "secretline1" not in masked and "SECRETLINE2" not in masked
+    assert "[REDACTED:private-key]" in masked and found.counts["private-key"] == 1
+    assert redact_text(masked) == masked
+    assert "(cut here)" in masked or "     1\t" in masked  # the text around it is kept

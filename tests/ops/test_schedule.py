@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -224,7 +225,6 @@ def test_schedule_show_lists_next_runs(taurus_home: Path, ops) -> None:
     assert out.exit_code == 0
     assert "cleanup  15 4 * * *" in out.output and "backup   0 3 * * *" in out.output
     assert "04:15:00" in out.output or ":15:00" in out.output
-    import json
 
     data = json.loads(ops("schedule", "show", "--json").output)
     assert data["daemonPid"] is None
@@ -251,3 +251,21 @@ def test_sigterm_lets_the_running_job_finish(taurus_home: Path, store) -> None:
     assert log.count("backup: scheduled run starting") == 1  # no new job after the signal
     backups = list((taurus_home / "backups").glob("taurus-sessions-backup-*.tar.gz"))
     assert len(backups) == 1 and verify_archive(backups[0]).ok
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    user = tmp_path / "user-home"
+    monkeypatch.setenv("TAURUS_HOME", str(user / ".taurus"))
+    return user
+
+
+def test_a_scheduled_backup_logs_what_it_left_out(home: Path) -> None:
+    from taurus_ops.ops import schedule
+
+    sessions = home / ".taurus" / "sessions"
+    write_session(sessions, make_document("one1"))
+    os.symlink("/etc/hostname", sessions / "elsewhere.json")
+    assert schedule.run_job("backup", lock_wait=0) == "ok"
+    log = (home / ".taurus" / "logs" / "taurus-ops.log").read_text()
+    assert "skipped link" in log and "elsewhere.json" in log

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.sessions import make_document, write_session
 
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write, ensure_dir
@@ -228,3 +229,47 @@ def test_a_reader_that_stops_early_is_not_an_error(store) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "age",
+    [
+        "99999999d",
+        "999999999999999999999999d",
+        "9999999999999999999h",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-05:00",
+    ],
+)
+def test_huge_since_age_is_a_one_line_error(ops, store, age) -> None:
+    write_session(store.session_dir, make_document("since01"))
+    for command in ("search", "stats"):
+        args = (
+            [command, "login", "--since", age] if command == "search" else [command, "--since", age]
+        )
+        result = ops(*args)
+        assert result.exit_code != 0
+        assert "--since" in result.output
+
+
+def test_search_finds_text_after_a_nul_character_as_grep_does(store, ops) -> None:
+    doc = {
+        "sessionId": "nul001",
+        "created": "2025-01-01T00:00:00Z",
+        "updated": "2025-01-01T00:00:00Z",
+        "messages": [
+            {"role": "user", "content": "before\u0000 after zebrafish"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "x\u0000y"},
+                    {"type": "text", "text": "Quagga"},
+                ],
+            },
+        ],
+    }
+    write_session(store.session_dir, doc)
+    for term in ("zebrafish", "quagga", "before"):
+        assert "nul001" in ops("search", term).output, term
+    assert "nul001" in ops("search", "--case-sensitive", "Quagga").output
+    assert "nul001" not in ops("search", '"x y"').output  # no space invented

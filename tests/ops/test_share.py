@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers.fake_api import text
 from helpers.machines import Machine, make_remote
+from helpers.sessions import make_document, write_session
 
 from taurus_ops.remote.codec import new_key_file
 from taurus_ops.store import format as fmt
@@ -179,3 +180,16 @@ def test_plain_remote_refuses_an_encryption_key(tmp_path: Path) -> None:
     desk.write_config(encryptionKeyFile=str(desk.home / "remote.key"))
     out = desk.ops("sync")
     assert out.exit_code == 2 and "is not encrypted" in out.stderr
+
+
+def test_escape_sequences_in_a_shared_session_never_reach_the_terminal(store, ops) -> None:
+    osc = "\x1b]52;c;ZXZpbA==\x07"  # OSC 52: write the clipboard
+    doc = make_document("esc001", first=f"hello {osc} world")
+    doc["title"] = "T\x1b]0;PWNED\x07itle"
+    doc["messages"][1]["content"][0]["text"] = "line one\nline \x9b2J two"
+    doc["toolCalls"].append({"tool": "edit", "file": "src/\x1b[2Jx.ts"})
+    write_session(store.session_dir, doc)
+    for args in (["list"], ["show", "esc001"], ["search", "hello"], ["search", "line"], ["stats"]):
+        out = ops(*args).output
+        assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out, (args, out)
+    assert "hello \ufffd]52;c;ZXZpbA==\ufffd world" in ops("show", "esc001").output

@@ -17,6 +17,7 @@ from helpers.paths import RECIPES
 from helpers.sessions import make_document, write_session
 
 from taurus_ops.ops.stats import PRICES, estimate_cost, price_family
+from taurus_ops.store import format as fmt
 
 SCRIPT = RECIPES / "session-stats.sh"
 needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
@@ -203,3 +204,48 @@ def test_no_sessions_is_not_an_error(ops) -> None:
     result = ops("stats")
     assert result.exit_code == 0
     assert "Total sessions: 0" in result.output and "n/a" in result.output
+
+
+def test_session_with_a_time_at_the_calendar_edge_does_not_break_the_others(store, ops) -> None:
+    write_session(store.session_dir, make_document("fine01"))
+    edge = {
+        "sessionId": "edge01",
+        "created": "0001-01-01T00:00:00+01:00",
+        "updated": "9999-12-31T23:59:59-05:00",
+        "messages": [{"role": "user", "content": "edge of time"}],
+    }
+    (store.session_dir / "2025-01-01_edge01.json").write_text(json.dumps(edge))
+    assert fmt.parse_time(edge["created"]) is None and fmt.parse_time(edge["updated"]) is None
+    for args in (["list"], ["show", "edge01"], ["search", "edge"], ["stats"], ["export", "edge01"]):
+        result = ops(*args)
+        assert result.exit_code == 0, (args, result.output)
+    assert "fine01" in ops("list").output
+
+
+def test_an_absurd_token_count_does_not_break_search_and_stats(store, ops) -> None:
+    write_session(store.session_dir, make_document("fine02"))
+    doc = make_document("huge01")
+    doc["usage"] = {"inputTokens": 10**30, "outputTokens": 5}
+    doc["messages"][1]["usage"] = {"model": "claude-opus-4", "inputTokens": 2**63}
+    write_session(store.session_dir, doc)
+    found = ops("search", "login").output
+    assert "fine02" in found and "huge01" in found
+    result = ops("stats", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["totalSessions"] == 2
+
+
+def test_a_file_time_past_2262_does_not_break_search_and_stats(store, ops) -> None:
+    import os
+
+    write_session(store.session_dir, make_document("fine03"))
+    odd = write_session(store.session_dir, make_document("future"))
+    os.utime(odd, (99999999999, 99999999999))  # the year 5138: ns past 64 bits
+    found = ops("search", "login")
+    assert found.exit_code == 0, found.output
+    assert "fine03" in found.output and "future" in found.output
+    result = ops("stats", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["totalSessions"] == 2
+    assert ops("index", "status").exit_code == 0
+    assert ops("search", "login").exit_code == 0  # the second refresh sees no change

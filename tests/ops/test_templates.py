@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers.paths import ROOT
+from helpers.sessions import make_document, write_session
 
 from taurus_ops.config import load_config
 from taurus_ops.errors import UsageError
@@ -149,3 +150,47 @@ def test_templates_ship_in_the_package() -> None:
         assert (package_dir / name).is_file()
     data = tomllib.loads((root / "pyproject.toml").read_text())
     assert "templates/**/*" in data["tool"]["setuptools"]["package-data"]["taurus_ops"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ 1/0 }}",
+        "{{ x + 1 }}",
+        '{% include "other.json" %}',
+        "{{ x|int + [] }}",
+        '{{ "%(a)s"|format(b=1) }}',
+        "{{ x|xmlattr }}",
+        "{{ x|truncate(-5) }}",
+    ],
+)
+def test_template_runtime_errors_are_one_line(ops, taurus_home, text) -> None:
+    folder = taurus_home / "templates"
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"messages": [{"role": "user", "content": text}], "template": {"defaults": {"x": "5"}}}
+    (folder / "broken.json").write_text(json.dumps(doc))
+    result = ops("template", "new", "broken")
+    assert result.exit_code != 0
+    assert "template 'broken'" in result.output
+    assert not list(taurus_home.glob("sessions/*.json"))
+
+
+def test_an_endless_template_file_is_refused_not_read_forever(store) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    write_session(store.session_dir, make_document("zero01"))
+
+    def cap_memory() -> None:  # a reader that never stops fails here instead of eating RAM
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "taurus_ops.cli", "export", "zero01", "--template", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap_memory,
+    )
+    assert result.returncode != 0
+    assert "larger than" in result.stderr

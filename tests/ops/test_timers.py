@@ -130,3 +130,19 @@ def test_install_status_uninstall(taurus_home: Path, ops, monkeypatch: pytest.Mo
     assert gone.exit_code == 0 and "systemctl --user disable --now" in gone.output
     assert list(folder.iterdir()) == []
     assert "No taurus-ops units" in ops("timers", "uninstall").output
+
+
+def test_timers_carry_the_taurus_home_the_user_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TAURUS_HOME given relative to the current folder: a service (which starts in the
+    home folder) must get the same absolute Taurus home, not the bare relative text."""
+    from taurus_ops.config import load_config
+    from taurus_ops.ops import timers
+
+    work = tmp_path / "work"
+    (work / "th").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TAURUS_HOME", "th")
+    service = timers.render(load_config(), ["/usr/bin/taurus-ops"])["taurus-ops-backup.service"]
+    assert f'Environment="TAURUS_HOME={work / "th"}"' in service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -170,7 +171,6 @@ def test_unusable_home_falls_back_to_memory(store, tmp_path) -> None:
 
 
 def _listing(ops, *args: str) -> list[dict]:
-    import json
 
     result = ops("list", "--json", *args)
     assert result.exit_code == 0, result.output
@@ -234,3 +234,20 @@ def test_a_long_refresh_is_announced(store, index) -> None:
     write_session(store.session_dir, make_document("a999", n_turns=0))
     index.refresh()  # one new file: not worth a word
     assert heard == [4]
+
+
+def test_an_index_path_that_is_a_link_never_touches_its_target(store, ops, tmp_path) -> None:
+    import os
+    import stat
+
+    write_session(store.session_dir, make_document("link01"))
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not an index\n")
+    outside.chmod(0o644)
+    index = store.session_dir.parent / "index.sqlite"
+    index.symlink_to(outside)
+    assert "link01" in ops("search", "login").output
+    assert ops("stats").exit_code == 0
+    assert outside.read_text() == "not an index\n"
+    assert stat.S_IMODE(os.stat(outside).st_mode) == 0o644
+    assert not index.is_symlink() and index.is_file()

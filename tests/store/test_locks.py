@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers.jobs import log_lines
+from helpers.sessions import make_document, write_session
 
 from taurus_ops.errors import OpsLocked, TaurusError
 from taurus_ops.ops.context import JobContext
@@ -129,3 +130,23 @@ def test_taking_a_lock_gives_back_that_very_lock(tmp_path: Path, kind: str, how:
         with made as taken:
             assert taken is made and taken.fd is not None
     assert made.fd is None and type(taken) is type(made)
+
+
+def test_a_lock_sidecar_that_is_a_symlink_never_writes_through_it(store, tmp_path):
+    # e.g. unpacked from someone else's tarball: the lock must not truncate what it points to
+    from taurus_ops.errors import SessionLocked
+    from taurus_ops.store.lock import SessionLock, lock_path
+
+    path = write_session(store.session_dir, make_document("abc123", n_turns=1))
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious\n")
+    lock_path(path).symlink_to(victim)
+    with SessionLock(path) as lock:
+        assert not lock.path.is_symlink()
+        try:
+            SessionLock(path).acquire()
+            raise AssertionError("a second writer was let in")
+        except SessionLocked:
+            pass
+    assert victim.read_text() == "precious\n"
+    assert not lock_path(path).exists() and not lock_path(path).is_symlink()

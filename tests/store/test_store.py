@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
 import pytest
+from helpers.chat import make_app
+from helpers.fake_api import text
 from helpers.sessions import make_document, write_session
 
 from taurus_ops.errors import SessionFormatError, UsageError
@@ -314,3 +317,89 @@ def test_move_files_into_its_own_folder_changes_nothing(tmp_path: Path) -> None:
     (moved,) = move_files([folder / "a.json"], folder)
     assert moved.dest is None and "already in" in (moved.error or "")
     assert (folder / "a.json").read_text() == "keep me"
+
+
+def _put(folder, name: str, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+
+
+def test_deeply_nested_file_is_invalid_json_not_a_crash(store, ops):
+    write_session(store.session_dir, make_document("good01"))
+    _put(
+        store.session_dir, "2025-01-02_deep01.json", '{"messages":' + "[" * 5000 + "]" * 5000 + "}"
+    )
+    with pytest.raises(ValueError):
+        fmt.loads((store.session_dir / "2025-01-02_deep01.json").read_bytes())
+    for args in (["list"], ["search", "login"], ["stats"]):
+        result = ops(*args)
+        assert result.exit_code == 0, result.output
+        assert "Traceback" not in result.output
+    shown = ops("show", "deep01")
+    assert shown.exit_code != 0
+    assert "not valid JSON" in shown.output
+
+
+def test_lone_surrogate_escape_reads_as_replacement_character(store, ops, tmp_path):
+    text = (
+        '{"sessionId":"surr01","created":"2025-01-11T00:00:00Z",'
+        '"updated":"2025-01-11T00:00:00Z","messages":[{"role":"user","content":"a\\ud800b"}]}'
+    )
+    _put(store.session_dir, "2025-01-11_surr01.json", text)
+    assert fmt.loads(text)["messages"][0]["content"] == "a\ufffdb"
+    for args in (
+        ["show", "surr01"],
+        ["export", "surr01"],
+        ["export", "surr01", "-f", "json"],
+        ["doctor"],  # exit 1: the file written here is 0644, a warning
+        ["search", "a"],
+    ):
+        result = ops(*args)
+        assert result.exit_code == (1 if args == ["doctor"] else 0), (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_name_made_through_a_symlinked_home_is_the_tutorials_plain_link(
+    fake_api, tmp_path, monkeypatch
+):
+    from taurus_ops.chat.commands import Commands
+    from taurus_ops.config import load_config
+    from taurus_ops.store import SessionStore
+
+    real = tmp_path / "disk" / "taurus"
+    real.mkdir(parents=True)
+    (tmp_path / "user-home" / "linked").symlink_to(real)
+    monkeypatch.setenv("TAURUS_HOME", str(tmp_path / "user-home" / "linked"))
+    store = SessionStore.from_config(load_config())
+    fake_api.add(text("hi"))
+    app, _ = make_app(store)
+    session = app.start_new()
+    app.message("hello")
+    assert Commands(app)("/name hello-work") is True
+    app.close()
+    link = store.session_dir / "hello-work.json"
+    assert os.readlink(link) == Path(session.path).name  # ln -s 2025-..._id.json hello-work.json
+
+
+def test_a_move_cut_off_after_its_verified_copy_is_finished_by_the_next_move(store):
+    # across file systems the copy is linked into place before the original goes; a crash in
+    # between leaves two identical files (different inodes) that moving again must settle
+    from taurus_ops.store.move import move_file
+
+    path = write_session(store.session_dir, make_document("abc123", n_turns=1))
+    store.archive_dir.mkdir(parents=True)
+    copy = store.archive_dir / path.name
+    shutil.copy2(path, copy)
+    assert move_file(path, store.archive_dir) == copy
+    assert not path.exists() and json.loads(copy.read_text())["sessionId"] == "abc123"
+    # a different file under that name is still never overwritten
+    other = write_session(store.session_dir, make_document("abc123", n_turns=2))
+    try:
+        move_file(other, store.archive_dir)
+        raise AssertionError("overwrote a different archived file")
+    except Exception as exc:
+        assert "already exists" in str(exc)
+    assert (
+        other.exists()
+        and json.loads(copy.read_text())["messages"] != json.loads(other.read_text())["messages"]
+    )
