@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,11 @@ def write_config(home: Path, text: str) -> None:
     (home / "config.yaml").write_text(text)
 
 
-def aged_session(folder: Path, sid: str, age_days: float) -> Path:
-    """A one-turn session last updated ``age_days`` ago (its file's mtime too)."""
-    from datetime import UTC, datetime, timedelta
-
+def aged_session(folder: Path, sid: str, age_days: float, now: datetime | None = None) -> Path:
+    """A one-turn session last updated ``age_days`` before ``now`` (its file's mtime too)."""
     from helpers.sessions import make_document, write_session
 
-    created = datetime.now(UTC) - timedelta(days=age_days)
+    created = (now or datetime.now(UTC)) - timedelta(days=age_days)
     doc = make_document(sid, created=created, n_turns=1)
     doc["updated"] = doc["created"]
     path = write_session(folder, doc)

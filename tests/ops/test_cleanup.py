@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers.jobs import aged_session, write_config
 from helpers.mounts import mount_tmpfs
 from helpers.sessions import make_document, write_session
 from hypothesis import HealthCheck, given, settings
@@ -20,21 +21,6 @@ from taurus_ops.ops import archive, cleanup
 from taurus_ops.ops.cleanup import ARCHIVE, DELETE, Entry, Rules, Snapshot, plan_cleanup
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-
-
-def write_config(home: Path, text: str) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.yaml").write_text(text)
-
-
-def add_session(folder: Path, sid: str, age_days: float, now: datetime | None = None) -> Path:
-    now = now or datetime.now(UTC)
-    created = now - timedelta(days=age_days)
-    doc = make_document(sid, created=created, n_turns=1)
-    doc["updated"] = doc["created"]
-    path = write_session(folder, doc)
-    os.utime(path, (created.timestamp(), created.timestamp()))
-    return path
 
 
 # -- the pure planner -------------------------------------------------------------------------
@@ -157,7 +143,7 @@ def test_newest_is_kept_even_when_everything_is_old() -> None:
 def test_dry_run_prints_exactly_what_the_real_run_does(taurus_home: Path, store, ops) -> None:
     folder = store.session_dir
     for i, age in enumerate([0.1, 5, 40, 50, 60, 70]):
-        add_session(folder, f"s{i}", age)
+        aged_session(folder, f"s{i}", age)
     store.name("s5", "keepme")
     write_config(taurus_home, "sessions:\n  retentionDays: 30\n  maxSessions: 4\n")
     dry = ops("cleanup", "--dry-run", "--json")
@@ -187,8 +173,8 @@ def test_dry_run_prints_exactly_what_the_real_run_does(taurus_home: Path, store,
 def test_named_session_archived_when_allowed_keeps_a_working_name(
     taurus_home: Path, store, ops
 ) -> None:
-    add_session(store.session_dir, "new1", 0.1)
-    old = add_session(store.session_dir, "old1", 90)
+    aged_session(store.session_dir, "new1", 0.1)
+    old = aged_session(store.session_dir, "old1", 90)
     store.name("old1", "legacy")
     write_config(taurus_home, "sessions:\n  retentionDays: 30\n  cleanupNamed: true\n")
     assert ops("cleanup").exit_code == 0
@@ -199,12 +185,12 @@ def test_named_session_archived_when_allowed_keeps_a_working_name(
 
 
 def test_delete_mode_and_archive_expiry_remove_names(taurus_home: Path, store, ops) -> None:
-    add_session(store.session_dir, "keep", 0.1)
-    gone = add_session(store.session_dir, "gone", 90)
+    aged_session(store.session_dir, "keep", 0.1)
+    gone = aged_session(store.session_dir, "gone", 90)
     store.name("gone", "gone-name")
     store.archive_dir.mkdir(parents=True, exist_ok=True)
-    expired = add_session(store.archive_dir, "expired", 400)
-    fresh = add_session(store.archive_dir, "fresh", 10)
+    expired = aged_session(store.archive_dir, "expired", 400)
+    fresh = aged_session(store.archive_dir, "fresh", 10)
     write_config(
         taurus_home,
         "sessions:\n  retentionDays: 30\n  autoArchive: false\n  cleanupNamed: true\n"
@@ -218,7 +204,7 @@ def test_delete_mode_and_archive_expiry_remove_names(taurus_home: Path, store, o
 
 
 def test_unparseable_file_is_reported_never_touched(taurus_home: Path, store, ops) -> None:
-    add_session(store.session_dir, "ok", 0.1)
+    aged_session(store.session_dir, "ok", 0.1)
     bad = store.session_dir / "2020-01-01_broken.json"
     bad.write_text('{"sessionId": "broken", "messages": [')
     old = time.time() - 400 * 86400
@@ -231,31 +217,31 @@ def test_unparseable_file_is_reported_never_touched(taurus_home: Path, store, op
 
 
 def test_retention_off_announces_itself(store, ops) -> None:
-    add_session(store.session_dir, "a", 500)
-    add_session(store.session_dir, "b", 0)
+    aged_session(store.session_dir, "a", 500)
+    aged_session(store.session_dir, "b", 0)
     out = ops("cleanup")
     assert out.exit_code == 0 and "retention is off" in out.output
     assert len(store.files()) == 2
 
 
 def test_pending_warning_on_list_until_a_cleanup_ran(taurus_home: Path, store, ops) -> None:
-    add_session(store.session_dir, "a", 0.1)
+    aged_session(store.session_dir, "a", 0.1)
     for i in range(3):
-        add_session(store.session_dir, f"old{i}", 60 + i)
+        aged_session(store.session_dir, f"old{i}", 60 + i)
     listed = ops("list")
     assert "warning" not in listed.output  # nothing configured: no warning, no scan
     write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
     warned = ops("list")
     assert "sessions.retentionDays=30 will archive 3 sessions at the next cleanup" in warned.output
     assert ops("cleanup").exit_code == 0
-    add_session(store.session_dir, "old9", 90)
+    aged_session(store.session_dir, "old9", 90)
     assert "warning" not in ops("list").output  # the same rules already ran
     write_config(taurus_home, "sessions:\n  retentionDays: 30\n  autoArchive: false\n")
     assert "will delete 1 session at the next cleanup" in ops("list").output
 
 
 def test_bad_layout_refused(taurus_home: Path, store, ops) -> None:
-    add_session(store.session_dir, "a", 40)
+    aged_session(store.session_dir, "a", 40)
     write_config(
         taurus_home,
         f"sessions:\n  retentionDays: 30\n  archiveDirectory: {store.session_dir}/old\n",
@@ -266,7 +252,7 @@ def test_bad_layout_refused(taurus_home: Path, store, ops) -> None:
 
 # -- archive / unarchive -------------------------------------------------------------------------
 def test_archive_and_unarchive_commands(store, ops) -> None:
-    path = add_session(store.session_dir, "abc123", 3)
+    path = aged_session(store.session_dir, "abc123", 3)
     store.name("abc123", "nice")
     content = path.read_bytes()
     out = ops("archive", "abc123")
@@ -322,9 +308,9 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def test_session_open_in_a_chat_process_is_never_touched(taurus_home: Path, store, ops) -> None:
-    add_session(store.session_dir, "new", 0.1)
-    held = add_session(store.session_dir, "held", 90)
-    other = add_session(store.session_dir, "other", 90)
+    aged_session(store.session_dir, "new", 0.1)
+    held = aged_session(store.session_dir, "held", 90)
+    other = aged_session(store.session_dir, "other", 90)
     write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
     from taurus_ops.config import load_config
 
@@ -356,8 +342,8 @@ def _taurus_ops(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 def test_two_jobs_never_run_at_once(taurus_home: Path, store) -> None:
-    add_session(store.session_dir, "new", 0.1)
-    add_session(store.session_dir, "old", 90)
+    aged_session(store.session_dir, "new", 0.1)
+    aged_session(store.session_dir, "old", 90)
     write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
     holder = _start(HOLD_OPS, str(taurus_home))
     try:
@@ -397,8 +383,8 @@ def tmpfs(tmp_path: Path):
 
 
 def test_archive_across_file_systems(taurus_home: Path, store, ops, tmpfs: Path) -> None:
-    add_session(store.session_dir, "new", 0.1)
-    old = add_session(store.session_dir, "old", 90)
+    aged_session(store.session_dir, "new", 0.1)
+    old = aged_session(store.session_dir, "old", 90)
     store.name("old", "named")
     content = old.read_bytes()
     archive = tmpfs / "archive"
@@ -417,8 +403,8 @@ def test_archive_across_file_systems(taurus_home: Path, store, ops, tmpfs: Path)
 
 
 def test_an_interrupted_move_is_finished_by_the_next_run(taurus_home: Path, store, ops) -> None:
-    add_session(store.session_dir, "new", 0.1)
-    old = add_session(store.session_dir, "old", 90)
+    aged_session(store.session_dir, "new", 0.1)
+    old = aged_session(store.session_dir, "old", 90)
     store.name("old", "old-name")
     # a crash after the link into the archive, before the original was removed
     store.archive_dir.mkdir(parents=True)
@@ -431,7 +417,7 @@ def test_an_interrupted_move_is_finished_by_the_next_run(taurus_home: Path, stor
     assert not old.exists() and (store.archive_dir / old.name).is_file()
     assert store.resolve("old-name").archived
     # a different file of the same name in the archive is left for the doctor
-    clash = add_session(store.session_dir, "clash", 90)
+    clash = aged_session(store.session_dir, "clash", 90)
     (store.archive_dir / clash.name).write_text("{}")
     out = ops("cleanup", "--dry-run")
     assert "already in the archive" in out.output and clash.exists()
@@ -440,7 +426,7 @@ def test_an_interrupted_move_is_finished_by_the_next_run(taurus_home: Path, stor
 def test_logs_hold_no_secrets(taurus_home: Path, store, ops, monkeypatch) -> None:
     secret = "sk-ant-api03-" + "x" * 40
     monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
-    add_session(store.session_dir, "new", 0.1)
+    aged_session(store.session_dir, "new", 0.1)
     doc = make_document("leaky", created=datetime.now(UTC) - timedelta(days=90))
     doc["messages"].append({"role": "user", "content": f"my key is {secret}"})
     doc["updated"] = doc["created"]
@@ -459,8 +445,8 @@ def test_unwritable_archive_loses_nothing(taurus_home: Path, store, ops, tmp_pat
     mount.mkdir()
     mount_tmpfs(mount, "size=1m,ro")
     try:
-        add_session(store.session_dir, "new", 0.1)
-        old = add_session(store.session_dir, "old", 90)
+        aged_session(store.session_dir, "new", 0.1)
+        old = aged_session(store.session_dir, "old", 90)
         content = old.read_bytes()
         write_config(taurus_home, f"sessions:\n  retentionDays: 30\n  archiveDirectory: {mount}\n")
         out = ops("cleanup")

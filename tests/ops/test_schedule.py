@@ -12,15 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers.jobs import write_config
 from helpers.sessions import make_document, write_session
 
 from taurus_ops.config.cron import CronError, parse_cron
 from taurus_ops.ops import schedule
-
-
-def write_config(home: Path, text: str) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.yaml").write_text(text)
 
 
 # -- cron settings -------------------------------------------------------------------------------
