@@ -58,7 +58,7 @@ def _annotation_is(annotation: Any, kind: type) -> bool:
 
 
 def _snake_upper(camel: str) -> str:
-    out = []
+    out: list[str] = []
     for ch in camel:
         if ch.isupper() and out:
             out.append("_")

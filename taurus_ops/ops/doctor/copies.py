@@ -157,7 +157,8 @@ def _report_copies(scan: Scan, paths: list[Path], certain: bool) -> None:
     ordered = sorted(docs, key=rank)
     keep = ordered[0]
     kept = docs[keep].get("messages") or []
-    drop, left = [], []
+    drop: list[Path] = []
+    left: list[Path] = []
     for other in ordered[1:]:
         messages = docs[other].get("messages") or []
         (drop if kept[: len(messages)] == messages else left).append(other)

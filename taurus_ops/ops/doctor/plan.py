@@ -252,8 +252,8 @@ def make_plan(scan: Scan) -> Plan:
     session_actions: dict[Path, Action] = {}
     for path, info in sorted(scan.files.items()):
         if info.locked:
-            holder = f"process {info.locked_by}" if info.locked_by else "a running chat"
-            skip(info.problems, f"open in {holder}; close that chat and run the doctor again")
+            by = f"process {info.locked_by}" if info.locked_by else "a running chat"
+            skip(info.problems, f"open in {by}; close that chat and run the doctor again")
             continue
         outcome = _file_outcome(info)
         outcomes[path] = outcome
@@ -353,8 +353,9 @@ def _plan_duplicates(
 
     def rank(p: Path) -> tuple[int, int, str]:
         updated = str(scan.healthy_docs.get(p, {}).get("updated", ""))
-        if p in outcomes and outcomes[p].data:
-            updated = str(outcomes[p].data.get("updated", ""))
+        done = outcomes[p].data if p in outcomes else None
+        if done:
+            updated = str(done.get("updated", ""))
         active = 0 if scan.archive_dir is not None and p.parent == scan.archive_dir else 1
         return (len(_effective_messages(scan, p, outcomes)), active, updated)
 

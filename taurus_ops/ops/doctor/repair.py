@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def _read_expected(path: Path, expect: str | None) -> bytes:
 
 
 @contextlib.contextmanager
-def _session_lock(path: Path):  # type: ignore[no-untyped-def]
+def _session_lock(path: Path) -> Iterator[SessionLock]:
     lock = SessionLock(path)
     lock.acquire()
     try:
