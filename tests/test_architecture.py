@@ -89,3 +89,23 @@ def test_the_web_viewer_and_the_chat_never_import_each_other(one: str, other: st
     for path in MODULES:
         if path.relative_to(PACKAGE).parts[0] == one:
             assert all(layer_of(m) != other for m in imports(path)), f"{path} imports {other}"
+
+
+MAX_MODULE_LINES = 700
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_module_or_function_is_too_long_to_read() -> None:
+    """No module over 700 lines, no function over 80: a long one is split into named steps."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        where = path.relative_to(PACKAGE.parent)
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long.append(f"{where}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long.append(f"{where}:{node.lineno} {node.name}: {size} lines")
+    assert not long, "\n".join(long)
