@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 import shutil
 
-from benchmarks.common import BenchHome, Row, bench_main, best
+from benchmarks.common import BenchHome, Row, bench_main, best, row
 
 
 def rows(bench: BenchHome, repeat: int) -> list[Row]:
@@ -36,15 +36,8 @@ def rows(bench: BenchHome, repeat: int) -> list[Row]:
     our_bytes = sum(p.stat().st_size for p in out.glob("*.tar.gz"))
     shutil.rmtree(out, ignore_errors=True)
     return [
-        Row(
-            "`backup create` (sha256 manifest, verified)",
-            ours.seconds,
-            "`tar -czf`",
-            tar.seconds,
-            tutorial=True,
-            memory=ours.memory,
-        ),
-        Row("backup size", our_bytes / 1e6, "`tar -czf`'s", tar_bytes / 1e6, unit="MB"),
+        row("`backup create` (sha256 manifest, verified)", ours, "`tar -czf`", tar, tutorial=True),
+        row("backup size", our_bytes / 1e6, "`tar -czf`'s", tar_bytes / 1e6, unit="MB"),
     ]
 
 

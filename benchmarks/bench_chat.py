@@ -31,6 +31,7 @@ from benchmarks.common import (
     corpus_home,
     describe,
     report,
+    row,
     time_call,
 )
 from benchmarks.corpus import CORPUS_VERSION, big_session, parse_count
@@ -145,8 +146,13 @@ def place_big_session(bench: BenchHome, mb: int) -> Path:
     return target
 
 
-def time_to_prompt(env: dict[str, str], cwd: str, repeat: int = 5) -> tuple[float, float]:
-    """Best seconds from starting ``taurus chat -r`` to its prompt; the peak memory (MB) then."""
+def time_to_prompt(
+    env: dict[str, str], cwd: str, name: str, repeat: int = 5
+) -> tuple[float, float]:
+    """Best seconds from starting ``taurus chat -r`` to its prompt; the peak memory (MB) then.
+
+    Checks that the session resumed is the file ``name`` (the banner shows its path).
+    """
     import pexpect
 
     found, memory = float("inf"), 0.0
@@ -163,6 +169,8 @@ def time_to_prompt(env: dict[str, str], cwd: str, repeat: int = 5) -> tuple[floa
         )
         child.expect("taurus>")
         seconds = time.perf_counter() - start
+        if name not in (child.before or ""):
+            print(f"warning: the banner does not name {name}: another session was resumed?")
         found = min(found, seconds)
         memory = max(memory, peak_memory(child.pid))
         child.sendcontrol("d")
@@ -192,26 +200,22 @@ def rows(bench: BenchHome, repeat: int, mb: int = BIG_MB) -> list[Row]:
         "TERM": "xterm",
         "PROMPT_TOOLKIT_NO_CPR": "1",
     }
-    seconds, memory = time_to_prompt(env, str(bench.base), repeat)
-    read = best(f"jq -r '.messages[0].content' {path}", repeat).seconds
-    rewrite = best(f"jq -c . {path} > {bench.base}/jq-out.json", repeat).seconds
+    seconds, memory = time_to_prompt(env, str(bench.base), path.name, repeat)
+    read = best(f"jq -r '.messages[0].content' {path}", repeat)
+    rewrite = best(f"jq -c . {path} > {bench.base}/jq-out.json", repeat)
     (bench.base / "jq-out.json").unlink(missing_ok=True)
     store = SessionStore(bench.sessions, bench.home / "archive")
     session = store.load(path)
     save = time_call(lambda: store.save(session), max(1, min(repeat, 3)))
     label = f"{size:.0f} MB session"
-    python = best(f"{sys.executable} -c pass", repeat).seconds
+    python = best(f"{sys.executable} -c pass", repeat)
     path.unlink()
+    autosave = f"autosave of the {label} (in-process `SessionStore.save`)"
     return [
-        Row(f"`chat -r` to the prompt, {label}", seconds, "`jq` reading it once", read),
-        Row("  peak memory of that `chat -r`", memory, "the file", size, unit="MB"),
-        Row(
-            f"autosave of the {label} (in-process `SessionStore.save`)",
-            save,
-            "`jq -c .` rewriting it",
-            rewrite,
-        ),
-        Row("Python start-up alone (`python -c pass`)", python),
+        row(f"`chat -r` to the prompt, {label}", seconds, "`jq` reading it once", read),
+        row("  peak memory of that `chat -r`", memory, "the file", size, unit="MB"),
+        row(autosave, save, "`jq -c .` rewriting it", rewrite),
+        row("Python start-up alone (`python -c pass`)", python),
     ]
 
 
@@ -247,11 +251,10 @@ def growth() -> list[Row]:
             session.path = store.path_for(doc["sessionId"], doc["created"])
             store.save(session, touch=False)
             ours = time_call(lambda s=session: store.save(s), repeat=20)
-            theirs = best(f"jq . {session.path} > {tmp}/jq-out.json", 3).seconds
+            theirs = best(f"jq . {session.path} > {tmp}/jq-out.json", 3)
             kb = session.path.stat().st_size / 1024
-            out.append(
-                Row(f"autosave at {n} messages ({kb:.0f} KB)", ours, "`jq .` rewriting it", theirs)
-            )
+            label = f"autosave at {n} messages ({kb:.0f} KB)"
+            out.append(row(label, ours, "`jq .` rewriting it", theirs))
     return out
 
 

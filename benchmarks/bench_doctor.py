@@ -56,6 +56,7 @@ from benchmarks.common import (
     describe,
     find_all,
     report,
+    row,
     time_call,
 )
 from benchmarks.corpus import ensure_corpus, make_session, parse_count
@@ -190,7 +191,7 @@ def _row(kind: str, tool: str, c: Counter[str]) -> None:
 def rows(bench: BenchHome, repeat: int) -> list[Row]:
     """The read-only scan through the CLI against ``jq empty`` over every file."""
     ops, env = bench.ops, bench.env
-    single = best(find_all(bench.sessions, "jq empty"), repeat).seconds
+    single = ("one `find -exec jq empty {} +`", best(find_all(bench.sessions, "jq empty"), repeat))
     folder = shlex.quote(str(bench.sessions))
     sample = min(bench.count, SAMPLE)
     loop = (
@@ -199,8 +200,7 @@ def rows(bench: BenchHome, repeat: int) -> list[Row]:
     )
     scale = bench.count / sample
     loop_time = best(loop, 1).seconds * scale
-    loop_label = "`jq . FILE` per file" + (f" ({sample} timed, scaled)" if scale > 1 else "")
-    one_jq = "one `find -exec jq empty {} +`"
+    label = "`jq . FILE` per file" + (f" ({sample} timed, scaled)" if scale > 1 else "")
     bench.drop_index()
     cold = best(f"{ops} doctor", repeat, env, setup=bench.drop_index)
     bench.build_index()
@@ -208,12 +208,10 @@ def rows(bench: BenchHome, repeat: int) -> list[Row]:
     with bench.config(RETENTION):
         ruled = best(f"{ops} doctor", repeat, env)
     return [
-        Row("`doctor`, warm (nothing changed)", warm.seconds, one_jq, single, memory=warm.memory),
-        Row("`doctor`, warm (nothing changed)", warm.seconds, loop_label, loop_time, tutorial=True),
-        Row("`doctor`, no index", cold.seconds, one_jq, single, memory=cold.memory),
-        Row(
-            "`doctor`, warm, retentionDays set", ruled.seconds, one_jq, single, memory=ruled.memory
-        ),
+        row("`doctor`, warm (nothing changed)", warm, *single),
+        row("`doctor`, warm (nothing changed)", warm, label, loop_time, tutorial=True),
+        row("`doctor`, no index", cold, *single),
+        row("`doctor`, warm, retentionDays set", ruled, *single),
     ]
 
 

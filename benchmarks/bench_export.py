@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from benchmarks.common import BenchHome, Row, bench_main, best
+from benchmarks.common import BenchHome, Row, bench_main, best, row
 
 SCRIPT = Path(__file__).parent / "recipes" / "export-session.sh"
 
@@ -31,31 +31,12 @@ def rows(bench: BenchHome, repeat: int) -> list[Row]:
             sid = path.stem.split("_", 1)[1]
             size = path.stat().st_size
             shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} KB"
-            script = best(f"bash {SCRIPT} {copy}", repeat).seconds
+            script = ("`export-session.sh`", best(f"bash {SCRIPT} {copy}", repeat), "", True)
             md = best(f"{ops} export {sid} -o {scratch}/o.md --force", repeat, env)
             html = best(f"{ops} export {sid} -f html -o {scratch}/o.html --force", repeat, env)
-            name = "`export-session.sh`"
             print(f"{label} session: {shown}")
-            out.append(
-                Row(
-                    f"`export` markdown, {label} session",
-                    md.seconds,
-                    name,
-                    script,
-                    tutorial=True,
-                    memory=md.memory,
-                )
-            )
-            out.append(
-                Row(
-                    f"`export -f html`, {label} session",
-                    html.seconds,
-                    name,
-                    script,
-                    tutorial=True,
-                    memory=html.memory,
-                )
-            )
+            out.append(row(f"`export` markdown, {label} session", md, *script))
+            out.append(row(f"`export -f html`, {label} session", html, *script))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return out

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import shlex
 
-from benchmarks.common import BenchHome, Row, attempt, bench_main, best, find_all
+from benchmarks.common import BenchHome, Row, attempt, bench_main, best, find_all, row
 
 RETENTION = "sessions:\n  retentionDays: 30\n"
 FIELDS = "[.updated, .sessionId, (.messages | length), (.messages[0].content | tostring | .[0:70])]"
@@ -47,102 +47,37 @@ def tutorial_loop(bench: BenchHome) -> tuple[str, float]:
 
 def rows(bench: BenchHome, repeat: int) -> list[Row]:
     ops, env = bench.ops, bench.env
-    out: list[Row] = []
-    ten = newest_ten(bench)
-    ten_time = best(ten, repeat).seconds
+    ten = ("`ls -t | head` + `jq` on 10", best(newest_ten(bench), repeat))
     scan = find_all(bench.sessions, f"jq -r '{FIELDS} | @tsv'") + " | sort -r"
-    scan_time = best(scan, repeat).seconds
-    scan_json = (
-        find_all(
-            bench.sessions, "jq -c '{id: .sessionId, updated, messages: (.messages | length)}'"
-        )
-        + " | jq -s 'sort_by(.updated) | reverse'"
-    )
-    scan_json_time = best(scan_json, repeat).seconds
+    every = ("one `jq` over all files, sorted", best(scan, repeat))
+    objects = "jq -c '{id: .sessionId, updated, messages: (.messages | length)}'"
+    scan_json = find_all(bench.sessions, objects) + " | jq -s 'sort_by(.updated) | reverse'"
+    every_json = ("one `jq` over all files, `jq -s` sort", best(scan_json, repeat))
     loop, scale = tutorial_loop(bench)
-    loop_time, _ = attempt(loop, 1)
-    loop_label = "`ls -lt | head` + one `jq` per file" + (
+    sample, _ = attempt(loop, 1)
+    scaled = sample.seconds * scale if sample is not None else None
+    label = "`ls -lt | head` + one `jq` per file" + (
         f" ({SAMPLE} timed, scaled)" if scale > 1 else ""
     )
-    loop_time = loop_time * scale if loop_time is not None else None
 
-    start = best(f"{ops} --help", repeat, env)
-    out.append(Row("`taurus-ops --help` (start-up)", start.seconds, memory=start.memory))
+    out = [row("`taurus-ops --help` (start-up)", best(f"{ops} --help", repeat, env))]
     bench.drop_index()
     first = best(f"{ops} list --limit 10", repeat, env, setup=bench.drop_index)
-    out.append(
-        Row(
-            "`list --limit 10`, no index",
-            first.seconds,
-            "`ls -t | head` + `jq` on 10",
-            ten_time,
-            memory=first.memory,
-        )
-    )
+    out.append(row("`list --limit 10`, no index", first, *ten))
     bench.build_index()
     warm = best(f"{ops} list --limit 10", repeat, env)
-    out.append(
-        Row(
-            "`list --limit 10`, warm",
-            warm.seconds,
-            "`ls -t | head` + `jq` on 10",
-            ten_time,
-            memory=warm.memory,
-        )
-    )
-    out.append(Row("`list --limit 10`, warm", warm.seconds, loop_label, loop_time, tutorial=True))
-    every = best(f"{ops} list", repeat, env)
-    out.append(
-        Row(
-            "`list` (all), warm",
-            every.seconds,
-            "one `jq` over all files, sorted",
-            scan_time,
-            memory=every.memory,
-        )
-    )
-    as_json = best(f"{ops} list --json", repeat, env)
-    out.append(
-        Row(
-            "`list --json`, warm",
-            as_json.seconds,
-            "one `jq` over all files, `jq -s` sort",
-            scan_json_time,
-            memory=as_json.memory,
-        )
-    )
+    out.append(row("`list --limit 10`, warm", warm, *ten))
+    out.append(row("`list --limit 10`, warm", warm, label, scaled, tutorial=True))
+    out.append(row("`list` (all), warm", best(f"{ops} list", repeat, env), *every))
+    out.append(row("`list --json`, warm", best(f"{ops} list --json", repeat, env), *every_json))
     cold_json = best(f"{ops} list --json", repeat, env, setup=bench.drop_index)
-    out.append(
-        Row(
-            "`list --json`, no index",
-            cold_json.seconds,
-            "one `jq` over all files, `jq -s` sort",
-            scan_json_time,
-            memory=cold_json.memory,
-        )
-    )
+    out.append(row("`list --json`, no index", cold_json, *every_json))
     bench.build_index()
     with bench.config(RETENTION):
         ruled = best(f"{ops} list --limit 10", repeat, env)
-        out.append(
-            Row(
-                "`list --limit 10`, warm, retentionDays set",
-                ruled.seconds,
-                "`ls -t | head` + `jq` on 10",
-                ten_time,
-                memory=ruled.memory,
-            )
-        )
+        out.append(row("`list --limit 10`, warm, retentionDays set", ruled, *ten))
         ruled_all = best(f"{ops} list", repeat, env)
-        out.append(
-            Row(
-                "`list` (all), warm, retentionDays set",
-                ruled_all.seconds,
-                "one `jq` over all files, sorted",
-                scan_time,
-                memory=ruled_all.memory,
-            )
-        )
+        out.append(row("`list` (all), warm, retentionDays set", ruled_all, *every))
     return out
 
 

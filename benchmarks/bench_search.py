@@ -25,7 +25,7 @@ import time
 
 import orjson
 
-from benchmarks.common import BenchHome, Row, attempt, bench_main, best
+from benchmarks.common import BenchHome, Row, Timing, attempt, bench_main, best, row
 from benchmarks.corpus import ABSENT_WORD
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write
@@ -48,85 +48,53 @@ def change_one(bench: BenchHome) -> None:
     os.utime(path, (stamp, stamp))
 
 
+RG, GREP_R, GREP_GLOB = "`rg -il`", "`grep -ril`", "`grep -l … ~/.taurus/sessions/*.json`"
+
+
 def rows(bench: BenchHome, repeat: int) -> list[Row]:
     ops, env = bench.ops, bench.env
     folder = shlex.quote(str(bench.sessions))
     rg = shutil.which("rg")
-    out: list[Row] = []
 
-    def baselines(word: str) -> dict[str, tuple[float | None, str]]:
+    def baselines(word: str) -> dict[str, tuple[Timing | None, str]]:
         quoted = shlex.quote(word)
+        glob = f"grep -l {quoted} ~/.taurus/sessions/*.json"
         found = {
-            "`grep -ril`": attempt(f"grep -ril {quoted} {folder}", repeat, ok=NO_MATCH),
-            "`grep -l *.json`": attempt(
-                f"grep -l {quoted} ~/.taurus/sessions/*.json", repeat, env=env, ok=NO_MATCH
-            ),
+            GREP_R: attempt(f"grep -ril {quoted} {folder}", repeat, ok=NO_MATCH),
+            GREP_GLOB: attempt(glob, repeat, env=env, ok=NO_MATCH),
+            RG: (None, "ripgrep not installed"),
         }
         if rg:
-            found["`rg -il`"] = attempt(f"{rg} -il {quoted} {folder}", repeat, ok=NO_MATCH)
-        else:
-            found["`rg -il`"] = (None, "ripgrep not installed")
+            found[RG] = attempt(f"{rg} -il {quoted} {folder}", repeat, ok=NO_MATCH)
         return found
 
-    word = WORDS[0]
-    quoted = shlex.quote(word)
-    first = baselines(word)
-    rg_time, rg_note = first["`rg -il`"]
+    def search(args: str, **kwargs: object) -> Timing:
+        return best(f"{ops} search {args}", repeat, env, ok=NO_MATCH, **kwargs)  # type: ignore[arg-type]
+
+    word = shlex.quote(WORDS[0])
+    first = baselines(WORDS[0])
+    rg_first = (RG, *first[RG])
     bench.drop_index()
-    cold = best(f"{ops} search -l {quoted}", 1, env, ok=NO_MATCH)
-    out.append(
-        Row(
-            f"`search -l {word}`, cold (builds the index)",
-            cold.seconds,
-            "`rg -il`",
-            rg_time,
-            rg_note,
-            memory=cold.memory,
-        )
-    )
+    cold = best(f"{ops} search -l {word}", 1, env, ok=NO_MATCH)
+    out = [row(f"`search -l {WORDS[0]}`, cold (builds the index)", cold, *rg_first)]
     size = bench.index_bytes() / 1e6
-    out.append(Row("index size", size, "the sessions", bench.session_bytes / 1e6, unit="MB"))
-    for word in WORDS:
-        quoted = shlex.quote(word)
-        base = first if word == WORDS[0] else baselines(word)
-        warm = best(f"{ops} search -l {quoted}", repeat, env, ok=NO_MATCH)
-        for label in ("`rg -il`", "`grep -ril`", "`grep -l *.json`"):
-            seconds, note = base[label]
-            if word != WORDS[0] and label == "`grep -ril`":
+    out.append(row("index size", size, "the sessions", bench.session_bytes / 1e6, unit="MB"))
+    for term in WORDS:
+        base = first if term == WORDS[0] else baselines(term)
+        warm = search(f"-l {shlex.quote(term)}")
+        for label in (RG, GREP_R, GREP_GLOB):
+            if term != WORDS[0] and label == GREP_R:
                 continue
-            out.append(Row(f"`search -l {word}`, warm", warm.seconds, label, seconds, note,
-                           tutorial=label == "`grep -l *.json`", memory=warm.memory))  # fmt: skip
-    word = WORDS[0]
-    quoted = shlex.quote(word)
-    rg_time, rg_note = first["`rg -il`"]
-    ranked = best(f"{ops} search {quoted}", repeat, env, ok=NO_MATCH)
-    out.append(
-        Row(
-            f"`search {word}` (ranked, snippets), warm",
-            ranked.seconds,
-            "`rg -il`",
-            rg_time,
-            rg_note,
-            memory=ranked.memory,
-        )
-    )
-    warm = best(f"{ops} search -l {quoted}", repeat, env, ok=NO_MATCH)
-    changed = best(
-        f"{ops} search -l {quoted}", repeat, env, ok=NO_MATCH, setup=lambda: change_one(bench)
-    )
-    out.append(
-        Row(
-            f"`search -l {word}`, one session changed",
-            changed.seconds,
-            "`rg -il`",
-            rg_time,
-            rg_note,
-            memory=changed.memory,
-        )
-    )
-    out.append(
-        Row("  incremental refresh (the difference)", max(changed.seconds - warm.seconds, 0.0))
-    )
+            found, note = base[label]
+            tutorial = label == GREP_GLOB
+            out.append(row(f"`search -l {term}`, warm", warm, label, found, note, tutorial))
+    ranked = search(word)
+    out.append(row(f"`search {WORDS[0]}` (ranked, snippets), warm", ranked, *rg_first))
+    warm = search(f"-l {word}")
+    changed = search(f"-l {word}", setup=lambda: change_one(bench))
+    out.append(row(f"`search -l {WORDS[0]}`, one session changed", changed, *rg_first))
+    refresh = max(changed.seconds - warm.seconds, 0.0)
+    out.append(row("  incremental refresh (the difference)", refresh))
     return out
 
 

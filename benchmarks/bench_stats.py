@@ -17,7 +17,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from benchmarks.common import BenchHome, Row, Unrunnable, bench_main, best
+from benchmarks.common import BenchHome, Row, Timing, Unrunnable, bench_main, best, row
 
 RECIPES = Path(__file__).parent / "recipes"
 TUTORIAL = RECIPES / "session-stats.sh"
@@ -42,31 +42,29 @@ def checked(command: str, bench: BenchHome) -> None:
 
 def rows(bench: BenchHome, repeat: int) -> list[Row]:
     ops, env = bench.ops, bench.env
-    tutorial: float | None = None
+    tutorial: Timing | None = None
     note = ""
     try:
         if not glob_fits(bench):
             raise Unrunnable("argument list too long")
         checked(f"bash {TUTORIAL}", bench)
-        tutorial = best(f"bash {TUTORIAL}", repeat, env).seconds
+        tutorial = best(f"bash {TUTORIAL}", repeat, env)
     except Unrunnable as exc:
         note = str(exc)
     one_pass_command = f"bash {ONE_PASS} {bench.sessions}"
     checked(one_pass_command, bench)
-    one_pass = best(one_pass_command, repeat, env).seconds
+    one_pass = ("the same from one `find -exec jq {} +`", best(one_pass_command, repeat, env))
+    script = ("`session-stats.sh`", tutorial, note, True)
     bench.drop_index()
     cold = best(f"{ops} stats", 1, env)
     warm = best(f"{ops} stats", repeat, env)
     as_json = best(f"{ops} stats --json", repeat, env)
-    script, find = "`session-stats.sh`", "the same with one `find -exec jq {} +`"
     return [
-        Row("`stats`, cold (builds the index)", cold.seconds, find, one_pass, memory=cold.memory),
-        Row(
-            "`stats`, cold (builds the index)", cold.seconds, script, tutorial, note, tutorial=True
-        ),
-        Row("`stats`, warm", warm.seconds, find, one_pass, memory=warm.memory),
-        Row("`stats`, warm", warm.seconds, script, tutorial, note, tutorial=True),
-        Row("`stats --json`, warm", as_json.seconds, find, one_pass, memory=as_json.memory),
+        row("`stats`, cold (builds the index)", cold, *one_pass),
+        row("`stats`, cold (builds the index)", cold, *script),
+        row("`stats`, warm", warm, *one_pass),
+        row("`stats`, warm", warm, *script),
+        row("`stats --json`, warm", as_json, *one_pass),
     ]
 
 

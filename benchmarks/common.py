@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 OPS = f"{shlex.quote(sys.executable)} -m taurus_ops.cli.main"
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 BUDGET = 10.0  # a command slower than this is timed once, not best of ``repeat``
 
 
@@ -47,6 +48,8 @@ class Row:
     unit: str = "s"
     tutorial: bool = False
     memory: float | None = None  # Taurus's peak resident memory, MB
+    cpu: float | None = None  # Taurus's CPU seconds (user + system)
+    theirs_cpu: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -66,6 +69,7 @@ class Timing:
     seconds: float
     memory: float  # peak resident set of the command (and its children), MB
     runs: int
+    cpu: float = 0.0  # user + system seconds of the command and its children
 
 
 @dataclass
@@ -214,30 +218,33 @@ def run_shell(
 ) -> Timing:
     """Run ``command`` in bash once (stdout discarded); its time and peak memory.
 
+    The memory and CPU time (user + system) are GNU time's, of the command and its
+    children (``/usr/bin/time -f "%U %S %M"``: a small parent, so the figures are the
+    command's own). CPU time says what wall-clock time cannot on a busy machine.
     Raises ``Unrunnable`` when the shell could not start it as written (too many
     arguments), ``RuntimeError`` on any other failure.
     """
     full_env = {**os.environ, **(env or {})}
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        ["/bin/bash", "-c", command],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=full_env,
-        cwd=cwd,
-    )
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    text = err.decode(errors="replace")
+    with tempfile.NamedTemporaryFile(prefix="bench-time-") as note:
+        argv = ["/bin/bash", "-c", command]
+        if GNU_TIME:
+            argv = [GNU_TIME, "-f", "%U %S %M", "-o", note.name, *argv]
+        start = time.perf_counter()
+        proc = subprocess.run(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env, cwd=cwd
+        )
+        seconds = time.perf_counter() - start
+        lines = Path(note.name).read_text().split()
+    text = proc.stderr.decode(errors="replace")
     if "Argument list too long" in text:
         raise Unrunnable("argument list too long")
     if proc.returncode not in ok:
         tail = text.strip().splitlines()[-3:]
         raise RuntimeError(f"{command!r} exited {proc.returncode}: {' | '.join(tail)}")
-    return Timing(seconds, usage.ru_maxrss / 1024, 1)
+    cpu, memory = 0.0, 0.0
+    if len(lines) >= 3 and lines[-1].isdigit():
+        cpu, memory = float(lines[-3]) + float(lines[-2]), int(lines[-1]) / 1024
+    return Timing(seconds, memory, 1, cpu)
 
 
 def best(
@@ -255,21 +262,47 @@ def best(
         if setup is not None:
             setup()
         timing = run_shell(command, env, cwd, ok)
+        cpu = min(found.cpu, timing.cpu) if found is not None else timing.cpu
         if found is None or timing.seconds < found.seconds:
             found = timing
-        found.runs = run + 1
+        found.runs, found.cpu = run + 1, cpu
         if timing.seconds > budget:
             break
     assert found is not None
     return found
 
 
-def attempt(command: str, repeat: int = 3, **kwargs: object) -> tuple[float | None, str]:
-    """``best`` for a baseline that may not run here: (seconds, "") or (None, the reason)."""
+def attempt(command: str, repeat: int = 3, **kwargs: object) -> tuple[Timing | None, str]:
+    """``best`` for a baseline that may not run here: (timing, "") or (None, the reason)."""
     try:
-        return best(command, repeat, **kwargs).seconds, ""  # type: ignore[arg-type]
+        return best(command, repeat, **kwargs), ""  # type: ignore[arg-type]
     except Unrunnable as exc:
         return None, str(exc)
+
+
+Measure = Timing | float | None
+
+
+def row(
+    operation: str,
+    ours: Measure,
+    baseline: str = "",
+    theirs: Measure = None,
+    note: str = "",
+    tutorial: bool = False,
+    unit: str = "s",
+) -> Row:
+    """A ``Row`` from timings (their seconds, CPU and memory) or plain figures."""
+    found = Row(operation, _value(ours), baseline, _value(theirs), note, unit, tutorial)
+    if isinstance(ours, Timing):
+        found.memory, found.cpu = ours.memory or None, ours.cpu or None
+    if isinstance(theirs, Timing):
+        found.theirs_cpu = theirs.cpu or None
+    return found
+
+
+def _value(measure: Measure) -> float | None:
+    return measure.seconds if isinstance(measure, Timing) else measure
 
 
 def time_call(func: Callable[[], object], repeat: int = 3) -> float:
@@ -328,23 +361,26 @@ def report(rows: Sequence[Row | tuple[str, float, float]]) -> None:
     A ``(task, taurus, recipe)`` tuple is a row whose baseline is the tutorial's recipe.
     """
     rows = [r if isinstance(r, Row) else Row(r[0], r[1], "recipe", r[2]) for r in rows]
-    heads = ("operation", "taurus", "peak", "baseline", "time", "ratio")
+    heads = ("operation", "taurus", "cpu", "peak", "baseline", "time", "cpu", "ratio")
     table = [
         (
-            row.operation,
-            figure(row.taurus, row.unit) if row.taurus is not None else row.note,
-            f"{row.memory:.0f} MB" if row.memory else "",
-            row.label,
-            figure(row.theirs, row.unit)
-            if row.theirs is not None
-            else (row.note if row.baseline else ""),
-            ratio_text(row) if row.baseline else "",
+            r.operation,
+            figure(r.taurus, r.unit) if r.taurus is not None else r.note,
+            figure(r.cpu) if r.cpu else "",
+            f"{r.memory:.0f} MB" if r.memory else "",
+            r.label,
+            figure(r.theirs, r.unit) if r.theirs is not None else (r.note if r.baseline else ""),
+            figure(r.theirs_cpu) if r.theirs_cpu else "",
+            ratio_text(r) if r.baseline else "",
         )
-        for row in rows
+        for r in rows
     ]
     widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(heads)]
-    widths[3] = min(widths[3], 60)
+    widths[4] = min(widths[4], 60)
     print("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip())
     for line in table:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-    print("ratio = baseline time / Taurus time (above 1: Taurus is faster); peak = Taurus's memory")
+    print(
+        "ratio = baseline time / Taurus time (above 1: Taurus is faster); cpu = user + system"
+        " seconds; peak = Taurus's resident memory"
+    )

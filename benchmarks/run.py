@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 import time
 import traceback
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (slow ones once)")
     parser.add_argument("--out", type=Path, help="also write the tables (and rows as .json) here")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # scratch homes are still removed
     try:
         counts = [parse_count(s) for s in args.sizes.split(",")]
     except argparse.ArgumentTypeError as exc:
