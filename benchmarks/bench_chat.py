@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_chat [--count 10k] [--mb 100] [--repeat 3] [--growth]
 
-The cached session of ``--mb`` MB (``benchmarks.corpus.big_session``: about 127,000
+The cached session of ``--mb`` MB (``benchmarks.corpus.big_session``: about 107,000
 messages at 100 MB) is put into a home of ``--count`` corpus sessions as the newest
 one, and ``taurus chat -r`` (a real terminal, pexpect) is timed from start to its
 prompt; its peak memory (VmHWM) is read there. Beside it: ``jq`` reading the file once
@@ -14,11 +14,13 @@ message). ``--growth`` adds one autosave as a session grows from 10 to 2,000 mes
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from benchmarks.common import (
     BUDGET,
     BenchHome,
     Row,
+    Timing,
     best,
     corpus_home,
     describe,
@@ -146,16 +149,15 @@ def place_big_session(bench: BenchHome, mb: int) -> Path:
     return target
 
 
-def time_to_prompt(
-    env: dict[str, str], cwd: str, name: str, repeat: int = 5
-) -> tuple[float, float]:
-    """Best seconds from starting ``taurus chat -r`` to its prompt; the peak memory (MB) then.
+def time_to_prompt(env: dict[str, str], cwd: str, name: str, repeat: int = 5) -> Timing:
+    """Best seconds from starting ``taurus chat -r`` to its prompt, with the CPU seconds
+    and peak memory (MB) the process had used by then.
 
     Checks that the session resumed is the file ``name`` (the banner shows its path).
     """
     import pexpect
 
-    found, memory = float("inf"), 0.0
+    found: Timing | None = None
     for _ in range(repeat):
         start = time.perf_counter()
         child = pexpect.spawn(
@@ -171,14 +173,22 @@ def time_to_prompt(
         seconds = time.perf_counter() - start
         if name not in (child.before or ""):
             print(f"warning: the banner does not name {name}: another session was resumed?")
-        found = min(found, seconds)
-        memory = max(memory, peak_memory(child.pid))
+        timing = Timing(seconds, peak_memory(child.pid), 1, cpu_seconds(child.pid))
+        if found is None or seconds < found.seconds:
+            found = timing
         child.sendcontrol("d")
         child.expect(pexpect.EOF)
         child.close()
         if seconds > BUDGET:
             break
-    return found, memory
+    assert found is not None
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_memory(pid: int) -> float:
@@ -200,23 +210,35 @@ def rows(bench: BenchHome, repeat: int, mb: int = BIG_MB) -> list[Row]:
         "TERM": "xterm",
         "PROMPT_TOOLKIT_NO_CPR": "1",
     }
-    seconds, memory = time_to_prompt(env, str(bench.base), path.name, repeat)
+    resumed = time_to_prompt(env, str(bench.base), path.name, repeat)
     read = best(f"jq -r '.messages[0].content' {path}", repeat)
     rewrite = best(f"jq -c . {path} > {bench.base}/jq-out.json", repeat)
     (bench.base / "jq-out.json").unlink(missing_ok=True)
     store = SessionStore(bench.sessions, bench.home / "archive")
     session = store.load(path)
-    save = time_call(lambda: store.save(session), max(1, min(repeat, 3)))
+    save = saving(lambda: store.save(session), max(1, min(repeat, 3)))
     label = f"{size:.0f} MB session"
     python = best(f"{sys.executable} -c pass", repeat)
     path.unlink()
     autosave = f"autosave of the {label} (in-process `SessionStore.save`)"
     return [
-        row(f"`chat -r` to the prompt, {label}", seconds, "`jq` reading it once", read),
-        row("  peak memory of that `chat -r`", memory, "the file", size, unit="MB"),
+        row(f"`chat -r` to the prompt, {label}", resumed, "`jq` reading it once", read),
+        row("  peak memory of that `chat -r`", resumed.memory, "the file", size, unit="MB"),
         row(autosave, save, "`jq -c .` rewriting it", rewrite),
         row("Python start-up alone (`python -c pass`)", python),
     ]
+
+
+def saving(func: Callable[[], object], repeat: int) -> Timing:
+    """Best wall-clock and CPU seconds of ``repeat`` calls in this process."""
+    found = Timing(float("inf"), 0.0, 0, float("inf"))
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        func()
+        found.seconds = min(found.seconds, time.perf_counter() - wall)
+        found.cpu = min(found.cpu, time.process_time() - cpu)
+        found.runs += 1
+    return found
 
 
 def main() -> None:
@@ -250,7 +272,7 @@ def growth() -> list[Row]:
             session = Session(doc)
             session.path = store.path_for(doc["sessionId"], doc["created"])
             store.save(session, touch=False)
-            ours = time_call(lambda s=session: store.save(s), repeat=20)
+            ours = time_call(functools.partial(store.save, session), repeat=20)
             theirs = best(f"jq . {session.path} > {tmp}/jq-out.json", 3)
             kb = session.path.stat().st_size / 1024
             label = f"autosave at {n} messages ({kb:.0f} KB)"

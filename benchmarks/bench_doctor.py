@@ -167,7 +167,7 @@ def print_recovery(results: dict[str, dict[str, Counter[str]]]) -> None:
     head = f"{'damage':<17} {'tool':<12} {'before damage':>15} {'intact':>7} {'altered':>8} {'lost':>6} {'invented':>9} {'valid':>9}"
     print(head)
     print("-" * len(head))
-    totals = {t: Counter() for t in TOOLS}
+    totals: dict[str, Counter[str]] = {t: Counter() for t in TOOLS}
     for kind, per_tool in results.items():
         for tool in TOOLS:
             c = per_tool[tool]

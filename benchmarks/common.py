@@ -360,7 +360,7 @@ def report(rows: Sequence[Row | tuple[str, float, float]]) -> None:
 
     A ``(task, taurus, recipe)`` tuple is a row whose baseline is the tutorial's recipe.
     """
-    rows = [r if isinstance(r, Row) else Row(r[0], r[1], "recipe", r[2]) for r in rows]
+    found = [r if isinstance(r, Row) else Row(r[0], r[1], "recipe", r[2]) for r in rows]
     heads = ("operation", "taurus", "cpu", "peak", "baseline", "time", "cpu", "ratio")
     table = [
         (
@@ -373,7 +373,7 @@ def report(rows: Sequence[Row | tuple[str, float, float]]) -> None:
             figure(r.theirs_cpu) if r.theirs_cpu else "",
             ratio_text(r) if r.baseline else "",
         )
-        for r in rows
+        for r in found
     ]
     widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(heads)]
     widths[4] = min(widths[4], 60)

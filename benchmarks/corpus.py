@@ -47,7 +47,7 @@ from typing import Any
 
 from taurus_ops.store import format as fmt
 
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000}
 CACHE = Path(__file__).parent / ".corpus"
 MAX_AGE_DAYS = 7
@@ -256,7 +256,7 @@ class _Writer:
 
     def usage(self) -> dict[str, Any]:
         rng = self.rng
-        entry = {
+        entry: dict[str, Any] = {
             "model": self.model,
             "inputTokens": rng.randint(3, 4000),
             "outputTokens": rng.randint(20, 2500),
@@ -364,7 +364,8 @@ def make_session(
 ) -> dict[str, Any]:
     """One session document: about ``target_bytes`` long if given, else a lognormal length.
 
-    Every time is moved back, if needed, so that the session ends before ``latest``.
+    A session that would end after ``latest`` is moved back to end at a random time
+    in the three days before it.
     """
     topic = rng.choice(TOPICS)
     w = _Writer(rng, session_id, created.timestamp())
@@ -380,8 +381,9 @@ def make_session(
         if turn < turns - 1:
             w.user(w.words(rng.randint(5, 70)))
     shift = 0.0
-    if latest is not None:
-        shift = min(0.0, latest.timestamp() - w.moment)
+    if latest is not None and w.moment > latest.timestamp():
+        # end at a random time in the last three days, not all at ``latest``
+        shift = latest.timestamp() - w.moment - rng.uniform(0, 3 * 86400)
     for message, moment in w.stamps:
         message["timestamp"] = _iso(moment + shift)
     for call in w.calls:
@@ -505,7 +507,8 @@ def _marker_path(folder: Path) -> Path:
     return folder.with_name(folder.name + ".json")
 
 
-def _marker(folder: Path) -> dict[str, Any] | None:
+def corpus_record(folder: Path) -> dict[str, Any] | None:
+    """What a cached corpus was made from, its bytes and how long it took; None if unknown."""
     try:
         found = json.loads(_marker_path(folder).read_text())
     except (OSError, ValueError):
@@ -516,7 +519,7 @@ def _marker(folder: Path) -> dict[str, Any] | None:
 def ensure_corpus(count: int = 10_000, seed: int = 0, days: int = 90, quiet: bool = False) -> Path:
     """The cached corpus of ``count`` sessions under benchmarks/.corpus/ (made if missing or old)."""
     folder = CACHE / f"sessions-{size_label(count)}-{seed}-v{CORPUS_VERSION}"
-    found = _marker(folder)
+    found = corpus_record(folder)
     if found and found.get("days") == days and folder.is_dir():
         age = today() - datetime.fromisoformat(found["anchor"])
         if age < timedelta(days=MAX_AGE_DAYS):
@@ -542,7 +545,7 @@ def ensure_corpus(count: int = 10_000, seed: int = 0, days: int = 90, quiet: boo
 
 def corpus_bytes(folder: Path) -> int:
     """The sessions' total size (from the marker when it is a cached corpus)."""
-    found = _marker(folder)
+    found = corpus_record(folder)
     if found and isinstance(found.get("bytes"), int):
         return found["bytes"]
     return sum(p.stat().st_size for p in folder.glob("*.json"))

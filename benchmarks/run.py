@@ -22,11 +22,11 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.common import BenchHome, Row, corpus_home, figure, machine, ratio_text, report
-from benchmarks.corpus import ensure_corpus, parse_count, size_label
+from benchmarks.corpus import corpus_record, ensure_corpus, parse_count, size_label
 
 BENCHES = ["list", "search", "stats", "doctor", "cleanup", "backup", "export", "chat"]
 
@@ -44,14 +44,14 @@ class SizeRun:
 
 def load_bench(name: str) -> Callable[[BenchHome, int], list[Row]]:
     module = importlib.import_module(f"benchmarks.bench_{name}")
-    return module.rows  # type: ignore[no-any-return]
+    rows: Callable[[BenchHome, int], list[Row]] = module.rows
+    return rows
 
 
 def run_size(count: int, names: list[str], repeat: int) -> SizeRun:
     run = SizeRun(count)
-    started = time.perf_counter()
-    ensure_corpus(count)
-    run.corpus_seconds = time.perf_counter() - started
+    record = corpus_record(ensure_corpus(count)) or {}
+    run.corpus_seconds = float(record.get("seconds", 0.0))  # when it was made, maybe earlier
     bench = corpus_home(count)
     run.session_bytes = bench.session_bytes
     try:
@@ -78,13 +78,17 @@ def _key(row: Row) -> tuple[str, str]:
     return row.operation, row.label
 
 
-def markdown(runs: list[SizeRun]) -> str:
-    """The table: one line per (operation, baseline), a column per size."""
+def markdown(runs: list[SizeRun], cpu: bool = False) -> str:
+    """The table: one line per (operation, baseline), a column per size.
+
+    With ``cpu``, CPU seconds (user + system) instead of wall-clock seconds, and their
+    ratio: the steadier figure on a machine shared with other work.
+    """
     sizes = [size_label(r.count) for r in runs]
     keys: list[tuple[str, str]] = []
     by_size: list[dict[tuple[str, str], Row]] = []
     for run in runs:
-        found = {}
+        found: dict[tuple[str, str], Row] = {}
         for row in run.rows:
             found.setdefault(_key(row), row)
             if _key(row) not in keys:
@@ -96,6 +100,8 @@ def markdown(runs: list[SizeRun]) -> str:
     ]
     for key in keys:
         cells = [found.get(key) for found in by_size]
+        if cpu:
+            cells = [_as_cpu(c) for c in cells]
         sample = next(c for c in cells if c is not None)
         ours = [_ours(c) for c in cells]
         baseline = ratio = ""
@@ -103,9 +109,19 @@ def markdown(runs: list[SizeRun]) -> str:
             theirs = " / ".join(_theirs(c) for c in cells)
             baseline = f"{sample.label} {theirs}"
             ratio = " / ".join(ratio_text(c) if c is not None else "" for c in cells)
-        cells = [key[0], *ours, baseline, ratio]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        texts = [key[0], *ours, baseline, ratio]
+        lines.append("| " + " | ".join(t.replace("|", "\\|") for t in texts) + " |")
     return "\n".join(lines)
+
+
+def _as_cpu(row: Row | None) -> Row | None:
+    """The row with CPU seconds in place of wall-clock ones (sizes stay as they are)."""
+    if row is None or row.unit != "s":
+        return row
+    ours = row.cpu if row.cpu else None
+    theirs = row.theirs_cpu if row.theirs_cpu else None
+    note = row.note or ("not measured" if row.taurus is not None else "")
+    return replace(row, taurus=ours, theirs=theirs, note=note)
 
 
 def _ours(row: Row | None) -> str:
@@ -157,7 +173,8 @@ def main() -> None:
         parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHES)}")
     print(f"Python {sys.version.split()[0]}; {machine()}", flush=True)
     runs = [run_size(count, names, args.repeat) for count in counts]
-    text = f"{markdown(runs)}\n\n{timings(runs)}\n"
+    text = f"Wall-clock:\n\n{markdown(runs)}\n\nCPU seconds (user + system):\n\n"
+    text += f"{markdown(runs, cpu=True)}\n\n{timings(runs)}\n"
     errors = [f"{size_label(r.count)} {n}: {e}" for r in runs for n, e in r.errors.items()]
     if errors:
         text += "\nFailed: " + "; ".join(errors) + "\n"
