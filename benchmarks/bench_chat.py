@@ -231,14 +231,13 @@ def rows(bench: BenchHome, repeat: int, mb: int = BIG_MB) -> list[Row]:
 
 def saving(func: Callable[[], object], repeat: int) -> Timing:
     """Best wall-clock and CPU seconds of ``repeat`` calls in this process."""
-    found = Timing(float("inf"), 0.0, 0, float("inf"))
+    seconds, cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
+        started, used = time.perf_counter(), time.process_time()
         func()
-        found.seconds = min(found.seconds, time.perf_counter() - wall)
-        found.cpu = min(found.cpu, time.process_time() - cpu)
-        found.runs += 1
-    return found
+        seconds = min(seconds, time.perf_counter() - started)
+        cpu = min(cpu, time.process_time() - used)
+    return Timing(seconds, 0.0, repeat, cpu)
 
 
 def main() -> None:

@@ -199,7 +199,7 @@ def rows(bench: BenchHome, repeat: int) -> list[Row]:
         'jq . "$f" > /dev/null 2>&1 || echo "$f"; done'
     )
     scale = bench.count / sample
-    loop_time = best(loop, 1).seconds * scale
+    loop_time = best(loop, 1).scaled(scale)
     label = "`jq . FILE` per file" + (f" ({sample} timed, scaled)" if scale > 1 else "")
     bench.drop_index()
     cold = best(f"{ops} doctor", repeat, env, setup=bench.drop_index)

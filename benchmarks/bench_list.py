@@ -55,7 +55,7 @@ def rows(bench: BenchHome, repeat: int) -> list[Row]:
     every_json = ("one `jq` over all files, `jq -s` sort", best(scan_json, repeat))
     loop, scale = tutorial_loop(bench)
     sample, _ = attempt(loop, 1)
-    scaled = sample.seconds * scale if sample is not None else None
+    scaled = sample.scaled(scale) if sample is not None else None
     label = "`ls -lt | head` + one `jq` per file" + (
         f" ({SAMPLE} timed, scaled)" if scale > 1 else ""
     )

@@ -93,7 +93,8 @@ def rows(bench: BenchHome, repeat: int) -> list[Row]:
     warm = search(f"-l {word}")
     changed = search(f"-l {word}", setup=lambda: change_one(bench))
     out.append(row(f"`search -l {WORDS[0]}`, one session changed", changed, *rg_first))
-    refresh = max(changed.seconds - warm.seconds, 0.0)
+    cpu = changed.cpu - warm.cpu if changed.cpu is not None and warm.cpu is not None else None
+    refresh = Timing(max(changed.seconds - warm.seconds, 0.0), 0.0, 1, cpu)
     out.append(row("  incremental refresh (the difference)", refresh))
     return out
 

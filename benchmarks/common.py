@@ -69,7 +69,12 @@ class Timing:
     seconds: float
     memory: float  # peak resident set of the command (and its children), MB
     runs: int
-    cpu: float = 0.0  # user + system seconds of the command and its children
+    cpu: float | None = None  # user + system seconds of it and its children (None: unknown)
+
+    def scaled(self, factor: float) -> Timing:
+        """The figures of ``factor`` times the work (a run on a sample, scaled up)."""
+        cpu = self.cpu * factor if self.cpu is not None else None
+        return Timing(self.seconds * factor, self.memory, self.runs, cpu)
 
 
 @dataclass
@@ -241,7 +246,8 @@ def run_shell(
     if proc.returncode not in ok:
         tail = text.strip().splitlines()[-3:]
         raise RuntimeError(f"{command!r} exited {proc.returncode}: {' | '.join(tail)}")
-    cpu, memory = 0.0, 0.0
+    cpu: float | None = None
+    memory = 0.0
     if len(lines) >= 3 and lines[-1].isdigit():
         cpu, memory = float(lines[-3]) + float(lines[-2]), int(lines[-1]) / 1024
     return Timing(seconds, memory, 1, cpu)
@@ -262,7 +268,9 @@ def best(
         if setup is not None:
             setup()
         timing = run_shell(command, env, cwd, ok)
-        cpu = min(found.cpu, timing.cpu) if found is not None else timing.cpu
+        cpu = timing.cpu
+        if found is not None and found.cpu is not None and cpu is not None:
+            cpu = min(found.cpu, cpu)
         if found is None or timing.seconds < found.seconds:
             found = timing
         found.runs, found.cpu = run + 1, cpu
@@ -295,9 +303,9 @@ def row(
     """A ``Row`` from timings (their seconds, CPU and memory) or plain figures."""
     found = Row(operation, _value(ours), baseline, _value(theirs), note, unit, tutorial)
     if isinstance(ours, Timing):
-        found.memory, found.cpu = ours.memory or None, ours.cpu or None
+        found.memory, found.cpu = ours.memory or None, ours.cpu
     if isinstance(theirs, Timing):
-        found.theirs_cpu = theirs.cpu or None
+        found.theirs_cpu = theirs.cpu
     return found
 
 
@@ -366,11 +374,11 @@ def report(rows: Sequence[Row | tuple[str, float, float]]) -> None:
         (
             r.operation,
             figure(r.taurus, r.unit) if r.taurus is not None else r.note,
-            figure(r.cpu) if r.cpu else "",
+            figure(r.cpu) if r.cpu is not None else "",
             f"{r.memory:.0f} MB" if r.memory else "",
             r.label,
             figure(r.theirs, r.unit) if r.theirs is not None else (r.note if r.baseline else ""),
-            figure(r.theirs_cpu) if r.theirs_cpu else "",
+            figure(r.theirs_cpu) if r.theirs_cpu is not None else "",
             ratio_text(r) if r.baseline else "",
         )
         for r in found

@@ -118,8 +118,7 @@ def _as_cpu(row: Row | None) -> Row | None:
     """The row with CPU seconds in place of wall-clock ones (sizes stay as they are)."""
     if row is None or row.unit != "s":
         return row
-    ours = row.cpu if row.cpu else None
-    theirs = row.theirs_cpu if row.theirs_cpu else None
+    ours, theirs = row.cpu, row.theirs_cpu
     note = row.note or ("not measured" if row.taurus is not None else "")
     return replace(row, taurus=ours, theirs=theirs, note=note)
 
