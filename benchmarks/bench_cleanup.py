@@ -1,90 +1,83 @@
-"""Cleanup vs the tutorial's recipes, on the 10,000-session corpus.
+"""`taurus-ops cleanup` against `find -mtime` and `ls -t | tail`.
 
-    python -m benchmarks.bench_cleanup [--count 10000] [--repeat 3]
+    python -m benchmarks.bench_cleanup [--count 10k] [--repeat 3]
 
-Each timed run gets a fresh copy of the corpus in a temporary home (cleanup moves
-files; the copy is not timed). Rows:
+Rules: ``sessions.retentionDays: 30`` (about two thirds of the corpus is older) and
+``sessions.maxSessions: 20``. Baselines:
 
-* retentionDays=30 vs ``find ~/.taurus/sessions/ -name "*.json" -mtime +30 -exec mv {} ~/.taurus/archive/ \\;``
-* maxSessions=20 vs ``ls -t *.json | tail -n +21 | xargs -I {} mv {} ../archive/``
-* ``cleanup --dry-run`` vs ``find ... -mtime +30`` (listing only)
+* ``cleanup --dry-run``: ``find DIR -name '*.json' -mtime +30`` (the plan, listed);
+* ``cleanup`` (retentionDays): the tutorial's ``find ... -mtime +30 -exec mv {}
+  ~/.taurus/archive/ \\;`` (one ``mv`` per file) and ``find ... -exec mv -t ARCHIVE {} +``;
+* ``cleanup`` (maxSessions): ``ls -t | tail -n +21 | xargs mv -t ../archive/``.
 
-Taurus runs as the installed command (start-up included). It reads every session
-to use its ``updated`` time (the recipes trust mtimes), checks locks and names,
-and fsyncs each move; ``find -exec mv`` starts one ``mv`` per file.
+A run that moves files gets its own home over the corpus (hard links, made untimed
+before each run), so every run starts from the whole corpus. Taurus decides by each
+session's ``updated`` time rather than the file's mtime, skips a session open in a
+chat, a named one and the newest one, and makes each move durable.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
+import shlex
 
-from benchmarks.common import report
-from benchmarks.corpus import ensure_corpus
+from benchmarks.common import BUDGET, BenchHome, Row, Timing, bench_main, best, row
 
-FIND_MV = (
-    'mkdir -p ~/.taurus/archive && find ~/.taurus/sessions/ -name "*.json" -mtime +30 '
-    "-exec mv {} ~/.taurus/archive/ \\;"
-)
-LS_TAIL = (
-    "mkdir -p ~/.taurus/archive && cd ~/.taurus/sessions/ && "
-    "ls -t *.json | tail -n +21 | xargs -I {} mv {} ../archive/"
-)
-FIND_LIST = 'find ~/.taurus/sessions/ -name "*.json" -mtime +30'
-TAURUS = f"{sys.executable} -m taurus_ops.cli"
+RETENTION = "sessions:\n  retentionDays: 30\n"
+KEEP_20 = "sessions:\n  maxSessions: 20\n"
+OLD = "-name '*.json' -mtime +30"
 
 
-def timed(corpus: Path, command: str, config: str, repeat: int) -> tuple[float, int]:
-    """Best seconds of ``command`` over ``repeat`` fresh copies; and the files archived."""
-    best, moved = float("inf"), 0
+def timed_move(bench: BenchHome, config: str, command: str, repeat: int) -> tuple[Timing, int]:
+    """Best run of ``command`` (``{home}`` is a fresh home's ``.taurus``); files archived.
+
+    Each run gets a new home over the corpus (hard links, made before the clock starts).
+    """
+    found: Timing | None = None
+    moved = 0
     for _ in range(repeat):
-        with tempfile.TemporaryDirectory(prefix="bench-cleanup-") as tmp:
-            home = Path(tmp)
-            taurus = home / ".taurus"
-            taurus.mkdir(mode=0o700)
-            subprocess.run(["cp", "-a", str(corpus), str(taurus / "sessions")], check=True)
-            (taurus / "config.yaml").write_text(config)
-            env = {**os.environ, "HOME": str(home), "TAURUS_HOME": str(taurus)}
-            start = time.perf_counter()
-            subprocess.run(
-                command, shell=True, check=True, stdout=subprocess.DEVNULL, env=env,
-                executable="/bin/bash",
-            )  # fmt: skip
-            best = min(best, time.perf_counter() - start)
-            archive = taurus / "archive"
-            moved = len(list(archive.iterdir())) if archive.exists() else 0
-    return best, moved
+        home = bench.fresh_copy(config)
+        try:
+            timing = best(command.format(home=shlex.quote(str(home.home))), 1, home.env)
+            archive = home.home / "archive"
+            moved = sum(1 for _ in archive.iterdir()) if archive.exists() else 0
+        finally:
+            home.close()
+        if found is None or timing.seconds < found.seconds:
+            found = timing
+        if timing.seconds > BUDGET:
+            break
+    assert found is not None
+    return found, moved
+
+
+def rows(bench: BenchHome, repeat: int) -> list[Row]:
+    ops, env = bench.ops, bench.env
+    folder = shlex.quote(str(bench.sessions))
+    listing = best(f"find {folder} {OLD}", repeat)
+    with bench.config(RETENTION):
+        dry = best(f"{ops} cleanup --dry-run", repeat, env)
+    out = [row("`cleanup --dry-run`, retentionDays=30", dry, "`find -mtime +30`", listing)]
+    archive = "mkdir -p {home}/archive && "
+    each = archive + f"find {{home}}/sessions/ {OLD} -exec mv {{{{}}}} {{home}}/archive/ \\;"
+    batch = archive + f"find {{home}}/sessions/ {OLD} -exec mv -t {{home}}/archive/ {{{{}}}} +"
+    tail = archive + "cd {home}/sessions && ls -t | tail -n +21 | xargs mv -t ../archive/"
+    ours, moved = timed_move(bench, RETENTION, f"{ops} cleanup", repeat)
+    per_file, moved_find = timed_move(bench, RETENTION, each, repeat)
+    batched, _ = timed_move(bench, RETENTION, batch, repeat)
+    label = "`cleanup`, retentionDays=30 (archives 2/3)"
+    out.append(row(label, ours, "`find -mtime +30 -exec mv {} \\;`", per_file, tutorial=True))
+    out.append(row(label, ours, "`find -mtime +30 -exec mv -t ARCHIVE {} +`", batched))
+    kept, moved_max = timed_move(bench, KEEP_20, f"{ops} cleanup", repeat)
+    shell, moved_tail = timed_move(bench, KEEP_20, tail, repeat)
+    label = "`cleanup`, maxSessions=20 (archives all but 20)"
+    out.append(row(label, kept, "`ls -t | tail -n +21 | xargs mv -t`", shell))
+    print(f"archived: retentionDays=30 {moved:,} (find -mtime +30: {moved_find:,}); "
+          f"maxSessions=20 {moved_max:,} (ls -t | tail: {moved_tail:,})")  # fmt: skip
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    corpus = ensure_corpus(args.count)
-    retention = "sessions:\n  retentionDays: 30\n"
-    keep20 = "sessions:\n  maxSessions: 20\n"
-    ours_ret, n_ours = timed(corpus, f"{TAURUS} cleanup", retention, args.repeat)
-    theirs_ret, n_theirs = timed(corpus, FIND_MV, retention, args.repeat)
-    ours_max, m_ours = timed(corpus, f"{TAURUS} cleanup", keep20, args.repeat)
-    theirs_max, m_theirs = timed(corpus, LS_TAIL, keep20, args.repeat)
-    ours_dry, _ = timed(corpus, f"{TAURUS} cleanup --dry-run", retention, args.repeat)
-    theirs_dry, _ = timed(corpus, FIND_LIST, retention, args.repeat)
-    print(f"{args.count} sessions over 90 days")
-    print(f"archived: retentionDays=30 {n_ours} (find -mtime +30: {n_theirs}); "
-          f"maxSessions=20 {m_ours} (ls -t | tail: {m_theirs})")  # fmt: skip
-    report(
-        [
-            ("cleanup, retentionDays=30 (archive)", ours_ret, theirs_ret),
-            ("cleanup, maxSessions=20 (archive)", ours_max, theirs_max),
-            ("cleanup --dry-run (plan only)", ours_dry, theirs_dry),
-        ]
-    )
+    bench_main(rows, __doc__)
 
 
 if __name__ == "__main__":

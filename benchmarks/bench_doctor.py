@@ -1,6 +1,6 @@
 """How well and how fast ``taurus-ops doctor`` repairs, side by side with its peers.
 
-    python -m benchmarks.bench_doctor [--sessions 150] [--seed 1] [--skip-scan]
+    python -m benchmarks.bench_doctor [--sessions 150] [--seed 1] [--skip-scan] [--count 10k]
 
 Recovery: real-shaped sessions from the benchmark corpus are damaged each way the
 doctor handles (tests/helpers/damage.py), at random places, and repaired three ways:
@@ -17,9 +17,12 @@ damage that came back exactly (of how many); *intact* = messages recovered exact
 not in the original (a cut message completed, a guess); *valid* = repaired files
 the Messages API accepts as a history (validated like tests/helpers/fake_api.py).
 
-Speed: a read-only scan of the 10,000-session corpus (``ensure_corpus(10_000)``),
-in-process and through the CLI, against ``jq empty`` over the same files; and the
-salvage of one 20 MB session cut off mid-write.
+Speed (``rows``, also run by ``benchmarks.run``): ``taurus-ops doctor`` through the
+CLI on ``--count`` sessions, with the index current, with no index, and with a
+retention rule configured, against one ``jq empty`` process per ARG_MAX of files
+(``find -exec jq empty {} +``: jq checks the JSON only) and the tutorial's
+``jq . FILE`` run once per file (timed on 200 files, scaled); and the salvage of one
+20 MB session cut off mid-write.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,14 +49,24 @@ from helpers.damage import DAMAGES, before
 from helpers.doctoring import assert_api_accepts, compare
 from helpers.jobs import run_doctor
 
-from benchmarks.common import report, time_call, time_shell
-from benchmarks.corpus import ensure_corpus, make_session
-from taurus_ops.ops.doctor.checks import scan_store
+from benchmarks.common import (
+    BenchHome,
+    Row,
+    best,
+    corpus_home,
+    describe,
+    find_all,
+    report,
+    row,
+    time_call,
+)
+from benchmarks.corpus import ensure_corpus, make_session, parse_count
 from taurus_ops.ops.doctor.salvage import salvage
 from taurus_ops.store import format as fmt
-from taurus_ops.words import plural
 
 TOOLS = ("taurus", "json_repair", "jq")
+RETENTION = "sessions:\n  retentionDays: 30\n"
+SAMPLE = 200  # the tutorial's one-jq-per-file loop is timed on this many files, then scaled
 
 
 def _valid(messages: list[Any]) -> bool:
@@ -91,7 +105,7 @@ def _jq(path: Path) -> list[Any] | None:
 
 def recovery(count: int, seed: int) -> dict[str, dict[str, Counter[str]]]:
     corpus = ensure_corpus(10_000)
-    sources = sorted(corpus.glob("*.json"))[:count]
+    sources = [p for p in sorted(corpus.glob("*.json")) if p.stat().st_size < 1e6][:count]
     rng = random.Random(seed)
     results: dict[str, dict[str, Counter[str]]] = {}
     for kind, damage in DAMAGES.items():
@@ -153,7 +167,7 @@ def print_recovery(results: dict[str, dict[str, Counter[str]]]) -> None:
     head = f"{'damage':<17} {'tool':<12} {'before damage':>15} {'intact':>7} {'altered':>8} {'lost':>6} {'invented':>9} {'valid':>9}"
     print(head)
     print("-" * len(head))
-    totals = {t: Counter() for t in TOOLS}
+    totals: dict[str, Counter[str]] = {t: Counter() for t in TOOLS}
     for kind, per_tool in results.items():
         for tool in TOOLS:
             c = per_tool[tool]
@@ -174,40 +188,31 @@ def _row(kind: str, tool: str, c: Counter[str]) -> None:
     )
 
 
-def scan_speed() -> None:
-    corpus = ensure_corpus(10_000)
-    home = Path(tempfile.mkdtemp(prefix="bench-doctor-home-"))
-    try:
-        scan = scan_store(home, corpus, None)
-        assert scan.checked == 10_000, scan.checked
-        healthy = [p for p in scan.problems if p.path != str(corpus)]
-        print(f"scan of {scan.checked} sessions: {plural(len(healthy), 'problem')} found")
-        ours = time_call(lambda: scan_store(home, corpus, None), repeat=3)
-        env = {"TAURUS_HOME": str(home)}
-        cli = time_shell(
-            f"taurus-ops --session-dir {corpus} doctor --json > /dev/null", repeat=3, env=env
-        )
-        # 10,000 jq processes take minutes: time the first 1,000 files and scale by 10
-        loop = 10 * time_shell(
-            'for f in $(ls *.json | head -1000); do jq . "$f" > /dev/null 2>&1 || echo "$f"; done',
-            repeat=1,
-            cwd=str(corpus),
-        )
-        single = time_shell("jq empty *.json", repeat=3, cwd=str(corpus))
-        report(
-            [
-                ("scan 10,000 sessions (in-process)", ours, loop),
-                ("doctor --json, 10,000 sessions (CLI)", cli, loop),
-                ("doctor --json vs one `jq empty *.json`", cli, single),
-            ]
-        )
-        print(
-            "recipe: the tutorial's `jq . FILE` run over every file (first two rows; timed on\n"
-            "1,000 files, times 10), or one "
-            "`jq empty *.json` process (third row); jq validates JSON only, no format checks."
-        )
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+def rows(bench: BenchHome, repeat: int) -> list[Row]:
+    """The read-only scan through the CLI against ``jq empty`` over every file."""
+    ops, env = bench.ops, bench.env
+    single = ("one `find -exec jq empty {} +`", best(find_all(bench.sessions, "jq empty"), repeat))
+    folder = shlex.quote(str(bench.sessions))
+    sample = min(bench.count, SAMPLE)
+    loop = (
+        f"cd {folder} && for f in $(ls | head -{sample}); do "
+        'jq . "$f" > /dev/null 2>&1 || echo "$f"; done'
+    )
+    scale = bench.count / sample
+    loop_time = best(loop, 1).scaled(scale)
+    label = "`jq . FILE` per file" + (f" ({sample} timed, scaled)" if scale > 1 else "")
+    bench.drop_index()
+    cold = best(f"{ops} doctor", repeat, env, setup=bench.drop_index)
+    bench.build_index()
+    warm = best(f"{ops} doctor", repeat, env)
+    with bench.config(RETENTION):
+        ruled = best(f"{ops} doctor", repeat, env)
+    return [
+        row("`doctor`, warm (nothing changed)", warm, *single),
+        row("`doctor`, warm (nothing changed)", warm, label, loop_time, tutorial=True),
+        row("`doctor`, no index", cold, *single),
+        row("`doctor`, warm, retentionDays set", ruled, *single),
+    ]
 
 
 def big_file() -> None:
@@ -232,12 +237,19 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=150, help="sessions per kind of damage")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-scan", action="store_true", help="only the recovery table")
+    parser.add_argument("--count", type=parse_count, default=10_000, help="sessions to scan")
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"Recovery: {args.sessions} corpus sessions per kind of damage, seed {args.seed}\n")
     print_recovery(recovery(args.sessions, args.seed))
     if not args.skip_scan:
         print()
-        scan_speed()
+        bench = corpus_home(args.count)
+        try:
+            describe(bench)
+            report(rows(bench, args.repeat))
+        finally:
+            bench.close()
         big_file()
 
 
