@@ -57,9 +57,10 @@ def test_incremental_refresh_changed_added_removed(store, index) -> None:
     assert set(rows) == {"aaa001", "ccc003"}
     assert rows["aaa001"].messages == len(doc["messages"])
     assert rows["aaa001"].title == "second version with zebra"
-    hits = index.query("SELECT rowid FROM msgtext WHERE body LIKE '%zebra%'")
-    assert len(hits) == 1
-    assert not index.query("SELECT rowid FROM msgtext WHERE body LIKE '%first version%'")
+    everyone = {row.key for row in index.rows()}
+    (hits,) = index.term_messages(["zebra"], everyone)
+    assert len(hits) == 1 and sum(map(len, hits.values())) == 1  # one message of one session
+    assert index.term_messages(["first version"], everyone) == [{}]
     assert index.check() == []
 
 
@@ -72,7 +73,7 @@ def test_in_place_edit_with_same_size_is_seen(store, index) -> None:
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert index.refresh().changed == 1
-    assert index.query("SELECT rowid FROM msgtext WHERE body LIKE '%omega%'")
+    assert index.term_messages(["omega"], {row.key for row in index.rows()})[0]
 
 
 def atomic_write_doc(path: Path, doc: dict) -> None:

@@ -67,7 +67,7 @@ def search_cmd(
 
     with Index(app.config) as index, index_progress(index):
         if paths_only:
-            request.limit = None
+            request.limit, request.ranked = None, False
             hits = run_search(index, request)
             paths = sorted(h.path for h in hits)
             for path in paths[:limit] if limit else paths:

@@ -51,10 +51,7 @@ def list_cmd(app: AppContext, limit: int | None, as_json: bool, archived: bool, 
     if tree:
         _list_tree(app, limit, as_json, archived)
         return
-    summaries = app.store.summaries(archived=archived)
-    children = _children(summaries)
-    if limit:
-        summaries = summaries[:limit]
+    summaries, children = app.store.listing(archived=archived, limit=limit)
     if as_json:
         echo_json([{**s.as_json(), "children": children.get(s.id, [])} for s in summaries])
         return
@@ -78,15 +75,6 @@ def list_cmd(app: AppContext, limit: int | None, as_json: bool, archived: bool, 
             ]
         )
     click.echo(table(rows, ["ID", "UPDATED", "MSGS", "TOOLS", "SIZE", "NAME", "TITLE"]))
-
-
-def _children(summaries: list) -> dict[str, list[str]]:
-    """id -> the ids of the sessions forked or compacted from it, oldest first."""
-    out: dict[str, list[str]] = {}
-    for s in sorted(summaries, key=lambda x: x.created or x.updated):
-        if s.parent:
-            out.setdefault(s.parent, []).append(s.id)
-    return out
 
 
 def _list_tree(app: AppContext, limit: int | None, as_json: bool, archived: bool) -> None:
