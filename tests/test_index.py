@@ -235,3 +235,19 @@ def test_a_long_refresh_is_announced(store, index) -> None:
     write_session(store.session_dir, make_document("a999", n_turns=0))
     index.refresh()  # one new file: not worth a word
     assert heard == [4]
+
+
+def test_numbers_no_column_can_hold_are_indexed(store, index, ops) -> None:
+    """A fork point, a token count or a time past what SQLite's integers hold is not one:
+    the session is indexed, listed and searched all the same."""
+    doc = make_document("big001", first="find the numbat")
+    doc.update(parentSession="abc123", forkedAt=2**70, usage={"inputTokens": 2**70})
+    doc["messages"][0]["usage"] = {"outputTokens": 10**30}
+    doc["messages"][1]["content"][1]["input"] = {"n": 10**25}
+    write_session(store.session_dir, doc)
+    assert index.refresh().added == 1
+    listed = {s.id: s for s in index.summaries()}
+    assert listed["big001"].forked_at is None and listed["big001"].parent == "abc123"
+    assert ops("search", "-l", "numbat").exit_code == 0
+    assert ops("search", "-l", str(10**25)).exit_code == 0  # the input as written, exactly
+    assert ops("stats", "--json").exit_code == 0

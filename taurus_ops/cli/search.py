@@ -63,7 +63,7 @@ def search_cmd(
         case_sensitive=case_sensitive,
         limit=limit if (limit or paths_only) else 20,
     )
-    from taurus_ops.chat.ui import index_progress
+    from taurus_ops.cli.common import index_progress
 
     with Index(app.config) as index, index_progress(index):
         if paths_only:
@@ -155,7 +155,7 @@ def index_rebuild(app: AppContext) -> None:
     from taurus_ops.store.index import Index
 
     start = time.perf_counter()
-    from taurus_ops.chat.ui import index_progress
+    from taurus_ops.cli.common import index_progress
 
     with Index(app.config) as index, index_progress(index, "Rebuilding the index"):
         report = index.rebuild()

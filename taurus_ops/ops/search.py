@@ -155,27 +155,28 @@ def search(index: Index, query: SearchQuery, refresh: bool = True) -> list[Hit]:
 
 def _search(index: Index, query: SearchQuery) -> list[Hit]:
     since = fmt.format_time(query.since) if query.since is not None else None
-    allowed = index.search_rows(archived=query.archived, since=since, tool=query.tool)
+    candidates = [index.term_keys(term) for term in query.terms]  # None: any session may
+    if not query.ranked and query.role is None:
+        return _unranked(index, query, since, candidates)
+    union: set[int] | None = set()
+    for found in candidates:
+        union = None if union is None or found is None else union | found
+    allowed = index.search_rows(query.archived, since, query.tool, union)
     if not allowed:
         return []
-    if not query.ranked and query.role is None:
-        keys = index.holding_all(query.terms, allowed, query.case_sensitive)
-        hits = [_hit(allowed[key], 0.0, 0, 0) for key in keys]
-        hits.sort(key=lambda h: h.path)
-        return hits[: query.limit] if query.limit is not None else hits
-    total = len(allowed)
+    total = index.count_allowed(query.archived, since, query.tool)
     # term -> session key -> the numbers of its messages holding the term
     per_term = index.term_messages(query.terms, allowed, query.case_sensitive, query.role)
     keys = set(allowed)
-    for found in per_term:
-        keys &= found.keys()
+    for holding in per_term:
+        keys &= holding.keys()
     hits = []
     for key in keys:
         row = allowed[key]
         score = 0.0
-        for found in per_term:
-            numbers = found[key]
-            idf = math.log(1 + total / max(len(found), 1))
+        for holding in per_term:
+            numbers = holding[key]
+            idf = math.log(1 + total / max(len(holding), 1))
             tf = 1 + math.log(len(numbers))
             first = 1.5 if 0 in numbers else 1.0
             score += idf * tf * first
@@ -186,6 +187,20 @@ def _search(index: Index, query: SearchQuery) -> list[Hit]:
     if query.limit is not None:
         hits = hits[: query.limit]
     return hits
+
+
+def _unranked(
+    index: Index, query: SearchQuery, since: str | None, candidates: list[set[int] | None]
+) -> list[Hit]:
+    """The sessions holding every term, in path order: each text read until all are found."""
+    keys: set[int] | None = None
+    for found in candidates:
+        if found is not None:
+            keys = found if keys is None else keys & found
+    allowed = index.search_rows(query.archived, since, query.tool, keys)
+    holding = index.holding_all(query.terms, allowed, query.case_sensitive)
+    hits = sorted((_hit(allowed[key], 0.0, 0, 0) for key in holding), key=lambda h: h.path)
+    return hits[: query.limit] if query.limit is not None else hits
 
 
 def _hit(row: SearchRow, score: float, matches: int, message: int) -> Hit:

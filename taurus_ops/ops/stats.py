@@ -163,7 +163,13 @@ def session_stats(
 ) -> Stats:
     """Refresh the index and compute the statistics of the active session directory."""
     index.refresh()
-    return compute(index, since=since, now=now, names=count_names(index.session_dir))
+    links = index.links()  # as the refresh found them: no second listing of the folder
+    names = (
+        count_names(index.session_dir)
+        if links is None
+        else sum(1 for name, _ in links if not name.startswith("."))
+    )
+    return compute(index, since=since, now=now, names=names)
 
 
 def _top(counter: Counter[str], n: int) -> list[tuple[str, int]]:

@@ -8,7 +8,6 @@ threads run: forking then could copy a lock some thread holds), so below
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -40,6 +39,8 @@ class Workers:
         self.start_from = start_from
         self.pool: Any = None
         if count >= start_from and workers >= 2:
+            import multiprocessing  # only now: most commands need no workers
+
             method = "fork" if threading.active_count() == 1 else "spawn"
             self.pool = multiprocessing.get_context(method).Pool(workers)
 

@@ -50,6 +50,19 @@ def children_map(summaries: list[SessionSummary]) -> dict[str, list[str]]:
     return out
 
 
+def names_of(session_dir: Path, links: list[str]) -> dict[str, list[str]]:
+    """Real session path -> the names among ``links`` (``NAME.json`` symlinks in
+    ``session_dir``) that lead to it."""
+    out: dict[str, list[str]] = {}
+    for link in links:
+        real = os.path.realpath(os.path.join(session_dir, link))
+        if os.path.isfile(real):
+            out.setdefault(real, []).append(link[:-5])
+    for value in out.values():
+        value.sort()
+    return out
+
+
 def summary_or_none(source: tuple[str, bool]) -> SessionSummary | None:
     """``summarize`` of (path, archived); None for a file removed meanwhile."""
     try:
@@ -216,20 +229,12 @@ class SessionStore:
     # -- names ---------------------------------------------------------------------------
     def names(self) -> dict[str, list[str]]:
         """Real session path -> the names (symlinks in the session directory) that lead to it."""
-        out: dict[str, list[str]] = {}
         try:
             entries = list(os.scandir(self.session_dir))
         except FileNotFoundError:
-            return out
-        for entry in entries:
-            if not (entry.name.endswith(".json") and entry.is_symlink()):
-                continue
-            real = os.path.realpath(entry.path)
-            if os.path.isfile(real):
-                out.setdefault(real, []).append(entry.name[:-5])
-        for value in out.values():
-            value.sort()
-        return out
+            return {}
+        links = [e.name for e in entries if e.name.endswith(".json") and e.is_symlink()]
+        return names_of(self.session_dir, links)
 
     def name(self, ref: str, name: str, replace: bool = False) -> Path:
         """Give a session a name: the tutorial's ``ln -s FILE NAME.json`` in the session dir."""
@@ -276,17 +281,17 @@ class SessionStore:
         From the index when it is current (then only ``limit`` rows are read), else
         from the files."""
         indexed = self._indexed_listing(archived, include_active, limit)
+        names = None
         if indexed is not None:
-            shown, children = indexed
+            shown, children, names = indexed
         else:
             every = self._read_summaries(archived, include_active)
             children = children_map(every)
             shown = every[:limit] if limit else every
-        self._add_names(shown)
+        self._add_names(shown, self.names() if names is None else names)
         return shown, {s.id: children[s.id] for s in shown if s.id in children}
 
-    def _add_names(self, summaries: list[SessionSummary]) -> None:
-        names = self.names()
+    def _add_names(self, summaries: list[SessionSummary], names: dict[str, list[str]]) -> None:
         if not names:
             return
         real_dirs: dict[str, str] = {}  # sessions sit directly in a (resolved) folder
@@ -311,8 +316,9 @@ class SessionStore:
 
     def _indexed_listing(
         self, archived: bool, include_active: bool, limit: int | None
-    ) -> tuple[list[SessionSummary], dict[str, list[str]]] | None:
-        """``listing`` from the index (refreshed from the files) if one exists, else None.
+    ) -> tuple[list[SessionSummary], dict[str, list[str]], dict[str, list[str]] | None] | None:
+        """``listing`` from the index (refreshed from the files) if one exists, else None;
+        with the names as the refresh found the links (None: list the folder).
 
         The index stores exactly what ``summarize`` made of each file, so the result is
         the same as reading every file. ``list`` never builds or rebuilds the index
@@ -322,7 +328,7 @@ class SessionStore:
         if self.index_home is None or not (self.index_home / "index.sqlite").exists():
             return None
         if not (archived or include_active):
-            return [], {}
+            return [], {}, None
         try:
             from taurus_ops.store.index import Index
 
@@ -335,12 +341,14 @@ class SessionStore:
                     return None
                 parents = [s.id for s in shown]
                 kids = index.children(parents, archived, include_active)
+                links = index.links()
         except Exception:  # a cache: whatever went wrong, the files still answer
             return None
         children: dict[str, list[str]] = {}
         for child in sorted(kids, key=lambda c: c.shown_created or c.shown_updated):
             children.setdefault(child.parent, []).append(child.id)
-        return shown, children
+        names = None if links is None else names_of(self.session_dir, [n for n, _ in links])
+        return shown, children, names
 
     # -- archive -------------------------------------------------------------------------
     def archive(self, path: Path) -> Path:

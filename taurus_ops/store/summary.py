@@ -89,8 +89,8 @@ def family_fields(data: dict[str, Any]) -> dict[str, Any]:
     cwd = data.get("cwd")
     return {
         "parent": parent if isinstance(parent, str) and fmt.is_valid_token(parent) else None,
-        "forked_at": forked
-        if isinstance(forked, int) and not isinstance(forked, bool) and forked >= 0
+        "forked_at": forked  # a fork point past 2**63 messages is not one (nor storable)
+        if isinstance(forked, int) and not isinstance(forked, bool) and 0 <= forked < 1 << 63
         else None,
         "cwd": fmt.printable(cwd) if isinstance(cwd, str) and cwd and "\0" not in cwd else None,
     }

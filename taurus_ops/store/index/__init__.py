@@ -32,14 +32,6 @@ Public API::
 
 from taurus_ops.store.index.build import RefreshReport
 from taurus_ops.store.index.core import Index, IndexProblem, Places
-from taurus_ops.store.index.facts import (
-    SessionFacts,
-    block_text,
-    extract,
-    message_text,
-    read_facts,
-    usage_by_model,
-)
 from taurus_ops.store.index.queries import (
     Aggregate,
     Child,
@@ -57,6 +49,19 @@ from taurus_ops.store.index.schema import (
     disk_path,
     stored_path,
 )
+
+_FACTS = ("SessionFacts", "block_text", "extract", "message_text", "read_facts", "usage_by_model")
+
+
+def __getattr__(name: str) -> object:
+    """The reading of session files (``facts``), loaded when first asked for: a command
+    that only reads the index never needs it."""
+    if name in _FACTS:
+        from taurus_ops.store.index import facts
+
+        return getattr(facts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "INDEX_NAME",

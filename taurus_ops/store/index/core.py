@@ -90,6 +90,7 @@ class Index:
         self.path = self.home / INDEX_NAME
         self._conn: sqlite3.Connection | None = None
         self.in_memory = False
+        self._links: dict[Path, list[tuple[str, str]]] = {}  # folder -> its name links
 
     @classmethod
     def for_dirs(cls, home: Path, session_dir: Path, archive_dir: Path | None = None) -> Index:
@@ -260,11 +261,14 @@ class Index:
         now = time.time_ns()
         work = []
         for folder, archived in self.folders():
-            if build.trusted(build.folder_state(conn, folder_key(folder)), folder, now):
+            state = build.folder_state(conn, folder_key(folder))
+            if state is not None and build.trusted(state, folder, now):
+                self._links[folder] = [tuple(link) for link in state.get("links", [])]
                 continue
             report.looked += 1
             found = build.look(conn, folder, archived)
-            if found is not None:
+            self._links[folder] = found.links
+            if found.to_read or found.to_drop:
                 work.append(found)
         reads = sum(len(w.to_read) for w in work)
         if max_reads is not None and reads > max_reads:
@@ -278,6 +282,11 @@ class Index:
             for folder_work in work:
                 build.apply(conn, folder_work, report, readers, tell)
         return report
+
+    def links(self) -> list[tuple[str, str]] | None:
+        """(name, target) of each ``*.json`` symlink in the session directory, as the last
+        refresh found them (None before any refresh: list the folder then)."""
+        return self._links.get(self.session_dir)
 
     def _progress_counter(self, total: int) -> Callable[[int], None]:
         """A function to call with each number of files read; it tells ``progress``."""
@@ -391,11 +400,26 @@ class Index:
 
     # -- reading: message text ---------------------------------------------------------------
     def search_rows(
-        self, archived: bool = False, since: str | None = None, tool: str | None = None
+        self,
+        archived: bool = False,
+        since: str | None = None,
+        tool: str | None = None,
+        keys: set[int] | None = None,
     ) -> dict[int, SearchRow]:
-        """key -> row of every readable session a search may return."""
+        """key -> row of every readable session a search may return (of ``keys``)."""
         folders = self.folder_keys(archived=archived)
-        return self._guarded(lambda conn: queries.search_rows(conn, folders, since, tool))
+        return self._guarded(lambda conn: queries.search_rows(conn, folders, since, tool, keys))
+
+    def count_allowed(
+        self, archived: bool = False, since: str | None = None, tool: str | None = None
+    ) -> int:
+        """How many sessions ``search_rows`` would give without ``keys``."""
+        folders = self.folder_keys(archived=archived)
+        return self._guarded(lambda conn: queries.count_allowed(conn, folders, since, tool))
+
+    def term_keys(self, term: str) -> set[int] | None:
+        """The sessions that may hold ``term`` (a superset; None: any may)."""
+        return self._guarded(lambda conn: queries.gram_keys(conn, term))
 
     def term_messages(
         self,
@@ -434,21 +458,17 @@ class Index:
         self, terms: list[str], within: Iterable[int], case_sensitive: bool = False
     ) -> set[int]:
         """The sessions ``within`` whose text holds every term (in any messages)."""
-        allowed = set(within)
+        keys = set(within)
+        needles = [needle(t, case_sensitive) for t in terms]
+        if not needles or any(n is None for n in needles):
+            return set()
+        found = [n for n in needles if n]
 
         def run(conn: sqlite3.Connection) -> set[int]:
-            needles = [needle(t, case_sensitive) for t in terms]
-            if not needles or any(n is None for n in needles):
-                return set()
-            keys = allowed
-            for term in terms:
-                found = queries.gram_keys(conn, term)
-                if found is not None:
-                    keys = keys & found
             return {
                 key
                 for key, body in queries.bodies(conn, keys)
-                if holds_all(body, [n for n in needles if n], not case_sensitive)
+                if holds_all(body, found, not case_sensitive)
             }
 
         return self._guarded(run)
@@ -471,7 +491,8 @@ class Index:
         """(folder, changed, added, removed) for every folder the rows disagree with."""
         out = []
         for folder, _ in self.folders():
-            to_read, to_drop = build.diff(conn, folder_key(folder), build.scan(folder))
+            found, _ = build.scan(folder)
+            to_read, to_drop = build.diff(build.known(conn, folder_key(folder), True), found)
             dropped = {p for _, p in to_drop}
             changed = len(set(to_read) & dropped)
             added = len(set(to_read) - dropped)

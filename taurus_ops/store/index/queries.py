@@ -212,16 +212,23 @@ def summaries(
     conn: sqlite3.Connection, folders: list[str], limit: int | None = None
 ) -> list[SessionSummary]:
     """What ``summarize()`` made of each file, in list order (newest ``updated`` first,
-    ties by stored path, descending), at most ``limit`` of them."""
-    sql = (
-        f"SELECT {_SUMMARY} FROM sessions WHERE folder IN ({_marks(folders)})"
-        " ORDER BY list_us DESC, path DESC"
-    )
-    params: list[Any] = list(folders)
+    ties by stored path, descending), at most ``limit`` of them: each folder's first
+    ``limit`` along its index, merged."""
+    found: list[tuple[Any, ...]] = []
+    for folder in folders:
+        sql = (
+            f"SELECT list_us, path, {_SUMMARY} FROM sessions INDEXED BY sessions_order"
+            " WHERE folder = ? ORDER BY list_us DESC, path DESC"
+        )
+        params: list[Any] = [folder]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        found += conn.execute(sql, params)
+    found.sort(key=lambda r: (r[0], r[1]), reverse=True)
     if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return [_summary(r) for r in conn.execute(sql, params)]
+        found = found[:limit]
+    return [_summary(r[2:]) for r in found]
 
 
 def children(conn: sqlite3.Connection, folders: list[str], parents: list[str]) -> list[Child]:
@@ -241,10 +248,9 @@ def children(conn: sqlite3.Connection, folders: list[str], parents: list[str]) -
 
 
 # -- search ------------------------------------------------------------------------------------
-def search_rows(
-    conn: sqlite3.Connection, folders: list[str], since: str | None, tool: str | None
-) -> dict[int, SearchRow]:
-    """key -> row of the readable sessions updated since ``since`` that used ``tool``."""
+def _filters(
+    folders: list[str], since: str | None, tool: str | None
+) -> tuple[list[str], list[Any]]:
     where = [f"folder IN ({_marks(folders)})", "error IS NULL"]
     params: list[Any] = list(folders)
     if since is not None:
@@ -253,6 +259,24 @@ def search_rows(
     if tool:
         where.append("instr(tools, ?) > 0")
         params.append(f" {tool} ")
+    return where, params
+
+
+def search_rows(
+    conn: sqlite3.Connection,
+    folders: list[str],
+    since: str | None,
+    tool: str | None,
+    keys: set[int] | None = None,
+) -> dict[int, SearchRow]:
+    """key -> row of the readable sessions (among ``keys``) updated since ``since`` that
+    used ``tool``."""
+    where, params = _filters(folders, since, tool)
+    if keys is not None:
+        if not keys:
+            return {}
+        where.append("key IN (SELECT value FROM json_each(?))")
+        params.append(_json_list(keys))
     out = {}
     for r in conn.execute(
         "SELECT key, id, path, archived, created, updated, title, messages, parent, forked_at"
@@ -263,6 +287,26 @@ def search_rows(
             r[0], r[1], disk_path(r[2]), bool(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]
         )
     return out
+
+
+def count_allowed(
+    conn: sqlite3.Connection, folders: list[str], since: str | None, tool: str | None
+) -> int:
+    """How many sessions ``search_rows`` allows (from the running totals when it can)."""
+    if since is None and not tool:
+        counts = dict.fromkeys(("sessions", "damaged"), 0)
+        for kind, n in conn.execute(
+            f"SELECT kind, sum(n) FROM totals WHERE folder IN ({_marks(folders)})"
+            " AND kind IN ('sessions', 'damaged') AND name = '' GROUP BY kind",
+            folders,
+        ):
+            counts[kind] = n
+        return counts["sessions"] - counts["damaged"]
+    where, params = _filters(folders, since, tool)
+    count: int = conn.execute(
+        f"SELECT count(*) FROM sessions WHERE {' AND '.join(where)}", params
+    ).fetchone()[0]
+    return count
 
 
 def gram_keys(conn: sqlite3.Connection, term: str) -> set[int] | None:
@@ -294,25 +338,24 @@ def body(conn: sqlite3.Connection, key: int) -> bytes | None:
 # -- statistics --------------------------------------------------------------------------------
 def aggregate(conn: sqlite3.Connection, folder: str, since: str | None, week_ns: int) -> Aggregate:
     """The figures of ``stats`` for one folder (sessions updated since ``since``)."""
-    where = "folder = ?"
-    params: list[Any] = [folder]
-    if since is not None:
-        where += " AND updated >= ?"
-        params.append(since)
     out = Aggregate()
-    out.total, out.damaged, out.this_week, out.messages = conn.execute(
-        "SELECT count(*), count(error), coalesce(sum(mtime_ns > ?), 0),"
-        " coalesce(sum(CASE WHEN error IS NULL THEN messages END), 0)"
-        f" FROM sessions WHERE {where}",
-        [week_ns, *params],
+    (out.this_week,) = conn.execute(
+        "SELECT count(*) FROM sessions WHERE folder = ? AND mtime_ns > ?"
+        + (" AND updated >= ?" if since is not None else ""),
+        [folder, week_ns] + ([since] if since is not None else []),
     ).fetchone()
-    out.readable = out.total - out.damaged
     if since is None:  # the whole folder: its running totals
         _totals(conn, folder, out)
-    else:
-        _totals_since(
-            conn, f"SELECT key FROM sessions WHERE {where} AND error IS NULL", params, out
-        )
+        return out
+    where = "folder = ? AND updated >= ?"
+    params: list[Any] = [folder, since]
+    out.total, out.damaged, out.messages = conn.execute(
+        "SELECT count(*), count(error), coalesce(sum(CASE WHEN error IS NULL THEN messages END), 0)"
+        f" FROM sessions WHERE {where}",
+        params,
+    ).fetchone()
+    out.readable = out.total - out.damaged
+    _totals_since(conn, f"SELECT key FROM sessions WHERE {where} AND error IS NULL", params, out)
     for day, count in conn.execute(
         "SELECT date(CASE WHEN created != '' THEN created ELSE updated END, 'localtime') AS d,"
         f" count(*) FROM sessions WHERE {where} AND error IS NULL GROUP BY d",
@@ -325,7 +368,8 @@ def aggregate(conn: sqlite3.Connection, folder: str, since: str | None, week_ns:
 
 def _totals(conn: sqlite3.Connection, folder: str, out: Aggregate) -> None:
     for kind, name, n in conn.execute(
-        "SELECT kind, name, n FROM totals WHERE folder = ? AND n != 0 ORDER BY kind, name",
+        "SELECT kind, name, n FROM totals WHERE folder = ? AND kind != 'quarter' AND n != 0"
+        " ORDER BY kind, name",
         (folder,),
     ):
         if kind == "tool":
@@ -334,7 +378,21 @@ def _totals(conn: sqlite3.Connection, folder: str, out: Aggregate) -> None:
             out.modified[name] = n
         elif kind in _KIND_KEY:
             out.tokens.setdefault(name, dict.fromkeys(USAGE_KEYS, 0))[_KIND_KEY[kind]] = n
+        elif kind == "sessions":
+            out.total = n
+        elif kind == "damaged":
+            out.damaged = n
+        elif kind == "messages":
+            out.messages = n
+    out.readable = out.total - out.damaged
     out.tokens = dict(sorted(out.tokens.items()))
+    for day, count in conn.execute(
+        "SELECT date(name, 'localtime') AS d, sum(n) FROM totals"
+        " WHERE folder = ? AND kind = 'quarter' GROUP BY d",
+        (folder,),
+    ):
+        if day:
+            out.per_day[day] = count
 
 
 def _totals_since(conn: sqlite3.Connection, keys: str, params: list[Any], out: Aggregate) -> None:

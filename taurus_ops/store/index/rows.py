@@ -11,8 +11,10 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
+from taurus_ops.store import format as fmt
 from taurus_ops.store.index.facts import SessionFacts, read_facts
 from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, stored_path
 
@@ -67,6 +69,7 @@ def add(batch: Batch, key: int, folder: str, archived: bool, facts: SessionFacts
         )
     )
     batch.stamps[facts.path] = facts.stamp
+    batch.totals.update(session_totals(facts.error, facts.messages, facts.created, facts.updated))
     for kind, found in (("tool", facts.tools), ("modified", facts.modified)):
         for name, n in found.items():
             batch.counts.append((key, kind, name, n))
@@ -78,6 +81,34 @@ def add(batch: Batch, key: int, folder: str, archived: bool, facts: SessionFacts
     if facts.text is not None:
         batch.texts.append((key, facts.text.body))
         batch.grams.append((key, facts.text.words))
+
+
+def quarter(created: str, updated: str) -> str | None:
+    """The quarter hour (UTC) a session counts in, for sessions per day: each local day
+    is made of whole quarter hours in every time zone there is, so the day of its start
+    is the session's day (None when it has no time)."""
+    moment = fmt.parse_time(created or updated)
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC)
+    return fmt.format_time(
+        moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+    )
+
+
+def session_totals(
+    error: str | None, messages: int, created: str, updated: str
+) -> Counter[tuple[str, str]]:
+    """What one session adds to its folder's totals besides its tools and tokens."""
+    out: Counter[tuple[str, str]] = Counter({("sessions", ""): 1})
+    if error is not None:
+        out["damaged", ""] += 1
+        return out
+    out["messages", ""] += messages
+    day = quarter(created, updated)
+    if day is not None:
+        out["quarter", day] += 1
+    return out
 
 
 def read_batch(job: tuple[list[tuple[int, str]], str, bool]) -> Batch:

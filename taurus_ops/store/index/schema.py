@@ -19,7 +19,7 @@ SCHEMA_VERSION = "9"  # 5: NUL in message text as U+FFFD; 6: titles without cont
 # 7: the session's cwd and parentSession; 8: parent, forked_at and cwd as columns (the
 # session family), a fork's copied usage not counted again; 9: one FTS row per session over
 # its distinct words, the text itself zlib-compressed beside it, what list and cleanup show
-# as columns, per-folder totals for stats
+# as columns, per-folder totals for stats (sessions per quarter hour too)
 INDEX_NAME = "index.sqlite"
 SIDECARS = ("-wal", "-shm", "-journal")
 USAGE_KEYS = ("inputTokens", "outputTokens", "cacheReadTokens", "cacheCreationTokens")
@@ -56,7 +56,7 @@ CREATE TABLE sessions(
     bad_messages INTEGER NOT NULL
 );
 CREATE INDEX sessions_folder ON sessions(folder, mtime_ns);
-CREATE INDEX sessions_order ON sessions(list_us, path);
+CREATE INDEX sessions_order ON sessions(folder, list_us, path);
 CREATE INDEX sessions_parent ON sessions(parent) WHERE parent IS NOT NULL;
 CREATE TABLE counts(key INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL);
 CREATE INDEX counts_key ON counts(key);

@@ -29,7 +29,7 @@ import orjson
 from taurus_ops.store.index.schema import Damaged
 
 LEVEL = 1  # zlib level: 6 saves a fifth of the bytes for four times the time (benchmarks/README)
-CHUNK = 16384  # bytes decompressed at a time when looking for the first match
+CHUNK = 4096  # bytes decompressed at a time when looking for the first match
 MAX_GRAMS = 24  # trigrams asked for per term: a sample narrows enough, every one costs
 
 
