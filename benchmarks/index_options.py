@@ -117,7 +117,9 @@ class TextKept(Option):
 
     def replace(self, key: int, session: Session) -> None:
         self.conn.execute("BEGIN")
-        self.conn.execute("DELETE FROM t WHERE rowid BETWEEN ? AND ?", (key << 20, key << 20 | (1 << 20) - 1))
+        self.conn.execute(
+            "DELETE FROM t WHERE rowid BETWEEN ? AND ?", (key << 20, key << 20 | (1 << 20) - 1)
+        )
         self._add(key, session)
         self.conn.execute("COMMIT")
 
@@ -160,7 +162,10 @@ class Contentless(Option):
         found = needle(term, False)
         assert query is not None and found is not None
         shift = 20 if self.per_message else 0
-        keys = {r[0] >> shift for r in self.conn.execute("SELECT rowid FROM g WHERE g MATCH ?", (query,))}
+        keys = {
+            r[0] >> shift
+            for r in self.conn.execute("SELECT rowid FROM g WHERE g MATCH ?", (query,))
+        }
         return {
             key
             for key, body in self.conn.execute(
@@ -227,7 +232,9 @@ class Tantivy(Option):
         schema.add_integer_field("key", stored=True, indexed=True, fast=True)
         schema.add_text_field("body", stored=True, tokenizer_name="tri", index_option="basic")
         self.index = t.Index(schema.build(), path=str(folder))
-        analyzer = t.TextAnalyzerBuilder(t.Tokenizer.ngram(3, 3, False)).filter(t.Filter.lowercase())
+        analyzer = t.TextAnalyzerBuilder(t.Tokenizer.ngram(3, 3, False)).filter(
+            t.Filter.lowercase()
+        )
         self.index.register_tokenizer("tri", analyzer.build())
         writer = self.index.writer(heap_size=200_000_000, num_threads=2)
         for key, session in enumerate(sessions, 1):
@@ -255,7 +262,9 @@ class Tantivy(Option):
     def replace(self, key: int, session: Session) -> None:
         writer = self.index.writer(heap_size=50_000_000, num_threads=1)
         writer.delete_documents_by_term("key", key)
-        writer.add_document(self.t.Document(key=key, body=session.joined.decode("utf-8", "replace")))
+        writer.add_document(
+            self.t.Document(key=key, body=session.joined.decode("utf-8", "replace"))
+        )
         writer.commit()
         writer.wait_merging_threads()
         self.index.reload()
@@ -279,8 +288,14 @@ def options() -> list[Option]:
 
 def compare(folder: Path, repeat: int) -> None:
     sessions, size, took = load(folder)
-    print(f"{len(sessions)} sessions, {size / 1e6:.0f} MB; reading and parsing them: {took:.2f} s CPU")
-    print("| option | build (wall / CPU) | size | of the sessions | " + " | ".join(f"`{t}`" for t in TERMS) + " | one replaced |")
+    print(
+        f"{len(sessions)} sessions, {size / 1e6:.0f} MB; reading and parsing them: {took:.2f} s CPU"
+    )
+    print(
+        "| option | build (wall / CPU) | size | of the sessions | "
+        + " | ".join(f"`{t}`" for t in TERMS)
+        + " | one replaced |"
+    )
     print("| --- " * (6 + len(TERMS) - 1) + "|")
     rng = random.Random(0)
     for option in options():
@@ -317,9 +332,7 @@ def realistic(source: Path, target: Path, texts: Path, seed: int = 0) -> None:
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():
-                if k in ("text", "thinking") and isinstance(v, str):
-                    out[k] = real(len(v))
-                elif k == "content" and isinstance(v, str):
+                if k in ("text", "thinking", "content") and isinstance(v, str):
                     out[k] = real(len(v))
                 else:
                     out[k] = swap(v)
@@ -342,7 +355,9 @@ def realistic(source: Path, target: Path, texts: Path, seed: int = 0) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("folder", type=Path, nargs="?")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--realistic", nargs=3, type=Path, metavar=("SRC", "DST", "TEXTS"))

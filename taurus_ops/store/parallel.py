@@ -56,10 +56,10 @@ class Workers:
             self.pool.join()
             self.pool = None
 
-    def map(self, func: Callable[[A], R], items: list[A]) -> Iterator[R]:
-        """``func`` of every item, in no particular order."""
-        if self.pool is None or len(items) < max(self.start_from // 4, 1):
+    def map(self, func: Callable[[A], R], items: list[A], chunk: int = CHUNK) -> Iterator[R]:
+        """``func`` of every item, in no particular order, ``chunk`` items a worker at a time."""
+        if self.pool is None:
             for item in items:
                 yield func(item)
             return
-        yield from self.pool.imap_unordered(func, items, chunksize=CHUNK)
+        yield from self.pool.imap_unordered(func, items, chunksize=chunk)

@@ -36,10 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key, stamp
+from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key
 from taurus_ops.store.index.text import words_from_body
 from taurus_ops.store.parallel import Workers
-from taurus_ops.store.refs import is_session_file
 
 if TYPE_CHECKING:
     from taurus_ops.store.index.rows import Batch
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
 TRUST_SECONDS = 60.0  # a folder's own stamp stands for its files this long after a full look
 RACY_SECONDS = 2.0  # a directory changed this close to a look may change again unseen
 
+_INT64 = 1 << 63
 Stamps = dict[str, tuple[int, int, int]]  # path -> (size, mtime_ns, inode)
 Known = dict[str, tuple[int, int, int, int]]  # path -> (key, size, mtime_ns, inode) of the rows
 Links = list[tuple[str, str]]  # (name, what the link says) of each ``*.json`` symlink
@@ -94,21 +94,35 @@ def directory_stamp(folder: Path) -> list[int] | None:
 
 
 def scan(folder: Path) -> tuple[Stamps, Links]:
-    """path -> (size, mtime_ns, inode) of the session files directly in ``folder``, and
-    its ``*.json`` symlinks (name links) with their targets."""
+    """path -> (size, mtime_ns, inode) of the session files directly in ``folder`` (see
+    ``schema.stamp``, inlined: this loop is the cost of a full look), and its
+    ``*.json`` symlinks (name links) with their targets."""
     out: Stamps = {}
     links: Links = []
     try:
         with os.scandir(folder) as it:
             for entry in it:
-                if is_session_file(entry):
-                    try:
-                        out[entry.path] = stamp(entry.stat(follow_symlinks=False))
-                    except FileNotFoundError:
-                        continue
-                elif entry.name.endswith(".json") and entry.is_symlink():
+                name = entry.name
+                if not name.endswith(".json"):
+                    continue
+                if entry.is_symlink():
                     with contextlib.suppress(OSError):
-                        links.append((entry.name, os.readlink(entry.path)))
+                        links.append((name, os.readlink(entry.path)))
+                    continue
+                if name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue  # a temporary file or a folder (refs.is_session_file)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                mtime, inode = st.st_mtime_ns, st.st_ino
+                if not -_INT64 <= mtime < _INT64:
+                    mtime = _INT64 - 1 if mtime > 0 else -_INT64
+                out[entry.path] = (
+                    st.st_size,
+                    mtime,
+                    inode - (1 << 64) if inode >= _INT64 else inode,
+                )
     except (FileNotFoundError, NotADirectoryError):
         pass
     return out, links
@@ -146,12 +160,14 @@ def _save_state(conn: sqlite3.Connection, work: FolderWork, found_digest: str) -
 
 def trusted(state: dict[str, Any] | None, folder: Path, now_ns: int) -> bool:
     """True when the quick look says nothing can have changed (see the module docstring)."""
-    if not state or state.get("dir") is None:
+    if not state:
         return False
     looked = state.get("looked")
     if not isinstance(looked, int) or not 0 <= now_ns - looked < TRUST_SECONDS * 1e9:
         return False
-    recorded = state["dir"]
+    recorded = state.get("dir")
+    if recorded is None:  # there was no folder: there is none yet
+        return directory_stamp(folder) is None
     if recorded[2] >= looked - RACY_SECONDS * 1e9:
         return False  # changed just before the look: a change after it may carry the same time
     return directory_stamp(folder) == recorded
@@ -246,7 +262,7 @@ class Readers(Workers):
         jobs = [
             (files[i : i + rows.BATCH], folder, archived) for i in range(0, len(files), rows.BATCH)
         ]
-        return self.map(rows.read_batch, jobs)
+        return self.map(rows.read_batch, jobs, chunk=1)  # a job is a batch of files
 
 
 def apply(
