@@ -451,7 +451,7 @@ class ChatApp:
         price table of ``taurus-ops stats``)."""
         assert self.session is not None and self.conversation is not None
         from taurus_ops.ops.stats import PRICE_NOTE, estimate_cost
-        from taurus_ops.store.index import usage_by_model
+        from taurus_ops.store.index.facts import usage_by_model
 
         totals = self.session.data.get("usage") or {}
         run = self.conversation.run_usage

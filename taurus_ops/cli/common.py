@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -9,7 +10,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -245,3 +246,28 @@ __all__ = [
     "run_safely",
     "table",
 ]
+
+
+@contextlib.contextmanager
+def index_progress(index: Any, label: str = "Indexing sessions") -> Iterator[None]:
+    """The chat UI's progress bar for a long index refresh, loaded only when a refresh
+    turns out to be long (most are not, and the UI costs a command tens of ms to load)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        shown: list[Callable[[int, int], None]] = []
+
+        def progress(done: int, total: int) -> None:
+            if not shown:
+                from taurus_ops.chat.ui import index_progress as bar
+
+                stack.enter_context(bar(index, label))  # puts the bar's ``progress`` in place
+                shown.append(index.progress)
+            shown[0](done, total)
+
+        index.progress = progress
+        try:
+            yield
+        finally:
+            index.progress = None

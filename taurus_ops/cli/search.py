@@ -63,11 +63,11 @@ def search_cmd(
         case_sensitive=case_sensitive,
         limit=limit if (limit or paths_only) else 20,
     )
-    from taurus_ops.chat.ui import index_progress
+    from taurus_ops.cli.common import index_progress
 
     with Index(app.config) as index, index_progress(index):
         if paths_only:
-            request.limit = None
+            request.limit, request.ranked = None, False
             hits = run_search(index, request)
             paths = sorted(h.path for h in hits)
             for path in paths[:limit] if limit else paths:
@@ -155,7 +155,7 @@ def index_rebuild(app: AppContext) -> None:
     from taurus_ops.store.index import Index
 
     start = time.perf_counter()
-    from taurus_ops.chat.ui import index_progress
+    from taurus_ops.cli.common import index_progress
 
     with Index(app.config) as index, index_progress(index, "Rebuilding the index"):
         report = index.rebuild()

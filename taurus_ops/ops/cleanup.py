@@ -26,7 +26,6 @@ from taurus_ops.errors import TaurusError, UsageError
 from taurus_ops.ops.lock import ops_lock
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write
-from taurus_ops.store.lock import is_locked
 from taurus_ops.store.refs import id_from_file_name, inside
 from taurus_ops.words import plural
 
@@ -287,48 +286,50 @@ def read_entry(
     path: Path, archived: bool, names: dict[str, list[str]], st: os.stat_result | None = None
 ) -> Entry:
     """An Entry for ``path``: ``updated`` from the file, its mtime where the field is missing."""
-    st = st or os.stat(path)
-    real = os.path.realpath(path)
-    link_names = tuple(names.get(real, ()))
-    file_id = id_from_file_name(path.name)
-    updated: datetime | None = None
-    error: str | None = None
-    try:
-        with open(path, "rb") as handle:
-            data = fmt.loads(handle.read())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        if not isinstance(data.get("messages", []), list):
-            raise ValueError("`messages` is not a list")
-        updated = fmt.parse_time(data.get("updated")) or datetime.fromtimestamp(st.st_mtime, UTC)
-    except (OSError, ValueError) as exc:
-        error = "empty file" if st.st_size == 0 else str(exc).splitlines()[0][:100]
+    from taurus_ops.store.states import file_state
+
+    state = file_state(path, st)
     return Entry(
         path=str(path),
-        id=file_id,
-        updated=updated,
-        mtime=st.st_mtime,
-        size=st.st_size,
+        id=id_from_file_name(path.name),
+        updated=state.updated,
+        mtime=state.st.st_mtime,
+        size=state.st.st_size,
         archived=archived,
-        locked=is_locked(path),
-        names=link_names,
-        error=error,
-        identity=(st.st_dev, st.st_ino),
+        locked=state.locked,
+        names=tuple(names.get(os.path.realpath(path), ())),
+        error=state.error,
+        identity=(state.st.st_dev, state.st.st_ino),
     )
 
 
 def take_snapshot(store: Any, include_archive: bool = True) -> Snapshot:
+    """Every session (and archived one) as the planner sees it: one stat pass, the
+    index's rows for the files it has current, the rest read (never all parsed when an
+    index is current)."""
+    from taurus_ops.store.states import folder_states
+
     names = store.names()
-    active = []
-    for path in store.files():
-        with contextlib.suppress(FileNotFoundError):
-            active.append(read_entry(path, False, names))
-    archived = []
-    if include_archive:
-        for path in store.files(archived=True):
-            with contextlib.suppress(FileNotFoundError):
-                archived.append(read_entry(path, True, names))
-    return Snapshot(tuple(active), tuple(archived))
+    folders = [False, True] if include_archive else [False]
+    entries: dict[bool, list[Entry]] = {False: [], True: []}
+    for archived in folders:
+        for state in folder_states(store, archived):
+            real = os.path.realpath(state.path) if names else ""
+            entries[archived].append(
+                Entry(
+                    path=str(state.path),
+                    id=id_from_file_name(state.path.name),
+                    updated=state.updated,
+                    mtime=state.st.st_mtime,
+                    size=state.st.st_size,
+                    archived=archived,
+                    locked=state.locked,
+                    names=tuple(names.get(real, ())),
+                    error=state.error,
+                    identity=(state.st.st_dev, state.st.st_ino),
+                )
+            )
+    return Snapshot(tuple(entries[False]), tuple(entries[True]))
 
 
 def check_layout(config: Config) -> None:

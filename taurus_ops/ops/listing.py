@@ -56,19 +56,11 @@ def run(ctx: JobContext, request: ListRequest) -> ListResult:
             roots = [r for r in roots if any(not n.summary.archived for n in r.walk())]
         result.roots = roots[: request.limit] if request.limit else roots
         return result
-    summaries = ctx.store.summaries(archived=request.archived)
-    result.children = child_ids(summaries)
-    result.sessions = summaries[: request.limit] if request.limit else summaries
+    # from the index when it is current: then only ``limit`` rows are read
+    result.sessions, result.children = ctx.store.listing(
+        archived=request.archived, limit=request.limit
+    )
     return result
-
-
-def child_ids(summaries: list[SessionSummary]) -> dict[str, list[str]]:
-    """id -> the ids of the sessions forked or compacted from it, oldest first."""
-    out: dict[str, list[str]] = {}
-    for s in sorted(summaries, key=lambda x: x.created or x.updated):
-        if s.parent:
-            out.setdefault(s.parent, []).append(s.id)
-    return out
 
 
 def _cleanup_warning(ctx: JobContext) -> str | None:

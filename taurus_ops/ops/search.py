@@ -2,7 +2,7 @@
 
 A query is one or more terms; a term is a word or a "quoted phrase". A session
 matches when every term occurs, as a substring, somewhere in its message text
-(see ``taurus_ops.store.index`` for what message text is), in any message. So for
+(see ``taurus_ops.store.index.facts`` for what message text is), in any message. So for
 one plain word the sessions found are exactly those ``grep -il WORD`` finds in
 message text; with ``case_sensitive`` exactly those of ``grep -l WORD``. Matching
 ignores the case of ASCII letters only (as SQLite's LIKE and grep in the C locale).
@@ -23,7 +23,7 @@ from typing import Any
 
 from taurus_ops.errors import UsageError
 from taurus_ops.store import format as fmt
-from taurus_ops.store.index import MSG_BITS, Index, disk_path
+from taurus_ops.store.index import Index, SearchRow
 
 SNIPPET_WIDTH = 160
 ROLES = ("user", "assistant")
@@ -91,6 +91,7 @@ class SearchQuery:
     archived: bool = False
     case_sensitive: bool = False
     limit: int | None = None
+    ranked: bool = True  # off: the matching sessions in path order, unscored (``search -l``)
 
 
 @dataclass
@@ -129,63 +130,17 @@ def fold(text: str) -> str:
     return text.translate(ASCII_FOLD)
 
 
-def _glob_escape(term: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in term)
-
-
 def contains(text: str, term: str, case_sensitive: bool) -> bool:
     if case_sensitive:
         return term in text
     return fold(term) in fold(text)
 
 
-def _term_rows(index: Index, term: str, case_sensitive: bool) -> list[tuple[int, str]]:
-    """(rowid, role) of every indexed message containing ``term``."""
-    if case_sensitive:
-        return [
-            (r[0], r[1])
-            for r in index.query(
-                "SELECT rowid, role FROM msgtext WHERE body GLOB ?", (f"*{_glob_escape(term)}*",)
-            )
-        ]
-    pattern = f"%{term}%"
-    if "%" in term or "_" in term:
-        # LIKE treats them as wildcards: a superset, checked against the text here
-        return [
-            (r[0], r[1])
-            for r in index.query(
-                "SELECT rowid, role, body FROM msgtext WHERE body LIKE ?", (pattern,)
-            )
-            if contains(r[2], term, False)
-        ]
-    return [
-        (r[0], r[1])
-        for r in index.query("SELECT rowid, role FROM msgtext WHERE body LIKE ?", (pattern,))
-    ]
-
-
-def _candidates(index: Index, query: SearchQuery) -> dict[int, tuple[Any, ...]]:
-    """key -> session row for the sessions the filters allow."""
-    folders = index.folder_keys(archived=query.archived)
-    where = [f"folder IN ({','.join('?' * len(folders))})", "error IS NULL"]
-    params: list[Any] = list(folders)
-    if query.since is not None:
-        where.append("updated >= ?")
-        params.append(fmt.format_time(query.since))
-    if query.tool:
-        where.append("instr(tools, ?) > 0")
-        params.append(f" {query.tool} ")
-    rows = index.query(
-        "SELECT key, id, path, archived, created, updated, title, messages, parent, forked_at"
-        " FROM sessions"
-        f" WHERE {' AND '.join(where)}",
-        params,
-    )
-    return {r[0]: r for r in rows}
-
-
 def search(index: Index, query: SearchQuery, refresh: bool = True) -> list[Hit]:
-    """Sessions matching every term, best first (all of them unless ``query.limit``)."""
+    """Sessions matching every term, best first (all of them unless ``query.limit``).
+
+    With ``query.ranked`` off (``search -l``) the hits are not scored, and each
+    session's text is read only until every term is found."""
     if query.role is not None and query.role not in ROLES:
         raise UsageError(f"--role must be one of {', '.join(ROLES)}")
     if refresh:
@@ -199,54 +154,70 @@ def search(index: Index, query: SearchQuery, refresh: bool = True) -> list[Hit]:
 
 
 def _search(index: Index, query: SearchQuery) -> list[Hit]:
-    allowed = _candidates(index, query)
+    since = fmt.format_time(query.since) if query.since is not None else None
+    candidates = [index.term_keys(term) for term in query.terms]  # None: any session may
+    if not query.ranked and query.role is None:
+        return _unranked(index, query, since, candidates)
+    union: set[int] | None = set()
+    for found in candidates:
+        union = None if union is None or found is None else union | found
+    allowed = index.search_rows(query.archived, since, query.tool, union)
     if not allowed:
         return []
-    total = len(allowed)
-    per_term: list[dict[int, list[int]]] = []  # term -> session key -> matching message numbers
-    for term in query.terms:
-        found: dict[int, list[int]] = {}
-        for rowid, role in _term_rows(index, term, query.case_sensitive):
-            key = rowid >> MSG_BITS
-            if key not in allowed or (query.role and role != query.role):
-                continue
-            found.setdefault(key, []).append(rowid & ((1 << MSG_BITS) - 1))
-        per_term.append(found)
+    total = index.count_allowed(query.archived, since, query.tool)
+    # term -> session key -> the numbers of its messages holding the term
+    per_term = index.term_messages(query.terms, allowed, query.case_sensitive, query.role)
     keys = set(allowed)
-    for found in per_term:
-        keys &= found.keys()
+    for holding in per_term:
+        keys &= holding.keys()
     hits = []
     for key in keys:
         row = allowed[key]
         score = 0.0
-        for found in per_term:
-            numbers = found[key]
-            idf = math.log(1 + total / max(len(found), 1))
+        for holding in per_term:
+            numbers = holding[key]
+            idf = math.log(1 + total / max(len(holding), 1))
             tf = 1 + math.log(len(numbers))
             first = 1.5 if 0 in numbers else 1.0
             score += idf * tf * first
-        score /= 1 + 0.1 * math.log(1 + row[7])
+        score /= 1 + 0.1 * math.log(1 + row.messages)
         matched = set().union(*(set(f[key]) for f in per_term))
-        hits.append(
-            Hit(
-                id=row[1],
-                path=disk_path(row[2]),
-                archived=bool(row[3]),
-                created=row[4],
-                updated=row[5],
-                title=row[6],
-                score=score,
-                matches=len(matched),
-                message=min(per_term[0][key]),
-                key=key,
-                parent=row[8],
-                forked_at=row[9],
-            )
-        )
+        hits.append(_hit(row, score, len(matched), min(per_term[0][key])))
     hits.sort(key=lambda h: (-h.score, _neg_time(h.updated)))
     if query.limit is not None:
         hits = hits[: query.limit]
     return hits
+
+
+def _unranked(
+    index: Index, query: SearchQuery, since: str | None, candidates: list[set[int] | None]
+) -> list[Hit]:
+    """The sessions holding every term, in path order: each text read until all are found."""
+    keys: set[int] | None = None
+    for found in candidates:
+        if found is not None:
+            keys = found if keys is None else keys & found
+    allowed = index.search_rows(query.archived, since, query.tool, keys)
+    holding = index.holding_all(query.terms, allowed, query.case_sensitive)
+    hits = sorted((_hit(allowed[key], 0.0, 0, 0) for key in holding), key=lambda h: h.path)
+    return hits[: query.limit] if query.limit is not None else hits
+
+
+def _hit(row: SearchRow, score: float, matches: int, message: int) -> Hit:
+    return Hit(
+        id=row.id,
+        path=row.path,
+        archived=row.archived,
+        created=row.created,
+        updated=row.updated,
+        title=row.title,
+        score=score,
+        matches=matches,
+        message=message,
+        key=row.key,
+        parent=row.parent,
+        forked_at=row.forked_at,
+    )
 
 
 def _neg_time(iso: str) -> float:
@@ -257,12 +228,11 @@ def _neg_time(iso: str) -> float:
 def add_snippets(index: Index, hits: list[Hit], query: SearchQuery) -> None:
     """Fill each hit's snippet: the text around the first match, terms marked."""
     for hit in hits:
-        rowid = (hit.key << MSG_BITS) | hit.message
-        rows = index.query("SELECT body, role FROM msgtext WHERE rowid = ?", (rowid,))
-        if not rows:
+        found = index.message(hit.key, hit.message)
+        if found is None:
             continue
-        hit.role = rows[0][1]
-        hit.snippet, hit.highlights = snippet(rows[0][0], query.terms, query.case_sensitive)
+        hit.role, text = found
+        hit.snippet, hit.highlights = snippet(text, query.terms, query.case_sensitive)
 
 
 def _find_all(text: str, term: str, case_sensitive: bool) -> list[tuple[int, int]]:

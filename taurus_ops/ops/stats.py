@@ -108,8 +108,9 @@ class Stats:
             "averageMessages": self.average_messages,
             "modifiedFiles": dict(self.modified.most_common()),
             "tokens": {
-                m: {**t, "estimatedCostUsd": None if costs[m] is None else round(costs[m], 4)}
+                m: {**t, "estimatedCostUsd": None if cost is None else round(cost, 4)}
                 for m, t in sorted(self.tokens.items())
+                for cost in [costs[m]]
             },
             "estimatedCostUsd": round(self.total_cost(), 4),
             "costNote": PRICE_NOTE,
@@ -141,54 +142,19 @@ def compute(
 ) -> Stats:
     """The statistics of the indexed sessions of the session directory (no refresh).
 
-    Aggregated inside SQLite (json_each over each session's stored facts), so 10,000
-    sessions take milliseconds.
+    Aggregated by the index (running totals per folder; with ``since``, inside SQLite
+    over the sessions that qualify), so 100,000 sessions take milliseconds.
     """
     now = now or datetime.now(UTC)
     stats = Stats(names=names, since=fmt.format_time(since) if since else None)
-    folder = index.folder_keys(archived=False)[0]
-    where = "folder = ?"
-    params: list[Any] = [folder]
-    if since is not None:
-        where += " AND updated >= ?"
-        params.append(fmt.format_time(since))
     week_ns = int(now.timestamp() * 1_000_000_000) - WEEK_SECONDS * 1_000_000_000
-    total, damaged, week, messages, readable = index.query(
-        "SELECT count(*), count(error), coalesce(sum(mtime_ns > ?), 0),"
-        " coalesce(sum(CASE WHEN error IS NULL THEN messages END), 0),"
-        " count(*) - count(error)"
-        f" FROM sessions WHERE {where}",
-        [week_ns, *params],
-    )[0]
-    stats.total, stats.damaged, stats.this_week = total, damaged, week
-    stats.average_messages = messages / readable if readable else None
-    sub = f"SELECT key FROM sessions WHERE {where} AND error IS NULL"
-    if since is None:  # the whole folder: a walk along the covering index
-        grouped = index.query(
-            "SELECT kind, name, sum(n) FROM counts WHERE folder = ? GROUP BY kind, name", [folder]
-        )
-    else:
-        grouped = index.query(
-            f"SELECT kind, name, sum(n) FROM counts WHERE key IN ({sub}) GROUP BY kind, name",
-            params,
-        )
-    for kind, name, count in grouped:
-        (stats.tools if kind == "tool" else stats.modified)[name] = int(count)
-    for model, *counts in index.query(
-        "SELECT model, sum(input), sum(output), sum(cache_read), sum(cache_creation)"
-        f" FROM usage WHERE key IN ({sub}) GROUP BY model",
-        params,
-    ):
-        stats.tokens[model] = {k: int(c or 0) for k, c in zip(USAGE_KEYS, counts, strict=True)}
-    per_day: Counter[str] = Counter()
-    for day, count in index.query(
-        "SELECT date(CASE WHEN created != '' THEN created ELSE updated END, 'localtime') AS d,"
-        f" count(*) FROM sessions WHERE {where} AND error IS NULL GROUP BY d",
-        params,
-    ):
-        if day:
-            per_day[day] += count
-    stats.per_day = dict(sorted(per_day.items()))
+    found = index.aggregate(stats.since, week_ns)
+    stats.total, stats.damaged, stats.this_week = found.total, found.damaged, found.this_week
+    stats.average_messages = found.messages / found.readable if found.readable else None
+    stats.tools = Counter(found.tools)
+    stats.modified = Counter(found.modified)
+    stats.tokens = found.tokens
+    stats.per_day = dict(sorted(found.per_day.items()))
     return stats
 
 
@@ -197,7 +163,13 @@ def session_stats(
 ) -> Stats:
     """Refresh the index and compute the statistics of the active session directory."""
     index.refresh()
-    return compute(index, since=since, now=now, names=count_names(index.session_dir))
+    links = index.links()  # as the refresh found them: no second listing of the folder
+    names = (
+        count_names(index.session_dir)
+        if links is None
+        else sum(1 for name, _ in links if not name.startswith("."))
+    )
+    return compute(index, since=since, now=now, names=names)
 
 
 def _top(counter: Counter[str], n: int) -> list[tuple[str, int]]:

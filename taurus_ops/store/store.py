@@ -34,6 +34,44 @@ def _head_updated(path: Path, mtime: float) -> float:
     return moment.timestamp() if moment else mtime
 
 
+def listing_order(summaries: list[SessionSummary]) -> list[SessionSummary]:
+    """Newest ``updated`` first; the same time in descending order of the path as the
+    index stores it (so the files and the index give one order)."""
+    from taurus_ops.store.index.schema import stored_path
+
+    return sorted(summaries, key=lambda s: (s.sort_key(), stored_path(s.path)), reverse=True)
+
+
+def children_map(summaries: list[SessionSummary]) -> dict[str, list[str]]:
+    """id -> the ids of the sessions forked or compacted from it, oldest first."""
+    out: dict[str, list[str]] = {}
+    for s in sorted(summaries, key=lambda x: x.created or x.updated):
+        if s.parent:
+            out.setdefault(s.parent, []).append(s.id)
+    return out
+
+
+def names_of(session_dir: Path, links: list[str]) -> dict[str, list[str]]:
+    """Real session path -> the names among ``links`` (``NAME.json`` symlinks in
+    ``session_dir``) that lead to it."""
+    out: dict[str, list[str]] = {}
+    for link in links:
+        real = os.path.realpath(os.path.join(session_dir, link))
+        if os.path.isfile(real):
+            out.setdefault(real, []).append(link[:-5])
+    for value in out.values():
+        value.sort()
+    return out
+
+
+def summary_or_none(source: tuple[str, bool]) -> SessionSummary | None:
+    """``summarize`` of (path, archived); None for a file removed meanwhile."""
+    try:
+        return summarize(Path(source[0]), source[1])
+    except FileNotFoundError:
+        return None
+
+
 def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
@@ -195,20 +233,12 @@ class SessionStore:
     # -- names ---------------------------------------------------------------------------
     def names(self) -> dict[str, list[str]]:
         """Real session path -> the names (symlinks in the session directory) that lead to it."""
-        out: dict[str, list[str]] = {}
         try:
             entries = list(os.scandir(self.session_dir))
         except FileNotFoundError:
-            return out
-        for entry in entries:
-            if not (entry.name.endswith(".json") and entry.is_symlink()):
-                continue
-            real = os.path.realpath(entry.path)
-            if os.path.isfile(real):
-                out.setdefault(real, []).append(entry.name[:-5])
-        for value in out.values():
-            value.sort()
-        return out
+            return {}
+        links = [e.name for e in entries if e.name.endswith(".json") and e.is_symlink()]
+        return names_of(self.session_dir, links)
 
     def name(self, ref: str, name: str, replace: bool = False) -> Path:
         """Give a session a name: the tutorial's ``ln -s FILE NAME.json`` in the session dir."""
@@ -241,41 +271,58 @@ class SessionStore:
 
     # -- listing -------------------------------------------------------------------------
     def summaries(
-        self, archived: bool = False, include_active: bool = True
+        self, archived: bool = False, include_active: bool = True, limit: int | None = None
     ) -> list[SessionSummary]:
-        """Summaries newest-first by ``updated``."""
-        indexed = self._indexed_summaries(archived, include_active)
-        if indexed is not None:
-            names = self.names()
-            real_dirs: dict[str, str] = {}  # sessions sit directly in a (resolved) folder
-            for summary in indexed:
-                folder, base = os.path.split(summary.path)
-                if folder not in real_dirs:
-                    real_dirs[folder] = os.path.realpath(folder)
-                summary.names = names.get(os.path.join(real_dirs[folder], base), [])
-            indexed.sort(key=SessionSummary.sort_key, reverse=True)
-            return indexed
-        out: list[SessionSummary] = []
-        names = self.names()
-        sources: list[tuple[Path, bool]] = []
-        if include_active:
-            sources += [(p, False) for p in self.files()]
-        if archived:
-            sources += [(p, True) for p in self.files(archived=True)]
-        for path, is_archived in sources:
-            try:
-                summary = summarize(path, is_archived)
-            except FileNotFoundError:
-                continue  # removed while listing
-            summary.names = names.get(os.path.realpath(path), [])
-            out.append(summary)
-        out.sort(key=SessionSummary.sort_key, reverse=True)
-        return out
+        """Summaries newest-first by ``updated`` (see ``listing_order``), at most ``limit``."""
+        return self.listing(archived, include_active, limit)[0]
 
-    def _indexed_summaries(
-        self, archived: bool, include_active: bool
-    ) -> list[SessionSummary] | None:
-        """Summaries from the index (refreshed from the files) if one exists, else None.
+    def listing(
+        self, archived: bool = False, include_active: bool = True, limit: int | None = None
+    ) -> tuple[list[SessionSummary], dict[str, list[str]]]:
+        """The newest ``limit`` summaries and, for each of them, the ids of the sessions
+        forked or compacted from it (oldest first) among all those listed.
+
+        From the index when it is current (then only ``limit`` rows are read), else
+        from the files."""
+        indexed = self._indexed_listing(archived, include_active, limit)
+        names = None
+        if indexed is not None:
+            shown, children, names = indexed
+        else:
+            every = self._read_summaries(archived, include_active)
+            children = children_map(every)
+            shown = every[:limit] if limit else every
+        self._add_names(shown, self.names() if names is None else names)
+        return shown, {s.id: children[s.id] for s in shown if s.id in children}
+
+    def _add_names(self, summaries: list[SessionSummary], names: dict[str, list[str]]) -> None:
+        if not names:
+            return
+        real_dirs: dict[str, str] = {}  # sessions sit directly in a (resolved) folder
+        for summary in summaries:
+            folder, base = os.path.split(summary.path)
+            if folder not in real_dirs:
+                real_dirs[folder] = os.path.realpath(folder)
+            summary.names = names.get(os.path.join(real_dirs[folder], base), [])
+
+    def _read_summaries(self, archived: bool, include_active: bool) -> list[SessionSummary]:
+        """Every file read (on every core when there are many), in list order."""
+        from taurus_ops.store.parallel import Workers
+
+        sources: list[tuple[str, bool]] = []
+        if include_active:
+            sources += [(str(p), False) for p in self.files()]
+        if archived:
+            sources += [(str(p), True) for p in self.files(archived=True)]
+        with Workers(len(sources)) as workers:
+            out = [s for s in workers.map(summary_or_none, sources) if s is not None]
+        return listing_order(out)
+
+    def _indexed_listing(
+        self, archived: bool, include_active: bool, limit: int | None
+    ) -> tuple[list[SessionSummary], dict[str, list[str]], dict[str, list[str]] | None] | None:
+        """``listing`` from the index (refreshed from the files) if one exists, else None;
+        with the names as the refresh found the links (None: list the folder).
 
         The index stores exactly what ``summarize`` made of each file, so the result is
         the same as reading every file. ``list`` never builds or rebuilds the index
@@ -285,7 +332,7 @@ class SessionStore:
         if self.index_home is None or not (self.index_home / "index.sqlite").exists():
             return None
         if not (archived or include_active):
-            return []
+            return [], {}, None
         try:
             from taurus_ops.store.index import Index
 
@@ -293,9 +340,19 @@ class SessionStore:
                 if not index.is_current():  # old or damaged: search rebuilds it, not list
                     return None
                 # many changed files: reading them plainly is quicker than indexing them
-                return index.summaries(archived, include_active, max_reads=200)
+                shown = index.summaries(archived, include_active, max_reads=200, limit=limit)
+                if shown is None:
+                    return None
+                parents = [s.id for s in shown]
+                kids = index.children(parents, archived, include_active)
+                links = index.links()
         except Exception:  # a cache: whatever went wrong, the files still answer
             return None
+        children: dict[str, list[str]] = {}
+        for child in sorted(kids, key=lambda c: c.shown_created or c.shown_updated):
+            children.setdefault(child.parent, []).append(child.id)
+        names = None if links is None else names_of(self.session_dir, [n for n, _ in links])
+        return shown, children, names
 
     # -- archive -------------------------------------------------------------------------
     def archive(self, path: Path) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from taurus_ops.store import format as fmt
+from taurus_ops.store.reading import Reading, mtime_iso, read_file
 from taurus_ops.store.refs import id_from_file_name
 from taurus_ops.store.session import title_of
 
@@ -44,20 +45,21 @@ class SessionSummary:
 def summarize(
     path: Path, archived: bool = False, stat: os.stat_result | None = None
 ) -> SessionSummary:
+    """What ``list`` shows of the session file at ``path`` (FileNotFoundError if it is gone)."""
     st = stat or os.stat(path)
-    mtime = fmt.format_time(datetime.fromtimestamp(st.st_mtime, UTC))
-    file_id = id_from_file_name(path.name)
-    try:
-        with open(path, "rb") as handle:
-            data = fmt.loads(handle.read())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        problem = (
-            "empty file" if st.st_size == 0 else f"unreadable: {str(exc).splitlines()[0][:80]}"
-        )
+    return summary_of(read_file(path), path, st, archived)
+
+
+def summary_of(
+    reading: Reading, path: Path | str, st: os.stat_result, archived: bool = False
+) -> SessionSummary:
+    """What ``list`` shows of a session file, from a lenient reading of it."""
+    mtime = mtime_iso(st)
+    file_id = id_from_file_name(os.path.basename(path))
+    data = reading.data
+    if data is None:
         return SessionSummary(
-            file_id, str(path), "", mtime, 0, 0, "", st.st_size, archived, error=problem
+            file_id, str(path), "", mtime, 0, 0, "", st.st_size, archived, error=reading.error
         )
     messages = data.get("messages")
     tool_calls = data.get("toolCalls")
@@ -68,7 +70,7 @@ def summarize(
         id=file_id,
         path=str(path),
         created=created if isinstance(created, str) else "",
-        updated=updated if fmt.parse_time(updated) else mtime,
+        updated=updated if isinstance(updated, str) and fmt.parse_time(updated) else mtime,
         messages=len(messages) if isinstance(messages, list) else 0,
         tool_calls=len(tool_calls) if isinstance(tool_calls, list) else 0,
         title=fmt.one_line(title)
@@ -87,8 +89,8 @@ def family_fields(data: dict[str, Any]) -> dict[str, Any]:
     cwd = data.get("cwd")
     return {
         "parent": parent if isinstance(parent, str) and fmt.is_valid_token(parent) else None,
-        "forked_at": forked
-        if isinstance(forked, int) and not isinstance(forked, bool) and forked >= 0
+        "forked_at": forked  # a fork point past 2**63 messages is not one (nor storable)
+        if isinstance(forked, int) and not isinstance(forked, bool) and 0 <= forked < 1 << 63
         else None,
         "cwd": fmt.printable(cwd) if isinstance(cwd, str) and cwd and "\0" not in cwd else None,
     }

@@ -48,7 +48,8 @@ from taurus_ops.ops import search as search_ops
 from taurus_ops.ops import stats as stats_ops
 from taurus_ops.store import Session, SessionStore, parse_session
 from taurus_ops.store import format as fmt
-from taurus_ops.store.index import USAGE_KEYS, Index, IndexBusy, IndexFailure, usage_by_model
+from taurus_ops.store.index import USAGE_KEYS, Index, IndexBusy, IndexFailure
+from taurus_ops.store.index.facts import usage_by_model
 from taurus_ops.store.lock import lock_path, read_holder
 from taurus_ops.store.mend import INTERRUPTED_RESULT
 from taurus_ops.store.refs import check_token

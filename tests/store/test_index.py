@@ -58,9 +58,10 @@ def test_incremental_refresh_changed_added_removed(store, index) -> None:
     assert set(rows) == {"aaa001", "ccc003"}
     assert rows["aaa001"].messages == len(doc["messages"])
     assert rows["aaa001"].title == "second version with zebra"
-    hits = index.query("SELECT rowid FROM msgtext WHERE body LIKE '%zebra%'")
-    assert len(hits) == 1
-    assert not index.query("SELECT rowid FROM msgtext WHERE body LIKE '%first version%'")
+    everyone = {row.key for row in index.rows()}
+    (hits,) = index.term_messages(["zebra"], everyone)
+    assert len(hits) == 1 and sum(map(len, hits.values())) == 1  # one message of one session
+    assert index.term_messages(["first version"], everyone) == [{}]
     assert index.check() == []
 
 
@@ -73,7 +74,7 @@ def test_in_place_edit_with_same_size_is_seen(store, index) -> None:
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert index.refresh().changed == 1
-    assert index.query("SELECT rowid FROM msgtext WHERE body LIKE '%omega%'")
+    assert index.term_messages(["omega"], {row.key for row in index.rows()})[0]
 
 
 def atomic_write_doc(path: Path, doc: dict) -> None:
@@ -251,3 +252,19 @@ def test_an_index_path_that_is_a_link_never_touches_its_target(store, ops, tmp_p
     assert outside.read_text() == "not an index\n"
     assert stat.S_IMODE(os.stat(outside).st_mode) == 0o644
     assert not index.is_symlink() and index.is_file()
+
+
+def test_numbers_no_column_can_hold_are_indexed(store, index, ops) -> None:
+    """A fork point, a token count or a time past what SQLite's integers hold is not one:
+    the session is indexed, listed and searched all the same."""
+    doc = make_document("big001", first="find the numbat")
+    doc.update(parentSession="abc123", forkedAt=2**70, usage={"inputTokens": 2**70})
+    doc["messages"][0]["usage"] = {"outputTokens": 10**30}
+    doc["messages"][1]["content"][1]["input"] = {"n": 10**25}
+    write_session(store.session_dir, doc)
+    assert index.refresh().added == 1
+    listed = {s.id: s for s in index.summaries()}
+    assert listed["big001"].forked_at is None and listed["big001"].parent == "abc123"
+    assert ops("search", "-l", "numbat").exit_code == 0
+    assert ops("search", "-l", str(10**25)).exit_code == 0  # the input as written, exactly
+    assert ops("stats", "--json").exit_code == 0

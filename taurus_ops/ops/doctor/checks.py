@@ -34,6 +34,7 @@ from taurus_ops.ops.doctor.salvage import SalvageResult, salvage
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import TMP_MARK, is_temp_name
 from taurus_ops.store.lock import is_held, is_lock_name, read_holder, target_of_lock
+from taurus_ops.store.reading import parse
 from taurus_ops.store.refs import inside
 from taurus_ops.words import plural
 
@@ -138,14 +139,8 @@ def _digest(raw: bytes) -> str:
 
 
 def _parse(raw: bytes) -> tuple[bool, Any]:
-    try:
-        return True, orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    try:  # what orjson refuses but the standard library reads (integers past 64 bits)
-        return True, fmt.loads(raw)
-    except (ValueError, RecursionError):
-        return False, None
+    """(True, the JSON value) or (False, None): the store's one lenient parse."""
+    return parse(raw)
 
 
 def check_bytes(raw: bytes, ctx: FileContext) -> tuple[list[Finding], Any, SalvageResult | None]:

@@ -1,0 +1,374 @@
+"""Ways to keep the search index, measured on one corpus (the comparison in README.md).
+
+    python -m benchmarks.index_options DIR [--repeat 3]
+    python -m benchmarks.index_options --realistic SRC DST TEXTS   # a corpus of real text
+
+Every option gets the same input: each session's message texts as Taurus reads them
+(the shared cost of reading and parsing the files is printed once, apart). For each:
+the time to build it (wall and CPU), its size beside the session files' bytes, the
+time of a ``search -l`` for three terms (the candidates it gives, then the text
+checked, as Taurus must: matches are substrings), and the time to replace one
+session. ``--realistic`` rewrites a corpus with text cut from real files (source
+code and documentation under TEXTS), since the generator's small vocabulary makes
+every index look small. tantivy and apsw are used when importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taurus_ops.store import format as fmt
+from taurus_ops.store.index.facts import read_facts
+from taurus_ops.store.index.text import gram_query, holds_all, needle, unpack, words_of
+
+TERMS = ["authentication", "walrus", "connection pool"]
+
+
+@dataclass
+class Session:
+    texts: list[str]
+    joined: bytes
+
+
+def load(folder: Path) -> tuple[list[Session], int, float]:
+    """Every session's texts, the files' bytes, and the seconds reading them took."""
+    start = time.process_time()
+    sessions = []
+    size = 0
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        size += entry.stat().st_size
+        facts = read_facts(entry.path)
+        if facts is None or facts.text is None:
+            continue
+        _, joined = unpack(facts.text.body)
+        sessions.append(Session(joined.decode("utf-8", "replace").split("\x00"), joined))
+    return sessions, size, time.process_time() - start
+
+
+def _timed(func: Callable[[], Any]) -> tuple[float, float, Any]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = func()
+    return time.perf_counter() - wall, time.process_time() - cpu, out
+
+
+def _best(func: Callable[[], Any], repeat: int) -> float:
+    return min(_timed(func)[0] for _ in range(repeat))
+
+
+def _db(folder: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(folder / "index.sqlite", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+# -- the options ------------------------------------------------------------------------
+class Option:
+    name = ""
+
+    def build(self, folder: Path, sessions: list[Session]) -> None: ...
+    def search(self, term: str) -> set[int]: ...
+    def replace(self, key: int, session: Session) -> None: ...
+
+
+class TextKept(Option):
+    """Schema 8: an FTS5 trigram table with one row per message, its text kept."""
+
+    name = "FTS5 trigram, a row per message, text kept (schema 8)"
+
+    def build(self, folder: Path, sessions: list[Session]) -> None:
+        self.conn = conn = _db(folder)
+        conn.execute(
+            "CREATE VIRTUAL TABLE t USING fts5(body, tokenize='trigram case_sensitive 0',"
+            " detail=none)"
+        )
+        conn.execute("BEGIN")
+        for key, session in enumerate(sessions, 1):
+            self._add(key, session)
+        conn.execute("COMMIT")
+
+    def _add(self, key: int, session: Session) -> None:
+        self.conn.executemany(
+            "INSERT INTO t(rowid, body) VALUES (?, ?)",
+            [(key << 20 | n, text) for n, text in enumerate(session.texts) if text],
+        )
+
+    def search(self, term: str) -> set[int]:
+        rows = self.conn.execute("SELECT rowid FROM t WHERE body LIKE ?", (f"%{term}%",))
+        return {r[0] >> 20 for r in rows}
+
+    def replace(self, key: int, session: Session) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.execute(
+            "DELETE FROM t WHERE rowid BETWEEN ? AND ?", (key << 20, key << 20 | (1 << 20) - 1)
+        )
+        self._add(key, session)
+        self.conn.execute("COMMIT")
+
+
+class Contentless(Option):
+    """A contentless FTS5 trigram table beside the text, zlib-compressed."""
+
+    def __init__(self, words: bool, level: int, per_message: bool = False) -> None:
+        self.words, self.level, self.per_message = words, level, per_message
+        what = "distinct words" if words else "whole text"
+        rows = "a row per message" if per_message else "a row per session"
+        self.name = f"FTS5 trigram, contentless, {rows} over its {what}; text zlib {level}"
+
+    def build(self, folder: Path, sessions: list[Session]) -> None:
+        self.conn = conn = _db(folder)
+        conn.execute(
+            "CREATE VIRTUAL TABLE g USING fts5(w, content='', tokenize='trigram"
+            " case_sensitive 0', detail=none)"
+        )
+        conn.execute("CREATE TABLE texts(key INTEGER PRIMARY KEY, body BLOB)")
+        conn.execute("BEGIN")
+        for key, session in enumerate(sessions, 1):
+            self._add(key, session)
+        conn.execute("COMMIT")
+
+    def _grams(self, key: int, session: Session) -> list[tuple[int, str]]:
+        if self.per_message:
+            return [(key << 20 | n, t) for n, t in enumerate(session.texts) if t]
+        if self.words:
+            return [(key, words_of(session.joined))]
+        return [(key, session.joined.replace(b"\x00", b"\n").decode("utf-8", "replace"))]
+
+    def _add(self, key: int, session: Session) -> None:
+        body = zlib.compress(b"[]\x00" + session.joined, self.level)
+        self.conn.execute("INSERT INTO texts VALUES (?, ?)", (key, body))
+        self.conn.executemany("INSERT INTO g(rowid, w) VALUES (?, ?)", self._grams(key, session))
+
+    def search(self, term: str) -> set[int]:
+        query = gram_query(term)
+        found = needle(term, False)
+        assert query is not None and found is not None
+        shift = 20 if self.per_message else 0
+        keys = {
+            r[0] >> shift
+            for r in self.conn.execute("SELECT rowid FROM g WHERE g MATCH ?", (query,))
+        }
+        return {
+            key
+            for key, body in self.conn.execute(
+                "SELECT key, body FROM texts WHERE key IN (SELECT value FROM json_each(?))",
+                (str(sorted(keys)),),
+            )
+            if holds_all(body, [found], True)
+        }
+
+    def replace(self, key: int, session: Session) -> None:
+        self.conn.execute("BEGIN")
+        (old,) = self.conn.execute("SELECT body FROM texts WHERE key = ?", (key,)).fetchone()
+        _, joined = unpack(old)
+        before = Session(joined.decode("utf-8", "replace").split("\x00"), joined)
+        self.conn.executemany(
+            "INSERT INTO g(g, rowid, w) VALUES ('delete', ?, ?)", self._grams(key, before)
+        )
+        self.conn.execute("DELETE FROM texts WHERE key = ?", (key,))
+        self._add(key, session)
+        self.conn.execute("COMMIT")
+
+
+class Apsw(Contentless):
+    """The same through apsw's newer SQLite, whose contentless_delete needs no old text."""
+
+    def __init__(self) -> None:
+        super().__init__(words=True, level=1)
+        import apsw
+
+        self.apsw = apsw
+        self.name = f"the same, apsw (SQLite {apsw.sqlite_lib_version()}, contentless_delete)"
+
+    def build(self, folder: Path, sessions: list[Session]) -> None:
+        self.conn = conn = self.apsw.Connection(str(folder / "index.sqlite"))
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(
+            "CREATE VIRTUAL TABLE g USING fts5(w, content='', contentless_delete=1,"
+            " tokenize='trigram case_sensitive 0', detail=none)"
+        )
+        conn.execute("CREATE TABLE texts(key INTEGER PRIMARY KEY, body BLOB)")
+        with conn:
+            for key, session in enumerate(sessions, 1):
+                self._add(key, session)
+
+    def replace(self, key: int, session: Session) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM g WHERE rowid = ?", (key,))
+            self.conn.execute("DELETE FROM texts WHERE key = ?", (key,))
+            self._add(key, session)
+
+
+class Tantivy(Option):
+    """tantivy (Rust, its own threads): trigrams of the text, doc ids only; text stored (zstd)."""
+
+    def __init__(self) -> None:
+        import tantivy
+
+        self.t = tantivy
+        self.name = "tantivy: 3-gram terms, doc ids only, text in its zstd doc store"
+
+    def build(self, folder: Path, sessions: list[Session]) -> None:
+        t = self.t
+        schema = t.SchemaBuilder()
+        schema.add_integer_field("key", stored=True, indexed=True, fast=True)
+        schema.add_text_field("body", stored=True, tokenizer_name="tri", index_option="basic")
+        self.index = t.Index(schema.build(), path=str(folder))
+        analyzer = t.TextAnalyzerBuilder(t.Tokenizer.ngram(3, 3, False)).filter(
+            t.Filter.lowercase()
+        )
+        self.index.register_tokenizer("tri", analyzer.build())
+        writer = self.index.writer(heap_size=200_000_000, num_threads=2)
+        for key, session in enumerate(sessions, 1):
+            writer.add_document(t.Document(key=key, body=session.joined.decode("utf-8", "replace")))
+        writer.commit()
+        writer.wait_merging_threads()
+        self.index.reload()
+
+    def search(self, term: str) -> set[int]:
+        t = self.t
+        grams = {term.lower()[i : i + 3] for i in range(len(term) - 2)}
+        query = t.Query.boolean_query(
+            [(t.Occur.Must, t.Query.term_query(self.index.schema, "body", g)) for g in grams]
+        )
+        searcher = self.index.searcher()
+        hits = searcher.search(query, limit=1_000_000).hits
+        found = term.lower()
+        out = set()
+        for _, address in hits:
+            doc = searcher.doc(address)
+            if found in doc["body"][0].lower():
+                out.add(doc["key"][0])
+        return out
+
+    def replace(self, key: int, session: Session) -> None:
+        writer = self.index.writer(heap_size=50_000_000, num_threads=1)
+        writer.delete_documents_by_term("key", key)
+        writer.add_document(
+            self.t.Document(key=key, body=session.joined.decode("utf-8", "replace"))
+        )
+        writer.commit()
+        writer.wait_merging_threads()
+        self.index.reload()
+
+
+def options() -> list[Option]:
+    out: list[Option] = [
+        TextKept(),
+        Contentless(words=False, level=1, per_message=True),
+        Contentless(words=False, level=1),
+        Contentless(words=True, level=1),
+        Contentless(words=True, level=6),
+    ]
+    for extra in (Apsw, Tantivy):
+        try:
+            out.append(extra())
+        except ImportError:
+            print(f"({extra.__name__}: not installed)")
+    return out
+
+
+def compare(folder: Path, repeat: int) -> None:
+    sessions, size, took = load(folder)
+    print(
+        f"{len(sessions)} sessions, {size / 1e6:.0f} MB; reading and parsing them: {took:.2f} s CPU"
+    )
+    print(
+        "| option | build (wall / CPU) | size | of the sessions | "
+        + " | ".join(f"`{t}`" for t in TERMS)
+        + " | one replaced |"
+    )
+    print("| --- " * (6 + len(TERMS) - 1) + "|")
+    rng = random.Random(0)
+    for option in options():
+        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+            wall, cpu, _ = _timed(lambda o=option, d=Path(tmp): o.build(d, sessions))
+            if isinstance(getattr(option, "conn", None), sqlite3.Connection):
+                option.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            bytes_ = _size(Path(tmp))
+            searches = [_best(lambda o=option, t=term: o.search(t), repeat) for term in TERMS]
+            key = rng.randrange(1, len(sessions))
+            one = _best(lambda o=option, k=key: o.replace(k, sessions[k - 1]), repeat)
+            print(
+                f"| {option.name} | {wall:.1f} s / {cpu:.1f} s | {bytes_ / 1e6:.0f} MB | {bytes_ / size:.2f} | "
+                + " | ".join(f"{s * 1000:.0f} ms" for s in searches)
+                + f" | {one * 1000:.0f} ms |"
+            )
+
+
+# -- a corpus of real text ------------------------------------------------------------------
+def realistic(source: Path, target: Path, texts: Path, seed: int = 0) -> None:
+    """``source``'s sessions with every text replaced by real text of the same length."""
+    pool = []
+    for path in sorted(texts.rglob("*")):
+        if path.suffix in (".py", ".rst", ".txt", ".md") and path.is_file():
+            pool.append(path.read_text("utf-8", "replace"))
+    corpus = "\n".join(pool)
+    rng = random.Random(seed)
+
+    def real(length: int) -> str:
+        start = rng.randrange(0, max(1, len(corpus) - length))
+        return corpus[start : start + length]
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if k in ("text", "thinking", "content") and isinstance(v, str):
+                    out[k] = real(len(v))
+                else:
+                    out[k] = swap(v)
+            return out
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        return value
+
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(os.scandir(source), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        doc = fmt.loads(Path(entry.path).read_bytes())
+        doc["messages"] = swap(doc["messages"])
+        out = target / entry.name
+        out.write_bytes(fmt.dumps(doc))
+        st = entry.stat()
+        os.utime(out, (st.st_atime, st.st_mtime))
+    shutil.copymode(source, target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("folder", type=Path, nargs="?")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--realistic", nargs=3, type=Path, metavar=("SRC", "DST", "TEXTS"))
+    args = parser.parse_args()
+    if args.realistic:
+        realistic(*args.realistic)
+        return
+    if args.folder is None:
+        parser.error("give the folder of sessions to measure on")
+    compare(args.folder, args.repeat)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

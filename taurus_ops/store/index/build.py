@@ -1,0 +1,342 @@
+"""Bringing the index up to date with the session files.
+
+A folder is looked at in one of two ways:
+
+- the quick look: its own stamp (device, inode, mtime and ctime of the directory) is
+  the one recorded at the last full look, which was less than ``TRUST_SECONDS`` ago
+  and not racy. Creating, removing or renaming a file changes a directory's stamp,
+  and every Taurus save is a rename, so nothing but a file's bytes changed in place
+  by another program can have happened since; those are seen within
+  ``TRUST_SECONDS``. (A stat of every file costs about half a second at 100,000
+  sessions, more than a whole ``stats`` may take.)
+- the full look: every session file's (size, mtime_ns, inode), compared with what the
+  rows hold (a digest of it first, so an unchanged folder costs one stat pass; then
+  the folder's stored stamps, kept beside the rows, so a change costs no read of
+  100,000 rows). What changed is read again, what is new is added, what is gone is
+  dropped.
+
+The folder's name links (``NAME.json`` symlinks) are noted on the same pass, so a
+trusted folder answers ``names`` without a directory listing either.
+
+Files are read by ``facts.read_facts``, in worker processes when there are many.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import marshal
+import os
+import sqlite3
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key
+from taurus_ops.store.index.text import words_from_body
+from taurus_ops.store.parallel import Workers
+
+if TYPE_CHECKING:
+    from taurus_ops.store.index.rows import Batch
+
+TRUST_SECONDS = 60.0  # a folder's own stamp stands for its files this long after a full look
+RACY_SECONDS = 2.0  # a directory changed this close to a look may change again unseen
+
+_INT64 = 1 << 63
+Stamps = dict[str, tuple[int, int, int]]  # path -> (size, mtime_ns, inode)
+Known = dict[str, tuple[int, int, int, int]]  # path -> (key, size, mtime_ns, inode) of the rows
+Links = list[tuple[str, str]]  # (name, what the link says) of each ``*.json`` symlink
+
+
+@dataclass
+class RefreshReport:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    rebuilt: bool = False
+    damaged: str | None = None  # why the old index was thrown away
+    skipped: bool = False  # more to read than the caller allowed: nothing done
+    looked: int = 0  # folders given a full look (a stat of every file)
+
+    @property
+    def touched(self) -> int:
+        return self.added + self.changed + self.removed
+
+
+@dataclass
+class FolderWork:
+    """One folder's full look: what is on disk and what must be read or dropped."""
+
+    folder: Path
+    archived: bool
+    key: str
+    directory: list[int] | None  # the folder's stamp, taken before its files were
+    looked_ns: int
+    found: Stamps
+    links: Links
+    prior: str | None = None  # the digest the rows had when looked at
+    known: Known = field(default_factory=dict)
+    to_read: list[str] = field(default_factory=list)
+    to_drop: list[tuple[int, str]] = field(default_factory=list)
+
+
+# -- looking at a folder ------------------------------------------------------------------------
+def directory_stamp(folder: Path) -> list[int] | None:
+    try:
+        st = os.stat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def scan(folder: Path) -> tuple[Stamps, Links]:
+    """path -> (size, mtime_ns, inode) of the session files directly in ``folder`` (see
+    ``schema.stamp``, inlined: this loop is the cost of a full look), and its
+    ``*.json`` symlinks (name links) with their targets."""
+    out: Stamps = {}
+    links: Links = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                name = entry.name
+                if not name.endswith(".json"):
+                    continue
+                if entry.is_symlink():
+                    with contextlib.suppress(OSError):
+                        links.append((name, os.readlink(entry.path)))
+                    continue
+                if name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue  # a temporary file or a folder (refs.is_session_file)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                mtime, inode = st.st_mtime_ns, st.st_ino
+                if not -_INT64 <= mtime < _INT64:
+                    mtime = _INT64 - 1 if mtime > 0 else -_INT64
+                out[entry.path] = (
+                    st.st_size,
+                    mtime,
+                    inode - (1 << 64) if inode >= _INT64 else inode,
+                )
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return out, links
+
+
+def digest(found: Stamps) -> str:
+    import hashlib  # only for a full look (loading it costs a trusted one more than the look)
+
+    return hashlib.blake2b(marshal.dumps(found), digest_size=16).hexdigest()
+
+
+def folder_state(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"folder:{key}",)).fetchone()
+    if not row:
+        return None
+    try:
+        state = json.loads(row[0])
+    except (TypeError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _save_state(conn: sqlite3.Connection, work: FolderWork, found_digest: str) -> None:
+    value = {
+        "dir": work.directory,
+        "looked": work.looked_ns,
+        "digest": found_digest,
+        "links": work.links,
+    }
+    conn.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+        (f"folder:{work.key}", json.dumps(value)),
+    )
+
+
+def trusted(state: dict[str, Any] | None, folder: Path, now_ns: int) -> bool:
+    """True when the quick look says nothing can have changed (see the module docstring)."""
+    if not state:
+        return False
+    looked = state.get("looked")
+    if not isinstance(looked, int) or not 0 <= now_ns - looked < TRUST_SECONDS * 1e9:
+        return False
+    recorded = state.get("dir")
+    if recorded is None:  # there was no folder: there is none yet
+        return directory_stamp(folder) is None
+    if recorded[2] >= looked - RACY_SECONDS * 1e9:
+        return False  # changed just before the look: a change after it may carry the same time
+    return directory_stamp(folder) == recorded
+
+
+def look(conn: sqlite3.Connection, folder: Path, archived: bool) -> FolderWork:
+    """The full look at one folder; ``to_read`` and ``to_drop`` say what disagrees."""
+    key = folder_key(folder)
+    work = FolderWork(folder, archived, key, directory_stamp(folder), time.time_ns(), {}, [])
+    work.found, work.links = scan(folder)
+    found_digest = digest(work.found)
+    state = folder_state(conn, key)
+    work.prior = state.get("digest") if state else None
+    if work.prior != found_digest:
+        work.known = known(conn, key)
+        work.to_read, work.to_drop = diff(work.known, work.found)
+    if not work.to_read and not work.to_drop:
+        _note_look(conn, work, found_digest)
+    return work
+
+
+def _note_look(conn: sqlite3.Connection, work: FolderWork, found_digest: str) -> None:
+    """Record a look that found the rows current, unless another process changed them
+    since (best effort: a busy or read-only index is left as it is)."""
+    conn.execute("PRAGMA busy_timeout = 50")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return
+    finally:
+        conn.execute("PRAGMA busy_timeout = 60000")
+    try:
+        state = folder_state(conn, work.key)
+        if (state.get("digest") if state else None) == work.prior:
+            _save_state(conn, work, found_digest)
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def known(conn: sqlite3.Connection, key: str, rows_only: bool = False) -> Known:
+    """path -> (key, size, mtime_ns, inode) of every row of one folder: the stamps kept
+    beside the rows, or (when there are none, or ``rows_only``) the rows themselves."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"stamps:{key}",)).fetchone()
+    if row is not None and not rows_only:
+        try:
+            kept = marshal.loads(zlib.decompress(row[0]))
+        except (TypeError, ValueError, EOFError, zlib.error):
+            kept = None
+        if isinstance(kept, dict):
+            return kept
+    out: Known = {}
+    for row_key, path, size, mtime_ns, inode in conn.execute(
+        "SELECT key, path, size, mtime_ns, inode FROM sessions WHERE folder = ?", (key,)
+    ):
+        out[disk_path(path)] = (row_key, size, mtime_ns, inode)
+    return out
+
+
+def _save_known(conn: sqlite3.Connection, key: str, kept: Known) -> None:
+    blob = zlib.compress(marshal.dumps(kept), 1)
+    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"stamps:{key}", blob))
+
+
+def diff(kept: Known, found: Stamps) -> tuple[list[str], list[tuple[int, str]]]:
+    """(paths to read, (key, path) rows to drop) for one folder."""
+    to_read = []
+    to_drop = []
+    for path, sig in found.items():
+        row = kept.get(path)
+        if row is None:
+            to_read.append(path)
+        elif row[1:] != sig:
+            to_read.append(path)
+            to_drop.append((row[0], path))
+    for path, row in kept.items():
+        if path not in found:
+            to_drop.append((row[0], path))
+    return to_read, to_drop
+
+
+# -- reading and writing -------------------------------------------------------------------
+class Readers(Workers):
+    """Reads files for the index (in worker processes when there are many)."""
+
+    def batches(self, files: list[tuple[int, str]], folder: str, archived: bool) -> Iterator[Batch]:
+        """The rows of the files ``(key, path)``, a batch at a time, in no particular order."""
+        from taurus_ops.store.index import rows  # reading files: only when there are some
+
+        jobs = [
+            (files[i : i + rows.BATCH], folder, archived) for i in range(0, len(files), rows.BATCH)
+        ]
+        return self.map(rows.read_batch, jobs, chunk=1)  # a job is a batch of files
+
+
+def apply(
+    conn: sqlite3.Connection,
+    work: FolderWork,
+    report: RefreshReport,
+    readers: Readers,
+    tell: Callable[[int], None] | None = None,
+) -> None:
+    """Drop and read what one folder's look found, in one transaction."""
+    from taurus_ops.store.index import rows
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        state = folder_state(conn, work.key)
+        if (state.get("digest") if state else None) != work.prior:
+            # another process refreshed meanwhile: look again under the write lock
+            work.known = known(conn, work.key)
+            work.to_read, work.to_drop = diff(work.known, work.found)
+        kept = dict(work.known)
+        dropped = {p for _, p in work.to_drop}
+        for key, path in work.to_drop:
+            drop(conn, key, work.key)
+            del kept[path]
+        first = conn.execute("SELECT coalesce(max(key), 0) + 1 FROM sessions").fetchone()[0]
+        files = list(enumerate(work.to_read, start=first))
+        keys = {path: key for key, path in files}
+        final = dict(work.found)
+        for batch in readers.batches(files, work.key, work.archived):
+            rows.write(conn, work.key, batch)
+            for path, sig in batch.stamps.items():
+                final[path] = sig
+                kept[path] = (keys[path], *sig)
+            for path in batch.gone:
+                del final[path]
+            report.changed += sum(1 for p in batch.stamps if p in dropped)
+            report.added += sum(1 for p in batch.stamps if p not in dropped)
+            if tell is not None:
+                tell(len(batch.stamps) + len(batch.gone))
+        report.removed += len(dropped - set(work.to_read))
+        _save_known(conn, work.key, kept)
+        _save_state(conn, work, digest(final))
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def drop(conn: sqlite3.Connection, key: int, folder: str) -> None:
+    """Remove one session's rows, its share of the folder's totals and its trigram row."""
+    from taurus_ops.store.index import rows
+
+    taken: Counter[tuple[str, str]] = Counter()
+    session = conn.execute(
+        "SELECT error, messages, created, updated FROM sessions WHERE key = ?", (key,)
+    ).fetchone()
+    if session is not None:
+        for total, n in rows.session_totals(*session).items():
+            taken[total] -= n
+    for kind, name, n in conn.execute("SELECT kind, name, n FROM counts WHERE key = ?", (key,)):
+        taken[kind, name] -= n
+    for model, *counts in conn.execute(
+        "SELECT model, input, output, cache_read, cache_creation FROM usage WHERE key = ?", (key,)
+    ):
+        for kind, n in zip(USAGE_KINDS, counts, strict=True):
+            taken[kind, model] -= n
+    rows.add_totals(conn, folder, taken)
+    row = conn.execute("SELECT body FROM texts WHERE key = ?", (key,)).fetchone()
+    if row is not None:
+        conn.execute(
+            "INSERT INTO grams(grams, rowid, words) VALUES ('delete', ?, ?)",
+            (key, words_from_body(row[0])),
+        )
+    for table in ("texts", "counts", "usage"):
+        conn.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
+    conn.execute("DELETE FROM sessions WHERE key = ?", (key,))

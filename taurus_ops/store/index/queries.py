@@ -1,0 +1,422 @@
+"""The index's answers, as typed rows: every SELECT the readers need lives here.
+
+Each function takes an open connection and the folder keys to keep to; ``Index``
+wraps them (rebuilding a damaged index first) for ``search``, ``stats``, ``list``,
+cleanup, the picker and the web viewer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, disk_path
+from taurus_ops.store.index.text import gram_query
+from taurus_ops.store.summary import SessionSummary
+
+_KIND_KEY = dict(zip(USAGE_KINDS, USAGE_KEYS, strict=True))
+
+
+def _marks(values: list[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _json_list(values: Iterable[Any]) -> str:
+    return json.dumps(list(values))
+
+
+@dataclass
+class IndexedSession:
+    """One row of the index, as the readers see it."""
+
+    key: int
+    path: str
+    archived: bool
+    size: int
+    mtime_ns: int
+    id: str
+    created: str
+    updated: str
+    title: str
+    messages: int
+    tool_calls: int
+    error: str | None
+
+
+@dataclass
+class ListedSession:
+    """One session as a listing shows it: its index columns and its token counts by model."""
+
+    key: int
+    path: str
+    archived: bool
+    size: int
+    mtime_ns: int
+    id: str
+    created: str
+    updated: str
+    title: str
+    messages: int
+    tool_calls: int
+    tools: frozenset[str]  # toolCalls and tool_use names
+    error: str | None
+    cwd: str
+    parent: str
+    usage: dict[str, dict[str, int]]  # model -> token counts
+
+
+@dataclass
+class SearchRow:
+    """A session search may return: what a hit shows."""
+
+    key: int
+    id: str
+    path: str
+    archived: bool
+    created: str
+    updated: str
+    title: str
+    messages: int
+    parent: str | None
+    forked_at: int | None
+
+
+@dataclass
+class PlanRow:
+    """What cleanup's planner needs of an indexed file (its stamp says whether it is current)."""
+
+    stamp: tuple[int, int, int]  # (size, mtime_ns, inode)
+    updated_us: int | None  # the session's own ``updated`` (None: the file's mtime stands)
+    error: str | None  # why it is not a session at all
+    bad_messages: bool
+
+
+@dataclass
+class Aggregate:
+    """The statistics of one folder's indexed sessions (``ops.stats`` words them)."""
+
+    total: int = 0
+    damaged: int = 0
+    this_week: int = 0
+    messages: int = 0  # summed over readable sessions
+    readable: int = 0
+    tools: dict[str, int] = field(default_factory=dict)
+    modified: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+    per_day: dict[str, int] = field(default_factory=dict)  # local day -> sessions
+
+
+@dataclass
+class Child:
+    """A session made from another (a fork or a /compact successor), for a listing."""
+
+    id: str
+    parent: str
+    shown_created: str
+    shown_updated: str
+    list_us: int
+    path: str
+
+
+# -- rows -------------------------------------------------------------------------------------
+def rows(conn: sqlite3.Connection, folders: list[str]) -> list[IndexedSession]:
+    return [
+        IndexedSession(
+            key=r[0],
+            path=disk_path(r[1]),
+            archived=bool(r[2]),
+            size=r[3],
+            mtime_ns=r[4],
+            id=r[5],
+            created=r[6],
+            updated=r[7],
+            title=r[8],
+            messages=r[9],
+            tool_calls=r[10],
+            error=r[11],
+        )
+        for r in conn.execute(
+            "SELECT key, path, archived, size, mtime_ns, id, created, updated, title,"
+            f" messages, tool_calls, error FROM sessions WHERE folder IN ({_marks(folders)})",
+            folders,
+        )
+    ]
+
+
+def listing(conn: sqlite3.Connection, folders: list[str]) -> list[ListedSession]:
+    usage: dict[int, dict[str, dict[str, int]]] = {}
+    for key, model, *counts in conn.execute(
+        "SELECT u.key, u.model, u.input, u.output, u.cache_read, u.cache_creation"
+        f" FROM usage u JOIN sessions s ON s.key = u.key WHERE s.folder IN ({_marks(folders)})",
+        folders,
+    ):
+        usage.setdefault(key, {})[model] = {
+            k: int(c or 0) for k, c in zip(USAGE_KEYS, counts, strict=True)
+        }
+    return [
+        ListedSession(
+            key=r[0],
+            path=disk_path(r[1]),
+            archived=bool(r[2]),
+            size=r[3],
+            mtime_ns=r[4],
+            id=r[5],
+            created=r[6],
+            updated=r[7],
+            title=r[8],
+            messages=r[9],
+            tool_calls=r[10],
+            tools=frozenset(r[11].split()),
+            error=r[12],
+            cwd=r[13] or "",
+            parent=r[14] or "",
+            usage=usage.get(r[0], {}),
+        )
+        for r in conn.execute(
+            "SELECT key, path, archived, size, mtime_ns, id, created, updated, title,"
+            " messages, tool_calls, tools, error, cwd, parent FROM sessions"
+            f" WHERE folder IN ({_marks(folders)})",
+            folders,
+        )
+    ]
+
+
+_SUMMARY = (
+    "id, path, shown_created, shown_updated, messages, tool_calls, title, size, archived,"
+    " error, parent, forked_at, cwd"
+)
+
+
+def _summary(r: tuple[Any, ...]) -> SessionSummary:
+    return SessionSummary(
+        id=r[0],
+        path=disk_path(r[1]),
+        created=r[2],
+        updated=r[3],
+        messages=r[4],
+        tool_calls=r[5],
+        title=r[6],
+        size=r[7],
+        archived=bool(r[8]),
+        error=r[9],
+        parent=r[10],
+        forked_at=r[11],
+        cwd=r[12],
+    )
+
+
+def summaries(
+    conn: sqlite3.Connection, folders: list[str], limit: int | None = None
+) -> list[SessionSummary]:
+    """What ``summarize()`` made of each file, in list order (newest ``updated`` first,
+    ties by stored path, descending), at most ``limit`` of them: each folder's first
+    ``limit`` along its index, merged."""
+    found: list[tuple[Any, ...]] = []
+    for folder in folders:
+        sql = (
+            f"SELECT list_us, path, {_SUMMARY} FROM sessions INDEXED BY sessions_order"
+            " WHERE folder = ? ORDER BY list_us DESC, path DESC"
+        )
+        params: list[Any] = [folder]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        found += conn.execute(sql, params)
+    found.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    if limit is not None:
+        found = found[:limit]
+    return [_summary(r[2:]) for r in found]
+
+
+def children(conn: sqlite3.Connection, folders: list[str], parents: list[str]) -> list[Child]:
+    """The sessions whose parent is one of ``parents``, in list order."""
+    if not parents:
+        return []
+    return [
+        Child(r[0], r[1], r[2], r[3], r[4], disk_path(r[5]))
+        for r in conn.execute(
+            "SELECT id, parent, shown_created, shown_updated, list_us, path FROM sessions"
+            f" WHERE folder IN ({_marks(folders)})"
+            " AND parent IN (SELECT value FROM json_each(?))"
+            " ORDER BY list_us DESC, path DESC",
+            [*folders, _json_list(parents)],
+        )
+    ]
+
+
+# -- search ------------------------------------------------------------------------------------
+def _filters(
+    folders: list[str], since: str | None, tool: str | None
+) -> tuple[list[str], list[Any]]:
+    where = [f"folder IN ({_marks(folders)})", "error IS NULL"]
+    params: list[Any] = list(folders)
+    if since is not None:
+        where.append("updated >= ?")
+        params.append(since)
+    if tool:
+        where.append("instr(tools, ?) > 0")
+        params.append(f" {tool} ")
+    return where, params
+
+
+def search_rows(
+    conn: sqlite3.Connection,
+    folders: list[str],
+    since: str | None,
+    tool: str | None,
+    keys: set[int] | None = None,
+) -> dict[int, SearchRow]:
+    """key -> row of the readable sessions (among ``keys``) updated since ``since`` that
+    used ``tool``."""
+    where, params = _filters(folders, since, tool)
+    if keys is not None:
+        if not keys:
+            return {}
+        where.append("key IN (SELECT value FROM json_each(?))")
+        params.append(_json_list(keys))
+    out = {}
+    for r in conn.execute(
+        "SELECT key, id, path, archived, created, updated, title, messages, parent, forked_at"
+        f" FROM sessions WHERE {' AND '.join(where)}",
+        params,
+    ):
+        out[r[0]] = SearchRow(
+            r[0], r[1], disk_path(r[2]), bool(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]
+        )
+    return out
+
+
+def count_allowed(
+    conn: sqlite3.Connection, folders: list[str], since: str | None, tool: str | None
+) -> int:
+    """How many sessions ``search_rows`` allows (from the running totals when it can)."""
+    if since is None and not tool:
+        counts = dict.fromkeys(("sessions", "damaged"), 0)
+        for kind, n in conn.execute(
+            f"SELECT kind, sum(n) FROM totals WHERE folder IN ({_marks(folders)})"
+            " AND kind IN ('sessions', 'damaged') AND name = '' GROUP BY kind",
+            folders,
+        ):
+            counts[kind] = n
+        return counts["sessions"] - counts["damaged"]
+    where, params = _filters(folders, since, tool)
+    count: int = conn.execute(
+        f"SELECT count(*) FROM sessions WHERE {' AND '.join(where)}", params
+    ).fetchone()[0]
+    return count
+
+
+def gram_keys(conn: sqlite3.Connection, term: str) -> set[int] | None:
+    """The sessions whose words hold every trigram of ``term``'s words (None: no trigram)."""
+    query = gram_query(term)
+    if query is None:
+        return None
+    return {r[0] for r in conn.execute("SELECT rowid FROM grams WHERE grams MATCH ?", (query,))}
+
+
+def bodies(conn: sqlite3.Connection, keys: set[int] | None) -> Iterator[tuple[int, bytes]]:
+    """(key, stored text) of the sessions ``keys`` (all with text when None)."""
+    if keys is None:
+        yield from conn.execute("SELECT key, body FROM texts")
+        return
+    if not keys:
+        return
+    yield from conn.execute(
+        "SELECT key, body FROM texts WHERE key IN (SELECT value FROM json_each(?))",
+        (_json_list(keys),),
+    )
+
+
+def body(conn: sqlite3.Connection, key: int) -> bytes | None:
+    row = conn.execute("SELECT body FROM texts WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+# -- statistics --------------------------------------------------------------------------------
+def aggregate(conn: sqlite3.Connection, folder: str, since: str | None, week_ns: int) -> Aggregate:
+    """The figures of ``stats`` for one folder (sessions updated since ``since``)."""
+    out = Aggregate()
+    (out.this_week,) = conn.execute(
+        "SELECT count(*) FROM sessions WHERE folder = ? AND mtime_ns > ?"
+        + (" AND updated >= ?" if since is not None else ""),
+        [folder, week_ns] + ([since] if since is not None else []),
+    ).fetchone()
+    if since is None:  # the whole folder: its running totals
+        _totals(conn, folder, out)
+        return out
+    where = "folder = ? AND updated >= ?"
+    params: list[Any] = [folder, since]
+    out.total, out.damaged, out.messages = conn.execute(
+        "SELECT count(*), count(error), coalesce(sum(CASE WHEN error IS NULL THEN messages END), 0)"
+        f" FROM sessions WHERE {where}",
+        params,
+    ).fetchone()
+    out.readable = out.total - out.damaged
+    _totals_since(conn, f"SELECT key FROM sessions WHERE {where} AND error IS NULL", params, out)
+    for day, count in conn.execute(
+        "SELECT date(CASE WHEN created != '' THEN created ELSE updated END, 'localtime') AS d,"
+        f" count(*) FROM sessions WHERE {where} AND error IS NULL GROUP BY d",
+        params,
+    ):
+        if day:
+            out.per_day[day] = out.per_day.get(day, 0) + count
+    return out
+
+
+def _totals(conn: sqlite3.Connection, folder: str, out: Aggregate) -> None:
+    for kind, name, n in conn.execute(
+        "SELECT kind, name, n FROM totals WHERE folder = ? AND kind != 'quarter' AND n != 0"
+        " ORDER BY kind, name",
+        (folder,),
+    ):
+        if kind == "tool":
+            out.tools[name] = n
+        elif kind == "modified":
+            out.modified[name] = n
+        elif kind in _KIND_KEY:
+            out.tokens.setdefault(name, dict.fromkeys(USAGE_KEYS, 0))[_KIND_KEY[kind]] = n
+        elif kind == "sessions":
+            out.total = n
+        elif kind == "damaged":
+            out.damaged = n
+        elif kind == "messages":
+            out.messages = n
+    out.readable = out.total - out.damaged
+    out.tokens = dict(sorted(out.tokens.items()))
+    for day, count in conn.execute(
+        "SELECT date(name, 'localtime') AS d, sum(n) FROM totals"
+        " WHERE folder = ? AND kind = 'quarter' GROUP BY d",
+        (folder,),
+    ):
+        if day:
+            out.per_day[day] = count
+
+
+def _totals_since(conn: sqlite3.Connection, keys: str, params: list[Any], out: Aggregate) -> None:
+    for kind, name, n in conn.execute(
+        f"SELECT kind, name, sum(n) FROM counts WHERE key IN ({keys}) GROUP BY kind, name",
+        params,
+    ):
+        (out.tools if kind == "tool" else out.modified)[name] = int(n)
+    for model, *counts in conn.execute(
+        "SELECT model, sum(input), sum(output), sum(cache_read), sum(cache_creation)"
+        f" FROM usage WHERE key IN ({keys}) GROUP BY model",
+        params,
+    ):
+        out.tokens[model] = {k: int(c or 0) for k, c in zip(USAGE_KEYS, counts, strict=True)}
+
+
+# -- cleanup -----------------------------------------------------------------------------------
+def plan_rows(conn: sqlite3.Connection, folder: str) -> dict[str, PlanRow]:
+    """path -> what cleanup plans with, for every indexed file of one folder."""
+    return {
+        disk_path(r[0]): PlanRow((r[1], r[2], r[3]), r[4], r[5], bool(r[6]))
+        for r in conn.execute(
+            "SELECT path, size, mtime_ns, inode, plan_us, error, bad_messages FROM sessions"
+            " WHERE folder = ?",
+            (folder,),
+        )
+    }

@@ -1,0 +1,161 @@
+"""A session's message text as the index keeps it, and finding terms in it.
+
+Per session the index keeps two things:
+
+- ``texts.body``: the text itself, zlib-compressed: the roles as a JSON list, a NUL,
+  then every message's text (see ``facts.message_text``), NUL-separated, in message
+  order (a message with no text is an empty part). Message text holds no NUL (it is
+  stored as U+FFFD), so a part is exactly one message and a term never spans two.
+- ``grams``: a contentless FTS5 trigram table with one row per session holding its
+  distinct words (text split at ASCII whitespace, ASCII letters lowered), two
+  newlines apart, so no trigram holds letters of two words and the row's trigrams do
+  not depend on the words' order (a contentless row is deleted by giving its text again).
+  Every trigram of a term that lies within one of its words lies within a word of
+  any text holding the term, so asking for those trigrams gives every session that
+  can hold it (and a few that cannot): a candidate set, which the text then decides.
+
+Matching is on UTF-8 bytes: ``bytes.lower()`` folds ASCII letters only, which is
+search's case rule (as SQLite's LIKE and grep in the C locale).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from taurus_ops.store.index.schema import Damaged
+
+LEVEL = 1  # zlib level: 6 saves a fifth of the bytes for four times the time (benchmarks/README)
+CHUNK = 4096  # bytes decompressed at a time when looking for the first match
+MAX_GRAMS = 24  # trigrams asked for per term: a sample narrows enough, every one costs
+
+
+@dataclass(frozen=True)
+class Packed:
+    """What the index stores of one session's text."""
+
+    body: bytes  # zlib(roles JSON, NUL, texts joined by NUL)
+    words: str  # the distinct words, for the trigram table
+
+
+def pack(roles: list[str], texts: list[str]) -> Packed | None:
+    """The stored form of a session's message texts (one role and text per message);
+    None when no message has any text."""
+    joined = "\x00".join(texts).encode("utf-8", "surrogatepass")
+    if not joined.strip(b"\x00"):
+        return None
+    body = zlib.compress(orjson.dumps(roles) + b"\x00" + joined, LEVEL)
+    return Packed(body, words_of(joined))
+
+
+def words_of(joined: bytes) -> str:
+    """The trigram table's text for a session: its distinct words, two newlines apart."""
+    words = set(joined.replace(b"\x00", b"\n").lower().split())
+    return b"\n\n".join(words).decode("utf-8", "replace")
+
+
+def unpack(body: bytes) -> tuple[list[str], bytes]:
+    """(roles, texts joined by NUL) of a stored body."""
+    try:
+        raw = zlib.decompress(body)
+    except zlib.error as exc:
+        raise Damaged(f"stored text: {exc}") from None
+    cut = raw.find(b"\x00")
+    if cut == -1:
+        raise Damaged("stored text has no roles")
+    roles = orjson.loads(raw[:cut])
+    return roles, raw[cut + 1 :]
+
+
+def words_from_body(body: bytes) -> str:
+    """``words_of`` again, from a stored body (to delete the session's trigram row)."""
+    return words_of(unpack(body)[1])
+
+
+def needle(term: str, case_sensitive: bool) -> bytes | None:
+    """The bytes to look for; None for a term no message text can hold (a NUL, which is
+    stored as U+FFFD, or a lone surrogate, which no stored text has)."""
+    if "\x00" in term:
+        return None
+    try:
+        raw = term.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return raw if case_sensitive else raw.lower()
+
+
+def gram_query(term: str) -> str | None:
+    """An FTS5 query for the sessions whose words hold the trigrams of ``term``'s words;
+    None when it has none (no word of three characters): then every session is a candidate."""
+    grams: set[str] = set()
+    for word in term.encode("utf-8", "surrogatepass").lower().split():
+        text = word.decode("utf-8", "replace")
+        grams.update(text[i : i + 3] for i in range(len(text) - 2))
+    if not grams:
+        return None
+    chosen = sorted(grams, key=lambda g: (-len(g.encode("utf-8", "surrogatepass")), g))
+    return " AND ".join('"' + g.replace('"', '""') + '"' for g in chosen[:MAX_GRAMS])
+
+
+def message_numbers(joined: bytes, found: bytes) -> list[int]:
+    """The numbers of the messages (NUL-separated parts of ``joined``) holding ``found``."""
+    out = []
+    number = 0
+    counted = 0
+    pos = joined.find(found)
+    while pos != -1:
+        number += joined.count(b"\x00", counted, pos)
+        out.append(number)
+        end = joined.find(b"\x00", pos + len(found))
+        if end == -1:
+            break
+        counted = end
+        pos = joined.find(found, end + 1)
+    return out
+
+
+def message_text(joined: bytes, number: int) -> str:
+    """The text of message ``number``."""
+    parts = joined.split(b"\x00", number + 1)
+    return parts[number].decode("utf-8", "replace") if number < len(parts) else ""
+
+
+def holds_all(body: bytes, needles: Iterable[bytes], fold: bool) -> bool:
+    """True if the stored text holds every needle somewhere; decompresses only as far as
+    it must (a term in the first messages costs a few kilobytes)."""
+    pending = {n for n in needles}
+    if not pending:
+        return True
+    keep = max(len(n) for n in pending) - 1
+    stream = zlib.decompressobj()
+    data = body
+    carried = b""
+    in_roles = True
+    try:
+        while True:
+            chunk = stream.decompress(data, CHUNK)
+            data = stream.unconsumed_tail
+            if not chunk and not data:
+                chunk = stream.flush()
+                if not chunk:
+                    return False
+            if in_roles:
+                carried += chunk
+                cut = carried.find(b"\x00")
+                if cut == -1:
+                    continue
+                in_roles = False
+                hay = carried[cut + 1 :]
+            else:
+                hay = carried + chunk
+            if fold:
+                hay = hay.lower()
+            pending = {n for n in pending if n not in hay}
+            if not pending:
+                return True
+            carried = hay[-keep:] if keep else b""
+    except zlib.error as exc:
+        raise Damaged(f"stored text: {exc}") from None
