@@ -305,7 +305,7 @@ def make_plan(scan: Scan) -> Plan:
         else:
             plan.add(Action(LINK_REMOVE, link, [problem], problem.fix, link_target=target))
 
-    from taurus_ops.ops.doctor.checkpoints import plan_checkpoints
+    from taurus_ops.ops.doctor.checkpoint_repair import plan_checkpoints
 
     plan_checkpoints(scan, plan)
     if scan.index_problem is not None:

@@ -305,7 +305,7 @@ def _apply(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
         path.unlink()
         return f"removed (recorded in {kept})"
     if kind == P.CHECKPOINT:
-        from taurus_ops.ops.doctor.checkpoints import apply_checkpoint
+        from taurus_ops.ops.doctor.checkpoint_repair import apply_checkpoint
 
         return apply_checkpoint(action, scan, quarantine)
     if kind == P.INDEX:
