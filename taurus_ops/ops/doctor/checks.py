@@ -2,15 +2,12 @@
 
 The fast path reads each file once and parses it with orjson; only a file that
 does not parse goes through the salvage scanner. A file found healthy is remembered
-in ``<home>/doctor-state.json`` by its identity (device, inode, size, mtime and ctime in
-nanoseconds) with the little the scan keeps of it, so a later scan that finds it
-unchanged does not read it again; any change to any of these checks it again, and
-``doctor --full`` forgets them all. Nothing here writes anything else.
+(``healthy``: ``<home>/doctor-state.json``), so a later scan that finds it unchanged
+does not read it again. Nothing here writes anything else.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import stat
@@ -30,6 +27,18 @@ from taurus_ops.ops.doctor.document import (
     Finding,
     examine,
 )
+from taurus_ops.ops.doctor.healthy import RECOVERED_FROM as RECOVERED_FROM
+from taurus_ops.ops.doctor.healthy import (
+    SETTLE_SECONDS,
+    Healthy,
+    _fingerprint,
+    _note_fingerprint,
+    identity,
+    read_healthy,
+    write_healthy,
+)
+from taurus_ops.ops.doctor.healthy import STATE_NAME as STATE_NAME
+from taurus_ops.ops.doctor.healthy import forget_healthy as forget_healthy
 from taurus_ops.ops.doctor.salvage import SalvageResult, salvage
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import TMP_MARK, is_temp_name
@@ -41,11 +50,6 @@ from taurus_ops.words import plural
 CHECKPOINT_MARK = b'"checkpoint"'  # in the bytes of every session that names a checkpoint
 
 TEMP_GRACE_SECONDS = 30.0  # a younger temporary file may belong to a save in progress
-STATE_NAME = "doctor-state.json"  # the files last found healthy (a cache: safe to delete)
-STATE_VERSION = 1
-# a file changed this recently may change again within the same tick of a coarse file-system
-# clock, keeping its mtime and ctime: it is checked, but not remembered, until it is older
-SETTLE_SECONDS = 2.0
 
 
 @dataclass
@@ -195,63 +199,98 @@ def scan_store(
     remembered unread (see SETTLE_SECONDS); ``full`` hashes every file checkpoint too."""
     scan = Scan(Path(home), Path(session_dir), Path(archive_dir) if archive_dir else None)
     wanted = {os.path.realpath(p) for p in only} if only is not None else None
+    if wanted is None:
+        _check_config(scan, config_files)
+        _check_directories(scan)
+    found = _list_entries(scan, _folders(scan))
+    scan.ids = set(found.by_id)
+    # locks first: a session open in a chat is reported, never repaired
+    _check_locks(scan, found.locks, wanted)
+    sessions = found.sessions
+    if wanted is not None:
+        sessions = [(e, a, p) for e, a, p in sessions if os.path.realpath(e.path) in wanted]
+    _check_sessions(scan, sessions, wanted, now, progress)
+    _check_duplicates(scan, found.by_id, wanted)
+    _check_the_rest(scan, found, wanted, full)
+    return scan
+
+
+@dataclass
+class _Entries:
+    """What the session folders hold, sorted by what the scan does with each."""
+
+    sessions: list[tuple[os.DirEntry[str], bool, Path]] = field(default_factory=list)
+    temps: list[tuple[os.DirEntry[str], bool]] = field(default_factory=list)
+    locks: list[os.DirEntry[str]] = field(default_factory=list)
+    links: list[tuple[os.DirEntry[str], bool]] = field(default_factory=list)
+    subfolders: list[Path] = field(default_factory=list)
+    by_id: dict[str, list[Path]] = field(default_factory=dict)
+
+    def sort(self, entry: os.DirEntry[str], archived: bool) -> None:
+        name = entry.name
+        if is_lock_name(name):
+            self.locks.append(entry)
+        elif is_temp_name(name):
+            self.temps.append((entry, archived))
+        elif entry.is_symlink():
+            if name.endswith(".json"):
+                self.links.append((entry, archived))
+        elif name.endswith(".json") and not name.startswith(".") and entry.is_file():
+            path = Path(entry.path)
+            self.by_id.setdefault(_file_id(name), []).append(path)
+            self.sessions.append((entry, archived, path))
+        elif not archived and not name.startswith(".") and entry.is_dir():
+            self.subfolders.append(Path(entry.path))  # a project's own session folder, say
+
+
+def _folders(scan: Scan) -> list[tuple[Path, bool]]:
+    """The folders to list, each with whether it is the archive."""
     folders: list[tuple[Path, bool]] = [(scan.session_dir, False)]
     if scan.archive_dir is not None and not _same_folder(scan.archive_dir, scan.session_dir):
         # an archive directory that IS the session directory would list every file
         # twice, and each would look like a duplicate of itself
         folders.append((scan.archive_dir, True))
+    return folders
 
-    if wanted is None:
-        _check_config(scan, config_files)
-        for folder in (scan.home, scan.session_dir, scan.archive_dir, scan.home / "quarantine"):
-            if folder is None:
-                continue
-            try:
-                st = os.lstat(folder)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode) and (
-                inside(folder, scan.home) or folder in (scan.session_dir, scan.archive_dir)
-            ):
-                _mode_problem(scan, folder, st.st_mode, 0o700, "the directory")
 
-    sessions: list[tuple[os.DirEntry[str], bool, Path]] = []
-    temps: list[tuple[os.DirEntry[str], bool]] = []
-    locks: list[os.DirEntry[str]] = []
-    links: list[tuple[os.DirEntry[str], bool]] = []
-    subfolders: list[Path] = []
-    by_id: dict[str, list[Path]] = {}
-    for folder, archived in folders:
+def _check_directories(scan: Scan) -> None:
+    """The modes of the Taurus home, the session folders and the quarantine."""
+    for folder in (scan.home, scan.session_dir, scan.archive_dir, scan.home / "quarantine"):
+        if folder is None:
+            continue
         try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
+            st = os.lstat(folder)
+        except OSError:
             continue
-        except NotADirectoryError:
-            scan.add(Problem(str(folder), "not-a-directory", ERROR, "is not a directory"))
-            continue
-        except PermissionError:
-            scan.add(
-                Problem(str(folder), "unreadable", ERROR, "cannot be listed (permission denied)")
-            )
-            continue
-        for entry in entries:
-            name = entry.name
-            if is_lock_name(name):
-                locks.append(entry)
-            elif is_temp_name(name):
-                temps.append((entry, archived))
-            elif entry.is_symlink():
-                if name.endswith(".json"):
-                    links.append((entry, archived))
-            elif name.endswith(".json") and not name.startswith(".") and entry.is_file():
-                path = Path(entry.path)
-                by_id.setdefault(_file_id(name), []).append(path)
-                sessions.append((entry, archived, path))
-            elif not archived and not name.startswith(".") and entry.is_dir():
-                subfolders.append(Path(entry.path))  # a project's own session folder, say
-    scan.ids = set(by_id)
+        if stat.S_ISDIR(st.st_mode) and (
+            inside(folder, scan.home) or folder in (scan.session_dir, scan.archive_dir)
+        ):
+            _mode_problem(scan, folder, st.st_mode, 0o700, "the directory")
 
-    # locks first: a session open in a chat is reported, never repaired
+
+def _list_entries(scan: Scan, folders: list[tuple[Path, bool]]) -> _Entries:
+    found = _Entries()
+    for folder, archived in folders:
+        for entry in _list_folder(scan, folder):
+            found.sort(entry, archived)
+    return found
+
+
+def _list_folder(scan: Scan, folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of one session folder ([] when it cannot be listed: reported, if not gone)."""
+    try:
+        return list(os.scandir(folder))
+    except FileNotFoundError:
+        pass
+    except NotADirectoryError:
+        scan.add(Problem(str(folder), "not-a-directory", ERROR, "is not a directory"))
+    except PermissionError:
+        scan.add(Problem(str(folder), "unreadable", ERROR, "cannot be listed (permission denied)"))
+    return []
+
+
+def _check_locks(scan: Scan, locks: list[os.DirEntry[str]], wanted: set[str] | None) -> None:
+    """Note each session open in a chat; report each lock no running chat holds."""
     for entry in locks:
         lock = Path(entry.path)
         target = target_of_lock(lock)
@@ -271,8 +310,15 @@ def scan_store(
             )
             scan.locks.append((lock, problem))
 
-    if wanted is not None:
-        sessions = [(e, a, p) for e, a, p in sessions if os.path.realpath(e.path) in wanted]
+
+def _check_sessions(
+    scan: Scan,
+    sessions: list[tuple[os.DirEntry[str], bool, Path]],
+    wanted: set[str] | None,
+    now: float | None,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Check each session file, and keep the files found healthy for the next scan."""
     known = read_healthy(scan.home)
     healthy: dict[str, Healthy] = {} if wanted is None else dict(known)
     settled = int(((time.time() if now is None else now) - SETTLE_SECONDS) * 1e9)
@@ -285,6 +331,9 @@ def scan_store(
     if healthy != known:
         write_healthy(scan.home, healthy)
 
+
+def _check_duplicates(scan: Scan, by_id: dict[str, list[Path]], wanted: set[str] | None) -> None:
+    """Files that share an id; each is read for the plan to compare their messages."""
     for file_id, paths in sorted(by_id.items()):
         if len(paths) < 2:
             continue
@@ -303,29 +352,35 @@ def scan_store(
         scan.duplicates.append((file_id, sorted(paths), problem))
         for path in paths:  # the plan compares their messages
             if path not in scan.files and path not in scan.healthy_docs:
-                try:
-                    raw = path.read_bytes()
-                except OSError:
-                    continue
-                ok, data = _parse(raw)
-                if ok and isinstance(data, dict):
-                    scan.healthy_docs[path] = data
-                    scan.digests[path] = _digest(raw)
+                _read_for_comparison(scan, path)
 
+
+def _read_for_comparison(scan: Scan, path: Path) -> None:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return
+    ok, data = _parse(raw)
+    if ok and isinstance(data, dict):
+        scan.healthy_docs[path] = data
+        scan.digests[path] = _digest(raw)
+
+
+def _check_the_rest(scan: Scan, found: _Entries, wanted: set[str] | None, full: bool) -> None:
+    """Copies, temporary files, links, the index and the file checkpoints."""
     from taurus_ops.ops.doctor.copies import find_copies, find_elsewhere
 
     find_copies(scan, wanted)
-    find_elsewhere(scan, subfolders, by_id, wanted)
-    for entry, _archived in temps:
+    find_elsewhere(scan, found.subfolders, found.by_id, wanted)
+    for entry, _archived in found.temps:
         _check_temp(scan, entry, wanted)
-    for entry, _archived in links:
+    for entry, _archived in found.links:
         _check_link(scan, entry, wanted)
     if wanted is None:
         _check_index(scan)
     from taurus_ops.ops.doctor.checkpoints import check_checkpoints
 
     check_checkpoints(scan, wanted, full)
-    return scan
 
 
 def _file_id(name: str) -> str:
@@ -426,106 +481,6 @@ def _check_session(
             info.problems.append(problem)
     if info.problems:
         scan.files[path] = info
-
-
-RECOVERED_FROM = "recoveredFrom"  # on a file the doctor wrote from another: {file, sha256, part}
-
-
-Identity = tuple[int, int, int, int, int]
-
-
-def identity(st: os.stat_result) -> Identity:
-    """What says a file is unchanged: device, inode, size, mtime and ctime (nanoseconds)."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-@dataclass(frozen=True)
-class Healthy:
-    """A session file found healthy: its identity then, and what finds copies later."""
-
-    identity: Identity
-    signature: tuple[str, str, int] | None = None  # (created, updated, message count)
-    origin: tuple[str, int] | None = None  # RECOVERED_FROM's (sha256, part)
-    digest: str | None = None  # the file's sha256, kept when it has an origin
-
-    def as_json(self) -> list[Any]:
-        return [list(self.identity), self.signature, self.origin, self.digest]
-
-    @classmethod
-    def from_json(cls, item: Any) -> Healthy:
-        """Raises ValueError (or TypeError) for anything this version did not write."""
-        ident, signature, origin, digest = item
-        ident = tuple(ident)
-        if len(ident) != 5 or not all(type(n) is int for n in ident):
-            raise ValueError("bad identity")
-        if signature is not None:
-            created, updated, count = signature
-            if type(created) is not str or type(updated) is not str or type(count) is not int:
-                raise ValueError("bad signature")
-            signature = (created, updated, count)
-        if origin is not None:
-            sha, part = origin
-            if type(sha) is not str or type(part) is not int or type(digest) is not str:
-                raise ValueError("bad origin")
-            origin = (sha, part)
-        return cls(ident, signature, origin, digest)
-
-
-def read_healthy(home: Path) -> dict[str, Healthy]:
-    """The files last found healthy, by path; empty when there is no usable state."""
-    try:
-        with open(Path(home) / STATE_NAME, "rb") as handle:
-            data = orjson.loads(handle.read())
-        if data.get("version") != STATE_VERSION:
-            return {}
-        return {path: Healthy.from_json(item) for path, item in data["files"].items()}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return {}  # missing, damaged or from another version: every file is read
-
-
-def write_healthy(home: Path, healthy: dict[str, Healthy]) -> None:
-    """Keep ``healthy`` for the next scan (only where the Taurus home exists)."""
-    from taurus_ops.store.atomic import atomic_write
-
-    if not Path(home).is_dir():
-        return
-    files = {path: item.as_json() for path, item in healthy.items()}
-    try:
-        data = orjson.dumps({"version": STATE_VERSION, "files": files})
-        atomic_write(Path(home) / STATE_NAME, data, durable=False)
-    except (OSError, TypeError, orjson.JSONEncodeError):
-        pass  # a cache: without it the next scan reads every file again
-
-
-def forget_healthy(home: Path) -> None:
-    """Make the next scan check every file (``doctor --full``)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(Path(home) / STATE_NAME)
-
-
-def _fingerprint(data: dict[str, Any], raw: bytes, ident: Identity) -> Healthy:
-    """What the scan keeps of a parsed document to find copies later."""
-    origin = data.get(RECOVERED_FROM)
-    found = None
-    if type(origin) is dict and isinstance(origin.get("sha256"), str):
-        part = origin.get("part")
-        found = (origin["sha256"], part if type(part) is int else 0)
-    messages = data.get("messages")
-    created, updated = data.get("created"), data.get("updated")
-    signature = None
-    if type(messages) is list and messages and type(created) is str and type(updated) is str:
-        signature = (created, updated, len(messages))
-    return Healthy(ident, signature, found, _digest(raw) if found else None)
-
-
-def _note_fingerprint(scan: Scan, path: Path, print_: Healthy) -> None:
-    """Remember what finds copies later: where a file came from, and a cheap fingerprint."""
-    if print_.origin is not None:
-        scan.recovered.setdefault(print_.origin, []).append(path)
-        if print_.digest is not None:
-            scan.digests[path] = print_.digest
-    if print_.signature is not None:
-        scan.signatures.setdefault(print_.signature, []).append(path)
 
 
 def _check_temp(scan: Scan, entry: os.DirEntry[str], wanted: set[str] | None) -> None:

@@ -223,21 +223,34 @@ def examine(data: Any, ctx: FileContext) -> list[Finding]:
     """Every format problem of a parsed document (read-only)."""
     if type(data) is not dict:
         return [Finding("not-a-session", ERROR, "the file holds JSON but not a session object")]
-    found: list[Finding] = []
     sid = data.get("sessionId")
     placeholder = isinstance(sid, str) and sid in fmt.PLACEHOLDER_IDS
+    return [
+        *_id_findings(sid, placeholder, ctx),
+        *_time_findings(data, placeholder),
+        *_messages_findings(data.get("messages"), placeholder),
+        *_tool_calls_findings(data.get("toolCalls")),
+    ]
+
+
+def _id_findings(sid: Any, placeholder: bool, ctx: FileContext) -> list[Finding]:
     if sid is None:
-        found.append(Finding("missing-id", WARNING, "no `sessionId`"))
-    elif type(sid) is not str:
-        found.append(Finding("bad-id", WARNING, "`sessionId` is not a string"))
-    elif not placeholder and sid != ctx.file_id:
-        found.append(
+        return [Finding("missing-id", WARNING, "no `sessionId`")]
+    if type(sid) is not str:
+        return [Finding("bad-id", WARNING, "`sessionId` is not a string")]
+    if not placeholder and sid != ctx.file_id:
+        return [
             Finding(
                 "id-mismatch",
                 WARNING,
                 f"`sessionId` {sid!r} disagrees with the file name ({ctx.file_id!r})",
             )
-        )
+        ]
+    return []
+
+
+def _time_findings(data: dict[str, Any], placeholder: bool) -> list[Finding]:
+    found: list[Finding] = []
     for key in ("created", "updated"):
         value = data.get(key)
         if value is None:
@@ -247,67 +260,74 @@ def examine(data: Any, ctx: FileContext) -> list[Finding]:
             found.append(
                 Finding(f"bad-{key}", WARNING, f"`{key}` is not a timestamp: {value!r:.40}")
             )
-    messages = data.get("messages")
+    return found
+
+
+def _messages_findings(messages: Any, placeholder: bool) -> list[Finding]:
     if messages is None:
-        if not placeholder:
-            found.append(Finding("missing-messages", WARNING, "no `messages` list"))
-    elif type(messages) is not list:
-        found.append(Finding("bad-messages", ERROR, "`messages` is not a list"))
-    elif not _clean_history(messages):
-        bad = [(i, p) for i, m in enumerate(messages) if (p := message_problem(m))]
-        if bad:
-            first = ", ".join(f"#{i + 1}: {p}" for i, p in bad[:3])
-            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-            found.append(
-                Finding(
-                    "bad-message",
-                    ERROR,
-                    f"{plural(len(bad), 'message')} the API would refuse ({first}{more})",
-                )
+        return [] if placeholder else [Finding("missing-messages", WARNING, "no `messages` list")]
+    if type(messages) is not list:
+        return [Finding("bad-messages", ERROR, "`messages` is not a list")]
+    if _clean_history(messages):
+        return []
+    bad = [(i, p) for i, m in enumerate(messages) if (p := message_problem(m))]
+    if bad:
+        first = ", ".join(f"#{i + 1}: {p}" for i, p in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        return [
+            Finding(
+                "bad-message",
+                ERROR,
+                f"{plural(len(bad), 'message')} the API would refuse ({first}{more})",
             )
-        elif _repeated_tool_use(messages):
-            found.append(
-                Finding(
-                    "repeated-tool-use", ERROR, "a tool_use id appears twice; the API refuses that"
-                )
+        ]
+    if _repeated_tool_use(messages):
+        return [
+            Finding("repeated-tool-use", ERROR, "a tool_use id appears twice; the API refuses that")
+        ]
+    if messages and messages[0]["role"] != "user":
+        return [
+            Finding(
+                "first-not-user",
+                ERROR,
+                "the first message is not from the user; the API refuses that",
             )
-        elif messages and messages[0]["role"] != "user":
-            found.append(
-                Finding(
-                    "first-not-user",
-                    ERROR,
-                    "the first message is not from the user; the API refuses that",
-                )
-            )
-        else:
-            orphans = orphan_results(messages)
-            if orphans:
-                count = sum(len(b) for _, b in orphans)
-                found.append(
-                    Finding(
-                        "orphan-tool-result",
-                        ERROR,
-                        f"{plural(count, 'tool_result block')} answering no tool_use (message #{orphans[0][0] + 1})",
-                    )
-                )
-            dangling = dangling_tool_uses(messages)
-            if dangling:
-                count = sum(len(ids) for _, ids in dangling)
-                found.append(
-                    Finding(
-                        "dangling-tool-use",
-                        ERROR,
-                        f"{plural(count, 'tool_use block')} without a tool_result (message #{dangling[0][0] + 1}); the API refuses such a history",
-                    )
-                )
-    calls = data.get("toolCalls")
-    if calls is not None and type(calls) is not list:
-        found.append(Finding("bad-toolcalls", WARNING, "`toolCalls` is not a list"))
-    elif calls and any(type(c) is not dict for c in calls):
+        ]
+    return _pairing_findings(messages)
+
+
+def _pairing_findings(messages: list[Any]) -> list[Finding]:
+    """tool_result blocks answering nothing, and tool_use blocks nothing answers."""
+    found: list[Finding] = []
+    orphans = orphan_results(messages)
+    if orphans:
+        count = sum(len(b) for _, b in orphans)
         found.append(
-            Finding("bad-toolcalls", WARNING, "`toolCalls` holds entries that are not objects")
+            Finding(
+                "orphan-tool-result",
+                ERROR,
+                f"{plural(count, 'tool_result block')} answering no tool_use (message #{orphans[0][0] + 1})",
+            )
+        )
+    dangling = dangling_tool_uses(messages)
+    if dangling:
+        count = sum(len(ids) for _, ids in dangling)
+        found.append(
+            Finding(
+                "dangling-tool-use",
+                ERROR,
+                f"{plural(count, 'tool_use block')} without a tool_result (message #{dangling[0][0] + 1}); the API refuses such a history",
+            )
         )
     return found
+
+
+def _tool_calls_findings(calls: Any) -> list[Finding]:
+    if calls is not None and type(calls) is not list:
+        return [Finding("bad-toolcalls", WARNING, "`toolCalls` is not a list")]
+    if calls and any(type(c) is not dict for c in calls):
+        return [Finding("bad-toolcalls", WARNING, "`toolCalls` holds entries that are not objects")]
+    return []
 
 
 def rebuild_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -349,6 +369,23 @@ def repair_document(
     """The fixed document. ``data`` is not modified (messages are copied before mending)."""
     out: dict[str, Any] = dict(data)
     fix = Repaired(out)
+    _repair_id(out, ctx, fix)
+    _repair_times(out, ctx, fix)
+    messages = _drop_bad_messages(_messages_copy(out, fix), fix)
+    _drop_unanswerable(messages, fix)
+    added = mend_tool_uses(messages)
+    if added:
+        fix.interrupted_added = added
+        fix.changes.append(
+            f'close {plural(added, "dangling tool_use block")} with an "interrupted" result'
+        )
+    out["messages"] = messages
+    _repair_tool_calls(out, messages, fix, tool_calls_lost)
+    return fix
+
+
+def _repair_id(out: dict[str, Any], ctx: FileContext, fix: Repaired) -> None:
+    """The file name's id wins; a real id the document had is kept as previousSessionId."""
     sid = out.get("sessionId")
     if type(sid) is not str or sid in fmt.PLACEHOLDER_IDS or sid != ctx.file_id:
         if type(sid) is str and sid and sid not in fmt.PLACEHOLDER_IDS:
@@ -357,6 +394,9 @@ def repair_document(
         else:
             fix.changes.append(f"take sessionId from the file name: {ctx.file_id}")
         out["sessionId"] = ctx.file_id
+
+
+def _repair_times(out: dict[str, Any], ctx: FileContext, fix: Repaired) -> None:
     if fmt.parse_time(out.get("created")) is None:
         if ctx.file_date:
             stamp = fmt.format_time(datetime.fromisoformat(ctx.file_date).replace(tzinfo=UTC))
@@ -373,15 +413,23 @@ def repair_document(
             stamp = latest
         out["updated"] = stamp
         fix.changes.append(f"rebuild `updated` from the file time: {stamp}")
+
+
+def _messages_copy(out: dict[str, Any], fix: Repaired) -> list[Any]:
+    """A private copy of the messages (mending edits in place); [] when there is no list."""
     messages = out.get("messages")
     if messages is None:
-        messages = []
         fix.changes.append("add an empty `messages` list")
-    elif type(messages) is not list:
+        return []
+    if type(messages) is not list:
         fix.set_aside.append("`messages` was not a list")
-        messages = []
-    else:
-        messages = fmt.loads(fmt.dumps(messages))  # a private copy: mending edits in place
+        return []
+    copy: list[Any] = fmt.loads(fmt.dumps(messages))
+    return copy
+
+
+def _drop_bad_messages(messages: list[Any], fix: Repaired) -> list[Any]:
+    """The messages the API would take, without any that repeats a tool_use id."""
     kept = []
     for index, message in enumerate(messages):
         problem = message_problem(message)
@@ -389,11 +437,16 @@ def repair_document(
             fix.set_aside.append(f"message #{index + 1}: {problem}")
         else:
             kept.append(message)
-    messages = kept
-    for index in reversed(_repeated_tool_use(messages)):
+    for index in reversed(_repeated_tool_use(kept)):
         fix.set_aside.append(f"message #{index + 1}: it repeats a tool_use id")
-        del messages[index]
-    while True:  # until stable: removing one thing can orphan the next
+        del kept[index]
+    return kept
+
+
+def _drop_unanswerable(messages: list[Any], fix: Repaired) -> None:
+    """Remove leading assistant messages and orphan tool_results, until stable: removing
+    one thing can orphan the next."""
+    while True:
         lead = 0
         while lead < len(messages) and messages[lead]["role"] != "user":
             lead += 1
@@ -415,13 +468,11 @@ def repair_document(
                 del messages[index]
         if not lead and not orphans:
             break
-    added = mend_tool_uses(messages)
-    if added:
-        fix.interrupted_added = added
-        fix.changes.append(
-            f'close {plural(added, "dangling tool_use block")} with an "interrupted" result'
-        )
-    out["messages"] = messages
+
+
+def _repair_tool_calls(
+    out: dict[str, Any], messages: list[Any], fix: Repaired, tool_calls_lost: bool
+) -> None:
     calls = out.get("toolCalls")
     if calls is None or type(calls) is not list:
         if calls is not None:
@@ -437,7 +488,6 @@ def repair_document(
         fix.set_aside.append(
             f"{plural(len(calls) - len(out['toolCalls']), 'toolCalls entry', 'toolCalls entries')} that were not objects"
         )
-    return fix
 
 
 def is_interrupted_result(message: dict[str, Any]) -> bool:

@@ -37,7 +37,7 @@ TEMP = "quarantine-temp"
 LINK_REPOINT = "repoint-name"
 LINK_REMOVE = "remove-name"
 INDEX = "index"
-CHECKPOINT = "checkpoint"  # the file checkpoints: checkpoints.py plans and carries it out
+CHECKPOINT = "checkpoint"  # the file checkpoints: checkpoint_repair.py plans and carries it out
 ORDER = [
     CHMOD,
     REMOVE_LOCK,
@@ -202,94 +202,128 @@ def make_plan(scan: Scan) -> Plan:
     Pure and deterministic: the same store gives the same plan, new ids included, so a
     repair cut off at any moment and run again ends where one uninterrupted run would.
     """
-    plan = Plan()
-    taken = set(scan.ids)
+    planner = _Planner(scan, taken=set(scan.ids))
+    plan = planner.plan
+    _plan_modes_and_locks(planner)
+    _plan_files(planner)
+    for file_id, paths, problem in scan.duplicates:
+        _plan_duplicates(planner, file_id, paths, problem)
+    _plan_copies(scan, plan, planner.skip)
+    for temp, problem in scan.temps:
+        _plan_temp(scan, plan, temp, problem, planner.outcomes, planner.session_actions)
+    for action in planner.session_actions.values():
+        plan.add(action)
+    _plan_links(scan, plan)
 
-    def fresh_id(wanted: Any, seed: str) -> str:
+    from taurus_ops.ops.doctor.checkpoint_repair import plan_checkpoints
+
+    plan_checkpoints(scan, plan)
+    if scan.index_problem is not None:
+        plan.add(
+            Action(
+                INDEX, Path(scan.index_problem.path), [scan.index_problem], scan.index_problem.fix
+            )
+        )
+    return plan
+
+
+@dataclass
+class _Planner:
+    """The plan being made, with what its steps share: the ids taken so far, and each
+    damaged file's outcome and action (a later step may take that action over)."""
+
+    scan: Scan
+    plan: Plan = field(default_factory=Plan)
+    taken: set[str] = field(default_factory=set)
+    outcomes: dict[Path, Outcome] = field(default_factory=dict)
+    session_actions: dict[Path, Action] = field(default_factory=dict)
+
+    def fresh_id(self, wanted: Any, seed: str) -> str:
         own = [wanted] if isinstance(wanted, str) and fmt.is_valid_token(wanted) else []
         n = 0
         for candidate in own:
-            if candidate not in taken:
-                taken.add(candidate)
+            if candidate not in self.taken:
+                self.taken.add(candidate)
                 return candidate
-        while (candidate := derived_id(seed, n)) in taken:
+        while (candidate := derived_id(seed, n)) in self.taken:
             n += 1
-        taken.add(candidate)
+        self.taken.add(candidate)
         return candidate
 
     def new_file(
-        source: Path, digest: str, part: int, doc: dict[str, Any], wanted: Any, mtime_iso: str
+        self, source: Path, digest: str, part: int, doc: dict[str, Any], wanted: Any, mtime_iso: str
     ) -> tuple[Path, bytes | None]:
         """Where and what to write for a document split off ``source`` (or renamed from it).
 
         None for the bytes: an earlier, interrupted run wrote it already (at that path).
         """
-        written = scan.recovered.get((digest, part))
+        written = self.scan.recovered.get((digest, part))
         if written:
             return sorted(written)[0], None
-        sid = fresh_id(wanted, f"{digest}:{part}")
+        sid = self.fresh_id(wanted, f"{digest}:{part}")
         fixed = repair_document(doc, FileContext("", sid, None, mtime_iso)).data
         fixed[RECOVERED_FROM] = origin(source, digest, part)
         return _new_path(source.parent, fixed, sid), fmt.dumps(fixed)
 
-    def skip(problems: list[Problem], why: str) -> None:
+    def skip(self, problems: list[Problem], why: str) -> None:
         for problem in problems:
             problem.status = "skipped"
             problem.outcome = why
             problem.fix = problem.fix or "(none while it is in use)"
-            plan.skipped.append(problem)
+            self.plan.skipped.append(problem)
 
+
+def _plan_modes_and_locks(planner: _Planner) -> None:
+    scan = planner.scan
     for path, want, problem in scan.modes:
         if path in scan.locked:
             holder = scan.locked[path]
-            skip([problem], f"open in {f'process {holder}' if holder else 'a running chat'}")
+            planner.skip(
+                [problem], f"open in {f'process {holder}' if holder else 'a running chat'}"
+            )
             continue
-        plan.add(Action(CHMOD, path, [problem], f"chmod {want:04o}", mode=want))
+        planner.plan.add(Action(CHMOD, path, [problem], f"chmod {want:04o}", mode=want))
     for lock, problem in scan.locks:
-        plan.add(Action(REMOVE_LOCK, lock, [problem], "remove the stale lock"))
+        planner.plan.add(Action(REMOVE_LOCK, lock, [problem], "remove the stale lock"))
 
-    outcomes: dict[Path, Outcome] = {}
-    session_actions: dict[Path, Action] = {}
-    for path, info in sorted(scan.files.items()):
+
+def _plan_files(planner: _Planner) -> None:
+    """An action for each damaged session file (not yet in the plan: later steps may
+    take it over)."""
+    for path, info in sorted(planner.scan.files.items()):
         if info.locked:
             by = f"process {info.locked_by}" if info.locked_by else "a running chat"
-            skip(info.problems, f"open in {by}; close that chat and run the doctor again")
+            planner.skip(info.problems, f"open in {by}; close that chat and run the doctor again")
             continue
         outcome = _file_outcome(info)
-        outcomes[path] = outcome
+        planner.outcomes[path] = outcome
         for problem in info.problems:
             problem.fix = outcome.summary
-        if outcome.data is None:
-            action = Action(QUARANTINE, path, info.problems, outcome.summary, expect=info.digest)
-        else:
-            extras = []
-            for part, doc in enumerate(outcome.extras, 1):
-                new_path, data = new_file(
-                    path, info.digest, part, doc, doc.get("sessionId"), info.ctx.mtime_iso
-                )
-                if data is not None:
-                    extras.append((new_path, data))
-            action = Action(
-                REWRITE,
-                path,
-                info.problems,
-                outcome.summary,
-                data=fmt.dumps(outcome.data),
-                expect=info.digest,
-                extra_files=extras,
-            )
-        session_actions[path] = action
+        planner.session_actions[path] = _file_action(planner, path, info, outcome)
 
-    for file_id, paths, problem in scan.duplicates:
-        _plan_duplicates(scan, plan, file_id, paths, problem, outcomes, session_actions, new_file)
-    _plan_copies(scan, plan, skip)
 
-    for temp, problem in scan.temps:
-        _plan_temp(scan, plan, temp, problem, outcomes, session_actions)
+def _file_action(planner: _Planner, path: Path, info: SessionFile, outcome: Outcome) -> Action:
+    if outcome.data is None:
+        return Action(QUARANTINE, path, info.problems, outcome.summary, expect=info.digest)
+    extras = []
+    for part, doc in enumerate(outcome.extras, 1):
+        new_path, data = planner.new_file(
+            path, info.digest, part, doc, doc.get("sessionId"), info.ctx.mtime_iso
+        )
+        if data is not None:
+            extras.append((new_path, data))
+    return Action(
+        REWRITE,
+        path,
+        info.problems,
+        outcome.summary,
+        data=fmt.dumps(outcome.data),
+        expect=info.digest,
+        extra_files=extras,
+    )
 
-    for action in session_actions.values():
-        plan.add(action)
 
+def _plan_links(scan: Scan, plan: Plan) -> None:
     for link, target, replacement, problem in scan.links:
         if replacement is not None:
             plan.add(
@@ -305,17 +339,6 @@ def make_plan(scan: Scan) -> Plan:
         else:
             plan.add(Action(LINK_REMOVE, link, [problem], problem.fix, link_target=target))
 
-    from taurus_ops.ops.doctor.checkpoints import plan_checkpoints
-
-    plan_checkpoints(scan, plan)
-    if scan.index_problem is not None:
-        plan.add(
-            Action(
-                INDEX, Path(scan.index_problem.path), [scan.index_problem], scan.index_problem.fix
-            )
-        )
-    return plan
-
 
 def _effective_messages(scan: Scan, path: Path, outcomes: dict[Path, Outcome]) -> list[Any]:
     if path in outcomes:
@@ -325,102 +348,114 @@ def _effective_messages(scan: Scan, path: Path, outcomes: dict[Path, Outcome]) -
     return messages if isinstance(messages, list) else []
 
 
-def _plan_duplicates(
-    scan: Scan,
-    plan: Plan,
-    file_id: str,
-    paths: list[Path],
-    problem: Problem,
-    outcomes: dict[Path, Outcome],
-    session_actions: dict[Path, Action],
-    new_file: Callable[..., tuple[Path, bytes | None]],
-) -> None:
+def _plan_duplicates(planner: _Planner, file_id: str, paths: list[Path], problem: Problem) -> None:
+    """Files that share an id: the most complete keeps it; each other one is quarantined
+    (a copy the kept one contains) or gets a new id (a different conversation)."""
+    scan, outcomes = planner.scan, planner.outcomes
     if any(p in scan.locked for p in paths) or any(
         p in scan.files and scan.files[p].locked for p in paths
     ):
         problem.status = "skipped"
         problem.outcome = "one of the copies is open in a chat; close it and run the doctor again"
-        plan.skipped.append(problem)
+        planner.plan.skipped.append(problem)
         return
     usable = [p for p in paths if p in scan.healthy_docs or (p in outcomes and outcomes[p].data)]
     if len(usable) < 2:
         problem.fix = "resolved by repairing the damaged copy"
         for p in paths:
-            if p in session_actions:
-                session_actions[p].problems.append(problem)
+            if p in planner.session_actions:
+                planner.session_actions[p].problems.append(problem)
                 return
         return
-
-    def rank(p: Path) -> tuple[int, int, str]:
-        updated = str(scan.healthy_docs.get(p, {}).get("updated", ""))
-        done = outcomes[p].data if p in outcomes else None
-        if done:
-            updated = str(done.get("updated", ""))
-        active = 0 if scan.archive_dir is not None and p.parent == scan.archive_dir else 1
-        return (len(_effective_messages(scan, p, outcomes)), active, updated)
-
-    ordered = sorted(usable, key=rank, reverse=True)
+    ordered = sorted(usable, key=lambda p: _rank(scan, outcomes, p), reverse=True)
     keep = ordered[0]
     keep_messages = _effective_messages(scan, keep, outcomes)
-    notes = []
-    for other in ordered[1:]:
-        messages = _effective_messages(scan, other, outcomes)
-        digest = scan.files[other].digest if other in scan.files else scan.digests.get(other)
-        earlier = session_actions.pop(other, None)
-        problems = [problem] + (earlier.problems if earlier else [])
-        if keep_messages[: len(messages)] == messages:
-            notes.append(f"{other.name} is an older copy of {keep.name}: quarantine it")
-            plan.add(
-                Action(
-                    QUARANTINE,
-                    other,
-                    problems,
-                    f"an older copy of {keep}: move it to the quarantine (its names follow {keep.name})",
-                    expect=digest,
-                    target=keep,
-                    extra_files=earlier.extra_files if earlier else [],
-                )
-            )
-            continue
-        if earlier is not None and earlier.data is not None:
-            base = fmt.loads(earlier.data)
-        elif other in outcomes and outcomes[other].data is not None:
-            base = dict(outcomes[other].data)  # type: ignore[arg-type]
-        else:
-            base = dict(scan.healthy_docs.get(other, {}))
-        base["previousSessionId"] = file_id
-        mtime_iso = scan.files[other].ctx.mtime_iso if other in scan.files else fmt.now_iso()
-        new_path, data = new_file(other, digest or "", 0, base, None, mtime_iso)
-        if data is None:  # written by an earlier run: this copy only has to go
-            notes.append(f"{other.name} was already written as {new_path.name}")
-            plan.add(
-                Action(
-                    QUARANTINE,
-                    other,
-                    problems,
-                    f"already written as {new_path.name} by an earlier run: move it to "
-                    f"the quarantine (its names follow {new_path.name})",
-                    expect=digest,
-                    target=new_path,
-                    extra_files=earlier.extra_files if earlier else [],
-                )
-            )
-            continue
-        sid = fmt.loads(data)["sessionId"]
-        notes.append(f"{other.name} holds a different conversation: new id {sid}")
+    notes = [_plan_other(planner, file_id, problem, keep, keep_messages, o) for o in ordered[1:]]
+    problem.fix = f"keep {keep.name}; " + "; ".join(notes)
+
+
+def _rank(scan: Scan, outcomes: dict[Path, Outcome], p: Path) -> tuple[int, int, str]:
+    """Which of the files sharing an id keeps it: the most messages, then the active one,
+    then the latest ``updated``."""
+    updated = str(scan.healthy_docs.get(p, {}).get("updated", ""))
+    done = outcomes[p].data if p in outcomes else None
+    if done:
+        updated = str(done.get("updated", ""))
+    active = 0 if scan.archive_dir is not None and p.parent == scan.archive_dir else 1
+    return (len(_effective_messages(scan, p, outcomes)), active, updated)
+
+
+def _plan_other(
+    planner: _Planner,
+    file_id: str,
+    problem: Problem,
+    keep: Path,
+    keep_messages: list[Any],
+    other: Path,
+) -> str:
+    """The action for one file that shares ``keep``'s id; returns the note on it."""
+    scan, plan = planner.scan, planner.plan
+    messages = _effective_messages(scan, other, planner.outcomes)
+    digest = scan.files[other].digest if other in scan.files else scan.digests.get(other)
+    earlier = planner.session_actions.pop(other, None)
+    problems = [problem] + (earlier.problems if earlier else [])
+    extra_files = earlier.extra_files if earlier else []
+    if keep_messages[: len(messages)] == messages:
         plan.add(
             Action(
-                RENAME,
+                QUARANTINE,
                 other,
                 problems,
-                f"a different conversation with the same id: becomes {new_path.name}",
-                data=data,
+                f"an older copy of {keep}: move it to the quarantine (its names follow {keep.name})",
                 expect=digest,
-                target=new_path,
-                extra_files=earlier.extra_files if earlier else [],
+                target=keep,
+                extra_files=extra_files,
             )
         )
-    problem.fix = f"keep {keep.name}; " + "; ".join(notes)
+        return f"{other.name} is an older copy of {keep.name}: quarantine it"
+    base = _renamed_document(planner, other, earlier)
+    base["previousSessionId"] = file_id
+    mtime_iso = scan.files[other].ctx.mtime_iso if other in scan.files else fmt.now_iso()
+    new_path, data = planner.new_file(other, digest or "", 0, base, None, mtime_iso)
+    if data is None:  # written by an earlier run: this copy only has to go
+        plan.add(
+            Action(
+                QUARANTINE,
+                other,
+                problems,
+                f"already written as {new_path.name} by an earlier run: move it to "
+                f"the quarantine (its names follow {new_path.name})",
+                expect=digest,
+                target=new_path,
+                extra_files=extra_files,
+            )
+        )
+        return f"{other.name} was already written as {new_path.name}"
+    sid = fmt.loads(data)["sessionId"]
+    plan.add(
+        Action(
+            RENAME,
+            other,
+            problems,
+            f"a different conversation with the same id: becomes {new_path.name}",
+            data=data,
+            expect=digest,
+            target=new_path,
+            extra_files=extra_files,
+        )
+    )
+    return f"{other.name} holds a different conversation: new id {sid}"
+
+
+def _renamed_document(planner: _Planner, other: Path, earlier: Action | None) -> dict[str, Any]:
+    """The document a file that gets a new id holds: repaired, if its repair was planned."""
+    if earlier is not None and earlier.data is not None:
+        base: dict[str, Any] = fmt.loads(earlier.data)
+        return base
+    outcome = planner.outcomes.get(other)
+    if outcome is not None and outcome.data is not None:
+        return dict(outcome.data)
+    return dict(planner.scan.healthy_docs.get(other, {}))
 
 
 def _plan_copies(scan: Scan, plan: Plan, skip: Callable[[list[Problem], str], None]) -> None:

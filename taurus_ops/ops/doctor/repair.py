@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -218,107 +218,149 @@ def _mark(problems: list[Problem], status: str, outcome: str) -> None:
 
 
 def _apply(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
-    kind = action.kind
-    path = action.path
-    if kind == P.CHMOD:
-        assert action.mode is not None
-        os.chmod(path, action.mode, follow_symlinks=False)
-        return f"mode is now {action.mode:04o}"
-    if kind == P.REMOVE_LOCK:
-        # take it ourselves first: if a chat grabbed it meanwhile this refuses
-        FileLock(path).acquire().release()
-        return "removed"
-    if kind == P.REWRITE:
-        assert action.data is not None
-        with _session_lock(path):
-            raw = _read_expected(path, action.expect)
-            kept = quarantine.keep_bytes(path, raw, "damaged: " + action.summary)
-            for new_path, data in action.extra_files:
-                _create_new(new_path, data)
-            atomic_write(path, action.data)
-        extra = (
-            "; wrote " + ", ".join(p.name for p, _ in action.extra_files)
-            if action.extra_files
-            else ""
-        )
-        return f"repaired; the original is in {kept}{extra}"
-    if kind == P.QUARANTINE:
-        with _session_lock(path):
-            raw = _read_expected(path, action.expect)
-            kept = quarantine.keep_bytes(path, raw, action.summary)
-            for new_path, data in action.extra_files:
-                _create_new(new_path, data)
-            names = names_leading_to(scan.session_dir, path)
-            if action.target is not None:  # an older copy: its names follow the kept one
-                repoint_names(scan.session_dir, path, action.target)
-                names = []
-            for link in names:
-                quarantine.keep_link(link, os.readlink(link), f"a name of {path.name}")
-                link.unlink()
-            path.unlink()
-            fsync_dir(path.parent)
-        called = "name" if len(names) == 1 else "names"
-        gone = f" (and its {called} {', '.join(n.name for n in names)})" if names else ""
-        return f"moved to {kept}{gone}"
-    if kind == P.RENAME:
-        assert action.data is not None and action.target is not None
-        with _session_lock(path):
-            raw = _read_expected(path, action.expect)
-            kept = quarantine.keep_bytes(path, raw, "duplicate id: " + action.summary)
-            _create_new(action.target, action.data)
-            for new_path, data in action.extra_files:
-                _create_new(new_path, data)
-            repoint_names(scan.session_dir, path, action.target)
-            path.unlink()
-            fsync_dir(path.parent)
-        return f"now {action.target.name}; the original is in {kept}"
-    if kind == P.PROMOTE:
-        assert action.data is not None and action.target is not None
-        target = action.target
-        with _session_lock(target):
-            raw_temp = _read_expected(path, action.expect)
-            kept_temp = quarantine.keep_bytes(path, raw_temp, "a temporary file made the session")
-            note = ""
-            if target.exists():
-                kept = quarantine.keep_bytes(
-                    target, target.read_bytes(), "replaced by a newer temporary file"
-                )
-                note = f"; the old version is in {kept}"
-            atomic_write(target, action.data)
-            path.unlink()
-            fsync_dir(path.parent)
-        return f"{target.name} now holds the newer version (copy in {kept_temp}){note}"
-    if kind == P.TEMP:
-        raw = _read_expected(path, action.expect) if not path.is_symlink() else b""
-        kept = quarantine.keep_bytes(path, raw, "a temporary file left by an interrupted save")
-        path.unlink()
-        return f"moved to {kept}"
-    if kind == P.LINK_REPOINT:
-        assert action.target is not None
-        quarantine.keep_link(path, action.link_target, "a dangling name, re-pointed")
-        point_link(path, Path(action.target))
-        return f"now points to {action.target}"
-    if kind == P.LINK_REMOVE:
-        if not path.is_symlink():
-            raise Changed(f"{path} is no longer a link")
-        kept = quarantine.keep_link(path, action.link_target, action.summary)
-        path.unlink()
-        return f"removed (recorded in {kept})"
-    if kind == P.CHECKPOINT:
-        from taurus_ops.ops.doctor.checkpoints import apply_checkpoint
+    """Carry out one action; returns what was done."""
+    do = _ACTIONS.get(action.kind)
+    if do is None:  # pragma: no cover
+        raise ValueError(f"unknown action {action.kind}")
+    return do(action, scan, quarantine)
 
-        return apply_checkpoint(action, scan, quarantine)
-    if kind == P.INDEX:
-        index = scan.index
-        if index is None:
-            return "nothing to do"
-        rebuild = any(p.code == "index" for p in action.problems)
-        try:
-            (index.rebuild if rebuild else index.refresh)()
-        finally:
-            index.close()
-        return "rebuilt" if rebuild else "refreshed"
-    raise ValueError(f"unknown action {kind}")  # pragma: no cover
+
+def _chmod(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    assert action.mode is not None
+    os.chmod(action.path, action.mode, follow_symlinks=False)
+    return f"mode is now {action.mode:04o}"
+
+
+def _remove_lock(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    # take it ourselves first: if a chat grabbed it meanwhile this refuses
+    FileLock(action.path).acquire().release()
+    return "removed"
+
+
+def _rewrite(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    assert action.data is not None
+    path = action.path
+    with _session_lock(path):
+        raw = _read_expected(path, action.expect)
+        kept = quarantine.keep_bytes(path, raw, "damaged: " + action.summary)
+        for new_path, data in action.extra_files:
+            _create_new(new_path, data)
+        atomic_write(path, action.data)
+    extra = (
+        "; wrote " + ", ".join(p.name for p, _ in action.extra_files) if action.extra_files else ""
+    )
+    return f"repaired; the original is in {kept}{extra}"
+
+
+def _quarantine(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    path = action.path
+    with _session_lock(path):
+        raw = _read_expected(path, action.expect)
+        kept = quarantine.keep_bytes(path, raw, action.summary)
+        for new_path, data in action.extra_files:
+            _create_new(new_path, data)
+        names = names_leading_to(scan.session_dir, path)
+        if action.target is not None:  # an older copy: its names follow the kept one
+            repoint_names(scan.session_dir, path, action.target)
+            names = []
+        for link in names:
+            quarantine.keep_link(link, os.readlink(link), f"a name of {path.name}")
+            link.unlink()
+        path.unlink()
+        fsync_dir(path.parent)
+    called = "name" if len(names) == 1 else "names"
+    gone = f" (and its {called} {', '.join(n.name for n in names)})" if names else ""
+    return f"moved to {kept}{gone}"
+
+
+def _rename(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    assert action.data is not None and action.target is not None
+    path = action.path
+    with _session_lock(path):
+        raw = _read_expected(path, action.expect)
+        kept = quarantine.keep_bytes(path, raw, "duplicate id: " + action.summary)
+        _create_new(action.target, action.data)
+        for new_path, data in action.extra_files:
+            _create_new(new_path, data)
+        repoint_names(scan.session_dir, path, action.target)
+        path.unlink()
+        fsync_dir(path.parent)
+    return f"now {action.target.name}; the original is in {kept}"
+
+
+def _promote(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    assert action.data is not None and action.target is not None
+    path, target = action.path, action.target
+    with _session_lock(target):
+        raw_temp = _read_expected(path, action.expect)
+        kept_temp = quarantine.keep_bytes(path, raw_temp, "a temporary file made the session")
+        note = ""
+        if target.exists():
+            kept = quarantine.keep_bytes(
+                target, target.read_bytes(), "replaced by a newer temporary file"
+            )
+            note = f"; the old version is in {kept}"
+        atomic_write(target, action.data)
+        path.unlink()
+        fsync_dir(path.parent)
+    return f"{target.name} now holds the newer version (copy in {kept_temp}){note}"
+
+
+def _temp(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    path = action.path
+    raw = _read_expected(path, action.expect) if not path.is_symlink() else b""
+    kept = quarantine.keep_bytes(path, raw, "a temporary file left by an interrupted save")
+    path.unlink()
+    return f"moved to {kept}"
+
+
+def _link_repoint(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    assert action.target is not None
+    quarantine.keep_link(action.path, action.link_target, "a dangling name, re-pointed")
+    point_link(action.path, Path(action.target))
+    return f"now points to {action.target}"
+
+
+def _link_remove(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    path = action.path
+    if not path.is_symlink():
+        raise Changed(f"{path} is no longer a link")
+    kept = quarantine.keep_link(path, action.link_target, action.summary)
+    path.unlink()
+    return f"removed (recorded in {kept})"
+
+
+def _checkpoint(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    from taurus_ops.ops.doctor.checkpoint_repair import apply_checkpoint
+
+    return apply_checkpoint(action, scan, quarantine)
+
+
+def _index(action: P.Action, scan: Scan, quarantine: Quarantine) -> str:
+    index = scan.index
+    if index is None:
+        return "nothing to do"
+    rebuild = any(p.code == "index" for p in action.problems)
+    try:
+        (index.rebuild if rebuild else index.refresh)()
+    finally:
+        index.close()
+    return "rebuilt" if rebuild else "refreshed"
+
+
+_ACTIONS: dict[str, Callable[[P.Action, Scan, Quarantine], str]] = {
+    P.CHMOD: _chmod,
+    P.REMOVE_LOCK: _remove_lock,
+    P.REWRITE: _rewrite,
+    P.QUARANTINE: _quarantine,
+    P.RENAME: _rename,
+    P.PROMOTE: _promote,
+    P.TEMP: _temp,
+    P.LINK_REPOINT: _link_repoint,
+    P.LINK_REMOVE: _link_remove,
+    P.CHECKPOINT: _checkpoint,
+    P.INDEX: _index,
+}
 
 
 def _refresh_index(scan: Scan) -> None:
