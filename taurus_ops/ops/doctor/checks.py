@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from taurus_ops.ops.doctor.document import (
     ERROR,
     INFO,
