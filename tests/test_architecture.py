@@ -109,3 +109,21 @@ def test_no_module_or_function_is_too_long_to_read() -> None:
                 if size > MAX_FUNCTION_LINES:
                     long.append(f"{where}:{node.lineno} {node.name}: {size} lines")
     assert not long, "\n".join(long)
+
+
+def test_the_index_sql_lives_only_in_store() -> None:
+    """search, stats, the picker and the viewer ask the index through typed methods: a
+    schema change touches store/ alone."""
+    import re
+
+    sql = re.compile(
+        r"\b(SELECT|INSERT INTO|DELETE FROM|UPDATE \w+ SET)\b.*\b(FROM|VALUES|WHERE)\b"
+    )
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).parts[0] == "store":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if sql.search(line):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -93,16 +93,22 @@ def load_entries(index: Index, store: SessionStore, root: str, refresh: bool = T
     if refresh:
         index.refresh()
     folder = index.folder_keys(archived=False)[0]
-    rows = index.query(
-        "SELECT key, id, path, updated, title, messages, parent, forked_at, cwd, error"
-        " FROM sessions WHERE folder = ? ORDER BY updated DESC",
-        [folder],
-    )
     names = store.names()
     real_folder = os.path.realpath(folder)
     out = []
-    for row in rows:
-        entry = Entry(*row)
+    for row in index.recent():
+        entry = Entry(
+            row.key,
+            row.id,
+            row.path,
+            row.updated,
+            row.title,
+            row.messages,
+            row.parent,
+            row.forked_at,
+            row.cwd,
+            row.error,
+        )
         if names:
             entry.names = names.get(os.path.join(real_folder, os.path.basename(entry.path)), [])
         entry.in_project = within(entry.cwd, root)

@@ -360,6 +360,11 @@ class Index:
         folders = self.folder_keys(archived, active)
         return self._guarded(lambda conn: queries.listing(conn, folders))
 
+    def recent(self) -> list[queries.RecentSession]:
+        """The session directory's indexed sessions, newest first (the resume picker)."""
+        folder = self.folder_keys(archived=False)[0]
+        return self._guarded(lambda conn: queries.recent(conn, folder))
+
     def summaries(
         self,
         archived: bool = False,

@@ -184,6 +184,33 @@ def listing(conn: sqlite3.Connection, folders: list[str]) -> list[ListedSession]
     ]
 
 
+@dataclass
+class RecentSession:
+    """One session as the resume picker lists it (newest ``updated`` first)."""
+
+    key: int
+    id: str
+    path: str
+    updated: str
+    title: str
+    messages: int
+    parent: str | None
+    forked_at: int | None
+    cwd: str | None
+    error: str | None
+
+
+def recent(conn: sqlite3.Connection, folder: str) -> list[RecentSession]:
+    return [
+        RecentSession(r[0], r[1], disk_path(r[2]), *r[3:])
+        for r in conn.execute(
+            "SELECT key, id, path, updated, title, messages, parent, forked_at, cwd, error"
+            " FROM sessions WHERE folder = ? ORDER BY updated DESC",
+            [folder],
+        )
+    ]
+
+
 _SUMMARY = (
     "id, path, shown_created, shown_updated, messages, tool_calls, title, size, archived,"
     " error, parent, forked_at, cwd"
