@@ -12,8 +12,9 @@ occurs nowhere (``walrus``: every byte is read), and a phrase.
 
 Taurus is timed cold (no index: the first search builds it), warm (nothing changed),
 and right after one session changed (a chat saved it: the index refreshes that one
-file); the difference between the last two is the incremental refresh. Also: the
-index's size beside the sessions'.
+file); the difference between the last two, taken in alternating runs (seven of each)
+so that both meet the same load, is the incremental refresh. Also: the index's size
+beside the sessions'.
 """
 
 from __future__ import annotations
