@@ -77,9 +77,12 @@ def without(value: Any, paths: list[str]) -> Any:
             int(s[1:-1]) if s.startswith("[") else s for s in re.findall(r"\[\d+\]|[^.\[]+", path)
         ]
         node = out
-        for step in steps[:-1]:
-            node = node[step]
-        del node[steps[-1]]
+        try:
+            for step in steps[:-1]:
+                node = node[step]
+            del node[steps[-1]]
+        except (KeyError, IndexError, TypeError):
+            continue  # not a member of this value: nothing to leave out
     return out
 
 
