@@ -24,6 +24,7 @@ from taurus_ops.ops.cleanup import (
     Plan,
     check_layout,
 )
+from taurus_ops.ops.context import JobResult
 from taurus_ops.ops.lock import ops_lock
 from taurus_ops.store.atomic import fsync_dir, point_link
 from taurus_ops.store.lock import SessionLock
@@ -211,7 +212,7 @@ class NotMoved:
 
 
 @dataclass
-class ArchiveResult:
+class ArchiveResult(JobResult):
     unarchive: bool
     items: list[Moved | NotMoved] = field(default_factory=list)  # in the order asked
 
@@ -226,10 +227,6 @@ class ArchiveResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taurus_ops.errors import TaurusError, UsageError
+from taurus_ops.ops.context import JobResult
 from taurus_ops.ops.lock import ops_lock
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write
@@ -461,7 +462,7 @@ class Outcome:
 
 
 @dataclass
-class CleanupResult:
+class CleanupResult(JobResult):
     """What a cleanup planned and did: ``outcomes`` is empty for a dry run (and when
     retention is off: ``off``, with nothing planned)."""
 
@@ -489,10 +490,6 @@ class CleanupResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     @property
     def note(self) -> str | None:

@@ -66,3 +66,17 @@ class JobContext:
     @property
     def stopping(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
+
+
+class JobResult:
+    """What every job's result shares: ``ok`` (it did all it was asked) decides the exit
+    status the command line ends with, 0 or 1."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def ok(self) -> bool: ...
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taurus_ops.errors import TaurusError, UsageError
+from taurus_ops.ops.context import JobResult
 from taurus_ops.ops.redact import Redaction, redact
 from taurus_ops.ops.sandbox import Renderer, TemplateLimit, make_sandbox
 from taurus_ops.store import format as fmt
@@ -404,7 +405,7 @@ class ExportRequest:
 
 
 @dataclass
-class ExportResult:
+class ExportResult(JobResult):
     """One session's export (``text`` for standard output, or the file ``written``), or
     for every session: how many were ``exported`` into ``folder``, and what ``failed``."""
 
@@ -419,10 +420,6 @@ class ExportResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -36,6 +36,7 @@ from taurus_ops.ops.backup.layout import (
 from taurus_ops.ops.backup.offsite import Local, Offsite, open_destination, preview, send
 from taurus_ops.ops.backup.rotate import plan_local, remove_local
 from taurus_ops.ops.backup.verify import verify_archive
+from taurus_ops.ops.context import JobResult
 from taurus_ops.store.atomic import create_temp, ensure_dir, fsync_dir, publish
 from taurus_ops.words import plural
 
@@ -85,7 +86,7 @@ class Created:
 
 
 @dataclass
-class CreateResult:
+class CreateResult(JobResult):
     plan: CreatePlan
     created: Created | None = None  # None for a dry run
     removed: list[Path] = field(default_factory=list)  # (a dry run: would be) rotated out
@@ -103,10 +104,6 @@ class CreateResult:
     @property
     def ok(self) -> bool:
         return not self.error
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     @property
     def error(self) -> str:

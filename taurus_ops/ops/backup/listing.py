@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taurus_ops.ops.backup.rotate import BackupFile, list_backups
+from taurus_ops.ops.context import JobResult
 
 if TYPE_CHECKING:
     from taurus_ops.ops.backup.offsite import RemoteBackup
@@ -32,7 +33,7 @@ class Listed:
 
 
 @dataclass
-class ListResult:
+class ListResult(JobResult):
     folder: Path
     keep: int
     backups: list[BackupFile] = field(default_factory=list)
@@ -44,10 +45,6 @@ class ListResult:
     @property
     def ok(self) -> bool:
         return not self.error
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     @property
     def entries(self) -> list[Listed]:

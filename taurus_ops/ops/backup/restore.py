@@ -23,6 +23,7 @@ from taurus_ops.errors import SessionLocked, TaurusError, UsageError
 from taurus_ops.ops.backup.archive import read_once
 from taurus_ops.ops.backup.layout import BackupError, destinations, norm
 from taurus_ops.ops.backup.verify import VerifyReport, iter_files, verify_archive
+from taurus_ops.ops.context import JobResult
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import FILE_MODE, atomic_create, atomic_write, ensure_dir, point_link
 from taurus_ops.store.lock import SessionLock, is_locked
@@ -496,7 +497,7 @@ class RestoreRequest:
 
 
 @dataclass
-class RestoreResult:
+class RestoreResult(JobResult):
     plan: RestorePlan
     written: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -505,10 +506,6 @@ class RestoreResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     @property
     def error(self) -> str:

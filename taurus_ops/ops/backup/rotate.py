@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taurus_ops.ops.backup.layout import roots_of, scope_label, scope_of, stamp_of
+from taurus_ops.ops.context import JobResult
 from taurus_ops.store import format as fmt
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class RotateRequest:
 
 
 @dataclass
-class RotateResult:
+class RotateResult(JobResult):
     folder: Path
     keep: int
     removed: list[Path] = field(default_factory=list)  # (a dry run: would be) removed
@@ -114,10 +115,6 @@ class RotateResult:
     @property
     def ok(self) -> bool:
         return not self.error
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

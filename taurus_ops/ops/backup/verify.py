@@ -27,6 +27,7 @@ from taurus_ops.ops.backup.layout import (
     norm,
     reason,
 )
+from taurus_ops.ops.context import JobResult
 from taurus_ops.store import format as fmt
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ Sum = tuple[int, str]  # (size, sha256)
 
 
 @dataclass
-class VerifyReport:
+class VerifyReport(JobResult):
     path: Path
     ok: bool = False
     problems: list[str] = field(default_factory=list)
@@ -46,10 +47,6 @@ class VerifyReport:
     files: int = 0
     bytes: int = 0
     source: str = ""  # where the archive came from, when not ``path`` itself (a remote)
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     @property
     def shown(self) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from taurus_ops.ops.context import JobResult
 from taurus_ops.ops.lock import ops_lock
 from taurus_ops.ops.sync.execute import Executor, Moves, object_key
 from taurus_ops.ops.sync.journal import (
@@ -240,7 +241,7 @@ class SyncRequest:
 
 
 @dataclass
-class SyncResult:
+class SyncResult(JobResult):
     """One sync: the plan (all a dry run has) and, for a real run, what moved."""
 
     remote: str
@@ -274,10 +275,6 @@ class SyncResult:
     @property
     def ok(self) -> bool:
         return not self.stopped and not self.failed
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     def summary(self) -> str:
         """What a real run did, as the command prints it and the log keeps it."""
