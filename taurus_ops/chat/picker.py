@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from taurus_ops.store import format as fmt
+from taurus_ops.store.index.queries import RecentSession
 from taurus_ops.words import plural
 
 if TYPE_CHECKING:
@@ -40,17 +41,9 @@ LARGEST_PREVIEW = 32 << 20  # bytes; a bigger file is not read just for its prev
 
 
 @dataclass
-class Entry:
-    key: int
-    id: str
-    path: str
-    updated: str
-    title: str
-    messages: int
-    parent: str | None
-    forked_at: int | None
-    cwd: str | None
-    error: str | None
+class Entry(RecentSession):
+    """An indexed session as the picker shows it: its names, whether it is of this project."""
+
     names: list[str] = field(default_factory=list)
     in_project: bool = False
     _moment: float | None = None
@@ -97,18 +90,7 @@ def load_entries(index: Index, store: SessionStore, root: str, refresh: bool = T
     real_folder = os.path.realpath(folder)
     out = []
     for row in index.recent():
-        entry = Entry(
-            row.key,
-            row.id,
-            row.path,
-            row.updated,
-            row.title,
-            row.messages,
-            row.parent,
-            row.forked_at,
-            row.cwd,
-            row.error,
-        )
+        entry = Entry(**vars(row))
         if names:
             entry.names = names.get(os.path.join(real_folder, os.path.basename(entry.path)), [])
         entry.in_project = within(entry.cwd, root)
