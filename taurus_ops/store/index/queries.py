@@ -47,22 +47,10 @@ class IndexedSession:
 
 
 @dataclass
-class ListedSession:
+class ListedSession(IndexedSession):
     """One session as a listing shows it: its index columns and its token counts by model."""
 
-    key: int
-    path: str
-    archived: bool
-    size: int
-    mtime_ns: int
-    id: str
-    created: str
-    updated: str
-    title: str
-    messages: int
-    tool_calls: int
     tools: frozenset[str]  # toolCalls and tool_use names
-    error: str | None
     cwd: str
     parent: str
     usage: dict[str, dict[str, int]]  # model -> token counts
@@ -122,26 +110,34 @@ class Child:
 
 
 # -- rows -------------------------------------------------------------------------------------
+_INDEXED = (
+    "key, path, archived, size, mtime_ns, id, created, updated, title, messages, tool_calls, error"
+)
+
+
+def _indexed(r: tuple[Any, ...]) -> dict[str, Any]:
+    """The fields of an ``IndexedSession`` from a row that starts with the ``_INDEXED`` columns."""
+    return {
+        "key": r[0],
+        "path": disk_path(r[1]),
+        "archived": bool(r[2]),
+        "size": r[3],
+        "mtime_ns": r[4],
+        "id": r[5],
+        "created": r[6],
+        "updated": r[7],
+        "title": r[8],
+        "messages": r[9],
+        "tool_calls": r[10],
+        "error": r[11],
+    }
+
+
 def rows(conn: sqlite3.Connection, folders: list[str]) -> list[IndexedSession]:
     return [
-        IndexedSession(
-            key=r[0],
-            path=disk_path(r[1]),
-            archived=bool(r[2]),
-            size=r[3],
-            mtime_ns=r[4],
-            id=r[5],
-            created=r[6],
-            updated=r[7],
-            title=r[8],
-            messages=r[9],
-            tool_calls=r[10],
-            error=r[11],
-        )
+        IndexedSession(**_indexed(r))
         for r in conn.execute(
-            "SELECT key, path, archived, size, mtime_ns, id, created, updated, title,"
-            f" messages, tool_calls, error FROM sessions WHERE folder IN ({_marks(folders)})",
-            folders,
+            f"SELECT {_INDEXED} FROM sessions WHERE folder IN ({_marks(folders)})", folders
         )
     ]
 
@@ -158,26 +154,14 @@ def listing(conn: sqlite3.Connection, folders: list[str]) -> list[ListedSession]
         }
     return [
         ListedSession(
-            key=r[0],
-            path=disk_path(r[1]),
-            archived=bool(r[2]),
-            size=r[3],
-            mtime_ns=r[4],
-            id=r[5],
-            created=r[6],
-            updated=r[7],
-            title=r[8],
-            messages=r[9],
-            tool_calls=r[10],
-            tools=frozenset(r[11].split()),
-            error=r[12],
+            **_indexed(r),
+            tools=frozenset(r[12].split()),
             cwd=r[13] or "",
             parent=r[14] or "",
             usage=usage.get(r[0], {}),
         )
         for r in conn.execute(
-            "SELECT key, path, archived, size, mtime_ns, id, created, updated, title,"
-            " messages, tool_calls, tools, error, cwd, parent FROM sessions"
+            f"SELECT {_INDEXED}, tools, cwd, parent FROM sessions"
             f" WHERE folder IN ({_marks(folders)})",
             folders,
         )
