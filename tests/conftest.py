@@ -36,6 +36,14 @@ def taurus_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default layout: the Taurus home is ~/.taurus inside the user's home (returned)."""
+    user = tmp_path / "user-home"
+    monkeypatch.setenv("TAURUS_HOME", str(user / ".taurus"))
+    return user
+
+
+@pytest.fixture
 def store(taurus_home: Path):
     from taurus_ops.config import load_config
     from taurus_ops.store import SessionStore

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers.mounts import mount_tmpfs
+from helpers.processes import without_dac
 from helpers.sessions import make_document, write_session
 
 from taurus_ops.ops.backup import create
@@ -30,14 +31,6 @@ from taurus_ops.store import format as fmt
 def create_rotating(config, now: datetime) -> create.CreateResult:
     """A backup as `backup create` makes one: written, verified, then old ones rotated."""
     return create.run(JobContext.of(config), create.CreateRequest(now=now))
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The default layout: the Taurus home is ~/.taurus inside the user's home."""
-    user = tmp_path / "user-home"
-    monkeypatch.setenv("TAURUS_HOME", str(user / ".taurus"))
-    return user
 
 
 def populate(user: Path) -> dict[str, bytes]:
@@ -568,31 +561,6 @@ def _lying_backup(path: Path, **manifest_changes: object) -> Path:
     return path
 
 
-NO_DAC = [
-    "--bounding-set=-dac_override,-dac_read_search",
-    "--inh-caps=-dac_override,-dac_read_search",
-]
-
-
-def _without_dac(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run taurus-ops in a real subprocess that, even as root, cannot read others' 0600 files."""
-    import shutil
-    import sys
-
-    if os.geteuid() != 0:
-        return subprocess.run(
-            [sys.executable, "-m", "taurus_ops.cli", *args], capture_output=True, text=True
-        )
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv is needed to drop root's read-anything capability")
-    return subprocess.run(
-        ["setpriv", *NO_DAC, "--", sys.executable, "-m", "taurus_ops.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 @pytest.fixture
 def fat_stick(tmp_path: Path):  # type: ignore[no-untyped-def]
     """A real FAT file system (no hard links), as on a USB stick, mounted with fusefat."""
@@ -791,7 +759,7 @@ def test_one_unreadable_session_does_not_stop_every_backup(home: Path) -> None:
     os.chmod(theirs, 0o600)
     os.chown(theirs, 12345, 12345) if os.geteuid() == 0 else os.chmod(theirs, 0)
     os.symlink(theirs.name, sessions / "their-work.json")  # its name goes with it
-    done = _without_dac(["backup", "create"])
+    done = without_dac(["backup", "create"])
     assert done.returncode == 0, done.stderr
     assert "2025-02-01_root1.json" in done.stderr and "Permission denied" in done.stderr
     (made,) = (home / ".taurus" / "backups").glob("*.tar.gz")
@@ -852,7 +820,7 @@ def test_restore_goes_on_past_a_file_it_may_not_read(home: Path, ops) -> None:
     os.chmod(theirs, 0o600)
     os.chown(theirs, 12345, 12345) if os.geteuid() == 0 else os.chmod(theirs, 0)
     mine.unlink()
-    done = _without_dac(["backup", "restore", str(made)])
+    done = without_dac(["backup", "restore", str(made)])
     assert mine.is_file(), done.stderr
     assert "2025-01-18_root1.json" in done.stdout + done.stderr
     assert '"theirs"' in theirs.read_text()
@@ -866,7 +834,7 @@ def test_a_folder_backup_cannot_read_is_named_not_silently_left_out(home: Path) 
     os.chown(sessions / "project-b", 12345, 12345) if os.geteuid() == 0 else os.chmod(
         sessions / "project-b", 0
     )
-    done = _without_dac(["backup", "create"])
+    done = without_dac(["backup", "create"])
     assert done.returncode == 0, done.stderr
     assert "project-b" in done.stderr and "ermission denied" in done.stderr
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from helpers.jobs import aged_session, write_config
 from helpers.mounts import mount_tmpfs
+from helpers.processes import without_dac
 from helpers.sessions import make_document, write_session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -458,38 +459,6 @@ def test_unwritable_archive_loses_nothing(taurus_home: Path, store, ops, tmp_pat
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=10)
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    user = tmp_path / "user-home"
-    monkeypatch.setenv("TAURUS_HOME", str(user / ".taurus"))
-    return user
-
-
-NO_DAC = [
-    "--bounding-set=-dac_override,-dac_read_search",
-    "--inh-caps=-dac_override,-dac_read_search",
-]
-
-
-def _without_dac(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run taurus-ops in a real subprocess that, even as root, cannot read others' 0600 files."""
-    import shutil
-    import sys
-
-    if os.geteuid() != 0:
-        return subprocess.run(
-            [sys.executable, "-m", "taurus_ops.cli", *args], capture_output=True, text=True
-        )
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv is needed to drop root's read-anything capability")
-    return subprocess.run(
-        ["setpriv", *NO_DAC, "--", sys.executable, "-m", "taurus_ops.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_cleanup_goes_on_past_a_lock_it_may_not_open(home: Path) -> None:
     """A lock file another user owns (left by `sudo taurus chat`) keeps that one session
     where it is; the rest of the plan is still carried out."""
@@ -502,7 +471,7 @@ def test_cleanup_goes_on_past_a_lock_it_may_not_open(home: Path) -> None:
     os.chmod(lock, 0o600)
     os.chown(lock, 12345, 12345) if os.geteuid() == 0 else os.chmod(lock, 0)
     (home / ".taurus" / "config.yaml").write_text("sessions:\n  maxSessions: 1\n")
-    done = _without_dac(["cleanup"])
+    done = without_dac(["cleanup"])
     assert done.returncode == 1, done.stderr
     assert "2025-01-18_s0.json" in done.stderr and "ermission denied" in done.stderr
     assert (sessions / "2025-01-18_s0.json").is_file()

@@ -249,13 +249,6 @@ def test_sigterm_lets_the_running_job_finish(taurus_home: Path, store) -> None:
     assert len(backups) == 1 and verify_archive(backups[0]).ok
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    user = tmp_path / "user-home"
-    monkeypatch.setenv("TAURUS_HOME", str(user / ".taurus"))
-    return user
-
-
 def test_a_scheduled_backup_logs_what_it_left_out(home: Path) -> None:
     from taurus_ops.ops import schedule
 
