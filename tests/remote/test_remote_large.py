@@ -8,30 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.machines import ACCESS_KEY, SECRET_KEY, make_remote
 
-from taurus_ops.remote import open_backend
 from taurus_ops.remote.base import Conflict, RemoteConfigError
 from taurus_ops.remote.codec import BadObject, new_key_file
 from taurus_ops.remote.sealed import TAG, header_line, open_file, seal_file
-from taurus_ops.remote.url import parse_remote_url
-
-
-@pytest.fixture(params=["s3", "file"])
-def backend(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    server = request.getfixturevalue("s3_server") if request.param == "s3" else None
-    spec = make_remote(request.param, tmp_path, server)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-
-    class Settings:
-        endpoint_url = spec.endpoint
-        region = None
-        profile = None
-
-    remote = open_backend(parse_remote_url(spec.url), Settings)
-    yield remote
-    remote.close()
 
 
 def test_a_file_uploads_downloads_and_deletes(backend, tmp_path: Path) -> None:
