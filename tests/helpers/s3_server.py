@@ -73,10 +73,13 @@ def serve(port: int) -> None:
 
 
 class S3Server:
-    """A moto server in a child process; ``endpoint`` is its http://127.0.0.1:PORT."""
+    """A moto server in a child process; ``endpoint`` is its http://127.0.0.1:PORT.
+    With ``check_keys`` it refuses every request whose keys it does not know."""
 
-    def __init__(self) -> None:
+    def __init__(self, check_keys: bool = False) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if check_keys:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--port", "0"],
             stdout=subprocess.PIPE,

@@ -269,11 +269,7 @@ def test_a_dropped_connection_mid_upload_is_one_line_and_nothing_is_listed(
 def test_refused_credentials_are_one_line_and_the_local_backup_is_kept(tmp_path) -> None:
     from helpers.s3_server import S3Server
 
-    os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # this server checks every key
-    try:
-        server = S3Server()
-    finally:
-        del os.environ["INITIAL_NO_AUTH_ACTION_COUNT"]
+    server = S3Server(check_keys=True)
     try:
         remote = make_remote("file", tmp_path)
         remote.kind, remote.url, remote.endpoint = "s3", "s3://some-bucket/p", server.endpoint

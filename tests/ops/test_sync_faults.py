@@ -251,11 +251,7 @@ def test_a_missing_bucket_an_unreachable_endpoint_and_no_credentials(
 def test_refused_credentials(tmp_path: Path) -> None:
     from helpers.s3_server import S3Server
 
-    os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # this server checks every key
-    try:
-        server = S3Server()
-    finally:
-        del os.environ["INITIAL_NO_AUTH_ACTION_COUNT"]
+    server = S3Server(check_keys=True)
     try:
         remote = make_remote("file", tmp_path)
         remote.kind, remote.url, remote.endpoint = "s3", "s3://some-bucket/p", server.endpoint
