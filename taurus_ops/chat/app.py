@@ -116,13 +116,7 @@ class ChatApp:
         self.allow = [*settings.permissions.allow, *(allow or [])]
         self.deny = list(settings.permissions.deny)
         self._client = client
-        self.tools = Tools(
-            self.cwd,
-            bash_timeout=self.chat.bash_timeout,
-            output_limit=self.chat.output_limit,
-            allow_outside_cwd=self.chat.allow_outside_cwd,
-        )
-        self.system = system_prompt(self.cwd)
+        self.move_to(self.cwd)  # the tools and the system prompt for it
         self.session: Session | None = None
         self.saved_as: tuple[int, ...] | None = None  # shape() at the last save
         self.lock: SessionLock | None = None
