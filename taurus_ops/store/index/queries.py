@@ -238,11 +238,11 @@ def children(conn: sqlite3.Connection, folders: list[str], parents: list[str]) -
     return [
         Child(r[0], r[1], r[2], r[3], r[4], disk_path(r[5]))
         for r in conn.execute(
-            "SELECT id, parent, shown_created, shown_updated, list_us, path FROM sessions"
-            f" WHERE folder IN ({_marks(folders)})"
-            " AND parent IN (SELECT value FROM json_each(?))"
-            " ORDER BY list_us DESC, path DESC",
-            [*folders, _json_list(parents)],
+            "SELECT id, parent, shown_created, shown_updated, list_us, path"
+            " FROM sessions INDEXED BY sessions_parent"
+            " WHERE parent IS NOT NULL AND parent IN (SELECT value FROM json_each(?))"
+            f" AND folder IN ({_marks(folders)}) ORDER BY list_us DESC, path DESC",
+            [_json_list(parents), *folders],
         )
     ]
 
@@ -272,15 +272,16 @@ def search_rows(
     """key -> row of the readable sessions (among ``keys``) updated since ``since`` that
     used ``tool``."""
     where, params = _filters(folders, since, tool)
-    if keys is not None:
+    source = "sessions AS s"
+    if keys is not None:  # a few: looked up by key, not found by walking the folder
         if not keys:
             return {}
-        where.append("key IN (SELECT value FROM json_each(?))")
-        params.append(_json_list(keys))
+        source = "json_each(?) AS wanted CROSS JOIN sessions AS s ON s.key = wanted.value"
+        params.insert(0, _json_list(keys))
     out = {}
     for r in conn.execute(
-        "SELECT key, id, path, archived, created, updated, title, messages, parent, forked_at"
-        f" FROM sessions WHERE {' AND '.join(where)}",
+        "SELECT s.key, s.id, s.path, s.archived, s.created, s.updated, s.title, s.messages,"
+        f" s.parent, s.forked_at FROM {source} WHERE {' AND '.join(where)}",
         params,
     ):
         out[r[0]] = SearchRow(
