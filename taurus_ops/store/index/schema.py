@@ -71,7 +71,7 @@ CREATE TABLE totals(
 ) WITHOUT ROWID;
 CREATE TABLE texts(key INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE VIRTUAL TABLE grams USING fts5(
-    words, content = '', tokenize = 'trigram case_sensitive 0', detail = none
+    words, content = '', tokenize = 'trigram case_sensitive 0', detail = none, columnsize = 0
 );
 """
 
