@@ -7,8 +7,8 @@ Per session the index keeps two things:
   order (a message with no text is an empty part). Message text holds no NUL (it is
   stored as U+FFFD), so a part is exactly one message and a term never spans two.
 - ``grams``: a contentless FTS5 trigram table with one row per session holding its
-  distinct words of three bytes or more (text split at ASCII whitespace, ASCII
-  letters lowered), two newlines apart, so no trigram holds letters of two words and
+  distinct words (text split at ASCII whitespace, ASCII letters lowered), two
+  newlines apart, so no trigram holds letters of two words and
   the row's trigrams do not depend on the words' order (a contentless row is deleted
   by giving its text again).
   Every trigram of a term that lies within one of its words lies within a word of
@@ -53,10 +53,9 @@ def pack(roles: list[str], texts: list[str]) -> Packed | None:
 
 
 def words_of(joined: bytes) -> str:
-    """The trigram table's text for a session: its distinct words, two newlines apart
-    (a word shorter than three bytes holds no trigram a term could ask for)."""
+    """The trigram table's text for a session: its distinct words, two newlines apart."""
     words = set(joined.replace(b"\x00", b"\n").lower().split())
-    return b"\n\n".join(w for w in words if len(w) > 2).decode("utf-8", "replace")
+    return b"\n\n".join(words).decode("utf-8", "replace")
 
 
 def unpack(body: bytes) -> tuple[list[str], bytes]:
