@@ -455,19 +455,26 @@ class Index:
         return self._guarded(run)
 
     def holding_all(
-        self, terms: list[str], within: Iterable[int], case_sensitive: bool = False
-    ) -> set[int]:
-        """The sessions ``within`` whose text holds every term (in any messages)."""
-        keys = set(within)
+        self,
+        terms: list[str],
+        keys: set[int] | None,
+        archived: bool = False,
+        since: str | None = None,
+        tool: str | None = None,
+        case_sensitive: bool = False,
+    ) -> dict[int, SearchRow]:
+        """key -> row of the sessions (among ``keys``, as ``search_rows`` filters them)
+        whose text holds every term, in any messages."""
         needles = [needle(t, case_sensitive) for t in terms]
         if not needles or any(n is None for n in needles):
-            return set()
+            return {}
         found = [n for n in needles if n]
+        folders = self.folder_keys(archived=archived)
 
-        def run(conn: sqlite3.Connection) -> set[int]:
+        def run(conn: sqlite3.Connection) -> dict[int, SearchRow]:
             return {
-                key
-                for key, body in queries.bodies(conn, keys)
+                row.key: row
+                for row, body in queries.search_rows_with_text(conn, folders, since, tool, keys)
                 if holds_all(body, found, not case_sensitive)
             }
 

@@ -262,6 +262,29 @@ def _filters(
     return where, params
 
 
+_SEARCH_ROW = (
+    "s.key, s.id, s.path, s.archived, s.created, s.updated, s.title, s.messages, s.parent,"
+    " s.forked_at"
+)
+
+
+def _search_row(r: tuple[Any, ...]) -> SearchRow:
+    return SearchRow(r[0], r[1], disk_path(r[2]), bool(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
+
+
+def _search_source(
+    folders: list[str], since: str | None, tool: str | None, keys: set[int] | None, join: str = ""
+) -> tuple[str, list[Any]]:
+    """FROM (with ``join``) and WHERE of the readable sessions (among ``keys``) the
+    filters allow."""
+    where, params = _filters(folders, since, tool)
+    source = "sessions AS s"
+    if keys is not None:  # a few: looked up by key, not found by walking the folder
+        source = "json_each(?) AS wanted CROSS JOIN sessions AS s ON s.key = wanted.value"
+        params.insert(0, _json_list(keys))
+    return f"{source}{join} WHERE {' AND '.join(where)}", params
+
+
 def search_rows(
     conn: sqlite3.Connection,
     folders: list[str],
@@ -271,23 +294,27 @@ def search_rows(
 ) -> dict[int, SearchRow]:
     """key -> row of the readable sessions (among ``keys``) updated since ``since`` that
     used ``tool``."""
-    where, params = _filters(folders, since, tool)
-    source = "sessions AS s"
-    if keys is not None:  # a few: looked up by key, not found by walking the folder
-        if not keys:
-            return {}
-        source = "json_each(?) AS wanted CROSS JOIN sessions AS s ON s.key = wanted.value"
-        params.insert(0, _json_list(keys))
-    out = {}
-    for r in conn.execute(
-        "SELECT s.key, s.id, s.path, s.archived, s.created, s.updated, s.title, s.messages,"
-        f" s.parent, s.forked_at FROM {source} WHERE {' AND '.join(where)}",
-        params,
-    ):
-        out[r[0]] = SearchRow(
-            r[0], r[1], disk_path(r[2]), bool(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]
-        )
-    return out
+    if keys is not None and not keys:
+        return {}
+    source, params = _search_source(folders, since, tool, keys)
+    return {
+        r[0]: _search_row(r) for r in conn.execute(f"SELECT {_SEARCH_ROW} FROM {source}", params)
+    }
+
+
+def search_rows_with_text(
+    conn: sqlite3.Connection,
+    folders: list[str],
+    since: str | None,
+    tool: str | None,
+    keys: set[int] | None = None,
+) -> Iterator[tuple[SearchRow, bytes]]:
+    """``search_rows`` with each session's stored text, in one pass."""
+    if keys is not None and not keys:
+        return
+    source, params = _search_source(folders, since, tool, keys, " JOIN texts AS t ON t.key = s.key")
+    for r in conn.execute(f"SELECT {_SEARCH_ROW}, t.body FROM {source}", params):
+        yield _search_row(r), r[10]
 
 
 def count_allowed(

@@ -2,18 +2,19 @@
 
 Per session the index keeps two things:
 
-- ``texts.body``: the text itself, zlib-compressed: the roles as a JSON list, a NUL,
-  then every message's text (see ``facts.message_text``), NUL-separated, in message
-  order (a message with no text is an empty part). Message text holds no NUL (it is
-  stored as U+FFFD), so a part is exactly one message and a term never spans two.
+- ``texts.body``: the text itself, zlib-compressed: the roles (JSON: the distinct
+  roles, then each message's as a number into them), a NUL, then every message's
+  text (see ``facts.message_text``), NUL-separated, in message order (a message with
+  no text is an empty part). Message text holds no NUL (it is stored as U+FFFD), so
+  a part is exactly one message and a term never spans two; the first messages come
+  within the first few hundred bytes, where a ``search -l`` mostly finds its terms.
 - ``grams``: a contentless FTS5 trigram table with one row per session holding its
   distinct words (text split at ASCII whitespace, ASCII letters lowered), two
-  newlines apart, so no trigram holds letters of two words and
-  the row's trigrams do not depend on the words' order (a contentless row is deleted
-  by giving its text again).
-  Every trigram of a term that lies within one of its words lies within a word of
-  any text holding the term, so asking for those trigrams gives every session that
-  can hold it (and a few that cannot): a candidate set, which the text then decides.
+  newlines apart, so no trigram holds letters of two words and the row's trigrams do
+  not depend on the words' order (a contentless row is deleted by giving its text
+  again). Every trigram of a term that lies within one of its words lies within a
+  word of any text holding the term, so asking for those trigrams gives every session
+  that can hold it (and some that cannot): a candidate set, which the text decides.
 
 Matching is on UTF-8 bytes: ``bytes.lower()`` folds ASCII letters only, which is
 search's case rule (as SQLite's LIKE and grep in the C locale).
@@ -30,7 +31,7 @@ import orjson
 from taurus_ops.store.index.schema import Damaged
 
 LEVEL = 1  # zlib level: 6 saves a fifth of the bytes for four times the time (benchmarks/README)
-CHUNK = 4096  # bytes decompressed at a time when looking for the first match
+CHUNK = 2048  # bytes decompressed at a time when looking for the first match
 MAX_GRAMS = 24  # trigrams asked for per term: a sample narrows enough, every one costs
 
 
@@ -48,7 +49,10 @@ def pack(roles: list[str], texts: list[str]) -> Packed | None:
     joined = "\x00".join(texts).encode("utf-8", "surrogatepass")
     if not joined.strip(b"\x00"):
         return None
-    body = zlib.compress(orjson.dumps(roles) + b"\x00" + joined, LEVEL)
+    names = list(dict.fromkeys(roles))
+    number = {name: n for n, name in enumerate(names)}
+    head = orjson.dumps([names, [number[r] for r in roles]])  # a few bytes a message
+    body = zlib.compress(head + b"\x00" + joined, LEVEL)
     return Packed(body, words_of(joined))
 
 
@@ -65,9 +69,11 @@ def unpack(body: bytes) -> tuple[list[str], bytes]:
     except zlib.error as exc:
         raise Damaged(f"stored text: {exc}") from None
     cut = raw.find(b"\x00")
-    if cut == -1:
-        raise Damaged("stored text has no roles")
-    roles = orjson.loads(raw[:cut])
+    try:
+        names, numbers = orjson.loads(raw[:cut]) if cut != -1 else (None, None)
+        roles = [names[n] for n in numbers]
+    except (TypeError, ValueError, IndexError):
+        raise Damaged("stored text has no roles") from None
     return roles, raw[cut + 1 :]
 
 
