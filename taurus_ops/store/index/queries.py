@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, disk_path
-from taurus_ops.store.index.text import gram_query
+from taurus_ops.store.index.text import gram_key, gram_queries
 from taurus_ops.store.summary import SessionSummary
 
 _KIND_KEY = dict(zip(USAGE_KINDS, USAGE_KEYS, strict=True))
@@ -338,11 +338,16 @@ def count_allowed(
 
 
 def gram_keys(conn: sqlite3.Connection, term: str) -> set[int] | None:
-    """The sessions whose words hold every trigram of ``term``'s words (None: no trigram)."""
-    query = gram_query(term)
-    if query is None:
-        return None
-    return {r[0] for r in conn.execute("SELECT rowid FROM grams WHERE grams MATCH ?", (query,))}
+    """The sessions that may hold ``term``: for each of its words, a row of theirs holds
+    all that word's trigrams (None: it has no word of three characters)."""
+    keys: set[int] | None = None
+    for query in gram_queries(term):
+        rows = conn.execute("SELECT rowid FROM grams WHERE grams MATCH ?", (query,))
+        found = {gram_key(r[0]) for r in rows}
+        keys = found if keys is None else keys & found
+        if not keys:
+            break
+    return keys
 
 
 def bodies(conn: sqlite3.Connection, keys: set[int] | None) -> Iterator[tuple[int, bytes]]:

@@ -17,6 +17,7 @@ from typing import Any
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index.facts import SessionFacts, read_facts
 from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, stored_path
+from taurus_ops.store.index.text import gram_rowid
 
 SESSION_COLUMNS = (
     "key, path, folder, archived, size, mtime_ns, inode, id, created, updated, title, messages,"
@@ -34,7 +35,7 @@ class Batch:
     counts: list[tuple[int, str, str, int]] = field(default_factory=list)
     usage: list[tuple[Any, ...]] = field(default_factory=list)
     texts: list[tuple[int, bytes]] = field(default_factory=list)
-    grams: list[tuple[int, str]] = field(default_factory=list)
+    grams: list[tuple[int, str]] = field(default_factory=list)  # (rowid, words)
     totals: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, name) -> n
     stamps: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # path -> as read
     gone: list[str] = field(default_factory=list)  # vanished before they could be read
@@ -80,7 +81,7 @@ def add(batch: Batch, key: int, folder: str, archived: bool, facts: SessionFacts
             batch.totals[kind, model] += tokens[usage_key]
     if facts.text is not None:
         batch.texts.append((key, facts.text.body))
-        batch.grams.append((key, facts.text.words))
+        batch.grams += [(gram_rowid(key, n), words) for n, words in enumerate(facts.text.words)]
 
 
 def quarter(created: str, updated: str) -> str | None:
