@@ -34,7 +34,14 @@ from taurus_ops.store.index.schema import (
     is_damage,
     uri,
 )
-from taurus_ops.store.index.text import holds_all, message_numbers, message_text, needle, unpack
+from taurus_ops.store.index.text import (
+    head_holds_all,
+    holds_all,
+    message_numbers,
+    message_text,
+    needle,
+    unpack,
+)
 from taurus_ops.store.summary import SessionSummary
 from taurus_ops.words import plural
 
@@ -472,11 +479,14 @@ class Index:
         folders = self.folder_keys(archived=archived)
 
         def run(conn: sqlite3.Connection) -> dict[int, SearchRow]:
-            return {
-                row.key: row
-                for row, body in queries.search_rows_with_text(conn, folders, since, tool, keys)
-                if holds_all(body, found, not case_sensitive)
-            }
+            out: dict[int, SearchRow] = {}
+            rest: dict[int, SearchRow] = {}  # not settled by the first bytes of the text
+            for row, head in queries.search_rows_with_head(conn, folders, since, tool, keys):
+                (out if head_holds_all(head, found, not case_sensitive) else rest)[row.key] = row
+            for key, body in queries.bodies(conn, set(rest)):
+                if holds_all(body, found, not case_sensitive):
+                    out[key] = rest[key]
+            return out
 
         return self._guarded(run)
 

@@ -302,18 +302,18 @@ def search_rows(
     }
 
 
-def search_rows_with_text(
+def search_rows_with_head(
     conn: sqlite3.Connection,
     folders: list[str],
     since: str | None,
     tool: str | None,
     keys: set[int] | None = None,
 ) -> Iterator[tuple[SearchRow, bytes]]:
-    """``search_rows`` with each session's stored text, in one pass."""
+    """``search_rows`` with the first bytes of each session's text (``texts.head``)."""
     if keys is not None and not keys:
         return
     source, params = _search_source(folders, since, tool, keys, " JOIN texts AS t ON t.key = s.key")
-    for r in conn.execute(f"SELECT {_SEARCH_ROW}, t.body FROM {source}", params):
+    for r in conn.execute(f"SELECT {_SEARCH_ROW}, t.head FROM {source}", params):
         yield _search_row(r), r[10]
 
 

@@ -34,7 +34,7 @@ class Batch:
     sessions: list[tuple[Any, ...]] = field(default_factory=list)
     counts: list[tuple[int, str, str, int]] = field(default_factory=list)
     usage: list[tuple[Any, ...]] = field(default_factory=list)
-    texts: list[tuple[int, bytes]] = field(default_factory=list)
+    texts: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # key, head, body
     grams: list[tuple[int, str]] = field(default_factory=list)  # (rowid, words)
     totals: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, name) -> n
     stamps: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # path -> as read
@@ -80,7 +80,7 @@ def add(batch: Batch, key: int, folder: str, archived: bool, facts: SessionFacts
         for kind, usage_key in zip(USAGE_KINDS, USAGE_KEYS, strict=True):
             batch.totals[kind, model] += tokens[usage_key]
     if facts.text is not None:
-        batch.texts.append((key, facts.text.body))
+        batch.texts.append((key, facts.text.head, facts.text.body))
         batch.grams += [(gram_rowid(key, n), words) for n, words in enumerate(facts.text.words)]
 
 
@@ -136,7 +136,7 @@ def write(conn: sqlite3.Connection, folder: str, batch: Batch) -> None:
         " VALUES (?,?,?,?,?,?)",
         batch.usage,
     )
-    conn.executemany("INSERT INTO texts(key, body) VALUES (?, ?)", batch.texts)
+    conn.executemany("INSERT INTO texts(key, head, body) VALUES (?, ?, ?)", batch.texts)
     conn.executemany("INSERT INTO grams(rowid, words) VALUES (?, ?)", batch.grams)
     add_totals(conn, folder, batch.totals)
 

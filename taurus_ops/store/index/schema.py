@@ -69,7 +69,7 @@ CREATE TABLE totals(
     folder TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY(folder, kind, name)
 ) WITHOUT ROWID;
-CREATE TABLE texts(key INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE texts(key INTEGER PRIMARY KEY, head BLOB NOT NULL, body BLOB NOT NULL);
 CREATE VIRTUAL TABLE grams USING fts5(
     words, content = '', tokenize = 'trigram case_sensitive 0', detail = none, columnsize = 0
 );

@@ -8,6 +8,8 @@ Per session the index keeps two things:
   no text is an empty part). Message text holds no NUL (it is stored as U+FFFD), so
   a part is exactly one message and a term never spans two; the first messages come
   within the first few hundred bytes, where a ``search -l`` mostly finds its terms.
+- ``texts.head``: the first ``HEAD`` bytes of those texts, uncompressed (about 1% of
+  the sessions' bytes): a term there needs nothing decompressed.
 - ``grams``: a contentless FTS5 trigram table holding each session's distinct words
   (text split at ASCII whitespace, ASCII letters lowered), sorted and cut into rows
   of about ``WORDS_A_ROW`` words, two newlines apart, so no trigram holds letters of
@@ -35,6 +37,7 @@ from taurus_ops.store.index.schema import Damaged
 
 LEVEL = 1  # zlib level: 6 saves a fifth of the bytes for four times the time (benchmarks/README)
 CHUNK = 2048  # bytes decompressed at a time when looking for the first match
+HEAD = 384  # bytes of text kept uncompressed: where a session says what it is about
 MAX_GRAMS = 24  # trigrams asked for per term: a sample narrows enough, every one costs
 WORDS_A_ROW = 256  # a session's words a trigram row holds (fewer: fewer false candidates)
 MAX_ROWS = 64  # trigram rows a session has at most
@@ -57,6 +60,7 @@ class Packed:
 
     body: bytes  # zlib(roles JSON, NUL, texts joined by NUL)
     words: list[str]  # the trigram table's rows: the distinct words, a share in each
+    head: bytes  # the texts' first ``HEAD`` bytes as they are, for a first look
 
 
 def pack(roles: list[str], texts: list[str]) -> Packed | None:
@@ -67,9 +71,9 @@ def pack(roles: list[str], texts: list[str]) -> Packed | None:
         return None
     names = list(dict.fromkeys(roles))
     number = {name: n for n, name in enumerate(names)}
-    head = orjson.dumps([names, [number[r] for r in roles]])  # a few bytes a message
-    body = zlib.compress(head + b"\x00" + joined, LEVEL)
-    return Packed(body, words_of(joined))
+    roles_json = orjson.dumps([names, [number[r] for r in roles]])  # a few bytes a message
+    body = zlib.compress(roles_json + b"\x00" + joined, LEVEL)
+    return Packed(body, words_of(joined), joined[:HEAD])
 
 
 def words_of(joined: bytes) -> list[str]:
@@ -156,6 +160,13 @@ def message_text(joined: bytes, number: int) -> str:
     """The text of message ``number``."""
     parts = joined.split(b"\x00", number + 1)
     return parts[number].decode("utf-8", "replace") if number < len(parts) else ""
+
+
+def head_holds_all(head: bytes, needles: Iterable[bytes], fold: bool) -> bool:
+    """True if the first bytes of the texts already hold every needle (a needle cut off
+    at the end of the head is looked for in the whole text instead)."""
+    hay = head.lower() if fold else head
+    return all(n in hay for n in needles)
 
 
 def holds_all(body: bytes, needles: Iterable[bytes], fold: bool) -> bool:
