@@ -31,7 +31,15 @@ from typing import Any
 
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index.facts import read_facts
-from taurus_ops.store.index.text import gram_query, holds_all, needle, unpack, words_of
+from taurus_ops.store.index.text import (
+    gram_key,
+    gram_queries,
+    gram_rowid,
+    holds_all,
+    needle,
+    unpack,
+    words_of,
+)
 
 TERMS = ["authentication", "walrus", "connection pool"]
 
@@ -129,8 +137,14 @@ class Contentless(Option):
 
     def __init__(self, words: bool, level: int, per_message: bool = False) -> None:
         self.words, self.level, self.per_message = words, level, per_message
-        what = "distinct words" if words else "whole text"
-        rows = "a row per message" if per_message else "a row per session"
+        what = "distinct words, 256 a row" if words else "whole text"
+        rows = (
+            "a row per message"
+            if per_message
+            else "rows per session"
+            if words
+            else "a row per session"
+        )
         self.name = f"FTS5 trigram, contentless, {rows} over its {what}; text zlib {level}"
 
     def build(self, folder: Path, sessions: list[Session]) -> None:
@@ -149,23 +163,23 @@ class Contentless(Option):
         if self.per_message:
             return [(key << 20 | n, t) for n, t in enumerate(session.texts) if t]
         if self.words:
-            return [(key, words_of(session.joined))]
+            return [(gram_rowid(key, n), w) for n, w in enumerate(words_of(session.joined))]
         return [(key, session.joined.replace(b"\x00", b"\n").decode("utf-8", "replace"))]
 
     def _add(self, key: int, session: Session) -> None:
-        body = zlib.compress(b"[]\x00" + session.joined, self.level)
+        body = zlib.compress(b"[[],[]]\x00" + session.joined, self.level)
         self.conn.execute("INSERT INTO texts VALUES (?, ?)", (key, body))
         self.conn.executemany("INSERT INTO g(rowid, w) VALUES (?, ?)", self._grams(key, session))
 
     def search(self, term: str) -> set[int]:
-        query = gram_query(term)
         found = needle(term, False)
-        assert query is not None and found is not None
+        assert found is not None
         shift = 20 if self.per_message else 0
-        keys = {
-            r[0] >> shift
-            for r in self.conn.execute("SELECT rowid FROM g WHERE g MATCH ?", (query,))
-        }
+        keys: set[int] = set()
+        for n, query in enumerate(gram_queries(term)):  # one a word: rows are per word
+            rows = self.conn.execute("SELECT rowid FROM g WHERE g MATCH ?", (query,))
+            got = {gram_key(r[0]) if self.words else r[0] >> shift for r in rows}
+            keys = got if n == 0 else keys & got
         return {
             key
             for key, body in self.conn.execute(
@@ -218,13 +232,13 @@ class Apsw(Contentless):
 
 
 class Tantivy(Option):
-    """tantivy (Rust, its own threads): trigrams of the text, doc ids only; text stored (zstd)."""
+    """tantivy (Rust, its own threads): trigrams of the text, doc ids only; the text stored."""
 
     def __init__(self) -> None:
         import tantivy
 
         self.t = tantivy
-        self.name = "tantivy: 3-gram terms, doc ids only, text in its zstd doc store"
+        self.name = "tantivy 0.27: 3-gram terms, doc ids only, text in its compressed doc store"
 
     def build(self, folder: Path, sessions: list[Session]) -> None:
         t = self.t
@@ -245,7 +259,7 @@ class Tantivy(Option):
 
     def search(self, term: str) -> set[int]:
         t = self.t
-        grams = {term.lower()[i : i + 3] for i in range(len(term) - 2)}
+        grams = {w[i : i + 3] for w in term.lower().split() for i in range(len(w) - 2)}
         query = t.Query.boolean_query(
             [(t.Occur.Must, t.Query.term_query(self.index.schema, "body", g)) for g in grams]
         )

@@ -70,8 +70,8 @@ def search_cmd(
             request.limit, request.ranked = None, False
             hits = run_search(index, request)
             paths = sorted(h.path for h in hits)
-            for path in paths[:limit] if limit else paths:
-                click.echo(path)
+            if paths:  # one write: thousands of paths print in a moment
+                click.echo("\n".join(paths[:limit] if limit else paths))
             if not hits:
                 sys.exit(1)  # like grep: nothing found
             return

@@ -197,9 +197,10 @@ def _unranked(
     for found in candidates:
         if found is not None:
             keys = found if keys is None else keys & found
-    allowed = index.search_rows(query.archived, since, query.tool, keys)
-    holding = index.holding_all(query.terms, allowed, query.case_sensitive)
-    hits = sorted((_hit(allowed[key], 0.0, 0, 0) for key in holding), key=lambda h: h.path)
+    holding = index.holding_all(
+        query.terms, keys, query.archived, since, query.tool, query.case_sensitive
+    )
+    hits = sorted((_hit(row, 0.0, 0, 0) for row in holding.values()), key=lambda h: h.path)
     return hits[: query.limit] if query.limit is not None else hits
 
 

@@ -268,3 +268,30 @@ def test_numbers_no_column_can_hold_are_indexed(store, index, ops) -> None:
     assert ops("search", "-l", "numbat").exit_code == 0
     assert ops("search", "-l", str(10**25)).exit_code == 0  # the input as written, exactly
     assert ops("stats", "--json").exit_code == 0
+
+
+def test_a_long_session_s_words_are_dropped_with_it(store, index, ops) -> None:
+    """A session of many words is kept in several trigram rows; replacing or removing it
+    takes every one of them away (no session stays a candidate for words it lost)."""
+    from taurus_ops.store.index import text
+
+    words = [f"w{n:05d}x" for n in range(3 * text.WORDS_A_ROW)]
+    doc = make_document("long01", first="start " + " ".join(words) + " aardvark zebrafinish")
+    path = write_session(store.session_dir, doc)
+    write_session(store.session_dir, make_document("short1", first="zebrafinish too"))
+    index.refresh()
+    key = {row.id: row.key for row in index.rows()}["long01"]
+    assert key in index.term_keys("zebrafinish") and key in index.term_keys(words[-1])
+    # a phrase whose words lie in the first row and the last
+    assert ops("search", "-l", "aardvark zebrafinish").output.strip() == str(path)
+    atomic_write_doc(path, make_document("long01", first="only a few words now"))
+    assert index.refresh().changed == 1
+    new_key = {row.id: row.key for row in index.rows()}["long01"]
+    for gone in (words[0], words[len(words) // 2], "zebrafinish"):
+        assert {key, new_key} & index.term_keys(gone) == set()
+    assert index.term_keys("few words") and new_key in index.term_keys("few words")
+    path.unlink()
+    index.refresh()
+    assert index.term_keys("few words") == set()
+    conn = index.connect()
+    conn.execute("INSERT INTO grams(grams) VALUES ('integrity-check')")

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key
-from taurus_ops.store.index.text import words_from_body
+from taurus_ops.store.index.text import gram_rowid, words_from_body
 from taurus_ops.store.parallel import Workers
 
 if TYPE_CHECKING:
@@ -333,9 +333,9 @@ def drop(conn: sqlite3.Connection, key: int, folder: str) -> None:
     rows.add_totals(conn, folder, taken)
     row = conn.execute("SELECT body FROM texts WHERE key = ?", (key,)).fetchone()
     if row is not None:
-        conn.execute(
+        conn.executemany(
             "INSERT INTO grams(grams, rowid, words) VALUES ('delete', ?, ?)",
-            (key, words_from_body(row[0])),
+            [(gram_rowid(key, n), words) for n, words in enumerate(words_from_body(row[0]))],
         )
     for table in ("texts", "counts", "usage"):
         conn.execute(f"DELETE FROM {table} WHERE key = ?", (key,))

@@ -34,7 +34,14 @@ from taurus_ops.store.index.schema import (
     is_damage,
     uri,
 )
-from taurus_ops.store.index.text import holds_all, message_numbers, message_text, needle, unpack
+from taurus_ops.store.index.text import (
+    head_holds_all,
+    holds_all,
+    message_numbers,
+    message_text,
+    needle,
+    unpack,
+)
 from taurus_ops.store.summary import SessionSummary
 from taurus_ops.words import plural
 
@@ -460,21 +467,31 @@ class Index:
         return self._guarded(run)
 
     def holding_all(
-        self, terms: list[str], within: Iterable[int], case_sensitive: bool = False
-    ) -> set[int]:
-        """The sessions ``within`` whose text holds every term (in any messages)."""
-        keys = set(within)
+        self,
+        terms: list[str],
+        keys: set[int] | None,
+        archived: bool = False,
+        since: str | None = None,
+        tool: str | None = None,
+        case_sensitive: bool = False,
+    ) -> dict[int, SearchRow]:
+        """key -> row of the sessions (among ``keys``, as ``search_rows`` filters them)
+        whose text holds every term, in any messages."""
         needles = [needle(t, case_sensitive) for t in terms]
         if not needles or any(n is None for n in needles):
-            return set()
+            return {}
         found = [n for n in needles if n]
+        folders = self.folder_keys(archived=archived)
 
-        def run(conn: sqlite3.Connection) -> set[int]:
-            return {
-                key
-                for key, body in queries.bodies(conn, keys)
-                if holds_all(body, found, not case_sensitive)
-            }
+        def run(conn: sqlite3.Connection) -> dict[int, SearchRow]:
+            out: dict[int, SearchRow] = {}
+            rest: dict[int, SearchRow] = {}  # not settled by the first bytes of the text
+            for row, head in queries.search_rows_with_head(conn, folders, since, tool, keys):
+                (out if head_holds_all(head, found, not case_sensitive) else rest)[row.key] = row
+            for key, body in queries.bodies(conn, set(rest)):
+                if holds_all(body, found, not case_sensitive):
+                    out[key] = rest[key]
+            return out
 
         return self._guarded(run)
 

@@ -88,22 +88,29 @@ def block_text(block: Any) -> str:
 
 def message_text(message: dict[str, Any], tools: set[str] | None = None) -> str:
     """The searchable text of a message (see the module docstring); the names of the
-    tools it calls are added to ``tools``."""
+    tools it calls are added to ``tools``. (The common blocks are read here rather than
+    through ``block_text``: this runs for every message of every session indexed.)"""
     content = message.get("content")
-    if isinstance(content, str):
+    if type(content) is str:
         return content
-    if not isinstance(content, list):
-        return ""
+    if type(content) is not list:
+        return content if isinstance(content, str) else ""
     parts = []
     for block in content:
-        if isinstance(block, dict):
+        if type(block) is dict:
             kind = block.get("type")
             if kind == "text":
                 text = block.get("text")
-                if isinstance(text, str) and text:
+                if type(text) is str and text:
                     parts.append(text)
                 continue
-            if kind == "tool_use" and tools is not None:
+            if kind == "tool_result":
+                text = block.get("content")
+                if type(text) is str:
+                    if text:
+                        parts.append(text)
+                    continue
+            elif kind == "tool_use" and tools is not None:
                 name = block.get("name")
                 if isinstance(name, str):
                     tools.add(name)

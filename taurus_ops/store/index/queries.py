@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, disk_path
-from taurus_ops.store.index.text import gram_query
+from taurus_ops.store.index.text import gram_key, gram_queries
 from taurus_ops.store.summary import SessionSummary
 
 _KIND_KEY = dict(zip(USAGE_KINDS, USAGE_KEYS, strict=True))
@@ -249,11 +249,11 @@ def children(conn: sqlite3.Connection, folders: list[str], parents: list[str]) -
     return [
         Child(r[0], r[1], r[2], r[3], r[4], disk_path(r[5]))
         for r in conn.execute(
-            "SELECT id, parent, shown_created, shown_updated, list_us, path FROM sessions"
-            f" WHERE folder IN ({_marks(folders)})"
-            " AND parent IN (SELECT value FROM json_each(?))"
-            " ORDER BY list_us DESC, path DESC",
-            [*folders, _json_list(parents)],
+            "SELECT id, parent, shown_created, shown_updated, list_us, path"
+            " FROM sessions INDEXED BY sessions_parent"
+            " WHERE parent IS NOT NULL AND parent IN (SELECT value FROM json_each(?))"
+            f" AND folder IN ({_marks(folders)}) ORDER BY list_us DESC, path DESC",
+            [_json_list(parents), *folders],
         )
     ]
 
@@ -273,6 +273,29 @@ def _filters(
     return where, params
 
 
+_SEARCH_ROW = (
+    "s.key, s.id, s.path, s.archived, s.created, s.updated, s.title, s.messages, s.parent,"
+    " s.forked_at"
+)
+
+
+def _search_row(r: tuple[Any, ...]) -> SearchRow:
+    return SearchRow(r[0], r[1], disk_path(r[2]), bool(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
+
+
+def _search_source(
+    folders: list[str], since: str | None, tool: str | None, keys: set[int] | None, join: str = ""
+) -> tuple[str, list[Any]]:
+    """FROM (with ``join``) and WHERE of the readable sessions (among ``keys``) the
+    filters allow."""
+    where, params = _filters(folders, since, tool)
+    source = "sessions AS s"
+    if keys is not None:  # a few: looked up by key, not found by walking the folder
+        source = "json_each(?) AS wanted CROSS JOIN sessions AS s ON s.key = wanted.value"
+        params.insert(0, _json_list(keys))
+    return f"{source}{join} WHERE {' AND '.join(where)}", params
+
+
 def search_rows(
     conn: sqlite3.Connection,
     folders: list[str],
@@ -282,22 +305,27 @@ def search_rows(
 ) -> dict[int, SearchRow]:
     """key -> row of the readable sessions (among ``keys``) updated since ``since`` that
     used ``tool``."""
-    where, params = _filters(folders, since, tool)
-    if keys is not None:
-        if not keys:
-            return {}
-        where.append("key IN (SELECT value FROM json_each(?))")
-        params.append(_json_list(keys))
-    out = {}
-    for r in conn.execute(
-        "SELECT key, id, path, archived, created, updated, title, messages, parent, forked_at"
-        f" FROM sessions WHERE {' AND '.join(where)}",
-        params,
-    ):
-        out[r[0]] = SearchRow(
-            r[0], r[1], disk_path(r[2]), bool(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]
-        )
-    return out
+    if keys is not None and not keys:
+        return {}
+    source, params = _search_source(folders, since, tool, keys)
+    return {
+        r[0]: _search_row(r) for r in conn.execute(f"SELECT {_SEARCH_ROW} FROM {source}", params)
+    }
+
+
+def search_rows_with_head(
+    conn: sqlite3.Connection,
+    folders: list[str],
+    since: str | None,
+    tool: str | None,
+    keys: set[int] | None = None,
+) -> Iterator[tuple[SearchRow, bytes]]:
+    """``search_rows`` with the first bytes of each session's text (``texts.head``)."""
+    if keys is not None and not keys:
+        return
+    source, params = _search_source(folders, since, tool, keys, " JOIN texts AS t ON t.key = s.key")
+    for r in conn.execute(f"SELECT {_SEARCH_ROW}, t.head FROM {source}", params):
+        yield _search_row(r), r[10]
 
 
 def count_allowed(
@@ -321,11 +349,16 @@ def count_allowed(
 
 
 def gram_keys(conn: sqlite3.Connection, term: str) -> set[int] | None:
-    """The sessions whose words hold every trigram of ``term``'s words (None: no trigram)."""
-    query = gram_query(term)
-    if query is None:
-        return None
-    return {r[0] for r in conn.execute("SELECT rowid FROM grams WHERE grams MATCH ?", (query,))}
+    """The sessions that may hold ``term``: for each of its words, a row of theirs holds
+    all that word's trigrams (None: it has no word of three characters)."""
+    keys: set[int] | None = None
+    for query in gram_queries(term):
+        rows = conn.execute("SELECT rowid FROM grams WHERE grams MATCH ?", (query,))
+        found = {gram_key(r[0]) for r in rows}
+        keys = found if keys is None else keys & found
+        if not keys:
+            break
+    return keys
 
 
 def bodies(conn: sqlite3.Connection, keys: set[int] | None) -> Iterator[tuple[int, bytes]]:

@@ -17,6 +17,7 @@ from typing import Any
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index.facts import SessionFacts, read_facts
 from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, stored_path
+from taurus_ops.store.index.text import gram_rowid
 
 SESSION_COLUMNS = (
     "key, path, folder, archived, size, mtime_ns, inode, id, created, updated, title, messages,"
@@ -33,8 +34,8 @@ class Batch:
     sessions: list[tuple[Any, ...]] = field(default_factory=list)
     counts: list[tuple[int, str, str, int]] = field(default_factory=list)
     usage: list[tuple[Any, ...]] = field(default_factory=list)
-    texts: list[tuple[int, bytes]] = field(default_factory=list)
-    grams: list[tuple[int, str]] = field(default_factory=list)
+    texts: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # key, head, body
+    grams: list[tuple[int, str]] = field(default_factory=list)  # (rowid, words)
     totals: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, name) -> n
     stamps: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # path -> as read
     gone: list[str] = field(default_factory=list)  # vanished before they could be read
@@ -79,8 +80,8 @@ def add(batch: Batch, key: int, folder: str, archived: bool, facts: SessionFacts
         for kind, usage_key in zip(USAGE_KINDS, USAGE_KEYS, strict=True):
             batch.totals[kind, model] += tokens[usage_key]
     if facts.text is not None:
-        batch.texts.append((key, facts.text.body))
-        batch.grams.append((key, facts.text.words))
+        batch.texts.append((key, facts.text.head, facts.text.body))
+        batch.grams += [(gram_rowid(key, n), words) for n, words in enumerate(facts.text.words)]
 
 
 def quarter(created: str, updated: str) -> str | None:
@@ -135,7 +136,7 @@ def write(conn: sqlite3.Connection, folder: str, batch: Batch) -> None:
         " VALUES (?,?,?,?,?,?)",
         batch.usage,
     )
-    conn.executemany("INSERT INTO texts(key, body) VALUES (?, ?)", batch.texts)
+    conn.executemany("INSERT INTO texts(key, head, body) VALUES (?, ?, ?)", batch.texts)
     conn.executemany("INSERT INTO grams(rowid, words) VALUES (?, ?)", batch.grams)
     add_totals(conn, folder, batch.totals)
 

@@ -17,8 +17,8 @@ from taurus_ops.store import format as fmt
 
 SCHEMA_VERSION = "9"  # 5: NUL in message text as U+FFFD; 6: titles without control characters;
 # 7: the session's cwd and parentSession; 8: parent, forked_at and cwd as columns (the
-# session family), a fork's copied usage not counted again; 9: one FTS row per session over
-# its distinct words, the text itself zlib-compressed beside it, what list and cleanup show
+# session family), a fork's copied usage not counted again; 9: FTS rows of each session's
+# distinct words, the text itself zlib-compressed beside it, what list and cleanup show
 # as columns, per-folder totals for stats (sessions per quarter hour too)
 INDEX_NAME = "index.sqlite"
 SIDECARS = ("-wal", "-shm", "-journal")
@@ -69,9 +69,9 @@ CREATE TABLE totals(
     folder TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY(folder, kind, name)
 ) WITHOUT ROWID;
-CREATE TABLE texts(key INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE texts(key INTEGER PRIMARY KEY, head BLOB NOT NULL, body BLOB NOT NULL);
 CREATE VIRTUAL TABLE grams USING fts5(
-    words, content = '', tokenize = 'trigram case_sensitive 0', detail = none
+    words, content = '', tokenize = 'trigram case_sensitive 0', detail = none, columnsize = 0
 );
 """
 

@@ -2,17 +2,24 @@
 
 Per session the index keeps two things:
 
-- ``texts.body``: the text itself, zlib-compressed: the roles as a JSON list, a NUL,
-  then every message's text (see ``facts.message_text``), NUL-separated, in message
-  order (a message with no text is an empty part). Message text holds no NUL (it is
-  stored as U+FFFD), so a part is exactly one message and a term never spans two.
-- ``grams``: a contentless FTS5 trigram table with one row per session holding its
-  distinct words (text split at ASCII whitespace, ASCII letters lowered), two
-  newlines apart, so no trigram holds letters of two words and the row's trigrams do
-  not depend on the words' order (a contentless row is deleted by giving its text again).
-  Every trigram of a term that lies within one of its words lies within a word of
-  any text holding the term, so asking for those trigrams gives every session that
-  can hold it (and a few that cannot): a candidate set, which the text then decides.
+- ``texts.body``: the text itself, zlib-compressed: the roles (JSON: the distinct
+  roles, then each message's as a number into them), a NUL, then every message's
+  text (see ``facts.message_text``), NUL-separated, in message order (a message with
+  no text is an empty part). Message text holds no NUL (it is stored as U+FFFD), so
+  a part is exactly one message and a term never spans two; the first messages come
+  within the first few hundred bytes, where a ``search -l`` mostly finds its terms.
+- ``texts.head``: the first ``HEAD`` bytes of those texts, uncompressed (about 1% of
+  the sessions' bytes): a term there needs nothing decompressed.
+- ``grams``: a contentless FTS5 trigram table holding each session's distinct words
+  (text split at ASCII whitespace, ASCII letters lowered), sorted and cut into rows
+  of about ``WORDS_A_ROW`` words, two newlines apart, so no trigram holds letters of
+  two words (a contentless row is deleted by giving its text again: the same text
+  always gives the same rows). Every trigram of a term that lies within one of its
+  words lies within one word of any text holding the term, so asking for a row with
+  all of them gives every session that can hold it (and some that cannot): a
+  candidate set, which the text decides. Rows of a few hundred words keep the
+  candidates few in text with a large vocabulary (one row a session let five times
+  as many through; see ``benchmarks/README.md``).
 
 Matching is on UTF-8 bytes: ``bytes.lower()`` folds ASCII letters only, which is
 search's case rule (as SQLite's LIKE and grep in the C locale).
@@ -29,8 +36,22 @@ import orjson
 from taurus_ops.store.index.schema import Damaged
 
 LEVEL = 1  # zlib level: 6 saves a fifth of the bytes for four times the time (benchmarks/README)
-CHUNK = 4096  # bytes decompressed at a time when looking for the first match
+CHUNK = 2048  # bytes decompressed at a time when looking for the first match
+HEAD = 384  # bytes of text kept uncompressed: where a session says what it is about
 MAX_GRAMS = 24  # trigrams asked for per term: a sample narrows enough, every one costs
+WORDS_A_ROW = 256  # a session's words a trigram row holds (fewer: fewer false candidates)
+MAX_ROWS = 64  # trigram rows a session has at most
+KEY_BITS = 40  # a trigram row's rowid: its number << KEY_BITS | the session's key, so the
+# rowids of one number are as close as the keys (FTS5 stores each rowid as the difference
+# to the one before: near rowids take a byte, far ones two or three)
+
+
+def gram_rowid(key: int, number: int) -> int:
+    return number << KEY_BITS | key
+
+
+def gram_key(rowid: int) -> int:
+    return rowid & ((1 << KEY_BITS) - 1)
 
 
 @dataclass(frozen=True)
@@ -38,7 +59,8 @@ class Packed:
     """What the index stores of one session's text."""
 
     body: bytes  # zlib(roles JSON, NUL, texts joined by NUL)
-    words: str  # the distinct words, for the trigram table
+    words: list[str]  # the trigram table's rows: the distinct words, a share in each
+    head: bytes  # the texts' first ``HEAD`` bytes as they are, for a first look
 
 
 def pack(roles: list[str], texts: list[str]) -> Packed | None:
@@ -47,14 +69,25 @@ def pack(roles: list[str], texts: list[str]) -> Packed | None:
     joined = "\x00".join(texts).encode("utf-8", "surrogatepass")
     if not joined.strip(b"\x00"):
         return None
-    body = zlib.compress(orjson.dumps(roles) + b"\x00" + joined, LEVEL)
-    return Packed(body, words_of(joined))
+    names = list(dict.fromkeys(roles))
+    number = {name: n for n, name in enumerate(names)}
+    roles_json = orjson.dumps([names, [number[r] for r in roles]])  # a few bytes a message
+    body = zlib.compress(roles_json + b"\x00" + joined, LEVEL)
+    return Packed(body, words_of(joined), joined[:HEAD])
 
 
-def words_of(joined: bytes) -> str:
-    """The trigram table's text for a session: its distinct words, two newlines apart."""
-    words = set(joined.replace(b"\x00", b"\n").lower().split())
-    return b"\n\n".join(words).decode("utf-8", "replace")
+def words_of(joined: bytes) -> list[str]:
+    """The trigram table's rows for a session: its distinct words in order, about
+    ``WORDS_A_ROW`` to a row (at most ``MAX_ROWS`` rows), two newlines apart."""
+    words = sorted(set(joined.replace(b"\x00", b"\n").lower().split()))
+    if not words:
+        return []
+    rows = min(MAX_ROWS, -(-len(words) // WORDS_A_ROW))
+    size = -(-len(words) // rows)
+    return [
+        b"\n\n".join(words[i : i + size]).decode("utf-8", "replace")
+        for i in range(0, len(words), size)
+    ]
 
 
 def unpack(body: bytes) -> tuple[list[str], bytes]:
@@ -64,13 +97,17 @@ def unpack(body: bytes) -> tuple[list[str], bytes]:
     except zlib.error as exc:
         raise Damaged(f"stored text: {exc}") from None
     cut = raw.find(b"\x00")
-    if cut == -1:
-        raise Damaged("stored text has no roles")
-    roles = orjson.loads(raw[:cut])
+    try:
+        if cut == -1:
+            raise ValueError("no roles")
+        names, numbers = orjson.loads(raw[:cut])
+        roles: list[str] = [names[n] for n in numbers]
+    except (TypeError, ValueError, IndexError):
+        raise Damaged("stored text has no roles") from None
     return roles, raw[cut + 1 :]
 
 
-def words_from_body(body: bytes) -> str:
+def words_from_body(body: bytes) -> list[str]:
     """``words_of`` again, from a stored body (to delete the session's trigram row)."""
     return words_of(unpack(body)[1])
 
@@ -87,17 +124,19 @@ def needle(term: str, case_sensitive: bool) -> bytes | None:
     return raw if case_sensitive else raw.lower()
 
 
-def gram_query(term: str) -> str | None:
-    """An FTS5 query for the sessions whose words hold the trigrams of ``term``'s words;
-    None when it has none (no word of three characters): then every session is a candidate."""
-    grams: set[str] = set()
-    for word in term.encode("utf-8", "surrogatepass").lower().split():
+def gram_queries(term: str) -> list[str]:
+    """FTS5 queries, one a word of ``term`` with three characters or more: each asks for
+    the rows holding that word's trigrams. A session may hold the term only if each of
+    them finds one of its rows (a word of the text lies in one row, but the words of a
+    phrase may lie in different rows); none at all: every session may."""
+    out = []
+    for word in dict.fromkeys(term.encode("utf-8", "surrogatepass").lower().split()):
         text = word.decode("utf-8", "replace")
-        grams.update(text[i : i + 3] for i in range(len(text) - 2))
-    if not grams:
-        return None
-    chosen = sorted(grams, key=lambda g: (-len(g.encode("utf-8", "surrogatepass")), g))
-    return " AND ".join('"' + g.replace('"', '""') + '"' for g in chosen[:MAX_GRAMS])
+        grams = {text[i : i + 3] for i in range(len(text) - 2)}
+        if grams:
+            chosen = sorted(grams, key=lambda g: (-len(g.encode("utf-8", "surrogatepass")), g))
+            out.append(" AND ".join('"' + g.replace('"', '""') + '"' for g in chosen[:MAX_GRAMS]))
+    return out
 
 
 def message_numbers(joined: bytes, found: bytes) -> list[int]:
@@ -121,6 +160,13 @@ def message_text(joined: bytes, number: int) -> str:
     """The text of message ``number``."""
     parts = joined.split(b"\x00", number + 1)
     return parts[number].decode("utf-8", "replace") if number < len(parts) else ""
+
+
+def head_holds_all(head: bytes, needles: Iterable[bytes], fold: bool) -> bool:
+    """True if the first bytes of the texts already hold every needle (a needle cut off
+    at the end of the head is looked for in the whole text instead)."""
+    hay = head.lower() if fold else head
+    return all(n in hay for n in needles)
 
 
 def holds_all(body: bytes, needles: Iterable[bytes], fold: bool) -> bool:
