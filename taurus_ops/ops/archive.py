@@ -3,6 +3,11 @@
 ``execute`` carries out a cleanup plan (``taurus_ops.ops.cleanup``); ``run`` is the
 ``archive`` and ``unarchive`` commands. Either way each session is locked while it
 moves, so a chat never has one open half-way, and its names are re-pointed.
+
+A session's file checkpoints (``~/.taurus/checkpoints/<session-id>/``) are keyed by
+its id, not by where its file lives: archiving or unarchiving leaves them in place, so
+``/rewind`` and ``taurus-ops checkpoints`` work on an archived session and after it
+comes back. A delete takes the folder the plan names, after the session file is gone.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from taurus_ops.ops.cleanup import (
     Outcome,
     Plan,
     check_layout,
+    ids_in_subfolders,
 )
 from taurus_ops.ops.context import JobResult
 from taurus_ops.ops.lock import ops_lock
@@ -57,7 +63,9 @@ def execute(plan: Plan, store: SessionStore, log: logging.Logger | None = None) 
     chunks through ``store.move.move_files`` (hard-link each file into the archive,
     fsync once, remove the originals, fsync once; across file systems copy, fsync,
     verify, remove); their names are re-pointed. A crash in between leaves a file in
-    both places (the same inode), which the next run finishes.
+    both places (the same inode), which the next run finishes. Once the deletes are
+    done, the checkpoint folders the plan names for them are removed (a crash before
+    that leaves a folder with no session, which the doctor reports).
     """
     result = CleanupResult(plan)
     links = {real: [store.session_dir / f"{n}.json" for n in names]
@@ -67,16 +75,50 @@ def execute(plan: Plan, store: SessionStore, log: logging.Logger | None = None) 
     for start in range(0, len(plan.actions), CHUNK):
         _run_chunk(plan.actions[start : start + CHUNK], store, links, result, moved, deleted)
     _sweep_names(Path(store.session_dir), moved, deleted)
+    _remove_checkpoints(result, store)
     if log is not None:
         for outcome in result.outcomes:
-            action = outcome.action
-            verb = {ARCHIVE: "archived", DELETE: "deleted"}[action.action]
-            if outcome.done:
-                log.info("cleanup: %s %s (%s): %s", verb, action.path, plural(action.size, "byte"),
-                         "; ".join(action.reasons))  # fmt: skip
-            else:
-                log.warning("cleanup: left %s: %s", action.path, outcome.detail)
+            _log_outcome(log, outcome)
     return result
+
+
+def _log_outcome(log: logging.Logger, outcome: Outcome) -> None:
+    action = outcome.action
+    verb = {ARCHIVE: "archived", DELETE: "deleted"}[action.action]
+    if not outcome.done:
+        log.warning("cleanup: left %s: %s", action.path, outcome.detail)
+        return
+    log.info("cleanup: %s %s (%s): %s", verb, action.path, plural(action.size, "byte"),
+             "; ".join(action.reasons))  # fmt: skip
+    if outcome.checkpoints_removed:
+        log.info("cleanup: removed the checkpoints of %s (%s, %s freed)", action.id,
+                 action.checkpoint_folder, plural(outcome.checkpoint_bytes, "byte"))  # fmt: skip
+    elif outcome.checkpoints_kept:
+        log.warning("cleanup: kept the checkpoints of %s in %s: %s", action.id,
+                    action.checkpoint_folder, outcome.checkpoints_kept)  # fmt: skip
+
+
+def _remove_checkpoints(result: CleanupResult, store: SessionStore) -> None:
+    """Remove the checkpoint folder of each session deleted, as the plan says. A folder
+    whose id a session file carries again (one that appeared since planning) stays; a
+    blob a fork or parent also links stays for it (only this folder's link goes)."""
+    going = [o for o in result.outcomes if o.done and o.action.checkpoint_folder]
+    checkpoints = store.checkpoints
+    if not going or checkpoints is None:
+        return
+    held = store.ids() | ids_in_subfolders(Path(store.session_dir))
+    for outcome in going:
+        action = outcome.action
+        folder = checkpoints.folder(action.id)
+        if action.id in held:
+            outcome.checkpoints_kept = "another session file has its id"
+            continue
+        if str(folder) != action.checkpoint_folder:  # pragma: no cover - planned from the id
+            continue
+        outcome.checkpoint_bytes = checkpoints.remove_session(action.id)
+        outcome.checkpoints_removed = not os.path.lexists(folder)
+        if not outcome.checkpoints_removed:
+            outcome.checkpoints_kept = "some could not be removed"
 
 
 def _run_chunk(

@@ -11,6 +11,18 @@ a named session (unless ``sessions.cleanupNamed``) and a file that cannot be par
 are never touched; after a run no unprotected session older than
 ``sessions.retentionDays`` is left, and no unprotected session beyond the newest
 ``sessions.maxSessions``. The quarantine (``~/.taurus/quarantine``) is never read.
+
+File checkpoints (``~/.taurus/checkpoints/<session-id>/``, what ``/rewind`` restores)
+follow the session. A session deleted (by ``autoArchive: false`` or by
+``archive.retentionDays``) takes its checkpoint folder with it, unless another
+session file still carries its id; a blob a fork or parent also links stays for it
+(the folder's removal only drops this session's links). ``note_checkpoints`` puts
+this in the plan, with the bytes it frees, so the dry run shows it; the folder goes
+only after the session file is gone, never for a delete that failed or was skipped.
+An archived session keeps its folder where it is (folders are keyed by session id,
+not by where the file lives), so ``unarchive`` and ``/rewind`` work as before. The
+folder is named by the id in the file name, which the doctor keeps equal to the
+document's ``sessionId``.
 """
 
 from __future__ import annotations
@@ -28,11 +40,12 @@ from taurus_ops.ops.lock import ops_lock
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write
 from taurus_ops.store.refs import id_from_file_name, inside
-from taurus_ops.words import plural
+from taurus_ops.words import human_size, plural
 
 if TYPE_CHECKING:
     from taurus_ops.config.effective import Config
     from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.checkpoints import CheckpointStore
     from taurus_ops.store.store import SessionStore
 
 ARCHIVE = "archive"
@@ -111,6 +124,32 @@ class Action:
     reasons: list[str]
     names: list[str] = field(default_factory=list)
     mtime: float = 0.0
+    # a delete: the checkpoint folder that goes with the session ("" none), the bytes its
+    # removal frees, and the bytes of its blobs another session also links (they stay)
+    checkpoint_folder: str = ""
+    checkpoint_bytes: int = 0
+    checkpoint_shared: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("checkpoint_folder", "checkpoint_bytes", "checkpoint_shared"):
+            del out[key]
+        if self.action == DELETE:
+            out["checkpointFolder"] = self.checkpoint_folder or None
+            out["checkpointBytes"] = self.checkpoint_bytes
+            out["checkpointShared"] = self.checkpoint_shared
+        return out
+
+    def checkpoint_note(self) -> str:
+        """``and its checkpoints (1.2M)`` for a delete whose checkpoint folder goes too."""
+        if not self.checkpoint_folder:
+            return ""
+        sizes = []
+        if self.checkpoint_bytes or not self.checkpoint_shared:
+            sizes.append(human_size(self.checkpoint_bytes))
+        if self.checkpoint_shared:
+            sizes.append(f"{human_size(self.checkpoint_shared)} shared with a fork or parent stays")
+        return f"and its checkpoints ({'; '.join(sizes)})"
 
 
 @dataclass
@@ -133,6 +172,11 @@ class Plan:
     def bytes(self) -> int:
         return sum(a.size for a in self.actions)
 
+    @property
+    def checkpoint_bytes(self) -> int:
+        """Bytes of file checkpoints the deletes free (shared blobs counted once)."""
+        return sum(a.checkpoint_bytes for a in self.actions)
+
     def count(self, kind: str) -> int:
         return sum(1 for a in self.actions if a.action == kind)
 
@@ -146,10 +190,11 @@ class Plan:
                 "cleanupNamed": self.rules.cleanup_named,
                 "archiveRetentionDays": self.rules.archive_retention_days,
             },
-            "actions": [asdict(a) for a in self.actions],
+            "actions": [a.as_json() for a in self.actions],
             "skipped": [asdict(s) for s in self.skipped],
             "kept": self.kept,
             "bytes": self.bytes,
+            "checkpointBytes": self.checkpoint_bytes,
         }
 
 
@@ -282,6 +327,88 @@ def _protection(entry: Entry, rules: Rules, newest: str | None) -> str | None:
     return None
 
 
+# -- the checkpoints a delete takes ------------------------------------------------------------
+def note_checkpoints(
+    plan: Plan, snapshot: Snapshot, checkpoints: CheckpointStore | None, session_dir: Path
+) -> None:
+    """Mark each delete whose checkpoint folder goes with it, and the bytes that frees.
+
+    A folder goes with the last delete of its id when no other session file (active,
+    archived, or in a folder of the session directory) carries that id. A blob is freed
+    when every link to it is in a folder that goes; it counts for the last of those
+    deletes (the one whose removal frees it, as the run measures it)."""
+    deletes = [a for a in plan.actions if a.action == DELETE]
+    if not deletes or checkpoints is None:
+        return
+    gone = {a.path for a in deletes}
+    staying = {e.id for e in snapshot.active + snapshot.archived if e.path not in gone}
+    staying |= ids_in_subfolders(session_dir)
+    last: dict[str, Action] = {}
+    for action in deletes:
+        if action.id not in staying:
+            last[action.id] = action
+    going: list[tuple[Action, list[os.stat_result]]] = []
+    for action in deletes:  # in the order the run removes them
+        if last.get(action.id) is not action:
+            continue
+        folder = checkpoints.folder(action.id)
+        found = _blob_stats(folder)
+        if found is not None:
+            action.checkpoint_folder = str(folder)
+            going.append((action, found))
+    links_going: dict[tuple[int, int], int] = {}
+    owner: dict[tuple[int, int], Action] = {}
+    for action, found in going:
+        for st in found:
+            key = (st.st_dev, st.st_ino)
+            links_going[key] = links_going.get(key, 0) + 1
+            owner[key] = action
+    for action, found in going:
+        seen: set[tuple[int, int]] = set()
+        for st in found:
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            if links_going[key] < st.st_nlink:
+                action.checkpoint_shared += st.st_size
+            elif owner[key] is action:
+                action.checkpoint_bytes += st.st_size
+
+
+def _blob_stats(folder: Path) -> list[os.stat_result] | None:
+    """The stat of each blob in a checkpoint folder; None when there is no folder."""
+    from taurus_ops.store.checkpoints import SHA_RE
+
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if SHA_RE.match(entry.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        out.append(entry.stat(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return out
+
+
+def ids_in_subfolders(session_dir: Path) -> set[str]:
+    """The ids of the session files in the folders of the session directory (a project's)."""
+    from taurus_ops.store.refs import scan
+
+    out: set[str] = set()
+    try:
+        with os.scandir(session_dir) as it:
+            folders = [
+                e.path for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+            ]
+    except OSError:
+        return out
+    for folder in folders:
+        out.update(id_from_file_name(p.name) for p in scan(Path(folder)))
+    return out
+
+
 # -- reading the state --------------------------------------------------------------------
 def read_entry(
     path: Path, archived: bool, names: dict[str, list[str]], st: os.stat_result | None = None
@@ -349,11 +476,18 @@ def check_layout(config: Config) -> None:
         )
 
 
-def make_plan(config: Config, store: SessionStore, now: datetime | None = None) -> Plan:
+def make_plan(
+    config: Config, store: SessionStore, now: datetime | None = None, checkpoints: bool = True
+) -> Plan:
+    """The plan a cleanup would carry out now; ``checkpoints``: with what each delete
+    takes of the file checkpoints (the warning on ``list`` only counts sessions)."""
     check_layout(config)
     rules = Rules.from_config(config)
     snapshot = take_snapshot(store, include_archive=True)
-    return plan_cleanup(rules, snapshot, now or datetime.now(UTC))
+    plan = plan_cleanup(rules, snapshot, now or datetime.now(UTC))
+    if checkpoints:
+        note_checkpoints(plan, snapshot, store.checkpoints, Path(store.session_dir))
+    return plan
 
 
 # -- remembering what ran, for the warning -------------------------------------------------
@@ -373,6 +507,7 @@ def record_run(home: Path, result: CleanupResult) -> None:
         "archived": len(result.archived),
         "deleted": len(result.deleted),
         "bytesFreed": result.bytes_freed,
+        "checkpointBytesFreed": result.checkpoint_bytes_freed,
     }
     with contextlib.suppress(OSError):
         atomic_write(state_path(home), fmt.dumps(data), durable=False)
@@ -399,7 +534,7 @@ def pending_warning(config: Any, store: Any, now: datetime | None = None) -> str
     if state is not None and state.get("rules") == _rules_key(rules):
         return None
     try:
-        plan = make_plan(config, store, now)
+        plan = make_plan(config, store, now, checkpoints=False)
     except TaurusError as exc:
         return f"cleanup cannot run: {exc}"
     if not plan.actions:
@@ -426,7 +561,8 @@ def plan_lines(plan: Plan, home_dir: str | None = None) -> list[str]:
     lines = []
     for a in plan.actions:
         where = " (archived)" if a.archived else ""
-        lines.append(f"{a.action:<7} {_short(a.path, home_dir)}{where}: {'; '.join(a.reasons)}")
+        why = "; ".join([*a.reasons, a.checkpoint_note()] if a.checkpoint_folder else a.reasons)
+        lines.append(f"{a.action:<7} {_short(a.path, home_dir)}{where}: {why}")
     for s in plan.skipped:
         rule = f" (would: {'; '.join(s.would)})" if s.would else ""
         lines.append(f"keep    {_short(s.path, home_dir)}: {s.why}{rule}")
@@ -459,6 +595,9 @@ class Outcome:
     action: Action
     done: bool
     detail: str  # the new path, or why it was not done
+    checkpoints_removed: bool = False  # a delete: its checkpoint folder went too
+    checkpoint_bytes: int = 0  # the bytes that freed
+    checkpoints_kept: str = ""  # a delete whose folder was to go: why (some of) it stayed
 
 
 @dataclass
@@ -485,7 +624,20 @@ class CleanupResult(JobResult):
 
     @property
     def bytes_freed(self) -> int:
+        """Bytes of session files archived or deleted (from the session directory)."""
         return sum(o.action.size for o in self.outcomes if o.done)
+
+    @property
+    def checkpoint_bytes_freed(self) -> int:
+        """Bytes of file checkpoints the deleted sessions took with them."""
+        return sum(o.checkpoint_bytes for o in self.outcomes)
+
+    def freed_text(self) -> str:
+        """``12345 bytes`` (and ``, and 678 bytes of checkpoints`` when any went)."""
+        text = plural(self.bytes_freed, "byte")
+        if any(o.checkpoints_removed for o in self.outcomes):
+            text += f" and {plural(self.checkpoint_bytes_freed, 'byte')} of checkpoints"
+        return text
 
     @property
     def ok(self) -> bool:
@@ -500,13 +652,16 @@ class CleanupResult(JobResult):
         if self.off:
             return "retention is off (nothing configured), nothing to do"
         if self.dry_run:
+            size = plural(self.plan.bytes, "byte")
+            if any(a.checkpoint_folder for a in self.plan.actions):
+                size += f" and {plural(self.plan.checkpoint_bytes, 'byte')} of checkpoints"
             return (
                 f"would archive {self.plan.count(ARCHIVE)}, delete {self.plan.count(DELETE)} "
-                f"({plural(self.plan.bytes, 'byte')}); {len(self.plan.skipped)} kept by protection"
+                f"({size}); {len(self.plan.skipped)} kept by protection"
             )
         return (
             f"archived {len(self.archived)}, deleted {len(self.deleted)}, "
-            f"freed {plural(self.bytes_freed, 'byte')}, {len(self.failed)} left"
+            f"freed {self.freed_text()}, {len(self.failed)} left"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -516,13 +671,21 @@ class CleanupResult(JobResult):
         if self.dry_run:
             return out
         out["results"] = [
-            {"path": o.action.path, "action": o.action.action, "done": o.done, "detail": o.detail}
+            {
+                "path": o.action.path,
+                "action": o.action.action,
+                "done": o.done,
+                "detail": o.detail,
+                **({"checkpointBytesFreed": o.checkpoint_bytes} if o.checkpoints_removed else {}),
+                **({"checkpointsKept": o.checkpoints_kept} if o.checkpoints_kept else {}),
+            }
             for o in self.outcomes
         ]
         out["archivedCount"] = len(self.archived)
         out["deletedCount"] = len(self.deleted)
         out["failedCount"] = len(self.failed)
         out["bytesFreed"] = self.bytes_freed
+        out["checkpointBytesFreed"] = self.checkpoint_bytes_freed
         return out
 
 
@@ -540,7 +703,9 @@ def run(ctx: JobContext, request: CleanupRequest) -> CleanupResult:
     log = ctx.log("cleanup")
     with ops_lock(ctx, request.wait, log=log):
         now = request.now or datetime.now(UTC)  # measured once the lock is held, not before
-        plan = plan_cleanup(rules, take_snapshot(ctx.store, include_archive=True), now)
+        snapshot = take_snapshot(ctx.store, include_archive=True)
+        plan = plan_cleanup(rules, snapshot, now)
+        note_checkpoints(plan, snapshot, ctx.store.checkpoints, Path(ctx.store.session_dir))
         if request.dry_run:
             result = CleanupResult(plan, dry_run=True)
             log.info("cleanup --dry-run: %s", result.summary())
@@ -552,7 +717,7 @@ def run(ctx: JobContext, request: CleanupRequest) -> CleanupResult:
             "cleanup: done: archived %d, deleted %d, freed %s, %d left (see above)",
             len(result.archived),
             len(result.deleted),
-            plural(result.bytes_freed, "byte"),
+            result.freed_text(),
             len(result.failed),
         )
     return result
