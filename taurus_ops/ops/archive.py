@@ -1,5 +1,8 @@
 """Moving sessions into the archive and back, and deleting them, safely.
 
+``note_checkpoints`` adds to a cleanup plan the checkpoint folder each delete takes
+and the bytes that frees (the dry run shows it; ``execute`` removes them).
+
 ``execute`` carries out a cleanup plan (``taurus_ops.ops.cleanup``); ``run`` is the
 ``archive`` and ``unarchive`` commands. Either way each session is locked while it
 moves, so a chat never has one open half-way, and its names are re-pointed.
@@ -27,8 +30,8 @@ from taurus_ops.ops.cleanup import (
     CleanupResult,
     Outcome,
     Plan,
+    Snapshot,
     check_layout,
-    ids_in_subfolders,
 )
 from taurus_ops.ops.context import JobResult
 from taurus_ops.ops.lock import ops_lock
@@ -38,7 +41,90 @@ from taurus_ops.words import plural
 
 if TYPE_CHECKING:
     from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.checkpoints import CheckpointStore
     from taurus_ops.store.store import SessionStore
+
+
+# -- the checkpoints a delete takes ------------------------------------------------------------
+def note_checkpoints(
+    plan: Plan, snapshot: Snapshot, checkpoints: CheckpointStore | None, session_dir: Path
+) -> None:
+    """Mark each delete whose checkpoint folder goes with it, and the bytes that frees.
+
+    A folder goes with the last delete of its id when no other session file (active,
+    archived, or in a folder of the session directory) carries that id. A blob is freed
+    when every link to it is in a folder that goes; it counts for the last of those
+    deletes (the one whose removal frees it, as the run measures it)."""
+    deletes = [a for a in plan.actions if a.action == DELETE]
+    if not deletes or checkpoints is None:
+        return
+    gone = {a.path for a in deletes}
+    staying = {e.id for e in snapshot.active + snapshot.archived if e.path not in gone}
+    staying |= ids_in_subfolders(session_dir)
+    last: dict[str, Action] = {}
+    for action in deletes:
+        if action.id not in staying:
+            last[action.id] = action
+    going: list[tuple[Action, list[os.stat_result]]] = []
+    for action in deletes:  # in the order the run removes them
+        if last.get(action.id) is not action:
+            continue
+        folder = checkpoints.folder(action.id)
+        found = _blob_stats(folder)
+        if found is not None:
+            action.checkpoint_folder = str(folder)
+            going.append((action, found))
+    links_going: dict[tuple[int, int], int] = {}
+    owner: dict[tuple[int, int], Action] = {}
+    for action, found in going:
+        for st in found:
+            key = (st.st_dev, st.st_ino)
+            links_going[key] = links_going.get(key, 0) + 1
+            owner[key] = action
+    for action, found in going:
+        seen: set[tuple[int, int]] = set()
+        for st in found:
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            if links_going[key] < st.st_nlink:
+                action.checkpoint_shared += st.st_size
+            elif owner[key] is action:
+                action.checkpoint_bytes += st.st_size
+
+
+def _blob_stats(folder: Path) -> list[os.stat_result] | None:
+    """The stat of each blob in a checkpoint folder; None when there is no folder."""
+    from taurus_ops.store.checkpoints import SHA_RE
+
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if SHA_RE.match(entry.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        out.append(entry.stat(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return out
+
+
+def ids_in_subfolders(session_dir: Path) -> set[str]:
+    """The ids of the session files in the folders of the session directory (a project's)."""
+    from taurus_ops.store.refs import id_from_file_name, scan
+
+    out: set[str] = set()
+    try:
+        with os.scandir(session_dir) as it:
+            folders = [
+                e.path for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+            ]
+    except OSError:
+        return out
+    for folder in folders:
+        out.update(id_from_file_name(p.name) for p in scan(Path(folder)))
+    return out
 
 
 # -- a cleanup's plan --------------------------------------------------------------------------

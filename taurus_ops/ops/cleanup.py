@@ -16,8 +16,8 @@ File checkpoints (``~/.taurus/checkpoints/<session-id>/``, what ``/rewind`` rest
 follow the session. A session deleted (by ``autoArchive: false`` or by
 ``archive.retentionDays``) takes its checkpoint folder with it, unless another
 session file still carries its id; a blob a fork or parent also links stays for it
-(the folder's removal only drops this session's links). ``note_checkpoints`` puts
-this in the plan, with the bytes it frees, so the dry run shows it; the folder goes
+(the folder's removal only drops this session's links). ``archive.note_checkpoints``
+puts this in the plan, with the bytes it frees, so the dry run shows it; the folder goes
 only after the session file is gone, never for a delete that failed or was skipped.
 An archived session keeps its folder where it is (folders are keyed by session id,
 not by where the file lives), so ``unarchive`` and ``/rewind`` work as before. The
@@ -45,7 +45,6 @@ from taurus_ops.words import human_size, plural
 if TYPE_CHECKING:
     from taurus_ops.config.effective import Config
     from taurus_ops.ops.context import JobContext
-    from taurus_ops.store.checkpoints import CheckpointStore
     from taurus_ops.store.store import SessionStore
 
 ARCHIVE = "archive"
@@ -327,88 +326,6 @@ def _protection(entry: Entry, rules: Rules, newest: str | None) -> str | None:
     return None
 
 
-# -- the checkpoints a delete takes ------------------------------------------------------------
-def note_checkpoints(
-    plan: Plan, snapshot: Snapshot, checkpoints: CheckpointStore | None, session_dir: Path
-) -> None:
-    """Mark each delete whose checkpoint folder goes with it, and the bytes that frees.
-
-    A folder goes with the last delete of its id when no other session file (active,
-    archived, or in a folder of the session directory) carries that id. A blob is freed
-    when every link to it is in a folder that goes; it counts for the last of those
-    deletes (the one whose removal frees it, as the run measures it)."""
-    deletes = [a for a in plan.actions if a.action == DELETE]
-    if not deletes or checkpoints is None:
-        return
-    gone = {a.path for a in deletes}
-    staying = {e.id for e in snapshot.active + snapshot.archived if e.path not in gone}
-    staying |= ids_in_subfolders(session_dir)
-    last: dict[str, Action] = {}
-    for action in deletes:
-        if action.id not in staying:
-            last[action.id] = action
-    going: list[tuple[Action, list[os.stat_result]]] = []
-    for action in deletes:  # in the order the run removes them
-        if last.get(action.id) is not action:
-            continue
-        folder = checkpoints.folder(action.id)
-        found = _blob_stats(folder)
-        if found is not None:
-            action.checkpoint_folder = str(folder)
-            going.append((action, found))
-    links_going: dict[tuple[int, int], int] = {}
-    owner: dict[tuple[int, int], Action] = {}
-    for action, found in going:
-        for st in found:
-            key = (st.st_dev, st.st_ino)
-            links_going[key] = links_going.get(key, 0) + 1
-            owner[key] = action
-    for action, found in going:
-        seen: set[tuple[int, int]] = set()
-        for st in found:
-            key = (st.st_dev, st.st_ino)
-            if key in seen:
-                continue
-            seen.add(key)
-            if links_going[key] < st.st_nlink:
-                action.checkpoint_shared += st.st_size
-            elif owner[key] is action:
-                action.checkpoint_bytes += st.st_size
-
-
-def _blob_stats(folder: Path) -> list[os.stat_result] | None:
-    """The stat of each blob in a checkpoint folder; None when there is no folder."""
-    from taurus_ops.store.checkpoints import SHA_RE
-
-    out = []
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                if SHA_RE.match(entry.name):
-                    with contextlib.suppress(FileNotFoundError):
-                        out.append(entry.stat(follow_symlinks=False))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return out
-
-
-def ids_in_subfolders(session_dir: Path) -> set[str]:
-    """The ids of the session files in the folders of the session directory (a project's)."""
-    from taurus_ops.store.refs import scan
-
-    out: set[str] = set()
-    try:
-        with os.scandir(session_dir) as it:
-            folders = [
-                e.path for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
-            ]
-    except OSError:
-        return out
-    for folder in folders:
-        out.update(id_from_file_name(p.name) for p in scan(Path(folder)))
-    return out
-
-
 # -- reading the state --------------------------------------------------------------------
 def read_entry(
     path: Path, archived: bool, names: dict[str, list[str]], st: os.stat_result | None = None
@@ -486,6 +403,8 @@ def make_plan(
     snapshot = take_snapshot(store, include_archive=True)
     plan = plan_cleanup(rules, snapshot, now or datetime.now(UTC))
     if checkpoints:
+        from taurus_ops.ops.archive import note_checkpoints  # (archive builds on the plan)
+
         note_checkpoints(plan, snapshot, store.checkpoints, Path(store.session_dir))
     return plan
 
@@ -693,7 +612,7 @@ def run(ctx: JobContext, request: CleanupRequest) -> CleanupResult:
     """One cleanup (``taurus-ops cleanup`` and the scheduler's job): the plan the rules
     call for, carried out unless ``request.dry_run``, under the ops lock; the run is
     recorded (for the warning) and logged. Nothing is read when retention is off."""
-    from taurus_ops.ops.archive import execute  # (archive builds on the plan types here)
+    from taurus_ops.ops.archive import execute, note_checkpoints  # (archive builds on the plan)
 
     rules = Rules.from_config(ctx.config)
     if not rules.active:
