@@ -58,7 +58,13 @@ def _print_result(result: CleanupResult) -> None:
         else:
             click.echo(
                 f"Would archive {plural(plan.count(ARCHIVE), 'session')} and delete "
-                f"{plural(plan.count(DELETE), 'session')} ({human_size(plan.bytes)}); "
+                f"{plural(plan.count(DELETE), 'session')} ({human_size(plan.bytes)}"
+                + (
+                    f", and {human_size(plan.checkpoint_bytes)} of their checkpoints"
+                    if any(a.checkpoint_folder for a in plan.actions)
+                    else ""
+                )
+                + "); "
                 f"{plan.kept} kept. "
                 "Run `taurus-ops cleanup` to do it."
             )
@@ -68,6 +74,11 @@ def _print_result(result: CleanupResult) -> None:
     click.echo(
         f"Archived {len(result.archived)}, deleted {len(result.deleted)}, "
         f"freed {human_size(result.bytes_freed)} from the session directory"
+        + (
+            f" and {human_size(result.checkpoint_bytes_freed)} of file checkpoints"
+            if any(o.checkpoints_removed for o in result.outcomes)
+            else ""
+        )
         + (f"; {len(result.failed)} left for the next run" if result.failed else "")
         + "."
     )

@@ -1,8 +1,16 @@
 """Moving sessions into the archive and back, and deleting them, safely.
 
+``note_checkpoints`` adds to a cleanup plan the checkpoint folder each delete takes
+and the bytes that frees (the dry run shows it; ``execute`` removes them).
+
 ``execute`` carries out a cleanup plan (``taurus_ops.ops.cleanup``); ``run`` is the
 ``archive`` and ``unarchive`` commands. Either way each session is locked while it
 moves, so a chat never has one open half-way, and its names are re-pointed.
+
+A session's file checkpoints (``~/.taurus/checkpoints/<session-id>/``) are keyed by
+its id, not by where its file lives: archiving or unarchiving leaves them in place, so
+``/rewind`` and ``taurus-ops checkpoints`` work on an archived session and after it
+comes back. A delete takes the folder the plan names, after the session file is gone.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from taurus_ops.ops.cleanup import (
     CleanupResult,
     Outcome,
     Plan,
+    Snapshot,
     check_layout,
 )
 from taurus_ops.ops.context import JobResult
@@ -32,7 +41,90 @@ from taurus_ops.words import plural
 
 if TYPE_CHECKING:
     from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.checkpoints import CheckpointStore
     from taurus_ops.store.store import SessionStore
+
+
+# -- the checkpoints a delete takes ------------------------------------------------------------
+def note_checkpoints(
+    plan: Plan, snapshot: Snapshot, checkpoints: CheckpointStore | None, session_dir: Path
+) -> None:
+    """Mark each delete whose checkpoint folder goes with it, and the bytes that frees.
+
+    A folder goes with the last delete of its id when no other session file (active,
+    archived, or in a folder of the session directory) carries that id. A blob is freed
+    when every link to it is in a folder that goes; it counts for the last of those
+    deletes (the one whose removal frees it, as the run measures it)."""
+    deletes = [a for a in plan.actions if a.action == DELETE]
+    if not deletes or checkpoints is None:
+        return
+    gone = {a.path for a in deletes}
+    staying = {e.id for e in snapshot.active + snapshot.archived if e.path not in gone}
+    staying |= ids_in_subfolders(session_dir)
+    last: dict[str, Action] = {}
+    for action in deletes:
+        if action.id not in staying:
+            last[action.id] = action
+    going: list[tuple[Action, list[os.stat_result]]] = []
+    for action in deletes:  # in the order the run removes them
+        if last.get(action.id) is not action:
+            continue
+        folder = checkpoints.folder(action.id)
+        found = _blob_stats(folder)
+        if found is not None:
+            action.checkpoint_folder = str(folder)
+            going.append((action, found))
+    links_going: dict[tuple[int, int], int] = {}
+    owner: dict[tuple[int, int], Action] = {}
+    for action, found in going:
+        for st in found:
+            key = (st.st_dev, st.st_ino)
+            links_going[key] = links_going.get(key, 0) + 1
+            owner[key] = action
+    for action, found in going:
+        seen: set[tuple[int, int]] = set()
+        for st in found:
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            if links_going[key] < st.st_nlink:
+                action.checkpoint_shared += st.st_size
+            elif owner[key] is action:
+                action.checkpoint_bytes += st.st_size
+
+
+def _blob_stats(folder: Path) -> list[os.stat_result] | None:
+    """The stat of each blob in a checkpoint folder; None when there is no folder."""
+    from taurus_ops.store.checkpoints import SHA_RE
+
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if SHA_RE.match(entry.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        out.append(entry.stat(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return out
+
+
+def ids_in_subfolders(session_dir: Path) -> set[str]:
+    """The ids of the session files in the folders of the session directory (a project's)."""
+    from taurus_ops.store.refs import id_from_file_name, scan
+
+    out: set[str] = set()
+    try:
+        with os.scandir(session_dir) as it:
+            folders = [
+                e.path for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+            ]
+    except OSError:
+        return out
+    for folder in folders:
+        out.update(id_from_file_name(p.name) for p in scan(Path(folder)))
+    return out
 
 
 # -- a cleanup's plan --------------------------------------------------------------------------
@@ -57,7 +149,9 @@ def execute(plan: Plan, store: SessionStore, log: logging.Logger | None = None) 
     chunks through ``store.move.move_files`` (hard-link each file into the archive,
     fsync once, remove the originals, fsync once; across file systems copy, fsync,
     verify, remove); their names are re-pointed. A crash in between leaves a file in
-    both places (the same inode), which the next run finishes.
+    both places (the same inode), which the next run finishes. Once the deletes are
+    done, the checkpoint folders the plan names for them are removed (a crash before
+    that leaves a folder with no session, which the doctor reports).
     """
     result = CleanupResult(plan)
     links = {real: [store.session_dir / f"{n}.json" for n in names]
@@ -67,16 +161,50 @@ def execute(plan: Plan, store: SessionStore, log: logging.Logger | None = None) 
     for start in range(0, len(plan.actions), CHUNK):
         _run_chunk(plan.actions[start : start + CHUNK], store, links, result, moved, deleted)
     _sweep_names(Path(store.session_dir), moved, deleted)
+    _remove_checkpoints(result, store)
     if log is not None:
         for outcome in result.outcomes:
-            action = outcome.action
-            verb = {ARCHIVE: "archived", DELETE: "deleted"}[action.action]
-            if outcome.done:
-                log.info("cleanup: %s %s (%s): %s", verb, action.path, plural(action.size, "byte"),
-                         "; ".join(action.reasons))  # fmt: skip
-            else:
-                log.warning("cleanup: left %s: %s", action.path, outcome.detail)
+            _log_outcome(log, outcome)
     return result
+
+
+def _log_outcome(log: logging.Logger, outcome: Outcome) -> None:
+    action = outcome.action
+    verb = {ARCHIVE: "archived", DELETE: "deleted"}[action.action]
+    if not outcome.done:
+        log.warning("cleanup: left %s: %s", action.path, outcome.detail)
+        return
+    log.info("cleanup: %s %s (%s): %s", verb, action.path, plural(action.size, "byte"),
+             "; ".join(action.reasons))  # fmt: skip
+    if outcome.checkpoints_removed:
+        log.info("cleanup: removed the checkpoints of %s (%s, %s freed)", action.id,
+                 action.checkpoint_folder, plural(outcome.checkpoint_bytes, "byte"))  # fmt: skip
+    elif outcome.checkpoints_kept:
+        log.warning("cleanup: kept the checkpoints of %s in %s: %s", action.id,
+                    action.checkpoint_folder, outcome.checkpoints_kept)  # fmt: skip
+
+
+def _remove_checkpoints(result: CleanupResult, store: SessionStore) -> None:
+    """Remove the checkpoint folder of each session deleted, as the plan says. A folder
+    whose id a session file carries again (one that appeared since planning) stays; a
+    blob a fork or parent also links stays for it (only this folder's link goes)."""
+    going = [o for o in result.outcomes if o.done and o.action.checkpoint_folder]
+    checkpoints = store.checkpoints
+    if not going or checkpoints is None:
+        return
+    held = store.ids() | ids_in_subfolders(Path(store.session_dir))
+    for outcome in going:
+        action = outcome.action
+        folder = checkpoints.folder(action.id)
+        if action.id in held:
+            outcome.checkpoints_kept = "another session file has its id"
+            continue
+        if str(folder) != action.checkpoint_folder:  # pragma: no cover - planned from the id
+            continue
+        outcome.checkpoint_bytes = checkpoints.remove_session(action.id)
+        outcome.checkpoints_removed = not os.path.lexists(folder)
+        if not outcome.checkpoints_removed:
+            outcome.checkpoints_kept = "some could not be removed"
 
 
 def _run_chunk(

@@ -11,6 +11,18 @@ a named session (unless ``sessions.cleanupNamed``) and a file that cannot be par
 are never touched; after a run no unprotected session older than
 ``sessions.retentionDays`` is left, and no unprotected session beyond the newest
 ``sessions.maxSessions``. The quarantine (``~/.taurus/quarantine``) is never read.
+
+File checkpoints (``~/.taurus/checkpoints/<session-id>/``, what ``/rewind`` restores)
+follow the session. A session deleted (by ``autoArchive: false`` or by
+``archive.retentionDays``) takes its checkpoint folder with it, unless another
+session file still carries its id; a blob a fork or parent also links stays for it
+(the folder's removal only drops this session's links). ``archive.note_checkpoints``
+puts this in the plan, with the bytes it frees, so the dry run shows it; the folder goes
+only after the session file is gone, never for a delete that failed or was skipped.
+An archived session keeps its folder where it is (folders are keyed by session id,
+not by where the file lives), so ``unarchive`` and ``/rewind`` work as before. The
+folder is named by the id in the file name, which the doctor keeps equal to the
+document's ``sessionId``.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from taurus_ops.ops.lock import ops_lock
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write
 from taurus_ops.store.refs import id_from_file_name, inside
-from taurus_ops.words import plural
+from taurus_ops.words import human_size, plural
 
 if TYPE_CHECKING:
     from taurus_ops.config.effective import Config
@@ -111,6 +123,32 @@ class Action:
     reasons: list[str]
     names: list[str] = field(default_factory=list)
     mtime: float = 0.0
+    # a delete: the checkpoint folder that goes with the session ("" none), the bytes its
+    # removal frees, and the bytes of its blobs another session also links (they stay)
+    checkpoint_folder: str = ""
+    checkpoint_bytes: int = 0
+    checkpoint_shared: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("checkpoint_folder", "checkpoint_bytes", "checkpoint_shared"):
+            del out[key]
+        if self.action == DELETE:
+            out["checkpointFolder"] = self.checkpoint_folder or None
+            out["checkpointBytes"] = self.checkpoint_bytes
+            out["checkpointShared"] = self.checkpoint_shared
+        return out
+
+    def checkpoint_note(self) -> str:
+        """``and its checkpoints (1.2M)`` for a delete whose checkpoint folder goes too."""
+        if not self.checkpoint_folder:
+            return ""
+        sizes = []
+        if self.checkpoint_bytes or not self.checkpoint_shared:
+            sizes.append(human_size(self.checkpoint_bytes))
+        if self.checkpoint_shared:
+            sizes.append(f"{human_size(self.checkpoint_shared)} shared with a fork or parent stays")
+        return f"and its checkpoints ({'; '.join(sizes)})"
 
 
 @dataclass
@@ -133,6 +171,11 @@ class Plan:
     def bytes(self) -> int:
         return sum(a.size for a in self.actions)
 
+    @property
+    def checkpoint_bytes(self) -> int:
+        """Bytes of file checkpoints the deletes free (shared blobs counted once)."""
+        return sum(a.checkpoint_bytes for a in self.actions)
+
     def count(self, kind: str) -> int:
         return sum(1 for a in self.actions if a.action == kind)
 
@@ -146,10 +189,11 @@ class Plan:
                 "cleanupNamed": self.rules.cleanup_named,
                 "archiveRetentionDays": self.rules.archive_retention_days,
             },
-            "actions": [asdict(a) for a in self.actions],
+            "actions": [a.as_json() for a in self.actions],
             "skipped": [asdict(s) for s in self.skipped],
             "kept": self.kept,
             "bytes": self.bytes,
+            "checkpointBytes": self.checkpoint_bytes,
         }
 
 
@@ -349,11 +393,20 @@ def check_layout(config: Config) -> None:
         )
 
 
-def make_plan(config: Config, store: SessionStore, now: datetime | None = None) -> Plan:
+def make_plan(
+    config: Config, store: SessionStore, now: datetime | None = None, checkpoints: bool = True
+) -> Plan:
+    """The plan a cleanup would carry out now; ``checkpoints``: with what each delete
+    takes of the file checkpoints (the warning on ``list`` only counts sessions)."""
     check_layout(config)
     rules = Rules.from_config(config)
     snapshot = take_snapshot(store, include_archive=True)
-    return plan_cleanup(rules, snapshot, now or datetime.now(UTC))
+    plan = plan_cleanup(rules, snapshot, now or datetime.now(UTC))
+    if checkpoints:
+        from taurus_ops.ops.archive import note_checkpoints  # (archive builds on the plan)
+
+        note_checkpoints(plan, snapshot, store.checkpoints, Path(store.session_dir))
+    return plan
 
 
 # -- remembering what ran, for the warning -------------------------------------------------
@@ -373,6 +426,7 @@ def record_run(home: Path, result: CleanupResult) -> None:
         "archived": len(result.archived),
         "deleted": len(result.deleted),
         "bytesFreed": result.bytes_freed,
+        "checkpointBytesFreed": result.checkpoint_bytes_freed,
     }
     with contextlib.suppress(OSError):
         atomic_write(state_path(home), fmt.dumps(data), durable=False)
@@ -399,7 +453,7 @@ def pending_warning(config: Any, store: Any, now: datetime | None = None) -> str
     if state is not None and state.get("rules") == _rules_key(rules):
         return None
     try:
-        plan = make_plan(config, store, now)
+        plan = make_plan(config, store, now, checkpoints=False)
     except TaurusError as exc:
         return f"cleanup cannot run: {exc}"
     if not plan.actions:
@@ -426,7 +480,8 @@ def plan_lines(plan: Plan, home_dir: str | None = None) -> list[str]:
     lines = []
     for a in plan.actions:
         where = " (archived)" if a.archived else ""
-        lines.append(f"{a.action:<7} {_short(a.path, home_dir)}{where}: {'; '.join(a.reasons)}")
+        why = "; ".join([*a.reasons, a.checkpoint_note()] if a.checkpoint_folder else a.reasons)
+        lines.append(f"{a.action:<7} {_short(a.path, home_dir)}{where}: {why}")
     for s in plan.skipped:
         rule = f" (would: {'; '.join(s.would)})" if s.would else ""
         lines.append(f"keep    {_short(s.path, home_dir)}: {s.why}{rule}")
@@ -459,6 +514,9 @@ class Outcome:
     action: Action
     done: bool
     detail: str  # the new path, or why it was not done
+    checkpoints_removed: bool = False  # a delete: its checkpoint folder went too
+    checkpoint_bytes: int = 0  # the bytes that freed
+    checkpoints_kept: str = ""  # a delete whose folder was to go: why (some of) it stayed
 
 
 @dataclass
@@ -485,7 +543,20 @@ class CleanupResult(JobResult):
 
     @property
     def bytes_freed(self) -> int:
+        """Bytes of session files archived or deleted (from the session directory)."""
         return sum(o.action.size for o in self.outcomes if o.done)
+
+    @property
+    def checkpoint_bytes_freed(self) -> int:
+        """Bytes of file checkpoints the deleted sessions took with them."""
+        return sum(o.checkpoint_bytes for o in self.outcomes)
+
+    def freed_text(self) -> str:
+        """``12345 bytes`` (and ``, and 678 bytes of checkpoints`` when any went)."""
+        text = plural(self.bytes_freed, "byte")
+        if any(o.checkpoints_removed for o in self.outcomes):
+            text += f" and {plural(self.checkpoint_bytes_freed, 'byte')} of checkpoints"
+        return text
 
     @property
     def ok(self) -> bool:
@@ -500,13 +571,16 @@ class CleanupResult(JobResult):
         if self.off:
             return "retention is off (nothing configured), nothing to do"
         if self.dry_run:
+            size = plural(self.plan.bytes, "byte")
+            if any(a.checkpoint_folder for a in self.plan.actions):
+                size += f" and {plural(self.plan.checkpoint_bytes, 'byte')} of checkpoints"
             return (
                 f"would archive {self.plan.count(ARCHIVE)}, delete {self.plan.count(DELETE)} "
-                f"({plural(self.plan.bytes, 'byte')}); {len(self.plan.skipped)} kept by protection"
+                f"({size}); {len(self.plan.skipped)} kept by protection"
             )
         return (
             f"archived {len(self.archived)}, deleted {len(self.deleted)}, "
-            f"freed {plural(self.bytes_freed, 'byte')}, {len(self.failed)} left"
+            f"freed {self.freed_text()}, {len(self.failed)} left"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -516,13 +590,21 @@ class CleanupResult(JobResult):
         if self.dry_run:
             return out
         out["results"] = [
-            {"path": o.action.path, "action": o.action.action, "done": o.done, "detail": o.detail}
+            {
+                "path": o.action.path,
+                "action": o.action.action,
+                "done": o.done,
+                "detail": o.detail,
+                **({"checkpointBytesFreed": o.checkpoint_bytes} if o.checkpoints_removed else {}),
+                **({"checkpointsKept": o.checkpoints_kept} if o.checkpoints_kept else {}),
+            }
             for o in self.outcomes
         ]
         out["archivedCount"] = len(self.archived)
         out["deletedCount"] = len(self.deleted)
         out["failedCount"] = len(self.failed)
         out["bytesFreed"] = self.bytes_freed
+        out["checkpointBytesFreed"] = self.checkpoint_bytes_freed
         return out
 
 
@@ -530,7 +612,7 @@ def run(ctx: JobContext, request: CleanupRequest) -> CleanupResult:
     """One cleanup (``taurus-ops cleanup`` and the scheduler's job): the plan the rules
     call for, carried out unless ``request.dry_run``, under the ops lock; the run is
     recorded (for the warning) and logged. Nothing is read when retention is off."""
-    from taurus_ops.ops.archive import execute  # (archive builds on the plan types here)
+    from taurus_ops.ops.archive import execute, note_checkpoints  # (archive builds on the plan)
 
     rules = Rules.from_config(ctx.config)
     if not rules.active:
@@ -540,7 +622,9 @@ def run(ctx: JobContext, request: CleanupRequest) -> CleanupResult:
     log = ctx.log("cleanup")
     with ops_lock(ctx, request.wait, log=log):
         now = request.now or datetime.now(UTC)  # measured once the lock is held, not before
-        plan = plan_cleanup(rules, take_snapshot(ctx.store, include_archive=True), now)
+        snapshot = take_snapshot(ctx.store, include_archive=True)
+        plan = plan_cleanup(rules, snapshot, now)
+        note_checkpoints(plan, snapshot, ctx.store.checkpoints, Path(ctx.store.session_dir))
         if request.dry_run:
             result = CleanupResult(plan, dry_run=True)
             log.info("cleanup --dry-run: %s", result.summary())
@@ -552,7 +636,7 @@ def run(ctx: JobContext, request: CleanupRequest) -> CleanupResult:
             "cleanup: done: archived %d, deleted %d, freed %s, %d left (see above)",
             len(result.archived),
             len(result.deleted),
-            plural(result.bytes_freed, "byte"),
+            result.freed_text(),
             len(result.failed),
         )
     return result

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -880,3 +881,365 @@ def test_backup_to_a_fat_usb_stick(home: Path, ops, fat_stick: Path) -> None:
     assert [p.name for p in fat_stick.iterdir()] == [made.name]  # no temporary file left
     again = ops("backup", "create", "-o", str(made))
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+# -- file checkpoints ---------------------------------------------------------------------------
+RANDOM = __import__("random").Random(7)
+BIG_A, BIG_B = RANDOM.randbytes(150_000), RANDOM.randbytes(150_000)  # incompressible
+# the chat replaced two large files and changed a small one; a fork at message 5 names the
+# first two edits' checkpoints (BIG_A, "a", BIG_B, "b"), linked into its own folder
+PARENT_EDITS = [("a.bin", BIG_A, b"a\n"), ("b.bin", BIG_B, b"b\n"), ("c.py", b"c\n", b"c 2\n")]
+
+
+def with_checkpoints(user: Path) -> dict[str, str]:
+    """A parent, its fork, a session of its own and an archived one, each with checkpoints,
+    and a folder whose session is not in the backup; their ids by role."""
+    from helpers.checkpoints import edited_session
+
+    from taurus_ops.store import SessionStore
+    from taurus_ops.store.checkpoints import CheckpointStore
+    from taurus_ops.store.fork import fork_session
+
+    taurus = user / ".taurus"
+    store = SessionStore(taurus / "sessions", taurus / "archive")
+    parent = edited_session(taurus, store.session_dir, "parent01", PARENT_EDITS)
+    fork = fork_session(store, store.load(parent), 5, CheckpointStore.for_home(taurus))
+    assert fork.linked == 4
+    edited_session(taurus, store.session_dir, "own00001", [("d.py", b"d\n", b"d 2\n")])
+    edited_session(taurus, store.archive_dir, "old00001", [("e.py", b"e\n", b"e 2\n")])
+    edited_session(taurus, user / "elsewhere", "gone0001", [("f.py", b"f\n", b"f 2\n")])
+    return {"parent": "parent01", "fork": fork.session.id, "own": "own00001", "old": "old00001"}
+
+
+def written(user: Path) -> list[str]:
+    """What is in the Taurus home but the log, the locks and the settings' cache."""
+    return [k for k in snapshot(user) if not k.endswith(".config-cache.json")]
+
+
+def held_blobs(taurus: Path, ids: list[str]) -> dict[str, dict[str, bytes]]:
+    """Every blob of these sessions, read as /rewind reads it (checked against its name)."""
+    from taurus_ops.store.checkpoints import CheckpointStore
+
+    blobs = CheckpointStore.for_home(taurus)
+    return {sid: {b.sha: blobs.read(sid, b.sha) for b in blobs.blobs(sid)} for sid in ids}
+
+
+def test_checkpoints_are_backed_up_once_per_file_and_restored_with_their_links(
+    home: Path, ops, tmp_path: Path
+) -> None:
+    import shutil
+
+    from taurus_ops.store.checkpoints import CheckpointStore, referenced
+
+    ids = with_checkpoints(home)
+    taurus = home / ".taurus"
+    held = held_blobs(taurus, list(ids.values()))
+    assert sum(map(len, held.values())) == 14
+    stats = json.loads(ops("stats", "--json").output)["checkpointBytes"]
+    left_out = CheckpointStore.for_home(taurus).size("gone0001")  # its session is elsewhere
+    assert ops("backup", "create").exit_code == 0
+    made = only_backup(home)
+    # the fork's copies of the large files are hard links: the archive holds each once
+    assert made.stat().st_size < 1.2 * (len(BIG_A) + len(BIG_B))
+    names = subprocess.run(["tar", "-tzf", str(made)], capture_output=True, text=True).stdout
+    for sid, contents in held.items():
+        for sha in contents:
+            assert f".taurus/checkpoints/{sid}/{sha}" in names.splitlines()
+    assert "gone0001" not in names  # only the folders of the sessions backed up
+    verbose = subprocess.run(["tar", "-tvzf", str(made)], capture_output=True, text=True).stdout
+    linked = [line.split()[-4:] for line in verbose.splitlines() if " link to " in line]
+    assert len(linked) == 4 and all(
+        a.rsplit("/", 1)[1] == b.rsplit("/", 1)[1] for a, _, _, b in linked
+    )
+    assert ops("backup", "verify", str(made)).exit_code == 0
+    # plain tar gives the tutorial's layout, checkpoints beside the sessions, links as links
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    subprocess.run(["tar", "-xzf", str(made), "-C", str(plain)], check=True)
+    assert sorted(p.name for p in (plain / ".taurus").iterdir()) == [
+        "archive", "backup-manifest.json", "checkpoints", "sessions"
+    ]  # fmt: skip
+    for sid, contents in held.items():
+        for sha, data in contents.items():
+            assert (plain / ".taurus" / "checkpoints" / sid / sha).read_bytes() == data
+    big = hashlib.sha256(BIG_A).hexdigest()
+    ino = {sid: (plain / ".taurus/checkpoints" / sid / big).stat().st_ino for sid in ("parent01", ids["fork"])}  # fmt: skip
+    assert len(set(ino.values())) == 1
+    to = tmp_path / "to"  # restoring --to DIR gives what plain tar gives
+    assert ops("backup", "restore", str(made), "--to", str(to)).exit_code == 0
+    for sid in held:
+        for name in ("plain", "to"):
+            folder = tmp_path / name / ".taurus" / "checkpoints" / sid
+            assert {p.name: p.read_bytes() for p in folder.iterdir()} == held[sid]
+    assert (to / ".taurus/checkpoints/parent01" / big).stat().st_nlink == 2
+
+    # restore into an empty home
+    saved = tmp_path / made.name
+    shutil.move(made, saved)
+    shutil.rmtree(taurus)
+    dry = ops("backup", "restore", str(saved), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    for sid, contents in held.items():
+        for sha in contents:
+            assert f"restore  {taurus}/checkpoints/{sid}/{sha}: missing on disk" in dry.output
+    assert written(home) == []  # the dry run wrote nothing
+    out = ops("backup", "restore", str(saved))
+    assert out.exit_code == 0, out.output
+    assert held_blobs(taurus, list(ids.values())) == held  # every blob whole, as /rewind reads it
+    blobs = CheckpointStore.for_home(taurus)
+    assert oct(blobs.root.stat().st_mode & 0o777) == "0o700"
+    for sid, contents in held.items():
+        assert blobs.verify(sid) == []
+        assert oct(blobs.folder(sid).stat().st_mode & 0o777) == "0o700"
+        for sha in contents:
+            assert oct(blobs.path(sid, sha).stat().st_mode & 0o777) == "0o600"
+    for sha in held[ids["fork"]]:  # one file again, in both folders
+        assert (
+            blobs.path(ids["fork"], sha).stat().st_ino == blobs.path("parent01", sha).stat().st_ino
+        )
+    for path in [*(taurus / "sessions").glob("*.json"), *(taurus / "archive").glob("*.json")]:
+        doc = json.loads(path.read_bytes())
+        for sha in referenced(doc):  # what a rewind of each session needs
+            blobs.read(doc["sessionId"], sha)
+    # stats and `checkpoints REF` agree, with the links counted once as before
+    restored = json.loads(ops("stats", "--json").output)["checkpointBytes"]
+    assert restored == stats - left_out == blobs.size()
+    shown = json.loads(ops("checkpoints", ids["fork"], "--json").output)
+    assert shown["bytes"] == blobs.size(ids["fork"]) and all(c["kept"] for c in shown["changes"])
+
+
+def _tampered(good: Path, dest: Path, sha: str, manifest_too: bool) -> Path:
+    """``good`` with one byte of the checkpoint ``sha`` changed (and, with ``manifest_too``,
+    the manifest saying so, so that only the checkpoint's name gives it away)."""
+    changed: dict[str, str] = {}
+
+    def tamper(info, data):  # type: ignore[no-untyped-def]
+        if info.isreg() and info.name.endswith("/" + sha):
+            data = data[:-1] + bytes([data[-1] ^ 1])
+            changed[info.name] = hashlib.sha256(data).hexdigest()
+        elif manifest_too and info.name.endswith("backup-manifest.json"):
+            manifest = json.loads(data)
+            for entry in manifest["files"]:
+                if entry["path"].endswith("/" + sha):
+                    entry["sha256"] = next(iter(changed.values()))
+            data = fmt.dumps(manifest)
+        return info, data
+
+    return rewrite(good, dest, tamper)
+
+
+@pytest.mark.parametrize("manifest_too", [False, True], ids=["blob", "blob-and-manifest"])
+def test_a_tampered_checkpoint_fails_verify_in_one_line(
+    manifest_too: bool, home: Path, ops, tmp_path: Path
+) -> None:
+    with_checkpoints(home)
+    assert ops("backup", "create").exit_code == 0
+    sha = hashlib.sha256(BIG_A).hexdigest()  # a blob the fork links too
+    bad = _tampered(only_backup(home), tmp_path / "tampered.tar.gz", sha, manifest_too)
+    out = ops("backup", "verify", str(bad))
+    assert out.exit_code == 1
+    problems = [line for line in out.output.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1, out.output
+    assert sha in problems[0] and "checkpoint damaged" in problems[0]
+    assert "failed verification (1 problem)" in out.output
+    before = snapshot(home)
+    refused = ops("backup", "restore", str(bad), "--force")
+    assert refused.exit_code == 1 and "nothing restored" in refused.output
+    assert snapshot(home) == before
+
+
+def test_restoring_over_a_home_keeps_a_different_checkpoint_as_it_keeps_a_session(
+    home: Path, ops
+) -> None:
+    from taurus_ops.store.checkpoints import CheckpointStore
+
+    ids = with_checkpoints(home)
+    taurus = home / ".taurus"
+    held = held_blobs(taurus, list(ids.values()))
+    assert ops("backup", "create").exit_code == 0
+    made = only_backup(home)
+    blobs = CheckpointStore.for_home(taurus)
+    big_b, own = hashlib.sha256(BIG_B).hexdigest(), hashlib.sha256(b"d\n").hexdigest()
+    # newer on disk, other bytes (a damaged copy, in the parent's folder only): kept
+    newer = blobs.path("parent01", big_b)
+    newer.unlink()
+    newer.write_bytes(b"changed on disk")
+    later = time.time() + 3600
+    os.utime(newer, (later, later))
+    # older on disk, other bytes: replaced, its copy kept
+    older = blobs.path("own00001", own)
+    older.unlink()
+    older.write_bytes(b"older on disk")
+    os.utime(older, (1_000_000, 1_000_000))
+    # one name of a linked blob gone: restored as a link to the other, still there
+    big_a = hashlib.sha256(BIG_A).hexdigest()
+    blobs.path(ids["fork"], big_a).unlink()
+    dry = ops("backup", "restore", str(made), "--dry-run")
+    assert f"keep     {newer}: newer on disk (use --force to replace it)" in dry.output
+    assert f"replace  {older}: older on disk" in dry.output
+    assert f"restore  {blobs.path(ids['fork'], big_a)}: missing on disk" in dry.output
+    out = ops("backup", "restore", str(made))
+    assert out.exit_code == 0, out.output
+    assert newer.read_bytes() == b"changed on disk"  # not clobbered
+    assert blobs.path(ids["fork"], big_b).read_bytes() == BIG_B  # the fork's own link intact
+    assert older.read_bytes() == b"d\n" and oct(older.stat().st_mode & 0o777) == "0o600"
+    (copy,) = (taurus / "restore-replaced").rglob(own)
+    assert copy.read_bytes() == b"older on disk"
+    restored = blobs.path(ids["fork"], big_a)
+    assert restored.read_bytes() == BIG_A
+    assert restored.stat().st_ino == blobs.path("parent01", big_a).stat().st_ino
+    assert held_blobs(taurus, [ids["fork"], "own00001"]) == {
+        sid: held[sid] for sid in (ids["fork"], "own00001")
+    }
+
+
+def test_a_damaged_checkpoint_on_disk_is_left_out_with_a_note(home: Path, ops) -> None:
+    from taurus_ops.store.checkpoints import CheckpointStore
+
+    with_checkpoints(home)
+    blobs = CheckpointStore.for_home(home / ".taurus")
+    damaged = blobs.path("own00001", hashlib.sha256(b"d 2\n").hexdigest())
+    damaged.write_bytes(b"not what its name says")
+    out = ops("backup", "create")
+    assert out.exit_code == 0, out.output
+    assert f"note: skipped checkpoint {damaged} (its content does not match its name" in out.output
+    made = only_backup(home)
+    assert ops("backup", "verify", str(made)).exit_code == 0
+    with tarfile.open(made) as tar:
+        assert not [n for n in tar.getnames() if n.endswith(damaged.name)]
+
+
+def _checkpoint_backup(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], listed: list[dict]) -> Path:  # fmt: skip
+    """A backup holding sessions and checkpoints roots, these members, and a manifest
+    listing ``listed`` (file entries) as they are."""
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        manifest = fmt.dumps(
+            {
+                "format": "taurus-backup",
+                "version": 1,
+                "created": fmt.now_iso(),
+                "home": "/home/x",
+                "roots": [
+                    {"kind": "sessions", "member": ".taurus/sessions", "path": "/x/s"},
+                    {"kind": "checkpoints", "member": ".taurus/checkpoints", "path": "/x/c"},
+                ],
+                "files": listed,
+                "links": [],
+            }
+        )
+        info = tarfile.TarInfo(".taurus/backup-manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    return path
+
+
+def _entry(name: str, data: bytes, link_to: str | None = None) -> dict:
+    sha = hashlib.sha256(data).hexdigest()
+    entry = {"path": name, "size": len(data), "sha256": sha, "mtime": 0}
+    return {**entry, "linkTo": link_to} if link_to is not None else entry
+
+
+BLOB = b"what a.py held\n"
+BLOB_SHA = hashlib.sha256(BLOB).hexdigest()
+FIRST = f".taurus/checkpoints/one/{BLOB_SHA}"
+
+
+def checkpoint_cases(outside: Path) -> dict[str, tuple[list, list, str]]:
+    """(members after the first blob, manifest entries after its own, the problem)."""
+    other = hashlib.sha256(b"other").hexdigest()
+    return {
+        "hardlink-absolute": (
+            [(_info(f".taurus/checkpoints/two/{BLOB_SHA}", tarfile.LNKTYPE, f"{outside}/x"), None)],
+            [],
+            "hard link to",
+        ),
+        "hardlink-dotdot": (
+            [
+                (
+                    _info(
+                        f".taurus/checkpoints/two/{BLOB_SHA}", tarfile.LNKTYPE, "../../etc/passwd"
+                    ),
+                    None,
+                )
+            ],
+            [],
+            "'..'",
+        ),
+        "hardlink-from-sessions": (
+            [(_info(".taurus/sessions/2025-01-18_x.json", tarfile.LNKTYPE, FIRST), None)],
+            [_entry(".taurus/sessions/2025-01-18_x.json", BLOB, FIRST)],
+            "only a checkpoint may be a hard link",
+        ),
+        "hardlink-other-name": (
+            [(_info(f".taurus/checkpoints/two/{other}", tarfile.LNKTYPE, FIRST), None)],
+            [_entry(f".taurus/checkpoints/two/{other}", BLOB, FIRST)],
+            "only a checkpoint may be a hard link",
+        ),
+        "hardlink-unlisted": (
+            [(_info(f".taurus/checkpoints/two/{BLOB_SHA}", tarfile.LNKTYPE, FIRST), None)],
+            [_entry(f".taurus/checkpoints/two/{BLOB_SHA}", BLOB)],
+            "stored as a hard link",
+        ),
+        "not-a-checkpoint": (
+            [(_info(".taurus/checkpoints/one/notes.txt"), b"x")],
+            [_entry(".taurus/checkpoints/one/notes.txt", b"x")],
+            "not a checkpoint",
+        ),
+        "nested": (
+            [(_info(f".taurus/checkpoints/one/deeper/{BLOB_SHA}"), BLOB)],
+            [_entry(f".taurus/checkpoints/one/deeper/{BLOB_SHA}", BLOB)],
+            "not a checkpoint",
+        ),
+        "dotdot": (
+            [(_info(f".taurus/checkpoints/../../{BLOB_SHA}"), BLOB)],
+            [_entry(f".taurus/checkpoints/../../{BLOB_SHA}", BLOB)],
+            "'..'",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(checkpoint_cases(Path("/x"))))
+def test_a_hostile_checkpoint_member_writes_nothing(
+    case: str, home: Path, ops, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    members, listed, expected = checkpoint_cases(outside)[case]
+    first = _info(FIRST)
+    first.mode = 0o600
+    archive = _checkpoint_backup(
+        tmp_path / f"{case}.tar.gz", [(first, BLOB), *members], [_entry(FIRST, BLOB), *listed]
+    )
+    verify = ops("backup", "verify", "--json", str(archive))
+    assert verify.exit_code == 1
+    problems = json.loads(verify.output)["problems"]
+    assert any(expected in p for p in problems), problems
+    for args in ([], ["--to", str(tmp_path / "target")], ["--force"]):
+        out = ops("backup", "restore", str(archive), *args)
+        assert out.exit_code == 1 and "nothing restored" in out.output
+        assert "Traceback" not in out.output
+    assert list(outside.iterdir()) == [] and written(home) == []
+    assert not (tmp_path / "target").exists()
+
+
+def test_a_crafted_backup_with_a_linked_checkpoint_restores_as_links(
+    home: Path, ops, tmp_path: Path
+) -> None:
+    """The other side of the cases above: the one shape of hard link allowed."""
+    first = _info(FIRST)
+    second = f".taurus/checkpoints/two/{BLOB_SHA}"
+    archive = _checkpoint_backup(
+        tmp_path / "good.tar.gz",
+        [(first, BLOB), (_info(second, tarfile.LNKTYPE, FIRST), None)],
+        [_entry(FIRST, BLOB), _entry(second, BLOB, FIRST)],
+    )
+    assert ops("backup", "verify", str(archive)).exit_code == 0
+    assert ops("backup", "restore", str(archive)).exit_code == 0
+    taurus = home / ".taurus"
+    one, two = taurus / FIRST.split("/", 1)[1], taurus / second.split("/", 1)[1]
+    assert one.read_bytes() == two.read_bytes() == BLOB
+    assert one.stat().st_ino == two.stat().st_ino and one.stat().st_mode & 0o777 == 0o600

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from taurus_ops.ops import archive, cleanup
 from taurus_ops.ops.cleanup import ARCHIVE, DELETE, Entry, Rules, Snapshot, plan_cleanup
+from taurus_ops.words import human_size, plural
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -477,3 +478,186 @@ def test_cleanup_goes_on_past_a_lock_it_may_not_open(home: Path) -> None:
     assert (sessions / "2025-01-18_s0.json").is_file()
     assert (home / ".taurus" / "archive" / "2025-01-19_s1.json").is_file()
     assert (sessions / "2025-01-20_s2.json").is_file()
+
+
+# -- file checkpoints: a deleted session takes its folder, an archived one keeps it ---------------
+BIG = [
+    ("a.py", None, b"one\n" * 300),
+    ("a.py", b"one\n" * 300, b"two\n" * 500),
+    ("b.py", b"bee\n" * 200, b"bee 2\n" * 100),
+]
+FORK_KEEPS = [b"one\n" * 300, b"two\n" * 500]  # a fork at message 5 names the first two edits
+PARENT_ONLY = [b"bee\n" * 200, b"bee 2\n" * 100]
+LONER = [b"see\n" * 70, b"sea\n" * 90]
+
+
+def blob_sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def family_home(home: Path, store) -> tuple[Path, Path, str]:  # type: ignore[no-untyped-def]
+    """An old parent with a fresh fork (sharing two blobs), an old loner; (parent, loner,
+    the fork's id). Retention deletes old sessions."""
+    from helpers.checkpoints import edited_session
+
+    from taurus_ops.store.checkpoints import CheckpointStore
+    from taurus_ops.store.fork import fork_session
+
+    parent = edited_session(home, store.session_dir, "parent01", BIG)
+    loner = edited_session(home, store.session_dir, "loner001", [("c.py", LONER[0], LONER[1])])
+    fork = fork_session(store, store.load(parent), 5, CheckpointStore.for_home(home))
+    assert fork.linked == 2
+    write_config(home, "sessions:\n  retentionDays: 30\n  autoArchive: false\n")
+    return parent, loner, fork.session.id
+
+
+def test_a_deleted_session_takes_its_checkpoints_and_leaves_a_forks(
+    taurus_home: Path, store, ops
+) -> None:
+    from helpers.doctoring import tree
+
+    from taurus_ops.store.checkpoints import CheckpointStore
+
+    parent, loner, fork_id = family_home(taurus_home, store)
+    blobs = CheckpointStore.for_home(taurus_home)
+    ops("list")  # (reading the settings leaves their start-up cache)
+
+    def data() -> dict:  # everything but the ops log
+        return {k: v for k, v in tree(taurus_home).items() if not k.startswith("logs")}
+
+    before = data()
+    dry = ops("cleanup", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert data() == before
+    lines = {
+        line.split()[1].rsplit("/", 1)[-1].rstrip(":"): line for line in dry.output.splitlines()
+    }
+    shared = human_size(sum(map(len, FORK_KEEPS)))
+    assert lines[parent.name].endswith(
+        f"; and its checkpoints ({human_size(sum(map(len, PARENT_ONLY)))}; "
+        f"{shared} shared with a fork or parent stays)"
+    )
+    assert lines[loner.name].endswith(f"; and its checkpoints ({human_size(sum(map(len, LONER)))})")
+    freed = sum(map(len, PARENT_ONLY + LONER))
+    assert f", and {human_size(freed)} of their checkpoints)" in dry.output
+    planned = json.loads(ops("cleanup", "--dry-run", "--json").output)
+    by_id = {a["id"]: a for a in planned["actions"]}
+    assert by_id["parent01"]["checkpointFolder"] == str(blobs.folder("parent01"))
+    assert by_id["parent01"]["checkpointBytes"] == sum(map(len, PARENT_ONLY))
+    assert by_id["parent01"]["checkpointShared"] == sum(map(len, FORK_KEEPS))
+    assert by_id["loner001"]["checkpointBytes"] == sum(map(len, LONER))
+    assert planned["checkpointBytes"] == freed
+
+    done = ops("cleanup", "--json")
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert out["deletedCount"] == 2 and out["checkpointBytesFreed"] == freed
+    assert not parent.exists() and not loner.exists()
+    assert blobs.session_ids() == [fork_id]  # both folders went; the fork's stays
+    for data in FORK_KEEPS:  # the fork's blobs: the same bytes, now its own only link
+        assert blobs.read(fork_id, blob_sha(data)) == data
+        assert blobs.path(fork_id, blob_sha(data)).stat().st_nlink == 1
+    assert blobs.verify(fork_id) == []
+    shown = json.loads(ops("checkpoints", fork_id, "--json").output)
+    assert all(change["kept"] for change in shown["changes"]) and len(shown["changes"]) == 2
+    # stats and `checkpoints REF` agree on what is left
+    stats = json.loads(ops("stats", "--json").output)
+    assert stats["checkpointBytes"] == shown["bytes"] == blobs.size() == sum(map(len, FORK_KEEPS))
+    log = (taurus_home / "logs" / "taurus-ops.log").read_text()
+    assert f"removed the checkpoints of parent01 ({blobs.folder('parent01')}, " in log
+    assert f"and {plural(freed, 'byte')} of checkpoints, 0 left" in log.splitlines()[-1]
+    assert cleanup.read_state(taurus_home)["checkpointBytesFreed"] == freed  # type: ignore[index]
+    from helpers.jobs import run_doctor
+
+    report = run_doctor(taurus_home, store.session_dir, store.archive_dir, full=True)
+    assert [p for p in report.problems if p.code.startswith("checkpoint")] == []
+
+
+def test_a_delete_that_is_skipped_keeps_its_checkpoints(taurus_home: Path, store) -> None:
+    from helpers.doctoring import tree
+
+    from taurus_ops.config import load_config
+
+    parent, loner, _ = family_home(taurus_home, store)
+    plan = cleanup.make_plan(load_config(), store)
+    assert {a.id: bool(a.checkpoint_folder) for a in plan.actions} == {
+        "parent01": True,
+        "loner001": True,
+    }
+    folders = taurus_home / "checkpoints"
+    kept = tree(folders)
+    with parent.open("ab") as handle:  # written after planning: left for the next run
+        handle.write(b"\n")
+    chat = _start(HOLD_SESSION, str(loner))  # opened in a chat after planning
+    try:
+        result = archive.execute(plan, store)
+    finally:
+        _stop(chat)
+    assert [o.done for o in result.outcomes] == [False, False]
+    assert parent.exists() and loner.exists()
+    assert tree(folders) == kept and result.checkpoint_bytes_freed == 0
+
+
+def test_a_folder_another_session_file_names_is_never_removed(taurus_home: Path, store) -> None:
+    """Two files with one id (a copy kept by hand in a project folder): deleting one leaves
+    the checkpoints the other names."""
+    import shutil
+
+    from taurus_ops.config import load_config
+
+    parent, _, _ = family_home(taurus_home, store)
+    (store.session_dir / "project-a").mkdir()
+    shutil.copy(parent, store.session_dir / "project-a" / parent.name)
+    plan = cleanup.make_plan(load_config(), store)
+    (action,) = [a for a in plan.actions if a.id == "parent01"]
+    assert action.checkpoint_folder == "" and action.checkpoint_bytes == 0
+    result = archive.execute(plan, store)
+    assert all(o.done for o in result.outcomes) and not parent.exists()
+    assert (taurus_home / "checkpoints" / "parent01").is_dir()
+    assert not (taurus_home / "checkpoints" / "loner001").exists()
+
+
+def test_an_archived_session_keeps_its_checkpoints_and_rewinds_after_unarchive(
+    taurus_home: Path, store, ops, fake_api
+) -> None:
+    from helpers.chat import make_app
+    from helpers.fake_api import text, tool_use
+
+    from taurus_ops.chat.commands import Commands
+    from taurus_ops.ops.context import JobContext
+    from taurus_ops.store.checkpoints import CheckpointStore
+
+    fake_api.add(
+        tool_use("write", {"file": "notes.txt", "content": "alpha\nbeta\n"}),
+        text("Wrote it."),
+        tool_use("edit", {"file": "notes.txt", "old_string": "beta", "new_string": "gamma"}),
+        text("Changed it."),
+    )
+    app, _ = make_app(store, ["yes", "yes"])
+    app.start_new()
+    app.message("write notes.txt")
+    app.message("now change it")
+    app.close()
+    sid = app.session.id
+    blobs = CheckpointStore.for_home(taurus_home)
+    folder = blobs.folder(sid)
+    held = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert len(held) == 2
+    aged_session(store.session_dir, "newest01", -1)  # the newest is always kept
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
+    later = datetime.now(UTC) + timedelta(days=60)
+    result = cleanup.run(JobContext.load(), cleanup.CleanupRequest(now=later))
+    assert [o.action.id for o in result.archived] == [sid]
+    assert store.resolve(sid).archived
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == held  # in place, by id
+    shown = json.loads(ops("checkpoints", sid, "--json").output)
+    assert shown["folder"] == str(folder) and all(c["kept"] for c in shown["changes"])
+    assert ops("unarchive", sid).exit_code == 0
+    app, ui = make_app(store, [])
+    app.open_ref(sid)
+    ui.answers += ["f", "y"]  # files only; yes, restore
+    Commands(app)("/rewind 4")  # to just before the edit
+    assert Path("notes.txt").read_text() == "alpha\nbeta\n"
+    app.close()

@@ -101,3 +101,50 @@ def test_the_rules_are_measured_from_the_moment_asked_for(taurus_home: Path) -> 
     assert sorted(a.id for a in result.plan.actions) == ["stale002", "stale003"]
     (kept,) = result.plan.skipped  # old by then too, but the newest is always kept
     assert kept.id == "fresh001" and kept.why == "the newest session is always kept"
+
+
+def family(home: Path) -> str:
+    """An old parent whose fresh fork links two of its checkpoints, and an old loner, in
+    ``home``, retention deleting old sessions; returns the fork's id."""
+    from helpers.checkpoints import edited_session
+
+    from taurus_ops.store import SessionStore
+    from taurus_ops.store.checkpoints import CheckpointStore
+    from taurus_ops.store.fork import fork_session
+
+    store = SessionStore(home / "sessions", home / "archive")
+    edits = [("a.py", None, b"one\n" * 50), ("a.py", b"one\n" * 50, b"two\n" * 60)]
+    edits.append(("b.py", b"bee\n" * 70, b"bee 2\n" * 80))
+    parent = edited_session(home, store.session_dir, "parent01", edits)
+    edited_session(home, store.session_dir, "loner001", [("c.py", b"see\n", b"sea\n")])
+    fork = fork_session(store, store.load(parent), 5, CheckpointStore.for_home(home))
+    write_config(home, "sessions:\n  retentionDays: 30\n  autoArchive: false\n")
+    return fork.session.id
+
+
+def test_the_scheduled_cleanup_takes_the_checkpoints_of_what_it_deletes(
+    taurus_home: Path, tmp_path: Path, ops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taurus_ops.store.checkpoints import CheckpointStore
+
+    homes = {"by hand": taurus_home, "scheduled": tmp_path / "scheduled-home"}
+    forks = {name: family(home) for name, home in homes.items()}
+    kept = {
+        name: {b.sha: b.size for b in CheckpointStore.for_home(home).blobs(forks[name])}
+        for name, home in homes.items()
+    }
+    assert ops("cleanup").exit_code == 0
+    monkeypatch.setenv("TAURUS_HOME", str(homes["scheduled"]))
+    assert schedule.run_job("cleanup", lock_wait=0) == "ok"
+    logs = {name: log_lines(home, CLEANUP_LOG) for name, home in homes.items()}
+    assert logs["scheduled"] == logs["by hand"]
+    assert sum("cleanup: removed the checkpoints of " in line for line in logs["by hand"]) == 2
+    for name, home in homes.items():
+        blobs = CheckpointStore.for_home(home)
+        assert blobs.session_ids() == [forks[name]]
+        assert {b.sha: b.size for b in blobs.blobs(forks[name])} == kept[name]
+        assert blobs.verify(forks[name]) == []
+        for sha in kept[name]:
+            blobs.read(forks[name], sha)  # whole, and checked against its name
+    finished = log_lines(homes["scheduled"], "taurus_ops.ops.schedule")[-1]
+    assert "deleted 2" in finished and "of checkpoints" in finished

@@ -15,6 +15,9 @@ rotate.py removes old ones.
 
 Names (the tutorial's ``NAME.json`` symlinks) are stored as symlink members and
 listed in the manifest; restore recreates only those, pointing at restored files.
-Any other link, a hard link, a device, an absolute path or ``..`` makes an archive
-fail verification, and restore writes nothing from an archive that fails.
+The file checkpoints of the sessions backed up go in ``checkpoints/`` beside them; a
+checkpoint hard-linked into a fork's folder and its parent's is stored once, its other
+name a tar hard link, the only hard link a backup may hold. Any other link or hard
+link, a device, an absolute path or ``..`` makes an archive fail verification, and
+restore writes nothing from an archive that fails.
 """

@@ -4,6 +4,13 @@ Each file is opened once and read from that open file, which is hashed and archi
 from the same bytes: a chat saving meanwhile replaces the file by rename, so the
 backup holds one whole version, never a mix. The manifest is the last member. Gzip
 runs on a second thread (zlib releases the GIL), as ``tar -czf`` overlaps tar and gzip.
+
+A file checkpoint is checked against its name as it is read (a damaged one is left
+out with a note, for the doctor, rather than failing every backup). One that is
+hard-linked into several sessions' folders (a fork's, its parent's) is stored once:
+the later names are tar hard links to the first, as ``tar`` itself stores them, so a
+fork does not double the archive; the manifest lists each name with its sha256 and
+``linkTo``, the member it links to.
 """
 
 from __future__ import annotations
@@ -157,6 +164,8 @@ class _Members:
     count: int = 0
     total: int = 0
     stored: set[str] = field(default_factory=set)  # members of the files written so far
+    # checkpoints with more than one link: (st_dev, st_ino) -> the first one's manifest entry
+    inodes: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
 
     def add(self, item: Item) -> None:
         if item.kind == "dir":
@@ -195,6 +204,8 @@ class _Members:
         )
 
     def add_file(self, item: Item) -> None:
+        if item.checkpoint and self.add_hard_link(item):
+            return
         try:
             data, st = read_once(item.path)
         except FileNotFoundError:
@@ -202,20 +213,56 @@ class _Members:
         except PermissionError as exc:
             self.note(f"skipped {item.path} ({exc.strerror})")
             return
+        digest = hashlib.sha256(data).hexdigest()
+        if item.checkpoint and digest != item.path.name:
+            self.note(
+                f"skipped checkpoint {item.path} (its content does not match its name; "
+                "taurus-ops doctor looks after it)"
+            )
+            return
         self.tar.addfile(
             _tarinfo(item.member, "file", len(data), st.st_mtime, st), io.BytesIO(data)
         )
-        self.manifest.files.append(
-            {
-                **fmt.name_fields("path", item.member),
-                "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "mtime": int(st.st_mtime),
-            }
-        )
+        entry = {
+            **fmt.name_fields("path", item.member),
+            "size": len(data),
+            "sha256": digest,
+            "mtime": int(st.st_mtime),
+        }
+        self.manifest.files.append(entry)
+        if item.checkpoint and st.st_nlink > 1:
+            self.inodes.setdefault((st.st_dev, st.st_ino), entry)
         self.total += len(data)
         self.count += 1
         self.stored.add(item.member)
+
+    def add_hard_link(self, item: Item) -> bool:
+        """Store a checkpoint whose file is already in the archive as a hard link to it."""
+        try:
+            st = os.lstat(item.path)
+        except FileNotFoundError:
+            return True  # pruned while backing up
+        first = self.inodes.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
+        if first is None or first["sha256"] != item.path.name:
+            return False
+        target = fmt.name_from(first, "path")
+        info = _tarinfo(item.member, "file", 0, st.st_mtime, st)
+        info.type = tarfile.LNKTYPE
+        info.linkname = target
+        self.tar.addfile(info)
+        self.manifest.files.append(
+            {
+                **fmt.name_fields("path", item.member),
+                "size": first["size"],
+                "sha256": first["sha256"],
+                "mtime": int(st.st_mtime),
+                **fmt.name_fields("linkTo", target),
+            }
+        )
+        self.total += first["size"]
+        self.count += 1
+        self.stored.add(item.member)
+        return True
 
     def add_manifest(self, name: str) -> None:
         body = fmt.dumps(self.manifest.as_json())

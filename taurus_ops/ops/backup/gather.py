@@ -4,7 +4,9 @@ Lock and temporary files are left out, and so are the quarantine, the backup fol
 own backups (a backup inside a backed-up folder would otherwise hold all the earlier
 ones) and any root nested in another (stored once, as its own root). Names (the
 tutorial's ``NAME.json`` symlinks in the session directory) are kept as links with a
-relative target, and only when their session is in the same backup.
+relative target, and only when their session is in the same backup. The file
+checkpoints held are the folders of the sessions in the backup (by the id in each
+file's name), each blob named by its sha256; nothing else in the checkpoint store.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from taurus_ops.ops.backup.layout import BACKUP_RE, Root
+from taurus_ops.ops.backup.layout import BACKUP_RE, CHECKPOINTS, Root
 from taurus_ops.store.atomic import LINK_TMP_SUFFIX, is_temp_name
+from taurus_ops.store.checkpoints import SHA_RE, CheckpointStore
 from taurus_ops.store.lock import is_lock_name
+from taurus_ops.store.refs import id_from_file_name
 
 if TYPE_CHECKING:
     from taurus_ops.config.effective import Config
@@ -30,6 +34,7 @@ class Item:
     member: str
     kind: str  # file | dir | link
     link: str = ""  # for a link: its target as stored (relative)
+    checkpoint: bool = False  # a file checkpoint (a blob named by its sha256)
 
 
 def skip_name(name: str) -> bool:
@@ -53,6 +58,7 @@ class _Gatherer:
     items: list[Item] = field(default_factory=list)
     sessions_in_backup: dict[str, str] = field(default_factory=dict)  # real path -> member
     name_links: list[tuple[Path, str]] = field(default_factory=list)
+    session_ids: set[str] = field(default_factory=set)  # of the session files gathered
 
     def __post_init__(self) -> None:
         self.backup_dir = os.path.realpath(self.config.settings.backup.directory)
@@ -63,6 +69,9 @@ class _Gatherer:
 
     def add_root(self, root: Root) -> None:
         base = Path(root.path)
+        if root.kind == CHECKPOINTS:
+            self.add_checkpoints(root)
+            return
         if not root.is_dir:
             self.items.append(Item(base, root.member, "file"))
             return
@@ -113,8 +122,42 @@ class _Gatherer:
                 if root.kind in ("sessions", "archive"):
                     real = os.path.normpath(os.path.join(real_base, rel_folder, name))
                     self.sessions_in_backup[real] = member
+                    if name.endswith(".json"):
+                        self.session_ids.add(id_from_file_name(name))
             else:
                 self.notes.append(f"skipped {path} (not a regular file)")
+
+    def add_checkpoints(self, root: Root) -> None:
+        """The checkpoint folder of each session gathered (the root comes last), and the
+        blobs in it; a link or anything not named by a sha256 is left out."""
+        store = CheckpointStore(Path(root.path))
+        self.items.append(Item(Path(root.path), root.member, "dir"))
+        for sid in sorted(self.session_ids):
+            folder = store.folder(sid)
+            try:
+                st = os.lstat(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                self.notes.append(f"skipped {folder} (not a folder)")
+                continue
+            try:
+                names = sorted(n for n in os.listdir(folder) if SHA_RE.match(n))
+            except OSError as exc:
+                self.unreadable(exc)
+                continue
+            member = f"{root.member}/{folder.name}"
+            self.items.append(Item(folder, member, "dir"))
+            for name in names:
+                path = folder / name
+                try:
+                    blob = os.lstat(path)
+                except FileNotFoundError:
+                    continue  # pruned meanwhile
+                if stat.S_ISREG(blob.st_mode):
+                    self.items.append(Item(path, f"{member}/{name}", "file", checkpoint=True))
+                else:
+                    self.notes.append(f"skipped {path} (not a regular file)")
 
     def add_names(self) -> None:
         # a name is stored with a relative target (however it was made: `ln -s` with an

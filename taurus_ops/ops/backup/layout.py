@@ -2,15 +2,19 @@
 
 Member paths are relative to the user's home directory, so the default layout gives
 ``.taurus/sessions/2025-01-18_abc123.json``, ``.taurus/archive/...``,
-``.taurus/templates/...``, ``.taurus/config.yaml`` and the manifest
-``.taurus/backup-manifest.json`` (written last). A folder outside the home directory
+``.taurus/templates/...``, ``.taurus/config.yaml``, the file checkpoints of the
+sessions backed up, ``.taurus/checkpoints/<session-id>/<sha256>``, and the manifest
+``.taurus/backup-manifest.json`` (written last). A checkpoint a fork shares with its
+parent (one file, hard-linked into both folders) is stored once, the second name as a
+tar hard link to the first; that is the only hard link a backup may hold. A folder outside the home directory
 (``TAURUS_HOME=/srv/taurus`` or a ``sessionDirectory`` elsewhere) is stored under its
 absolute path without the leading ``/`` (as GNU tar does), so ``tar -xzf FILE -C /``
 puts those back; ``taurus-ops backup restore`` maps every folder in the manifest to
 where the current settings say it lives.
 
 The scope, a label in the gzip header's name field, says which folders a backup
-holds, so rotation only counts backups of the same folders against ``backup.keep``.
+holds, so rotation only counts backups of the same folders against ``backup.keep``
+(the checkpoints follow the sessions, so they are not part of it).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from taurus_ops.errors import TaurusError, UsageError
 from taurus_ops.store import format as fmt
+from taurus_ops.store.checkpoints import FOLDER_NAME as CHECKPOINT_FOLDER
+from taurus_ops.store.checkpoints import SHA_RE
 
 if TYPE_CHECKING:
     from taurus_ops.config.effective import Config
@@ -36,7 +42,8 @@ MANIFEST_NAME = "backup-manifest.json"
 MANIFEST_FORMAT = "taurus-backup"
 MANIFEST_VERSION = 1
 COMPRESS_LEVEL = 6  # gzip's own default: what `tar -czf` uses
-KINDS = ("sessions", "archive", "templates", "config")
+CHECKPOINTS = "checkpoints"  # the kind of root holding the sessions' file checkpoints
+KINDS = ("sessions", "archive", "templates", "config", CHECKPOINTS)
 MANIFEST_MAX = 256 << 20  # far beyond any real manifest; a larger member is not one
 SCOPE_PREFIX = "taurus-backup-scope-"
 
@@ -97,6 +104,8 @@ def roots_of(config: Config) -> list[Root]:
         wanted.append(("templates", home / "templates", True))
     if s.backup.include_config:
         wanted.append(("config", home / "config.yaml", False))
+    # last: only the folders of the sessions gathered from the roots before it are kept
+    wanted.append((CHECKPOINTS, home / CHECKPOINT_FOLDER, True))
     out = []
     seen: set[str] = set()
     for kind, path, is_dir in wanted:
@@ -120,6 +129,7 @@ def destinations(config: Config) -> dict[str, Path]:
         "archive": Path(config.archive_dir),
         "templates": home / "templates",
         "config": home / "config.yaml",
+        CHECKPOINTS: home / CHECKPOINT_FOLDER,
     }
 
 
@@ -178,14 +188,27 @@ def member_problem(info: tarfile.TarInfo) -> str | None:
     if info.issym():
         return None  # allowed only as a name the manifest lists; checked against it later
     if info.islnk():
-        return f"{name!r}: hard link"
+        target = info.linkname
+        if not target or "\0" in target or target.startswith("/"):
+            return f"{name!r}: hard link to {target!r}"
+        if ".." in PurePosixPath(target).parts:
+            return f"{name!r}: hard link to {target!r} ('..' in the path)"
+        return None  # allowed only between checkpoints; checked against the manifest later
     return f"{name!r}: special file (device, fifo or the like)"
+
+
+def checkpoint_problem(name: str, root: str) -> str | None:
+    """Why ``name``, under the checkpoints root ``root``, is not ``<folder>/<sha256>``."""
+    parts = name[len(root) + 1 :].split("/")
+    if len(parts) != 2 or not parts[0] or not SHA_RE.match(parts[1]):
+        return f"{name!r}: not a checkpoint (a file named by its sha256 in a session's folder)"
+    return None
 
 
 # -- scope: which folders a backup holds, in the gzip header's name field -----------------------
 def scope_label(roots: list[Root]) -> str:
     """A short, stable label for the set of folders backed up (e.g. one project's sessions)."""
-    joined = "\n".join(sorted(str(r.path) for r in roots))
+    joined = "\n".join(sorted(str(r.path) for r in roots if r.kind != CHECKPOINTS))
     return SCOPE_PREFIX + hashlib.sha256(joined.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 

@@ -7,6 +7,13 @@ prints the very plan a real run carries out, and tests can build the disk's fact
 hand. ``execute_restore`` then writes the planned files (0600, atomically, with their
 original mtimes) and recreates the names. Sessions newer on disk are kept unless
 forced; a file replaced is first copied to ``~/.taurus/restore-replaced/<time>/``.
+
+File checkpoints go back to ``~/.taurus/checkpoints/<session-id>/`` under the same
+rules as every file (one already there with other bytes is kept if newer, else
+replaced and its copy kept). A checkpoint the backup holds as a hard link to another
+(a fork's and its parent's) is restored as a hard link to that file when it was
+restored now or was already there, 0600, and as a copy where the file system has no
+hard links (or the other file stays as it was on disk).
 """
 
 from __future__ import annotations
@@ -25,7 +32,14 @@ from taurus_ops.ops.backup.layout import BackupError, destinations, norm
 from taurus_ops.ops.backup.verify import VerifyReport, iter_files, verify_archive
 from taurus_ops.ops.context import JobResult
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import FILE_MODE, atomic_create, atomic_write, ensure_dir, point_link
+from taurus_ops.store.atomic import (
+    FILE_MODE,
+    atomic_create,
+    atomic_write,
+    ensure_dir,
+    fsync_dir,
+    point_link,
+)
 from taurus_ops.store.lock import SessionLock, is_locked
 from taurus_ops.words import plural
 
@@ -49,6 +63,7 @@ class RestoreStep:
     size: int = 0
     kind: str = "file"  # file | link
     target: str = ""  # for a link: the file it leads to
+    link: str = ""  # a checkpoint stored as a hard link: the member it links to
 
 
 @dataclass
@@ -242,6 +257,8 @@ def decide(
             continue
         kind, dest = located
         step = RestoreStep(name, str(dest), RESTORE, size=int(entry["size"]))
+        if "linkTo" in entry:
+            step.link = norm(fmt.name_from(entry, "linkTo"))
         plan.steps.append(step)
         backed_up = (contents or {}).get(name)
         _decide_file(step, entry, kind, disk, other_dir, force, backed_up, moved)
@@ -389,26 +406,53 @@ def execute_restore(plan: RestorePlan, report: VerifyReport, home: Path) -> Rest
     expected = {
         norm(str(e["path"])): (int(e["size"]), str(e["sha256"])) for e in report.manifest["files"]
     }
-    todo = {s.member: s for s in plan.steps if s.kind == "file" and s.action in (RESTORE, REPLACE)}
+    files = {s.member: s for s in plan.steps if s.kind == "file"}
+    todo = [s for s in files.values() if s.action in (RESTORE, REPLACE)]
+    # a checkpoint and the hard links to it in the archive: one file, restored as one
+    group: dict[str, list[RestoreStep]] = {}
+    for step in files.values():
+        if step.link:
+            group.setdefault(step.link, []).append(step)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    if any(s.action == REPLACE for s in todo.values()):
+    if any(s.action == REPLACE for s in todo):
         plan.replaced_dir = _new_folder(Path(home) / "restore-replaced", stamp)
     if todo:
         for name, info, data in iter_files(plan.archive):
-            step = todo.get(name)
-            if step is None:
+            steps = [files[name], *group.get(name, [])] if name in files else []
+            writes = [s for s in steps if s.action in (RESTORE, REPLACE)]
+            if not writes:
                 continue
             if (len(data), hashlib.sha256(data).hexdigest()) != expected.get(name):
-                result.failed.append((step.dest, "the archive changed since it was verified"))
+                for step in writes:
+                    result.failed.append((step.dest, "the archive changed since it was verified"))
                 continue
-            try:
-                _write_one(step, data, info.mtime, plan.replaced_dir)
-            except (OSError, TaurusError) as exc:
-                result.failed.append((step.dest, str(exc)))
-            else:
-                result.written.append(step.dest)
+            # a destination holding these bytes (there already, or written now): the
+            # others are linked to it where the file system allows
+            source = next((Path(s.dest) for s in steps if s.action == SAME), None)
+            for step in writes:
+                if _restore_one(step, data, info.mtime, plan.replaced_dir, result, source):
+                    source = source or Path(step.dest)
     _make_names(plan, result)
     return result
+
+
+def _restore_one(
+    step: RestoreStep,
+    data: bytes,
+    mtime: float,
+    replaced_dir: Path | None,
+    result: Restored,
+    link_from: Path | None = None,
+) -> bool:
+    """Write one planned file (one to restore: a hard link to ``link_from`` where it can
+    be); whether it was written."""
+    try:
+        _write_one(step, data, mtime, replaced_dir, link_from)
+    except (OSError, TaurusError) as exc:
+        result.failed.append((step.dest, str(exc)))
+        return False
+    result.written.append(step.dest)
+    return True
 
 
 def _make_names(plan: RestorePlan, result: Restored) -> None:
@@ -441,7 +485,13 @@ def _new_folder(parent: Path, stamp: str) -> Path:
     raise BackupError(f"too many restores at {stamp} in {parent}")  # pragma: no cover
 
 
-def _write_one(step: RestoreStep, data: bytes, mtime: float, replaced_dir: Path | None) -> None:
+def _write_one(
+    step: RestoreStep,
+    data: bytes,
+    mtime: float,
+    replaced_dir: Path | None,
+    link_from: Path | None = None,
+) -> None:
     dest = Path(step.dest)
     ensure_dir(dest.parent)
     lock: SessionLock | None = None
@@ -457,6 +507,8 @@ def _write_one(step: RestoreStep, data: bytes, mtime: float, replaced_dir: Path 
         if step.action == REPLACE and dest.exists():
             assert replaced_dir is not None
             _keep_copy(dest, replaced_dir / step.member)
+        if step.action == RESTORE and link_from is not None and _hard_link(link_from, dest):
+            return  # the same file: its bytes and mtime are already right
         if step.action == RESTORE:
             try:
                 atomic_create(dest, data)  # never over a file that appeared meanwhile
@@ -468,6 +520,25 @@ def _write_one(step: RestoreStep, data: bytes, mtime: float, replaced_dir: Path 
     finally:
         if lock is not None:
             lock.release()
+
+
+def _hard_link(source: Path, dest: Path) -> bool:
+    """Link ``dest`` to ``source``, a private regular file (0600); False where it cannot
+    be (no hard links on this file system, another owner's mode, a link in the way)."""
+    try:
+        st = os.lstat(source)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != FILE_MODE:
+        return False
+    try:
+        os.link(source, dest, follow_symlinks=False)
+    except FileExistsError:
+        raise UsageError("appeared on disk since the plan was made; kept it") from None
+    except OSError:
+        return False
+    fsync_dir(dest.parent)
+    return True
 
 
 def _keep_copy(dest: Path, keep: Path) -> None:

@@ -1,8 +1,11 @@
 """Checking a backup: every member safe, every checksum and size as the manifest says.
 
 ``verify_archive`` reads the whole archive once (streaming), then runs small named
-checks of the manifest against what was read: the roots, the files, the names.
-Restore writes nothing from an archive that fails any of them.
+checks of the manifest against what was read: the roots, the files, the names, the
+hard links. A file checkpoint must also be what its name says (its sha256), and be
+``<folder>/<sha256>`` under the checkpoints root; a hard link is allowed only from one
+checkpoint to an earlier one of the same name, as the manifest lists it. Restore
+writes nothing from an archive that fails any of them.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from taurus_ops.ops.backup.layout import (
+    CHECKPOINTS,
     KINDS,
     MANIFEST_FORMAT,
     MANIFEST_MAX,
     MANIFEST_NAME,
     BackupError,
+    checkpoint_problem,
     member_problem,
     norm,
     reason,
@@ -68,6 +73,7 @@ class _Read:
 
     seen: dict[str, Sum] = field(default_factory=dict)  # regular files
     links: dict[str, str] = field(default_factory=dict)  # name -> target
+    hard_links: dict[str, str] = field(default_factory=dict)  # name -> the member it links to
     dirs: set[str] = field(default_factory=set)
     manifest: tuple[str, bytes, Sum] | None = None  # the last manifest so far
 
@@ -83,8 +89,10 @@ def verify_archive(path: Path) -> VerifyReport:
         return report
     report.manifest = manifest
     roots = _check_roots(manifest["roots"], report)
-    listed = _check_files(manifest["files"], read.seen, roots, report)
+    blobs = [member for member, kind in roots if kind == CHECKPOINTS]
+    listed = _check_files(manifest["files"], read, [m for m, _ in roots], blobs, report)
     _check_links(manifest.get("links", []), read.links, listed, report)
+    _check_hard_links(read.hard_links, blobs, report)
     report.ok = not report.problems
     return report
 
@@ -128,6 +136,16 @@ def _take(tar: tarfile.TarFile, info: tarfile.TarInfo, read: _Read, report: Veri
         return
     if info.issym():
         read.links[name] = info.linkname
+        return
+    if info.islnk():
+        target = norm(info.linkname)
+        if target not in read.seen or target in read.hard_links:
+            report.problems.append(
+                f"{name!r}: hard link to {target!r}, not a file stored before it"
+            )
+            return
+        read.seen[name] = read.seen[target]
+        read.hard_links[name] = target
         return
     keep = PurePosixPath(name).name == MANIFEST_NAME and info.size <= MANIFEST_MAX
     body, summed = _hash_member(tar, info, keep)
@@ -180,8 +198,8 @@ def _parse_manifest(read: _Read, report: VerifyReport) -> dict[str, Any] | None:
     return manifest
 
 
-def _check_roots(roots: list[Any], report: VerifyReport) -> list[str]:
-    """Each root a known kind with a safe member path; returns the root members."""
+def _check_roots(roots: list[Any], report: VerifyReport) -> list[tuple[str, str]]:
+    """Each root a known kind with a safe member path; returns (member, kind) of each."""
     members = []
     for root in roots:
         try:
@@ -197,7 +215,7 @@ def _check_roots(roots: list[Any], report: VerifyReport) -> list[str]:
         bad = member_problem(tarfile.TarInfo(member))
         if bad:
             report.problems.append(f"manifest root {bad}")
-        members.append(member)
+        members.append((member, str(root["kind"])))
     return members
 
 
@@ -210,21 +228,44 @@ def _file_entry(entry: Any) -> tuple[str, int, str]:
     return name, size, digest
 
 
+def _under(name: str, roots: list[str]) -> str | None:
+    """The root ``name`` is in (the longest), or None."""
+    inside = [r for r in roots if name == r or name.startswith(r + "/")]
+    return max(inside, key=len) if inside else None
+
+
 def _check_files(
-    entries: list[Any], seen: dict[str, Sum], roots: list[str], report: VerifyReport
+    entries: list[Any], read: _Read, roots: list[str], blobs: list[str], report: VerifyReport
 ) -> set[str]:
-    """Each listed file present with its size and checksum, inside a root; none unlisted."""
+    """Each listed file present with its size and checksum, inside a root; none unlisted.
+    A checkpoint (under a root in ``blobs``) holds what its name says, and is a hard link
+    exactly where the manifest says so."""
     listed: set[str] = set()
+    seen = read.seen
     for entry in entries:
         try:
             name, size, digest = _file_entry(entry)
+            link_to = norm(fmt.name_from(entry, "linkTo")) if "linkTo" in entry else None
         except (KeyError, TypeError, ValueError, AttributeError):
             report.problems.append(f"manifest: bad file entry {entry!r}")
             continue
         listed.add(name)
-        if not any(name == r or name.startswith(r + "/") for r in roots):
+        root = _under(name, roots)
+        if root is None:
             report.problems.append(f"{name!r}: outside every folder the manifest lists")
+        if read.hard_links.get(name) != link_to:
+            stored = read.hard_links.get(name)
+            what = f"a hard link to {stored!r}" if stored else "a file"
+            said = f"a hard link to {link_to!r}" if link_to else "a file"
+            report.problems.append(f"{name}: stored as {what}, the manifest says {said}")
+            continue
         got = seen.get(name)
+        if root is not None and root in blobs and got is not None:
+            bad = _blob_problem(name, root, got, link_to, seen)
+            if bad is not None:
+                if bad:
+                    report.problems.append(bad)
+                continue
         if got is None:
             report.problems.append(f"{name}: listed in the manifest but missing")
         elif got[0] != size:
@@ -237,6 +278,34 @@ def _check_files(
     for name in sorted(set(seen) - listed):
         report.problems.append(f"{name}: in the archive but not in the manifest")
     return listed
+
+
+def _blob_problem(
+    name: str, root: str, got: Sum, link_to: str | None, seen: dict[str, Sum]
+) -> str | None:
+    """What is wrong with a checkpoint member: a problem, ``""`` when it is one already
+    reported (a hard link to a damaged checkpoint), or None (the manifest checks follow)."""
+    bad = checkpoint_problem(name, root)
+    if bad is not None:
+        return bad
+    sha = PurePosixPath(name).name
+    if got[1] == sha:
+        return None
+    if link_to is not None and PurePosixPath(link_to).name == sha:
+        return ""  # its file, stored under the other name, is reported there
+    return f"{name}: checkpoint damaged: its content does not match its name (sha256)"
+
+
+def _check_hard_links(hard_links: dict[str, str], blobs: list[str], report: VerifyReport) -> None:
+    """Each hard link one checkpoint to another of the same name (a fork's, its parent's)."""
+    for name, target in hard_links.items():
+        ends = [_under(n, blobs) for n in (name, target)]
+        same = PurePosixPath(name).name == PurePosixPath(target).name
+        if None in ends or not same:
+            report.problems.append(
+                f"{name!r}: hard link to {target!r} (only a checkpoint may be a hard link, "
+                "to the same checkpoint of another session)"
+            )
 
 
 def _check_links(
