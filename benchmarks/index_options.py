@@ -35,10 +35,8 @@ from taurus_ops.store.index.text import (
     gram_key,
     gram_queries,
     gram_rowid,
-    holds_all,
     needle,
     unpack,
-    words_of,
 )
 
 TERMS = ["authentication", "walrus", "connection pool"]
@@ -132,20 +130,59 @@ class TextKept(Option):
         self.conn.execute("COMMIT")
 
 
+def _rows_of(joined: bytes, per_row: int) -> list[str]:
+    """A session's distinct words, ``per_row`` to a row, a newline apart (as the index
+    cuts them with ``WORDS_A_ROW = per_row``)."""
+    words = sorted(set(joined.replace(b"\x00", b"\n").lower().split()))
+    if not words:
+        return []
+    rows = min(64, -(-len(words) // per_row))
+    size = -(-len(words) // rows)
+    return [
+        b"\n".join(words[i : i + size]).decode("utf-8", "replace")
+        for i in range(0, len(words), size)
+    ]
+
+
 class Contentless(Option):
     """A contentless FTS5 trigram table beside the text, zlib-compressed."""
 
-    def __init__(self, words: bool, level: int, per_message: bool = False) -> None:
+    def __init__(
+        self,
+        words: bool,
+        level: int,
+        per_message: bool = False,
+        codec: str = "zlib",
+        per_row: int = 256,
+    ) -> None:
         self.words, self.level, self.per_message = words, level, per_message
-        what = "distinct words, 256 a row" if words else "whole text"
+        self.codec, self.per_row = codec, per_row
+        if words:
+            what = f"distinct words, {per_row} a row" if per_row < 8192 else "distinct words"
+        else:
+            what = "whole text"
         rows = (
             "a row per message"
             if per_message
             else "rows per session"
-            if words
+            if words and per_row < 8192
             else "a row per session"
         )
-        self.name = f"FTS5 trigram, contentless, {rows} over its {what}; text zlib {level}"
+        self.name = f"FTS5 trigram, contentless, {rows} over its {what}; text {codec} {level}"
+
+    def _pack(self, raw: bytes) -> bytes:
+        if self.codec == "zstd":
+            import zstandard
+
+            return zstandard.ZstdCompressor(level=self.level).compress(raw)
+        return zlib.compress(raw, self.level)
+
+    def _unpack(self, body: bytes) -> bytes:
+        if self.codec == "zstd":
+            import zstandard
+
+            return zstandard.ZstdDecompressor().decompress(body)
+        return zlib.decompress(body)
 
     def build(self, folder: Path, sessions: list[Session]) -> None:
         self.conn = conn = _db(folder)
@@ -163,11 +200,14 @@ class Contentless(Option):
         if self.per_message:
             return [(key << 20 | n, t) for n, t in enumerate(session.texts) if t]
         if self.words:
-            return [(gram_rowid(key, n), w) for n, w in enumerate(words_of(session.joined))]
+            return [
+                (gram_rowid(key, n), w)
+                for n, w in enumerate(_rows_of(session.joined, self.per_row))
+            ]
         return [(key, session.joined.replace(b"\x00", b"\n").decode("utf-8", "replace"))]
 
     def _add(self, key: int, session: Session) -> None:
-        body = zlib.compress(b"[[],[]]\x00" + session.joined, self.level)
+        body = self._pack(b"[[],[]]\x00" + session.joined)
         self.conn.execute("INSERT INTO texts VALUES (?, ?)", (key, body))
         self.conn.executemany("INSERT INTO g(rowid, w) VALUES (?, ?)", self._grams(key, session))
 
@@ -186,13 +226,13 @@ class Contentless(Option):
                 "SELECT key, body FROM texts WHERE key IN (SELECT value FROM json_each(?))",
                 (str(sorted(keys)),),
             )
-            if holds_all(body, [found], True)
+            if found in self._unpack(body).lower()
         }
 
     def replace(self, key: int, session: Session) -> None:
         self.conn.execute("BEGIN")
         (old,) = self.conn.execute("SELECT body FROM texts WHERE key = ?", (key,)).fetchone()
-        _, joined = unpack(old)
+        joined = self._unpack(old).split(b"\x00", 1)[1]
         before = Session(joined.decode("utf-8", "replace").split("\x00"), joined)
         self.conn.executemany(
             "INSERT INTO g(g, rowid, w) VALUES ('delete', ?, ?)", self._grams(key, before)
@@ -291,6 +331,9 @@ def options() -> list[Option]:
         Contentless(words=False, level=1),
         Contentless(words=True, level=1),
         Contentless(words=True, level=6),
+        Contentless(words=True, level=3, codec="zstd"),
+        Contentless(words=True, level=3, codec="zstd", per_row=1024),
+        Contentless(words=True, level=3, codec="zstd", per_row=8192),  # what Taurus keeps
     ]
     for extra in (Apsw, Tantivy):
         try:

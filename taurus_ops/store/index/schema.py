@@ -15,11 +15,12 @@ from pathlib import Path
 from taurus_ops.errors import TaurusError
 from taurus_ops.store import format as fmt
 
-SCHEMA_VERSION = "9"  # 5: NUL in message text as U+FFFD; 6: titles without control characters;
+SCHEMA_VERSION = "10"  # 5: NUL in message text as U+FFFD; 6: titles without control characters;
 # 7: the session's cwd and parentSession; 8: parent, forked_at and cwd as columns (the
 # session family), a fork's copied usage not counted again; 9: FTS rows of each session's
 # distinct words, the text itself zlib-compressed beside it, what list and cleanup show
-# as columns, per-folder totals for stats (sessions per quarter hour too)
+# as columns, per-folder totals for stats (sessions per quarter hour too); 10: the text
+# zstd-compressed, a session's words in one trigram row
 INDEX_NAME = "index.sqlite"
 SIDECARS = ("-wal", "-shm", "-journal")
 USAGE_KEYS = ("inputTokens", "outputTokens", "cacheReadTokens", "cacheCreationTokens")

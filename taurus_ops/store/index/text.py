@@ -2,7 +2,9 @@
 
 Per session the index keeps two things:
 
-- ``texts.body``: the text itself, zlib-compressed: the roles (JSON: the distinct
+- ``texts.body``: the text itself, zstd-compressed (level 3: a tenth smaller than zlib's
+  fastest level, compressed in half its time and read back in under half: a search that
+  must look through most sessions' text spends its time here): the roles (JSON: the distinct
   roles, then each message's as a number into them), a NUL, then every message's
   text (see ``facts.message_text``), NUL-separated, in message order (a message with
   no text is an empty part). Message text holds no NUL (it is stored as U+FFFD), so
@@ -11,15 +13,17 @@ Per session the index keeps two things:
 - ``texts.head``: the first ``HEAD`` bytes of those texts, uncompressed (about 1% of
   the sessions' bytes): a term there needs nothing decompressed.
 - ``grams``: a contentless FTS5 trigram table holding each session's distinct words
-  (text split at ASCII whitespace, ASCII letters lowered), sorted and cut into rows
-  of about ``WORDS_A_ROW`` words, two newlines apart, so no trigram holds letters of
-  two words (a contentless row is deleted by giving its text again: the same text
-  always gives the same rows). Every trigram of a term that lies within one of its
-  words lies within one word of any text holding the term, so asking for a row with
+  (text split at ASCII whitespace, ASCII letters lowered), sorted, a newline apart,
+  in one row (a session of more than ``WORDS_A_ROW`` distinct words in several); a
+  contentless row is deleted by giving its text again, and the same text always gives
+  the same rows. Every trigram of a term that lies within one of its words lies within
+  one word of any text holding the term (a query's words hold no newline, so the
+  trigrams that span two stored words are never asked for), so asking for a row with
   all of them gives every session that can hold it (and some that cannot): a
-  candidate set, which the text decides. Rows of a few hundred words keep the
-  candidates few in text with a large vocabulary (one row a session let five times
-  as many through; see ``benchmarks/README.md``).
+  candidate set, which the text decides. Rows of a few hundred words would let fewer
+  sessions through for an identifier (about half as many in the benchmark corpus) but
+  cost FTS5 over twice the time and space to build: every common trigram is stored
+  once per row (see ``benchmarks/README.md``).
 
 Matching is on UTF-8 bytes: ``bytes.lower()`` folds ASCII letters only, which is
 search's case rule (as SQLite's LIKE and grep in the C locale).
@@ -27,19 +31,18 @@ search's case rule (as SQLite's LIKE and grep in the C locale).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
+import zstandard
 
 from taurus_ops.store.index.schema import Damaged
 
-LEVEL = 1  # zlib level: 6 saves a fifth of the bytes for four times the time (benchmarks/README)
-CHUNK = 2048  # bytes decompressed at a time when looking for the first match
+LEVEL = 3  # zstd level: 6 saves 3% more for three times the time (benchmarks/README)
 HEAD = 384  # bytes of text kept uncompressed: where a session says what it is about
 MAX_GRAMS = 24  # trigrams asked for per term: a sample narrows enough, every one costs
-WORDS_A_ROW = 256  # a session's words a trigram row holds (fewer: fewer false candidates)
+WORDS_A_ROW = 8192  # a session's words a trigram row holds (fewer: fewer false candidates)
 MAX_ROWS = 64  # trigram rows a session has at most
 KEY_BITS = 40  # a trigram row's rowid: its number << KEY_BITS | the session's key, so the
 # rowids of one number are as close as the keys (FTS5 stores each rowid as the difference
@@ -58,7 +61,7 @@ def gram_key(rowid: int) -> int:
 class Packed:
     """What the index stores of one session's text."""
 
-    body: bytes  # zlib(roles JSON, NUL, texts joined by NUL)
+    body: bytes  # zstd(roles JSON, NUL, texts joined by NUL)
     words: list[str]  # the trigram table's rows: the distinct words, a share in each
     head: bytes  # the texts' first ``HEAD`` bytes as they are, for a first look
 
@@ -72,30 +75,27 @@ def pack(roles: list[str], texts: list[str]) -> Packed | None:
     names = list(dict.fromkeys(roles))
     number = {name: n for n, name in enumerate(names)}
     roles_json = orjson.dumps([names, [number[r] for r in roles]])  # a few bytes a message
-    body = zlib.compress(roles_json + b"\x00" + joined, LEVEL)
+    body = _compressor().compress(roles_json + b"\x00" + joined)
     return Packed(body, words_of(joined), joined[:HEAD])
 
 
 def words_of(joined: bytes) -> list[str]:
     """The trigram table's rows for a session: its distinct words in order, about
-    ``WORDS_A_ROW`` to a row (at most ``MAX_ROWS`` rows), two newlines apart."""
+    ``WORDS_A_ROW`` to a row (at most ``MAX_ROWS`` rows), a newline apart."""
     words = sorted(set(joined.replace(b"\x00", b"\n").lower().split()))
     if not words:
         return []
     rows = min(MAX_ROWS, -(-len(words) // WORDS_A_ROW))
     size = -(-len(words) // rows)
     return [
-        b"\n\n".join(words[i : i + size]).decode("utf-8", "replace")
+        b"\n".join(words[i : i + size]).decode("utf-8", "replace")
         for i in range(0, len(words), size)
     ]
 
 
 def unpack(body: bytes) -> tuple[list[str], bytes]:
     """(roles, texts joined by NUL) of a stored body."""
-    try:
-        raw = zlib.decompress(body)
-    except zlib.error as exc:
-        raise Damaged(f"stored text: {exc}") from None
+    raw = _decompress(body)
     cut = raw.find(b"\x00")
     try:
         if cut == -1:
@@ -170,38 +170,33 @@ def head_holds_all(head: bytes, needles: Iterable[bytes], fold: bool) -> bool:
 
 
 def holds_all(body: bytes, needles: Iterable[bytes], fold: bool) -> bool:
-    """True if the stored text holds every needle somewhere; decompresses only as far as
-    it must (a term in the first messages costs a few kilobytes)."""
-    pending = {n for n in needles}
+    """True if the stored text holds every needle somewhere (the roles before the first
+    NUL left out)."""
+    pending = set(needles)
     if not pending:
         return True
-    keep = max(len(n) for n in pending) - 1
-    stream = zlib.decompressobj()
-    data = body
-    carried = b""
-    in_roles = True
+    raw = _decompress(body)
+    hay = raw[raw.find(b"\x00") + 1 :]
+    if fold:
+        hay = hay.lower()
+    return all(n in hay for n in pending)
+
+
+_zstd: dict[str, zstandard.ZstdCompressor | zstandard.ZstdDecompressor] = {}
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    made = _zstd.get("c")
+    if not isinstance(made, zstandard.ZstdCompressor):
+        made = _zstd["c"] = zstandard.ZstdCompressor(level=LEVEL)
+    return made
+
+
+def _decompress(body: bytes) -> bytes:
+    made = _zstd.get("d")
+    if not isinstance(made, zstandard.ZstdDecompressor):
+        made = _zstd["d"] = zstandard.ZstdDecompressor()
     try:
-        while True:
-            chunk = stream.decompress(data, CHUNK)
-            data = stream.unconsumed_tail
-            if not chunk and not data:
-                chunk = stream.flush()
-                if not chunk:
-                    return False
-            if in_roles:
-                carried += chunk
-                cut = carried.find(b"\x00")
-                if cut == -1:
-                    continue
-                in_roles = False
-                hay = carried[cut + 1 :]
-            else:
-                hay = carried + chunk
-            if fold:
-                hay = hay.lower()
-            pending = {n for n in pending if n not in hay}
-            if not pending:
-                return True
-            carried = hay[-keep:] if keep else b""
-    except zlib.error as exc:
+        return made.decompress(body)
+    except zstandard.ZstdError as exc:
         raise Damaged(f"stored text: {exc}") from None
