@@ -166,6 +166,13 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     kept: int = 0
+    # the first moment a session kept now comes within an age rule (None: no age rule
+    # reaches any): until then, and while the folders stay as they are, the plan holds
+    next_change: datetime | None = None
+
+    def note_kept_until(self, moment: datetime) -> None:
+        if self.next_change is None or moment < self.next_change:
+            self.next_change = moment
 
     @property
     def bytes(self) -> int:
@@ -232,6 +239,9 @@ def _plan_active(plan: Plan, snapshot: Snapshot) -> None:
         reasons = _reasons(entry, rank, rules, cutoff, now)
         if not reasons:
             plan.kept += 1
+            if rules.retention_days:
+                assert entry.updated is not None
+                plan.note_kept_until(entry.updated + timedelta(days=rules.retention_days))
             continue
         why = _protection(entry, rules, newest)
         twin = archived_names.get(os.path.basename(entry.path))
@@ -293,6 +303,7 @@ def _plan_archived(plan: Plan, archived: tuple[Entry, ...], retention_days: int)
             )
             continue
         if entry.updated >= archive_cutoff:
+            plan.note_kept_until(entry.updated + timedelta(days=retention_days))
             continue
         reason = (
             f"archived and not updated for {plural((now - entry.updated).days, 'day')} "
@@ -444,7 +455,10 @@ def pending_warning(config: Any, store: Any, now: datetime | None = None) -> str
     """A warning line when a configured rule will remove sessions it has never removed before.
 
     Cheap when nothing is configured (no file is read) and after a cleanup ran with the
-    same rules (one small state file is read); otherwise it plans once.
+    same rules (one small state file is read); otherwise it plans once, and the answer
+    is kept (``ops.pending``) until the folders or the rules change or a kept session
+    comes of age, so the next ``list`` or ``doctor`` reads one small file. A ``now``
+    other than the clock's is always planned for.
     """
     rules = Rules.from_config(config)
     if not rules.active:
@@ -452,13 +466,21 @@ def pending_warning(config: Any, store: Any, now: datetime | None = None) -> str
     state = read_state(config.home)
     if state is not None and state.get("rules") == _rules_key(rules):
         return None
+    from taurus_ops.ops import pending
+
+    key = pending.key(store, _rules_key(rules)) if now is None else None
+    if key is not None:
+        found = pending.recall(config.home, key)
+        if found is not None:
+            return found.warning
     try:
         plan = make_plan(config, store, now, checkpoints=False)
     except TaurusError as exc:
         return f"cleanup cannot run: {exc}"
-    if not plan.actions:
-        return None
-    return describe_pending(plan)
+    warning = describe_pending(plan) if plan.actions else None
+    if key is not None:
+        pending.remember(config.home, key, warning, plan.next_change)
+    return warning
 
 
 def describe_pending(plan: Plan) -> str:

@@ -242,6 +242,73 @@ def test_pending_warning_on_list_until_a_cleanup_ran(taurus_home: Path, store, o
     assert "will delete 1 session at the next cleanup" in ops("list").output
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=st.lists(entry_st, max_size=40),
+    archived_specs=st.lists(entry_st, max_size=10),
+    rules=rules_st,
+    step=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_a_plan_holds_until_its_next_change(
+    specs: list[dict], archived_specs: list[dict], rules: Rules, step: float
+) -> None:
+    """``Plan.next_change`` is when the plan first differs: the same plan at any moment
+    before it, another just after (what lets the pending warning be remembered)."""
+    snapshot = build_snapshot(specs, archived_specs)
+    plan = plan_cleanup(rules, snapshot, NOW)
+
+    def shape(moment: datetime) -> tuple[list, list]:
+        other = plan_cleanup(rules, snapshot, moment)
+        return [(a.action, a.path) for a in other.actions], sorted(s.path for s in other.skipped)
+
+    if plan.next_change is None:  # no age rule can reach a session it keeps
+        assert shape(NOW + timedelta(days=800)) == shape(NOW)
+        return
+    assert plan.next_change >= NOW
+    assert shape(NOW + (plan.next_change - NOW) * step) == shape(NOW)
+    assert shape(plan.next_change + timedelta(microseconds=1)) != shape(NOW)
+
+
+def test_pending_warning_is_remembered_until_something_it_depends_on_changes(
+    taurus_home: Path, store, ops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taurus_ops.errors import TaurusError
+    from taurus_ops.ops import pending
+
+    aged_session(store.session_dir, "a", 0.1)
+    for i in range(3):
+        aged_session(store.session_dir, f"old{i}", 60 + i)
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n")
+    cache = taurus_home / pending.CACHE_FILE
+    assert "will archive 3 sessions" in ops("list").output
+    assert not cache.exists()  # the folder changed a moment ago: nothing kept
+    monkeypatch.setattr(pending, "RACY_SECONDS", 0.0)
+    assert "will archive 3 sessions" in ops("list").output
+    assert cache.stat().st_mode & 0o777 == 0o600
+
+    planner = cleanup.make_plan
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise TaurusError("the planner ran")
+
+    monkeypatch.setattr(cleanup, "make_plan", refuse)
+    assert "will archive 3 sessions" in ops("list").output  # remembered: no planning
+    assert "will archive 3 sessions" in ops("doctor").output
+    data = json.loads(cache.read_text())
+    data["until"] = time.time() - 1  # a kept session came of age
+    cache.write_text(json.dumps(data))
+    assert "cleanup cannot run: the planner ran" in ops("list").output
+    monkeypatch.setattr(cleanup, "make_plan", planner)
+
+    aged_session(store.session_dir, "old9", 90)  # the folder's stamp moves
+    assert "will archive 4 sessions" in ops("list").output
+    write_config(taurus_home, "sessions:\n  retentionDays: 30\n  autoArchive: false\n")
+    assert "will delete 4 sessions" in ops("list").output  # other rules, another answer
+    cache.write_text("{damaged")
+    assert "will delete 4 sessions" in ops("list").output
+    assert json.loads(cache.read_text())["warning"].startswith("sessions.retentionDays=30")
+
+
 def test_bad_layout_refused(taurus_home: Path, store, ops) -> None:
     aged_session(store.session_dir, "a", 40)
     write_config(

@@ -65,9 +65,14 @@ def test_incremental_refresh_changed_added_removed(store, index) -> None:
     assert index.check() == []
 
 
-def test_in_place_edit_with_same_size_is_seen(store, index) -> None:
+def test_in_place_edit_with_same_size_is_seen(store, index, monkeypatch) -> None:
+    """A file's bytes changed in place (same inode) are seen by the next full look: at
+    once here, as when the trusted while after the last one is over."""
+    from taurus_ops.store.index import build
+
     path = write_session(store.session_dir, make_document("aaa001", first="alpha"))
     index.refresh()
+    monkeypatch.setattr(build, "TRUST_SECONDS", 0.0)
     data = path.read_bytes().replace(b"alpha", b"omega")  # same size, same inode
     with open(path, "r+b") as handle:
         handle.write(data)
@@ -75,6 +80,60 @@ def test_in_place_edit_with_same_size_is_seen(store, index) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert index.refresh().changed == 1
     assert index.term_messages(["omega"], {row.key for row in index.rows()})[0]
+
+
+def test_a_save_is_seen_without_a_stat_of_every_file(store, index, monkeypatch) -> None:
+    """After a full look, a changed folder is listed: a file whose inode is its row's is
+    not stat'ed, a new or replaced one is; an in-place edit waits for the next full look."""
+    from taurus_ops.store.index import build
+
+    paths = [
+        write_session(store.session_dir, make_document(f"s{i:05d}", first=f"word{i}"))
+        for i in range(20)
+    ]
+    index.refresh()  # a full look
+    stats: list[str] = []
+
+    class Counted:
+        def __init__(self, entry: os.DirEntry) -> None:
+            self._entry = entry
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._entry, name)
+
+        def stat(self, follow_symlinks: bool = True) -> os.stat_result:
+            stats.append(self._entry.name)
+            return self._entry.stat(follow_symlinks=follow_symlinks)
+
+    class Listing:
+        def __init__(self, it) -> None:
+            self._it = it
+
+        def __enter__(self):
+            return (Counted(e) for e in self._it.__enter__())
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.__exit__(*exc)
+
+    scandir = os.scandir
+    monkeypatch.setattr(build.os, "scandir", lambda p: Listing(scandir(p)))
+    doc = make_document("s00003", first="replaced")
+    atomic_write_doc(paths[3], doc)  # a save: a new inode
+    new = write_session(store.session_dir, make_document("t00001", first="newcomer"))
+    with open(paths[5], "r+b") as handle:  # in place: the same inode
+        data = handle.read().replace(b"word5", b"wordX")
+        handle.seek(0)
+        handle.write(data)
+    report = index.refresh()
+    assert (report.changed, report.added) == (1, 1)
+    assert sorted(stats) == sorted([paths[3].name, new.name])  # not the 19 others
+    everyone = {row.key for row in index.rows()}
+    assert index.term_messages(["newcomer"], everyone)[0]
+    assert index.term_messages(["replaced"], everyone)[0]
+    assert not index.term_messages(["wordx"], everyone)[0]  # waits for a full look
+    monkeypatch.setattr(build, "TRUST_SECONDS", 0.0)
+    assert index.refresh().changed == 1
+    assert index.term_messages(["wordx"], {row.key for row in index.rows()})[0]
 
 
 def atomic_write_doc(path: Path, doc: dict) -> None:

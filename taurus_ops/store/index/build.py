@@ -9,6 +9,14 @@ A folder is looked at in one of two ways:
   by another program can have happened since; those are seen within
   ``TRUST_SECONDS``. (A stat of every file costs about half a second at 100,000
   sessions, more than a whole ``stats`` may take.)
+- the look between: the folder's stamp moved (a save, a new or removed file) less
+  than ``TRUST_SECONDS`` after a full look. Its listing gives each file's inode without
+  a stat; a file whose inode is the one its row holds is taken as it was (only a file
+  changed in place, or replaced by one that reuses its inode, is missed, and is seen by
+  the full look that comes when the trusted time is over); every other file is stat'ed.
+  A save by Taurus then costs the index a listing and one read, not a stat of every
+  file. The look is not recorded as a full one: the trusted time still ends when the
+  last full look's does.
 - the full look: every session file's (size, mtime_ns, inode), compared with what the
   rows hold (a digest of it first, so an unchanged folder costs one stat pass; then
   the folder's stored stamps, kept beside the rows, so a change costs no read of
@@ -69,15 +77,16 @@ class RefreshReport:
 
 @dataclass
 class FolderWork:
-    """One folder's full look: what is on disk and what must be read or dropped."""
+    """One folder's look: what is on disk and what must be read or dropped."""
 
     folder: Path
     archived: bool
     key: str
     directory: list[int] | None  # the folder's stamp, taken before its files were
-    looked_ns: int
+    looked_ns: int  # when the last full look began (this one, or the one trusted still)
     found: Stamps
     links: Links
+    listed_ns: int = 0  # when this look began
     prior: str | None = None  # the digest the rows had when looked at
     known: Known = field(default_factory=dict)
     to_read: list[str] = field(default_factory=list)
@@ -93,12 +102,14 @@ def directory_stamp(folder: Path) -> list[int] | None:
     return [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def scan(folder: Path) -> tuple[Stamps, Links]:
+def scan(folder: Path, kept: Known | None = None) -> tuple[Stamps, Links]:
     """path -> (size, mtime_ns, inode) of the session files directly in ``folder`` (see
     ``schema.stamp``, inlined: this loop is the cost of a full look), and its
-    ``*.json`` symlinks (name links) with their targets."""
+    ``*.json`` symlinks (name links) with their targets. With ``kept`` (the rows'
+    stamps), a file whose inode is its row's is taken from the row, without a stat."""
     out: Stamps = {}
     links: Links = []
+    kept = kept or {}
     try:
         with os.scandir(folder) as it:
             for entry in it:
@@ -111,6 +122,12 @@ def scan(folder: Path) -> tuple[Stamps, Links]:
                     continue
                 if name.startswith(".") or not entry.is_file(follow_symlinks=False):
                     continue  # a temporary file or a folder (refs.is_session_file)
+                row = kept.get(entry.path)
+                if row is not None:
+                    inode = entry.inode()
+                    if row[3] == (inode - (1 << 64) if inode >= _INT64 else inode):
+                        out[entry.path] = row[1:]
+                        continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
@@ -149,6 +166,7 @@ def _save_state(conn: sqlite3.Connection, work: FolderWork, found_digest: str) -
     value = {
         "dir": work.directory,
         "looked": work.looked_ns,
+        "listed": work.listed_ns,
         "digest": found_digest,
         "links": work.links,
     }
@@ -158,18 +176,35 @@ def _save_state(conn: sqlite3.Connection, work: FolderWork, found_digest: str) -
     )
 
 
-def trusted(state: dict[str, Any] | None, folder: Path, now_ns: int) -> bool:
-    """True when the quick look says nothing can have changed (see the module docstring)."""
+def _times(state: dict[str, Any] | None, now_ns: int) -> tuple[int, int] | None:
+    """(last full look, last look of any kind) when the full one is recent enough to
+    trust; None otherwise."""
     if not state:
-        return False
+        return None
     looked = state.get("looked")
     if not isinstance(looked, int) or not 0 <= now_ns - looked < TRUST_SECONDS * 1e9:
+        return None
+    listed = state.get("listed", looked)
+    return looked, listed if isinstance(listed, int) and listed >= looked else looked
+
+
+def _settled(state: dict[str, Any], listed: int) -> bool:
+    """True if the folder had not changed just before the last look (a change after it
+    may carry the same time, unseen)."""
+    recorded = state.get("dir")
+    return recorded is None or recorded[2] < listed - RACY_SECONDS * 1e9
+
+
+def trusted(state: dict[str, Any] | None, folder: Path, now_ns: int) -> bool:
+    """True when the quick look says nothing can have changed (see the module docstring)."""
+    times = _times(state, now_ns)
+    if times is None or state is None:
         return False
     recorded = state.get("dir")
     if recorded is None:  # there was no folder: there is none yet
         return directory_stamp(folder) is None
-    if recorded[2] >= looked - RACY_SECONDS * 1e9:
-        return False  # changed just before the look: a change after it may carry the same time
+    if not _settled(state, times[1]):
+        return False
     return directory_stamp(folder) == recorded
 
 
@@ -177,12 +212,19 @@ def look(conn: sqlite3.Connection, folder: Path, archived: bool) -> FolderWork:
     """The full look at one folder; ``to_read`` and ``to_drop`` say what disagrees."""
     key = folder_key(folder)
     work = FolderWork(folder, archived, key, directory_stamp(folder), time.time_ns(), {}, [])
-    work.found, work.links = scan(folder)
-    found_digest = digest(work.found)
+    work.listed_ns = work.looked_ns
     state = folder_state(conn, key)
+    times = _times(state, work.looked_ns)
+    if times is not None:
+        work.known = known(conn, key)  # the look between (see the module docstring)
+        work.found, work.links = scan(folder, work.known)
+        work.looked_ns = times[0]
+    else:
+        work.found, work.links = scan(folder)
+    found_digest = digest(work.found)
     work.prior = state.get("digest") if state else None
     if work.prior != found_digest:
-        work.known = known(conn, key)
+        work.known = work.known or known(conn, key)
         work.to_read, work.to_drop = diff(work.known, work.found)
     if not work.to_read and not work.to_drop:
         _note_look(conn, work, found_digest)
