@@ -43,9 +43,14 @@ def is_session_file(entry: os.DirEntry[str]) -> bool:
     )
 
 
-def scan(directory: Path) -> list[Path]:
+def scan(directory: Path, containing: str | None = None) -> list[Path]:
+    """The session files directly in ``directory``; with ``containing``, only those whose
+    name holds it (a cheap test on the name first: looking an id up among 100,000 files
+    makes a path of the few that can match, not of every one)."""
     try:
         with os.scandir(directory) as it:
+            if containing is not None:
+                return [Path(e.path) for e in it if containing in e.name and is_session_file(e)]
             return [Path(e.path) for e in it if is_session_file(e)]
     except (FileNotFoundError, NotADirectoryError):
         return []
@@ -102,7 +107,7 @@ class Resolver:
         exact: list[SessionRef] = []
         prefixed: list[SessionRef] = []
         for folder, archived in self._dirs(include_archive):
-            for path in scan(folder):
+            for path in scan(folder, containing=ref):  # an id holding ``ref``: a name holding it
                 sid = id_from_file_name(path.name)
                 if sid == ref:
                     exact.append(SessionRef(path, sid, archived, "id"))

@@ -15,7 +15,15 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_create, ensure_dir, point_link
 from taurus_ops.store.layout import load_session, save_document
 from taurus_ops.store.lock import SessionLock
-from taurus_ops.store.refs import Resolver, SessionRef, check_token, id_from_file_name, inside, scan
+from taurus_ops.store.refs import (
+    Resolver,
+    SessionRef,
+    check_token,
+    id_from_file_name,
+    inside,
+    is_session_file,
+    scan,
+)
 from taurus_ops.store.session import Session
 from taurus_ops.store.summary import SessionSummary, summarize
 
@@ -123,10 +131,16 @@ class SessionStore:
         return {id_from_file_name(p.name) for p in self.files() + self.files(archived=True)}
 
     def new_id(self) -> str:
-        taken = self.ids()
+        """A random id no session file here or in the archive has (a listing of each, with
+        only the names that hold the candidate looked at)."""
+        folders = [f for f in (self.session_dir, self.archive_dir) if f is not None]
         while True:
             candidate = fmt.new_id()
-            if candidate not in taken:
+            if not any(
+                id_from_file_name(p.name) == candidate
+                for folder in folders
+                for p in scan(folder, containing=candidate)
+            ):
                 return candidate
 
     # -- references --------------------------------------------------------------------
@@ -157,21 +171,17 @@ class SessionStore:
         writes the file, so once modification times fall below the best ``updated``
         found, no later file can beat it.
         """
-        stamped = []
-        for path in self.files():
-            try:
-                stamped.append((path.stat().st_mtime, path))
-            except OSError:
-                continue
+        stamped = _modified(self.session_dir)
         if not stamped:
             raise SessionNotFound(
                 f"no sessions yet in {self.session_dir}; start one with `taurus chat`"
             )
         stamped.sort(key=lambda item: item[0], reverse=True)
-        best_path, best_time = stamped[0][1], float("-inf")
-        for mtime, path in stamped:
+        best_path, best_time = Path(stamped[0][1]), float("-inf")
+        for mtime, name in stamped:
             if mtime < best_time - 1.0:  # a second's grace for coarse file-system clocks
                 break
+            path = Path(name)
             updated = _head_updated(path, mtime)
             if updated > best_time:
                 best_path, best_time = path, updated
@@ -375,3 +385,20 @@ class SessionStore:
 
     def _in_archive(self, path: Path) -> bool:
         return self.archive_dir is not None and inside(path, self.archive_dir)
+
+
+def _modified(folder: Path) -> list[tuple[float, str]]:
+    """(mtime, path) of the session files in ``folder``, from one listing (no path
+    objects: at 100,000 sessions they cost more than the stats)."""
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if is_session_file(entry):
+                    try:
+                        out.append((entry.stat(follow_symlinks=False).st_mtime, entry.path))
+                    except OSError:
+                        continue
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return out

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from helpers.sessions import make_document, write_session
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from taurus_ops.errors import AmbiguousReference, InvalidReference, SessionNotFound
 from taurus_ops.store import SessionStore
@@ -120,3 +122,47 @@ def test_active_copy_wins_over_archived_duplicate(store: SessionStore) -> None:
     write_session(store.archive_dir, make_document("dup001"))
     found = store.resolve("dup001")
     assert found.path == path and not found.archived
+
+
+# -- an id looked up among many files: only names holding it are looked at --------------------
+_ID_CHARS = "ab0_-"
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ids=st.lists(st.text(_ID_CHARS, min_size=1, max_size=6), min_size=1, max_size=12),
+    archived=st.lists(st.text(_ID_CHARS, min_size=1, max_size=6), max_size=4),
+    ref=st.text(_ID_CHARS, min_size=1, max_size=4),
+)
+def test_an_id_or_prefix_resolves_as_a_look_at_every_file_would(
+    tmp_path_factory: pytest.TempPathFactory, ids: list[str], archived: list[str], ref: str
+) -> None:
+    """The name test before a file is looked at changes no answer (a match, an ambiguity
+    or none), over ids that hold, start with or end with each other, odd bytes included."""
+    from taurus_ops.store import refs
+
+    root = tmp_path_factory.mktemp("refs")
+    sessions, archive = root / "sessions", root / "archive"
+    sessions.mkdir()
+    archive.mkdir()
+    for n, sid in enumerate(ids):
+        (sessions / f"2025-01-{n % 28 + 1:02d}_{sid}.json").write_text("{}")
+    (sessions / f"2025-02-01_\udcff{ids[0]}.json").write_bytes(b"{}")  # not UTF-8
+    for n, sid in enumerate(archived):
+        (archive / f"2024-12-{n + 1:02d}_{sid}.json").write_text("{}")
+    resolver = refs.Resolver(sessions, archive)
+
+    def answer() -> tuple[str, str]:
+        try:
+            found = resolver.resolve(ref)
+        except Exception as exc:  # the kind of answer and its words are compared
+            return type(exc).__name__, str(exc)
+        return found.via, str(found.path)
+
+    quick = answer()
+    every = refs.scan
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(refs, "scan", lambda folder, containing=None: every(folder))
+        assert answer() == quick
