@@ -1,6 +1,6 @@
 """Ways to keep the search index, measured on one corpus (the comparison in README.md).
 
-    python -m benchmarks.index_options DIR [--repeat 3]
+    python -m benchmarks.index_options DIR [--repeat 3] [--only zstd]
     python -m benchmarks.index_options --realistic SRC DST TEXTS   # a corpus of real text
 
 Every option gets the same input: each session's message texts as Taurus reads them
@@ -343,7 +343,7 @@ def options() -> list[Option]:
     return out
 
 
-def compare(folder: Path, repeat: int) -> None:
+def compare(folder: Path, repeat: int, only: str | None = None) -> None:
     sessions, size, took = load(folder)
     print(
         f"{len(sessions)} sessions, {size / 1e6:.0f} MB; reading and parsing them: {took:.2f} s CPU"
@@ -356,6 +356,8 @@ def compare(folder: Path, repeat: int) -> None:
     print("| --- " * (6 + len(TERMS) - 1) + "|")
     rng = random.Random(0)
     for option in options():
+        if only is not None and only not in option.name:
+            continue
         with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
             wall, cpu, _ = _timed(lambda o=option, d=Path(tmp): o.build(d, sessions))
             if isinstance(getattr(option, "conn", None), sqlite3.Connection):
@@ -417,6 +419,7 @@ def main() -> None:
     )
     parser.add_argument("folder", type=Path, nargs="?")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", help="only the options whose name holds this (e.g. zstd)")
     parser.add_argument("--realistic", nargs=3, type=Path, metavar=("SRC", "DST", "TEXTS"))
     args = parser.parse_args()
     if args.realistic:
@@ -424,7 +427,7 @@ def main() -> None:
         return
     if args.folder is None:
         parser.error("give the folder of sessions to measure on")
-    compare(args.folder, args.repeat)
+    compare(args.folder, args.repeat, args.only)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Run every corpus benchmark at several sizes and print one Markdown table.
 
     python -m benchmarks.run --sizes 1k,10k,100k [--only NAME[,NAME]] [--repeat 3] [--out FILE]
+    python -m benchmarks.run --tables FIRST.json LATER.json ...   # the tables of saved rows
 
 For each size the cached corpus is made if needed (``benchmarks.corpus``), linked into
 one scratch home, and each benchmark's ``rows`` run on it in turn: list, search,
@@ -152,6 +153,26 @@ def timings(runs: list[SizeRun]) -> str:
     return "\n".join(lines)
 
 
+def saved_runs(files: list[Path]) -> list[SizeRun]:
+    """The runs the ``--out`` rows of ``files`` hold, a row of a later file taking the
+    place of the same row (operation and baseline) of an earlier one: a benchmark run
+    again after a change, with ``--only``, replaces its rows and keeps the others."""
+    from benchmarks.corpus import parse_count
+
+    runs: dict[str, SizeRun] = {}
+    for file in files:
+        for size, rows in json.loads(file.read_text()).items():
+            run = runs.setdefault(size, SizeRun(parse_count(size)))
+            place = {_key(row): n for n, row in enumerate(run.rows)}
+            for data in rows:
+                row = Row(**data)
+                if _key(row) in place:
+                    run.rows[place[_key(row)]] = row
+                else:
+                    run.rows.append(row)
+    return sorted(runs.values(), key=lambda r: r.count)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -160,7 +181,15 @@ def main() -> None:
     parser.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHES)}")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (slow ones once)")
     parser.add_argument("--out", type=Path, help="also write the tables (and rows as .json) here")
+    parser.add_argument(
+        "--tables", type=Path, nargs="+", help="print the tables of saved rows (--out's .json)"
+    )
     args = parser.parse_args()
+    if args.tables:
+        saved = saved_runs(args.tables)
+        print(f"Wall-clock:\n\n{markdown(saved)}\n\nCPU seconds (user + system):\n")
+        print(markdown(saved, cpu=True))
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # scratch homes are still removed
     try:
         counts = [parse_count(s) for s in args.sizes.split(",")]
