@@ -37,6 +37,7 @@ from taurus_ops.store.index.text import (
     gram_rowid,
     needle,
     unpack,
+    words_of,
 )
 
 TERMS = ["authentication", "walrus", "connection pool"]
@@ -130,20 +131,6 @@ class TextKept(Option):
         self.conn.execute("COMMIT")
 
 
-def _rows_of(joined: bytes, per_row: int) -> list[str]:
-    """A session's distinct words, ``per_row`` to a row, a newline apart (as the index
-    cuts them with ``WORDS_A_ROW = per_row``)."""
-    words = sorted(set(joined.replace(b"\x00", b"\n").lower().split()))
-    if not words:
-        return []
-    rows = min(64, -(-len(words) // per_row))
-    size = -(-len(words) // rows)
-    return [
-        b"\n".join(words[i : i + size]).decode("utf-8", "replace")
-        for i in range(0, len(words), size)
-    ]
-
-
 class Contentless(Option):
     """A contentless FTS5 trigram table beside the text, zlib-compressed."""
 
@@ -202,7 +189,7 @@ class Contentless(Option):
         if self.words:
             return [
                 (gram_rowid(key, n), w)
-                for n, w in enumerate(_rows_of(session.joined, self.per_row))
+                for n, w in enumerate(words_of(session.joined, self.per_row))
             ]
         return [(key, session.joined.replace(b"\x00", b"\n").decode("utf-8", "replace"))]
 

@@ -354,3 +354,38 @@ def test_a_long_session_s_words_are_dropped_with_it(store, index, ops) -> None:
     assert index.term_keys("few words") == set()
     conn = index.connect()
     conn.execute("INSERT INTO grams(grams) VALUES ('integrity-check')")
+
+
+def test_stored_text_is_packed_and_read_on_many_threads_at_once() -> None:
+    """A zstd context is not to be shared between threads (the viewer serves searches on
+    several): each thread gets its own, and what they read back is what was packed."""
+    import threading
+
+    from taurus_ops.store.index import text
+
+    texts = [[f"message {i} of {n} " * (n + 1) for i in range(5)] for n in range(200)]
+    packed = [text.pack(["user"] * 5, t) for t in texts]
+    contexts: list[object] = []  # kept alive, so no two can share an id
+    problems: list[str] = []
+    start = threading.Barrier(8)
+
+    def work() -> None:
+        start.wait()
+        for n, p in enumerate(packed):
+            assert p is not None
+            again = text.pack(["user"] * 5, texts[n])
+            if again is None or again.body != p.body:
+                problems.append(f"pack {n}")
+            if text.unpack(p.body)[1] != "\x00".join(texts[n]).encode():
+                problems.append(f"unpack {n}")
+            if not text.holds_all(p.body, [f"message 4 of {n} ".encode()], True):
+                problems.append(f"holds_all {n}")
+        contexts.append(text._contexts.decompressor)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert problems == []
+    assert len({id(c) for c in contexts}) == 8  # one context a thread

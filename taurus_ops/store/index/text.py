@@ -31,6 +31,7 @@ search's case rule (as SQLite's LIKE and grep in the C locale).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -79,13 +80,13 @@ def pack(roles: list[str], texts: list[str]) -> Packed | None:
     return Packed(body, words_of(joined), joined[:HEAD])
 
 
-def words_of(joined: bytes) -> list[str]:
+def words_of(joined: bytes, per_row: int | None = None) -> list[str]:
     """The trigram table's rows for a session: its distinct words in order, about
-    ``WORDS_A_ROW`` to a row (at most ``MAX_ROWS`` rows), a newline apart."""
+    ``per_row`` (``WORDS_A_ROW``) to a row (at most ``MAX_ROWS`` rows), a newline apart."""
     words = sorted(set(joined.replace(b"\x00", b"\n").lower().split()))
     if not words:
         return []
-    rows = min(MAX_ROWS, -(-len(words) // WORDS_A_ROW))
+    rows = min(MAX_ROWS, -(-len(words) // (per_row or WORDS_A_ROW)))
     size = -(-len(words) // rows)
     return [
         b"\n".join(words[i : i + size]).decode("utf-8", "replace")
@@ -172,30 +173,30 @@ def head_holds_all(head: bytes, needles: Iterable[bytes], fold: bool) -> bool:
 def holds_all(body: bytes, needles: Iterable[bytes], fold: bool) -> bool:
     """True if the stored text holds every needle somewhere (the roles before the first
     NUL left out)."""
-    pending = set(needles)
-    if not pending:
+    wanted = list(needles)
+    if not wanted:
         return True
     raw = _decompress(body)
     hay = raw[raw.find(b"\x00") + 1 :]
     if fold:
         hay = hay.lower()
-    return all(n in hay for n in pending)
+    return all(n in hay for n in wanted)
 
 
-_zstd: dict[str, zstandard.ZstdCompressor | zstandard.ZstdDecompressor] = {}
+_contexts = threading.local()  # a zstd context serves one thread at a time
 
 
 def _compressor() -> zstandard.ZstdCompressor:
-    made = _zstd.get("c")
-    if not isinstance(made, zstandard.ZstdCompressor):
-        made = _zstd["c"] = zstandard.ZstdCompressor(level=LEVEL)
+    made: zstandard.ZstdCompressor | None = getattr(_contexts, "compressor", None)
+    if made is None:
+        made = _contexts.compressor = zstandard.ZstdCompressor(level=LEVEL)
     return made
 
 
 def _decompress(body: bytes) -> bytes:
-    made = _zstd.get("d")
-    if not isinstance(made, zstandard.ZstdDecompressor):
-        made = _zstd["d"] = zstandard.ZstdDecompressor()
+    made: zstandard.ZstdDecompressor | None = getattr(_contexts, "decompressor", None)
+    if made is None:
+        made = _contexts.decompressor = zstandard.ZstdDecompressor()
     try:
         return made.decompress(body)
     except zstandard.ZstdError as exc:
