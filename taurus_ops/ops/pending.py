@@ -20,7 +20,6 @@ means the warning is worked out again; the file is only ever a shortcut.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write
+from taurus_ops.store.index.build import directory_stamp
 
 if TYPE_CHECKING:
     from taurus_ops.store.store import SessionStore
@@ -44,17 +44,14 @@ class Remembered:
 
 
 def _stamp(folder: Path | None, now: float) -> list[int] | bool | None:
-    """A folder's stamp; None when it does not exist; False when it changed too recently
-    to be trusted."""
+    """A folder's stamp (the index's: ``directory_stamp``); None when it does not exist;
+    False when it changed too recently to be trusted."""
     if folder is None:
         return None
-    try:
-        st = os.stat(folder)
-    except FileNotFoundError:
-        return None
-    if st.st_mtime > now - RACY_SECONDS or st.st_ctime > now - RACY_SECONDS:
+    found = directory_stamp(folder)
+    if found is not None and max(found[2], found[3]) > (now - RACY_SECONDS) * 1e9:
         return False
-    return [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    return found
 
 
 def key(store: SessionStore, rules: dict[str, Any]) -> dict[str, Any] | None:
