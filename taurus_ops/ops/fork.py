@@ -56,7 +56,7 @@ def run(ctx: JobContext, request: ForkRequest) -> ForkResult:
     target, count = split_ref(request.ref)
     if name is not None:  # checked before anything is made
         check_token(name, "session name")
-        if os.path.lexists(store.session_dir / f"{name}.json") or name in store.ids():
+        if os.path.lexists(store.session_dir / f"{name}.json") or store.has_id(name):
             raise UsageError(f"{name!r} is already a name or an id; choose another --name")
     parent = store.load_ref(target)
     made = fork_session(store, parent, count, store.checkpoints)

@@ -130,17 +130,21 @@ class SessionStore:
     def ids(self) -> set[str]:
         return {id_from_file_name(p.name) for p in self.files() + self.files(archived=True)}
 
-    def new_id(self) -> str:
-        """A random id no session file here or in the archive has (a listing of each, with
-        only the names that hold the candidate looked at)."""
+    def has_id(self, session_id: str) -> bool:
+        """True if a session file here or in the archive has the id (a listing of each,
+        with only the names that hold it looked at: ``ids()`` makes a path of every file)."""
         folders = [f for f in (self.session_dir, self.archive_dir) if f is not None]
+        return any(
+            id_from_file_name(p.name) == session_id
+            for folder in folders
+            for p in scan(folder, containing=session_id)
+        )
+
+    def new_id(self) -> str:
+        """A random id no session file here or in the archive has."""
         while True:
             candidate = fmt.new_id()
-            if not any(
-                id_from_file_name(p.name) == candidate
-                for folder in folders
-                for p in scan(folder, containing=candidate)
-            ):
+            if not self.has_id(candidate):
                 return candidate
 
     # -- references --------------------------------------------------------------------
@@ -212,7 +216,7 @@ class SessionStore:
             session_id = self.new_id()
         else:
             check_token(session_id, "session id")
-            if session_id in self.ids():
+            if self.has_id(session_id):
                 raise UsageError(f"a session with id {session_id!r} already exists")
         session = Session.new(session_id, **fields)
         session.path = self.path_for(session_id, session.created)
@@ -255,7 +259,7 @@ class SessionStore:
         check_token(name, "session name")
         target = self.resolve(ref)
         link = self.session_dir / f"{name}.json"
-        if fmt.split_file_name(link.name) or name in self.ids():
+        if fmt.split_file_name(link.name) or self.has_id(name):
             raise UsageError(f"{name!r} is already a session id; choose another name")
         if link.is_symlink():
             if os.path.realpath(link) == os.path.realpath(target.path):
