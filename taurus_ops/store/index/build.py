@@ -106,7 +106,9 @@ def scan(folder: Path, kept: Known | None = None) -> tuple[Stamps, Links]:
     """path -> (size, mtime_ns, inode) of the session files directly in ``folder`` (see
     ``schema.stamp``, inlined: this loop is the cost of a full look), and its
     ``*.json`` symlinks (name links) with their targets. With ``kept`` (the rows'
-    stamps), a file whose inode is its row's is taken from the row, without a stat."""
+    stamps), a file whose inode is its row's is taken from the row, without a stat
+    (where a listing's inodes are not the stat's, as on some overlay file systems,
+    every file is stat'ed: slower, never wrong)."""
     out: Stamps = {}
     links: Links = []
     kept = kept or {}
@@ -209,7 +211,8 @@ def trusted(state: dict[str, Any] | None, folder: Path, now_ns: int) -> bool:
 
 
 def look(conn: sqlite3.Connection, folder: Path, archived: bool) -> FolderWork:
-    """The full look at one folder; ``to_read`` and ``to_drop`` say what disagrees."""
+    """A look at one folder (the look between, or the full one: see the module docstring);
+    ``to_read`` and ``to_drop`` say what disagrees."""
     key = folder_key(folder)
     work = FolderWork(folder, archived, key, directory_stamp(folder), time.time_ns(), {}, [])
     work.listed_ns = work.looked_ns
