@@ -41,7 +41,7 @@ from taurus_ops.words import plural
 
 if TYPE_CHECKING:
     from taurus_ops.ops.context import JobContext
-    from taurus_ops.store.checkpoints import CheckpointStore
+    from taurus_ops.store.checkpoints import Blob, CheckpointStore
     from taurus_ops.store.store import SessionStore
 
 
@@ -65,49 +65,30 @@ def note_checkpoints(
     for action in deletes:
         if action.id not in staying:
             last[action.id] = action
-    going: list[tuple[Action, list[os.stat_result]]] = []
+    going: list[tuple[Action, list[Blob]]] = []
     for action in deletes:  # in the order the run removes them
         if last.get(action.id) is not action:
             continue
         folder = checkpoints.folder(action.id)
-        found = _blob_stats(folder)
-        if found is not None:
+        if folder.is_dir():
             action.checkpoint_folder = str(folder)
-            going.append((action, found))
+            going.append((action, checkpoints.blobs(action.id)))
     links_going: dict[tuple[int, int], int] = {}
     owner: dict[tuple[int, int], Action] = {}
     for action, found in going:
-        for st in found:
-            key = (st.st_dev, st.st_ino)
-            links_going[key] = links_going.get(key, 0) + 1
-            owner[key] = action
+        for blob in found:
+            links_going[blob.inode] = links_going.get(blob.inode, 0) + 1
+            owner[blob.inode] = action
     for action, found in going:
         seen: set[tuple[int, int]] = set()
-        for st in found:
-            key = (st.st_dev, st.st_ino)
-            if key in seen:
+        for blob in found:
+            if blob.inode in seen:
                 continue
-            seen.add(key)
-            if links_going[key] < st.st_nlink:
-                action.checkpoint_shared += st.st_size
-            elif owner[key] is action:
-                action.checkpoint_bytes += st.st_size
-
-
-def _blob_stats(folder: Path) -> list[os.stat_result] | None:
-    """The stat of each blob in a checkpoint folder; None when there is no folder."""
-    from taurus_ops.store.checkpoints import SHA_RE
-
-    out = []
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                if SHA_RE.match(entry.name):
-                    with contextlib.suppress(FileNotFoundError):
-                        out.append(entry.stat(follow_symlinks=False))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return out
+            seen.add(blob.inode)
+            if links_going[blob.inode] < blob.links:
+                action.checkpoint_shared += blob.size
+            elif owner[blob.inode] is action:
+                action.checkpoint_bytes += blob.size
 
 
 def ids_in_subfolders(session_dir: Path) -> set[str]:

@@ -77,6 +77,7 @@ class Blob:
     size: int
     mtime: float
     inode: tuple[int, int]  # (device, inode): links to one blob share it
+    links: int = 1  # names the file system has for it (other sessions' folders hold the rest)
 
 
 @dataclass
@@ -194,7 +195,14 @@ class CheckpointStore:
                     except FileNotFoundError:
                         continue
                     out.append(
-                        Blob(sid, entry.name, st.st_size, st.st_mtime, (st.st_dev, st.st_ino))
+                        Blob(
+                            sid,
+                            entry.name,
+                            st.st_size,
+                            st.st_mtime,
+                            (st.st_dev, st.st_ino),
+                            st.st_nlink,
+                        )
                     )
             except (FileNotFoundError, NotADirectoryError):
                 continue
@@ -212,7 +220,7 @@ class CheckpointStore:
         """Remove a session's folder; returns the bytes freed (a blob another session links
         stays, for it)."""
         blobs = self.blobs(session_id)
-        freed = sum(b.size for b in _unique(blobs) if _links(self.folder(session_id) / b.sha) <= 1)
+        freed = sum(b.size for b in _unique(blobs) if b.links <= 1)
         shutil.rmtree(self.folder(session_id), ignore_errors=True)
         return freed
 
@@ -267,13 +275,6 @@ class CheckpointStore:
 def _touch(path: Path) -> None:
     with contextlib.suppress(OSError):
         os.utime(path)
-
-
-def _links(path: Path) -> int:
-    try:
-        return os.stat(path).st_nlink
-    except OSError:
-        return 0
 
 
 def _unique(blobs: list[Blob]) -> list[Blob]:
