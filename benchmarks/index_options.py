@@ -31,16 +31,54 @@ from typing import Any
 
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index.facts import read_facts
-from taurus_ops.store.index.text import (
-    gram_key,
-    gram_queries,
-    gram_rowid,
-    needle,
-    unpack,
-    words_of,
-)
+from taurus_ops.store.index.text import needle, unpack
 
 TERMS = ["authentication", "walrus", "connection pool"]
+
+# the trigram rows of schema 10, kept here to measure them against
+MAX_GRAMS = 24  # trigrams asked for per term: a sample narrows enough, every one costs
+WORDS_A_ROW = 8192  # a session's words a trigram row holds (fewer: fewer false candidates)
+MAX_ROWS = 64  # trigram rows a session has at most
+KEY_BITS = 40  # a trigram row's rowid: its number << KEY_BITS | the session's key, so the
+# rowids of one number are as close as the keys (FTS5 stores each rowid as the difference
+# to the one before: near rowids take a byte, far ones two or three)
+
+
+def gram_rowid(key: int, number: int) -> int:
+    return number << KEY_BITS | key
+
+
+def gram_key(rowid: int) -> int:
+    return rowid & ((1 << KEY_BITS) - 1)
+
+
+def words_of(joined: bytes, per_row: int | None = None) -> list[str]:
+    """The trigram table's rows for a session: its distinct words in order, about
+    ``per_row`` (``WORDS_A_ROW``) to a row (at most ``MAX_ROWS`` rows), a newline apart."""
+    words = sorted(set(joined.replace(b"\x00", b"\n").lower().split()))
+    if not words:
+        return []
+    rows = min(MAX_ROWS, -(-len(words) // (per_row or WORDS_A_ROW)))
+    size = -(-len(words) // rows)
+    return [
+        b"\n".join(words[i : i + size]).decode("utf-8", "replace")
+        for i in range(0, len(words), size)
+    ]
+
+
+def gram_queries(term: str) -> list[str]:
+    """FTS5 queries, one a word of ``term`` with three characters or more: each asks for
+    the rows holding that word's trigrams. A session may hold the term only if each of
+    them finds one of its rows (a word of the text lies in one row, but the words of a
+    phrase may lie in different rows); none at all: every session may."""
+    out = []
+    for word in dict.fromkeys(term.encode("utf-8", "surrogatepass").lower().split()):
+        text = word.decode("utf-8", "replace")
+        grams = {text[i : i + 3] for i in range(len(text) - 2)}
+        if grams:
+            chosen = sorted(grams, key=lambda g: (-len(g.encode("utf-8", "surrogatepass")), g))
+            out.append(" AND ".join('"' + g.replace('"', '""') + '"' for g in chosen[:MAX_GRAMS]))
+    return out
 
 
 @dataclass

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key
-from taurus_ops.store.index.text import gram_rowid, words_from_body
+from taurus_ops.store.index.text import text_from_body, vocab_chunks, words_in
 from taurus_ops.store.parallel import Workers
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 TRUST_SECONDS = 60.0  # a folder's own stamp stands for its files this long after a full look
 RACY_SECONDS = 2.0  # a directory changed this close to a look may change again unseen
+VOCAB_FROM = 256  # sessions read in one look from which the vocabulary is read back whole
+VOCAB_ROWS = 32  # rows of words added since, beyond the whole ones, before they are merged
 
 _INT64 = 1 << 63
 Stamps = dict[str, tuple[int, int, int]]  # path -> (size, mtime_ns, inode)
@@ -336,8 +338,13 @@ def apply(
         files = list(enumerate(work.to_read, start=first))
         keys = {path: key for key, path in files}
         final = dict(work.found)
+        whole = len(files) >= VOCAB_FROM  # else each new session's words are added
+        new_words: set[bytes] = set()
         for batch in readers.batches(files, work.key, work.archived):
             rows.write(conn, work.key, batch)
+            if not whole:
+                for _, text in batch.words:
+                    new_words |= words_in(text)
             for path, sig in batch.stamps.items():
                 final[path] = sig
                 kept[path] = (keys[path], *sig)
@@ -348,6 +355,10 @@ def apply(
             if tell is not None:
                 tell(len(batch.stamps) + len(batch.gone))
         report.removed += len(dropped - set(work.to_read))
+        if whole:
+            vocab_again(conn)
+        elif new_words:
+            add_vocab(conn, new_words)
         _save_known(conn, work.key, kept)
         _save_state(conn, work, digest(final))
         conn.execute("COMMIT")
@@ -358,7 +369,7 @@ def apply(
 
 
 def drop(conn: sqlite3.Connection, key: int, folder: str) -> None:
-    """Remove one session's rows, its share of the folder's totals and its trigram row."""
+    """Remove one session's rows, its share of the folder's totals and its word-table row."""
     from taurus_ops.store.index import rows
 
     taken: Counter[tuple[str, str]] = Counter()
@@ -378,10 +389,42 @@ def drop(conn: sqlite3.Connection, key: int, folder: str) -> None:
     rows.add_totals(conn, folder, taken)
     row = conn.execute("SELECT body FROM texts WHERE key = ?", (key,)).fetchone()
     if row is not None:
-        conn.executemany(
-            "INSERT INTO grams(grams, rowid, words) VALUES ('delete', ?, ?)",
-            [(gram_rowid(key, n), words) for n, words in enumerate(words_from_body(row[0]))],
+        conn.execute(
+            "INSERT INTO words(words, rowid, text) VALUES ('delete', ?, ?)",
+            (key, text_from_body(row[0])),
         )
     for table in ("texts", "counts", "usage"):
         conn.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
     conn.execute("DELETE FROM sessions WHERE key = ?", (key,))
+
+
+def vocab_again(conn: sqlite3.Connection) -> None:
+    """The vocabulary read back whole from the word table (what is gone goes with it)."""
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.word_list USING fts5vocab(main, words, 'row')"
+    )
+    words = [
+        r[0].encode("utf-8", "surrogatepass")
+        for r in conn.execute("SELECT term FROM temp.word_list")
+    ]
+    conn.execute("DELETE FROM vocab")
+    conn.executemany("INSERT INTO vocab(words) VALUES (?)", [(c,) for c in vocab_chunks(words)])
+
+
+def add_vocab(conn: sqlite3.Connection, words: set[bytes]) -> None:
+    """Add a few sessions' words to the vocabulary (which may then hold a word twice,
+    until rows added so are more than ``VOCAB_ROWS``: then all are merged)."""
+    conn.executemany(
+        "INSERT INTO vocab(words) VALUES (?)", [(c,) for c in vocab_chunks(sorted(words))]
+    )
+    count, size = conn.execute(
+        "SELECT count(*), coalesce(sum(length(words)), 0) FROM vocab"
+    ).fetchone()
+    if count > VOCAB_ROWS + size // (1 << 20):
+        every: set[bytes] = set()
+        for (chunk,) in conn.execute("SELECT words FROM vocab"):
+            every.update(chunk.split())
+        conn.execute("DELETE FROM vocab")
+        conn.executemany(
+            "INSERT INTO vocab(words) VALUES (?)", [(c,) for c in vocab_chunks(sorted(every))]
+        )

@@ -431,7 +431,7 @@ class Index:
 
     def term_keys(self, term: str) -> set[int] | None:
         """The sessions that may hold ``term`` (a superset; None: any may)."""
-        return self._guarded(lambda conn: queries.gram_keys(conn, term))
+        return self._guarded(lambda conn: queries.word_keys(conn, term))
 
     def term_messages(
         self,
@@ -448,7 +448,7 @@ class Index:
             needles = [needle(t, case_sensitive) for t in terms]
             wanted = []
             for term, found in zip(terms, needles, strict=True):
-                keys = queries.gram_keys(conn, term) if found is not None else set()
+                keys = queries.word_keys(conn, term) if found is not None else set()
                 wanted.append(allowed if keys is None else keys & allowed)
             out: list[dict[int, list[int]]] = [{} for _ in terms]
             for key, body in queries.bodies(conn, set().union(*wanted) if wanted else set()):

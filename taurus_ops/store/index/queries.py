@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, disk_path
-from taurus_ops.store.index.text import gram_key, gram_queries
+from taurus_ops.store.index.text import any_of, matching_words, term_words
 from taurus_ops.store.summary import SessionSummary
 
 _KIND_KEY = dict(zip(USAGE_KINDS, USAGE_KEYS, strict=True))
@@ -348,16 +348,25 @@ def count_allowed(
     return count
 
 
-def gram_keys(conn: sqlite3.Connection, term: str) -> set[int] | None:
-    """The sessions that may hold ``term``: for each of its words, a row of theirs holds
-    all that word's trigrams (None: it has no word of three characters)."""
+def word_keys(conn: sqlite3.Connection, term: str) -> set[int] | None:
+    """The sessions that may hold ``term``: for each of its words, they hold a word of
+    the vocabulary that holds it there (see ``text``); None: any may."""
+    words = term_words(term)
+    if not words:
+        return None
+    vocab = b"".join(r[0] for r in conn.execute("SELECT words FROM vocab ORDER BY n"))
     keys: set[int] | None = None
-    for query in gram_queries(term):
-        rows = conn.execute("SELECT rowid FROM grams WHERE grams MATCH ?", (query,))
-        found = {gram_key(r[0]) for r in rows}
-        keys = found if keys is None else keys & found
+    for part, how in sorted(words, key=lambda w: w[1] != "whole"):  # the narrowest first
+        found = matching_words(vocab, part, how)
+        if found is None:
+            continue
+        if not found:
+            return set()
+        rows = conn.execute("SELECT rowid FROM words WHERE words MATCH ?", (any_of(found),))
+        held = {r[0] for r in rows}
+        keys = held if keys is None else keys & held
         if not keys:
-            break
+            return set()
     return keys
 
 

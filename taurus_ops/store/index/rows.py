@@ -17,7 +17,6 @@ from typing import Any
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index.facts import SessionFacts, read_facts
 from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, stored_path
-from taurus_ops.store.index.text import gram_rowid
 
 SESSION_COLUMNS = (
     "key, path, folder, archived, size, mtime_ns, inode, id, created, updated, title, messages,"
@@ -35,7 +34,7 @@ class Batch:
     counts: list[tuple[int, str, str, int]] = field(default_factory=list)
     usage: list[tuple[Any, ...]] = field(default_factory=list)
     texts: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # key, head, body
-    grams: list[tuple[int, str]] = field(default_factory=list)  # (rowid, words)
+    words: list[tuple[int, str]] = field(default_factory=list)  # (key, the word table's text)
     totals: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, name) -> n
     stamps: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # path -> as read
     gone: list[str] = field(default_factory=list)  # vanished before they could be read
@@ -81,7 +80,7 @@ def add(batch: Batch, key: int, folder: str, archived: bool, facts: SessionFacts
             batch.totals[kind, model] += tokens[usage_key]
     if facts.text is not None:
         batch.texts.append((key, facts.text.head, facts.text.body))
-        batch.grams += [(gram_rowid(key, n), words) for n, words in enumerate(facts.text.words)]
+        batch.words.append((key, facts.text.words))
 
 
 def quarter(created: str, updated: str) -> str | None:
@@ -137,7 +136,7 @@ def write(conn: sqlite3.Connection, folder: str, batch: Batch) -> None:
         batch.usage,
     )
     conn.executemany("INSERT INTO texts(key, head, body) VALUES (?, ?, ?)", batch.texts)
-    conn.executemany("INSERT INTO grams(rowid, words) VALUES (?, ?)", batch.grams)
+    conn.executemany("INSERT INTO words(rowid, text) VALUES (?, ?)", batch.words)
     add_totals(conn, folder, batch.totals)
 
 

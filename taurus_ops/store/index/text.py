@@ -12,18 +12,19 @@ Per session the index keeps two things:
   within the first few hundred bytes, where a ``search -l`` mostly finds its terms.
 - ``texts.head``: the first ``HEAD`` bytes of those texts, uncompressed (about 1% of
   the sessions' bytes): a term there needs nothing decompressed.
-- ``grams``: a contentless FTS5 trigram table holding each session's distinct words
-  (text split at ASCII whitespace, ASCII letters lowered), sorted, a newline apart,
-  in one row (a session of more than ``WORDS_A_ROW`` distinct words in several); a
-  contentless row is deleted by giving its text again, and the same text always gives
-  the same rows. Every trigram of a term that lies within one of its words lies within
-  one word of any text holding the term (a query's words hold no newline, so the
-  trigrams that span two stored words are never asked for), so asking for a row with
-  all of them gives every session that can hold it (and some that cannot): a
-  candidate set, which the text decides. Rows of a few hundred words would let fewer
-  sessions through for an identifier (about half as many in the benchmark corpus) but
-  cost FTS5 over twice the time and space to build: every common trigram is stored
-  once per row (see ``benchmarks/README.md``).
+- ``words``: a contentless FTS5 table (the ``ascii`` tokenizer, document ids only)
+  holding each session's text in one row whose rowid is the session's key: its words
+  are the runs of ASCII letters and digits and non-ASCII characters, ASCII letters
+  lowered, which is search's case rule; a contentless row is deleted by giving its text
+  again, which the stored body gives back.
+- ``vocab``: every word the table holds, a newline apart, in chunks: a term's words are
+  looked up in it (a word of the term inside a word of the text, the first at the end
+  of one, the last at the start, a middle one whole), and the sessions holding one of
+  the words found, for every word of the term, may hold the term: a candidate set,
+  which the text decides. A word found in too many words of the text (``MAX_TERMS``)
+  narrows nothing and is left out. The vocabulary is read back from the table after a
+  build, and a session added later adds its words (a word no session holds any more
+  stays in it, and finds none).
 
 Matching is on UTF-8 bytes: ``bytes.lower()`` folds ASCII letters only, which is
 search's case rule (as SQLite's LIKE and grep in the C locale).
@@ -31,9 +32,11 @@ search's case rule (as SQLite's LIKE and grep in the C locale).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 import zstandard
@@ -42,20 +45,10 @@ from taurus_ops.store.index.schema import Damaged
 
 LEVEL = 3  # zstd level: 6 saves 3% more for three times the time (benchmarks/README)
 HEAD = 384  # bytes of text kept uncompressed: where a session says what it is about
-MAX_GRAMS = 24  # trigrams asked for per term: a sample narrows enough, every one costs
-WORDS_A_ROW = 8192  # a session's words a trigram row holds (fewer: fewer false candidates)
-MAX_ROWS = 64  # trigram rows a session has at most
-KEY_BITS = 40  # a trigram row's rowid: its number << KEY_BITS | the session's key, so the
-# rowids of one number are as close as the keys (FTS5 stores each rowid as the difference
-# to the one before: near rowids take a byte, far ones two or three)
-
-
-def gram_rowid(key: int, number: int) -> int:
-    return number << KEY_BITS | key
-
-
-def gram_key(rowid: int) -> int:
-    return rowid & ((1 << KEY_BITS) - 1)
+MAX_TERMS = 256  # words of the text one word of a term may find before it narrows nothing
+CHUNK_BYTES = 1 << 20  # the vocabulary's words a row holds
+WORD = re.compile(rb"[0-9a-z\x80-\xff]+")  # the ascii tokenizer's words, of lowered bytes
+SEPARATORS = re.compile(rb"[^0-9a-z\x80-\xff]+")
 
 
 @dataclass(frozen=True)
@@ -63,7 +56,7 @@ class Packed:
     """What the index stores of one session's text."""
 
     body: bytes  # zstd(roles JSON, NUL, texts joined by NUL)
-    words: list[str]  # the trigram table's rows: the distinct words, a share in each
+    words: str  # the word table's row: the texts a newline apart (``table_text``)
     head: bytes  # the texts' first ``HEAD`` bytes as they are, for a first look
 
 
@@ -77,21 +70,88 @@ def pack(roles: list[str], texts: list[str]) -> Packed | None:
     number = {name: n for n, name in enumerate(names)}
     roles_json = orjson.dumps([names, [number[r] for r in roles]])  # a few bytes a message
     body = _compressor().compress(roles_json + b"\x00" + joined)
-    return Packed(body, words_of(joined), joined[:HEAD])
+    return Packed(body, table_text(joined), joined[:HEAD])
 
 
-def words_of(joined: bytes, per_row: int | None = None) -> list[str]:
-    """The trigram table's rows for a session: its distinct words in order, about
-    ``per_row`` (``WORDS_A_ROW``) to a row (at most ``MAX_ROWS`` rows), a newline apart."""
-    words = sorted(set(joined.replace(b"\x00", b"\n").lower().split()))
-    if not words:
-        return []
-    rows = min(MAX_ROWS, -(-len(words) // (per_row or WORDS_A_ROW)))
-    size = -(-len(words) // rows)
-    return [
-        b"\n".join(words[i : i + size]).decode("utf-8", "replace")
-        for i in range(0, len(words), size)
-    ]
+def table_text(joined: bytes) -> str:
+    """The word table's row for a session's texts joined by NUL (a NUL is a separator
+    to the tokenizer, but SQLite's text may stop at one)."""
+    return joined.replace(b"\x00", b"\n").decode("utf-8", "replace")
+
+
+def words_in(text: str) -> set[bytes]:
+    """The distinct words the table keeps of a row's text."""
+    return set(WORD.findall(text.encode("utf-8", "surrogatepass").lower()))
+
+
+def vocab_chunks(words: Iterable[bytes]) -> list[bytes]:
+    """Words as the vocabulary's rows: each a newline before and after every word."""
+    out: list[bytes] = []
+    part: list[bytes] = []
+    size = 0
+    for word in words:
+        part.append(word)
+        size += len(word) + 1
+        if size >= CHUNK_BYTES:
+            out.append(b"\n" + b"\n".join(part) + b"\n")
+            part, size = [], 0
+    if part:
+        out.append(b"\n" + b"\n".join(part) + b"\n")
+    return out
+
+
+How = Literal["in", "end", "start", "whole"]
+
+
+def term_words(term: str) -> list[tuple[bytes, How]]:
+    """The words of a term, lowered, and where each must lie in a word of the text: the
+    only one anywhere; with separators between, the first at a word's end, the last at
+    a word's start and those between whole (a separator at the term's start or end
+    makes its neighbour whole on that side too)."""
+    parts = SEPARATORS.split(term.encode("utf-8", "surrogatepass").lower())
+    out: list[tuple[bytes, How]] = []
+    last = len(parts) - 1
+    for i, part in enumerate(parts):
+        if not part:
+            continue
+        if last == 0:
+            out.append((part, "in"))
+        elif i == 0:
+            out.append((part, "end"))
+        elif i == last:
+            out.append((part, "start"))
+        else:
+            out.append((part, "whole"))
+    return out
+
+
+def matching_words(vocab: bytes, part: bytes, how: How) -> set[str] | None:
+    """The vocabulary's words holding ``part`` as ``how`` says; None when more than
+    ``MAX_TERMS`` do (the part narrows nothing)."""
+    limit = MAX_TERMS
+    probe = {
+        "in": part,
+        "end": part + b"\n",
+        "start": b"\n" + part,
+        "whole": b"\n" + part + b"\n",
+    }[how]
+    found: set[str] = set()
+    pos = vocab.find(probe)
+    while pos != -1:
+        start = vocab.rfind(b"\n", 0, pos + (1 if how in ("start", "whole") else 0)) + 1
+        end = vocab.find(b"\n", pos + len(probe) - (1 if how in ("end", "whole") else 0))
+        if end == -1:
+            break
+        found.add(vocab[start:end].decode("utf-8", "replace"))
+        if len(found) > limit:
+            return None
+        pos = vocab.find(probe, end)
+    return found
+
+
+def any_of(words: Iterable[str]) -> str:
+    """An FTS5 query for the rows holding any of ``words``."""
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in sorted(words))
 
 
 def unpack(body: bytes) -> tuple[list[str], bytes]:
@@ -108,9 +168,9 @@ def unpack(body: bytes) -> tuple[list[str], bytes]:
     return roles, raw[cut + 1 :]
 
 
-def words_from_body(body: bytes) -> list[str]:
-    """``words_of`` again, from a stored body (to delete the session's trigram row)."""
-    return words_of(unpack(body)[1])
+def text_from_body(body: bytes) -> str:
+    """``table_text`` again, from a stored body (to delete the session's row)."""
+    return table_text(unpack(body)[1])
 
 
 def needle(term: str, case_sensitive: bool) -> bytes | None:
@@ -123,21 +183,6 @@ def needle(term: str, case_sensitive: bool) -> bytes | None:
     except UnicodeEncodeError:
         return None
     return raw if case_sensitive else raw.lower()
-
-
-def gram_queries(term: str) -> list[str]:
-    """FTS5 queries, one a word of ``term`` with three characters or more: each asks for
-    the rows holding that word's trigrams. A session may hold the term only if each of
-    them finds one of its rows (a word of the text lies in one row, but the words of a
-    phrase may lie in different rows); none at all: every session may."""
-    out = []
-    for word in dict.fromkeys(term.encode("utf-8", "surrogatepass").lower().split()):
-        text = word.decode("utf-8", "replace")
-        grams = {text[i : i + 3] for i in range(len(text) - 2)}
-        if grams:
-            chosen = sorted(grams, key=lambda g: (-len(g.encode("utf-8", "surrogatepass")), g))
-            out.append(" AND ".join('"' + g.replace('"', '""') + '"' for g in chosen[:MAX_GRAMS]))
-    return out
 
 
 def message_numbers(joined: bytes, found: bytes) -> list[int]:
