@@ -407,8 +407,7 @@ def vocab_again(conn: sqlite3.Connection) -> None:
         r[0].encode("utf-8", "surrogatepass")
         for r in conn.execute("SELECT term FROM temp.word_list")
     ]
-    conn.execute("DELETE FROM vocab")
-    conn.executemany("INSERT INTO vocab(words) VALUES (?)", [(c,) for c in vocab_chunks(words)])
+    _replace_vocab(conn, words)
 
 
 def add_vocab(conn: sqlite3.Connection, words: set[bytes]) -> None:
@@ -424,7 +423,10 @@ def add_vocab(conn: sqlite3.Connection, words: set[bytes]) -> None:
         every: set[bytes] = set()
         for (chunk,) in conn.execute("SELECT words FROM vocab"):
             every.update(chunk.split())
-        conn.execute("DELETE FROM vocab")
-        conn.executemany(
-            "INSERT INTO vocab(words) VALUES (?)", [(c,) for c in vocab_chunks(sorted(every))]
-        )
+        _replace_vocab(conn, sorted(every))
+
+
+def _replace_vocab(conn: sqlite3.Connection, words: list[bytes]) -> None:
+    """The vocabulary, whole, in place of its rows."""
+    conn.execute("DELETE FROM vocab")
+    conn.executemany("INSERT INTO vocab(words) VALUES (?)", [(c,) for c in vocab_chunks(words)])
