@@ -23,7 +23,7 @@ from typing import Any
 
 from taurus_ops.errors import UsageError
 from taurus_ops.store import format as fmt
-from taurus_ops.store.index import Index, SearchRow
+from taurus_ops.store.index import Index, SearchRow, exact_word
 
 SNIPPET_WIDTH = 160
 ROLES = ("user", "assistant")
@@ -192,13 +192,19 @@ def _search(index: Index, query: SearchQuery) -> list[Hit]:
 def _unranked(
     index: Index, query: SearchQuery, since: str | None, candidates: list[set[int] | None]
 ) -> list[Hit]:
-    """The sessions holding every term, in path order: each text read until all are found."""
+    """The sessions holding every term, in path order: each text read until all are
+    found (a term the word table answers exactly needs no text read)."""
     keys: set[int] | None = None
     for found in candidates:
         if found is not None:
             keys = found if keys is None else keys & found
+    unsettled = [
+        term
+        for term, found in zip(query.terms, candidates, strict=True)
+        if found is None or query.case_sensitive or not exact_word(term)
+    ]
     holding = index.holding_all(
-        query.terms, keys, query.archived, since, query.tool, query.case_sensitive
+        unsettled, keys, query.archived, since, query.tool, query.case_sensitive
     )
     hits = sorted((_hit(row, 0.0, 0, 0) for row in holding.values()), key=lambda h: h.path)
     return hits[: query.limit] if query.limit is not None else hits

@@ -31,9 +31,16 @@ class Workers:
     """A pool of one worker process a core for ``count`` files, or none when not worth it.
 
     Make it before starting any thread of your own (a progress bar), and use it as a
-    context manager; ``map`` then runs a module-level function over the items."""
+    context manager; ``map`` then runs a module-level function over the items (each
+    worker runs ``initializer(*initargs)`` first)."""
 
-    def __init__(self, count: int, start_from: int | None = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        start_from: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
         start_from = POOL_FROM if start_from is None else start_from
         workers = min(cores(), max(1, count // max(start_from // 2, 1)))
         self.start_from = start_from
@@ -42,7 +49,7 @@ class Workers:
             import multiprocessing  # only now: most commands need no workers
 
             method = "fork" if threading.active_count() == 1 else "spawn"
-            self.pool = multiprocessing.get_context(method).Pool(workers)
+            self.pool = multiprocessing.get_context(method).Pool(workers, initializer, initargs)
 
     def __enter__(self) -> Self:
         return self

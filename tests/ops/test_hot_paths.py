@@ -8,6 +8,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.sessions import make_document, write_session
@@ -124,8 +125,8 @@ def test_many_files_read_on_every_core_equal_one_by_one(
     started: list[object] = []
     real_init = parallel.Workers.__init__
 
-    def spy(self: parallel.Workers, count: int, start_from: int | None = None) -> None:
-        real_init(self, count, start_from)
+    def spy(self: parallel.Workers, count: int, *args: Any) -> None:
+        real_init(self, count, *args)
         started.append(self.pool)
 
     monkeypatch.setattr(parallel.Workers, "__init__", spy)

@@ -387,7 +387,7 @@ def test_stored_text_is_packed_and_read_on_many_threads_at_once() -> None:
                 problems.append(f"unpack {n}")
             if not text.holds_all(p.body, [f"message 4 of {n} ".encode()], True):
                 problems.append(f"holds_all {n}")
-        contexts.append(text._contexts.decompressor)
+        contexts.append(text._contexts.decompressors[0])
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
@@ -396,3 +396,53 @@ def test_stored_text_is_packed_and_read_on_many_threads_at_once() -> None:
         t.join()
     assert problems == []
     assert len({id(c) for c in contexts}) == 8  # one context a thread
+
+
+def test_text_is_compressed_with_a_dictionary_trained_once(store, ops, monkeypatch) -> None:
+    """An index trains its zstd dictionary on the first look that reads enough files and
+    keeps it: text stored before it stays readable beside text stored with it, a new
+    process reads both, and a body naming a dictionary the index lacks is damage."""
+    import zstandard
+
+    from taurus_ops.store import parallel
+    from taurus_ops.store.index import build, schema, text
+
+    monkeypatch.setattr(build, "DICTIONARY_FROM", 30)
+    monkeypatch.setattr(parallel, "POOL_FROM", 20)  # read by worker processes, given it
+    monkeypatch.setattr(text, "DICTIONARY_SAMPLES", 20)
+    first = write_session(store.session_dir, make_document("early1", first="before any quokka"))
+    config = load_config()
+    with Index(config) as index:
+        index.refresh()  # one file: no dictionary
+        assert build.stored_dictionary(index.connect()) is None
+        for n in range(40):
+            doc = make_document(f"many{n:02d}", first=f"session {n} about the quokka colony")
+            write_session(store.session_dir, doc)
+        index.refresh()
+        conn = index.connect()
+        stored = build.stored_dictionary(conn)
+        assert stored is not None
+        wanted = zstandard.ZstdCompressionDict(stored).dict_id()
+        ids = [
+            zstandard.get_frame_parameters(b).dict_id
+            for (b,) in conn.execute("SELECT body FROM texts")
+        ]
+        assert ids.count(0) == 1 and ids.count(wanted) == 40  # the early one as it was
+        text._dictionaries.clear()  # as a new process finds it
+    result = ops("search", "-l", "quokka")
+    assert result.exit_code == 0 and len(result.output.split()) == 41
+    assert str(first) in result.output
+    with Index(config) as index:
+        conn = index.connect()
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'dictionary'", (b"not one",))
+    with Index(config) as index:  # a dictionary that is not one: the index is rebuilt
+        assert index.refresh().damaged is not None
+        assert len(list(index.rows())) == 41
+    with pytest.raises(schema.Damaged):
+        text._decompress(
+            zstandard.ZstdCompressor(
+                dict_data=zstandard.train_dictionary(
+                    4096, [f"sample {n} text ".encode() * 20 for n in range(40)]
+                )
+            ).compress(b"x" * 100)
+        )

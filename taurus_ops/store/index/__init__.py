@@ -49,6 +49,7 @@ from taurus_ops.store.index.schema import (
     disk_path,
     stored_path,
 )
+from taurus_ops.store.index.text import exact_word
 
 _FACTS = ("SessionFacts", "block_text", "extract", "message_text", "read_facts", "usage_by_model")
 
@@ -82,6 +83,7 @@ __all__ = [
     "SessionFacts",
     "block_text",
     "disk_path",
+    "exact_word",
     "extract",
     "message_text",
     "read_facts",

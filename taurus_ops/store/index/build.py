@@ -45,7 +45,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key
-from taurus_ops.store.index.text import text_from_body, vocab_chunks, words_in
+from taurus_ops.store.index.text import (
+    DICTIONARY_FROM,
+    DICTIONARY_SAMPLES,
+    text_from_body,
+    train_dictionary,
+    unpack,
+    use_dictionary,
+    vocab_chunks,
+    words_in,
+)
 from taurus_ops.store.parallel import Workers
 
 if TYPE_CHECKING:
@@ -298,16 +307,67 @@ def diff(kept: Known, found: Stamps) -> tuple[list[str], list[tuple[int, str]]]:
     return to_read, to_drop
 
 
+# -- the dictionary the stored text is compressed with ----------------------------------------
+SAMPLE_MAX_BYTES = 1 << 20  # a file larger than this is not read to train the dictionary
+
+
+def stored_dictionary(conn: sqlite3.Connection) -> bytes | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'dictionary'").fetchone()
+    return row[0] if row and isinstance(row[0], bytes) else None
+
+
+def dictionary(conn: sqlite3.Connection, work: list[FolderWork]) -> bytes | None:
+    """The zstd dictionary the index's text is compressed with. An index has none until
+    a refresh reads ``DICTIONARY_FROM`` files or more; that one trains it on a sample
+    of them, and it is kept as long as the index (a body names the dictionary it needs,
+    so the text stored before it stays readable)."""
+    stored = stored_dictionary(conn)
+    paths = [(w.found.get(p, (0,))[0], p) for w in work for p in w.to_read]
+    if stored is not None or len(paths) < DICTIONARY_FROM:
+        return stored
+    from taurus_ops.store.index.facts import read_facts
+
+    small = [p for size, p in paths if size <= SAMPLE_MAX_BYTES]
+    step = max(len(small) // DICTIONARY_SAMPLES, 1)
+    samples = []
+    for path in small[::step][:DICTIONARY_SAMPLES]:
+        facts = read_facts(path)
+        if facts is not None and facts.text is not None:
+            samples.append(unpack(facts.text.body)[1])
+    data = train_dictionary(samples)
+    if data is None:
+        return None
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        stored = stored_dictionary(conn)  # unless another process trained one meanwhile
+        if stored is None:
+            conn.execute("INSERT INTO meta(key, value) VALUES ('dictionary', ?)", (data,))
+            stored = data
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return stored
+
+
 # -- reading and writing -------------------------------------------------------------------
 class Readers(Workers):
-    """Reads files for the index (in worker processes when there are many)."""
+    """Reads files for the index (in worker processes when there are many), their text
+    compressed with the index's ``dictionary`` (see ``dictionary``)."""
+
+    def __init__(self, count: int, dictionary: bytes | None = None) -> None:
+        setup = (use_dictionary, (dictionary,)) if dictionary else (None, ())
+        super().__init__(count, None, *setup)
+        self.dictionary = use_dictionary(dictionary) if dictionary else 0
 
     def batches(self, files: list[tuple[int, str]], folder: str, archived: bool) -> Iterator[Batch]:
         """The rows of the files ``(key, path)``, a batch at a time, in no particular order."""
         from taurus_ops.store.index import rows  # reading files: only when there are some
 
         jobs = [
-            (files[i : i + rows.BATCH], folder, archived) for i in range(0, len(files), rows.BATCH)
+            (files[i : i + rows.BATCH], folder, archived, self.dictionary)
+            for i in range(0, len(files), rows.BATCH)
         ]
         return self.map(rows.read_batch, jobs, chunk=1)  # a job is a batch of files
 

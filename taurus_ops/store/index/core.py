@@ -26,6 +26,7 @@ from taurus_ops.store.index.schema import (
     INDEX_NAME,
     SCHEMA_VERSION,
     SIDECARS,
+    Damaged,
     IndexBusy,
     IndexFailure,
     create_tables,
@@ -41,6 +42,7 @@ from taurus_ops.store.index.text import (
     message_text,
     needle,
     unpack,
+    use_dictionary,
 )
 from taurus_ops.store.summary import SessionSummary
 from taurus_ops.words import plural
@@ -168,6 +170,10 @@ class Index:
                 raise
         elif version != SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"no such table: index schema {version!r} is not current")
+        else:
+            stored = build.stored_dictionary(conn)
+            if stored is not None and not use_dictionary(stored):
+                raise Damaged("the stored text's dictionary")
         conn.execute("PRAGMA synchronous = NORMAL")
 
     def _remove_files(self) -> None:
@@ -281,7 +287,7 @@ class Index:
         if max_reads is not None and reads > max_reads:
             report.skipped = True
             return report
-        with build.Readers(reads) as readers:
+        with build.Readers(reads, build.dictionary(conn, work)) as readers:
             long = reads >= self.ANNOUNCE_FROM
             if self.announce is not None and long:
                 self.announce(reads)
@@ -476,14 +482,16 @@ class Index:
         case_sensitive: bool = False,
     ) -> dict[int, SearchRow]:
         """key -> row of the sessions (among ``keys``, as ``search_rows`` filters them)
-        whose text holds every term, in any messages."""
+        whose text holds every term, in any messages (with no terms: all of them)."""
         needles = [needle(t, case_sensitive) for t in terms]
-        if not needles or any(n is None for n in needles):
+        if any(n is None for n in needles):
             return {}
         found = [n for n in needles if n]
         folders = self.folder_keys(archived=archived)
 
         def run(conn: sqlite3.Connection) -> dict[int, SearchRow]:
+            if not found:
+                return queries.search_rows(conn, folders, since, tool, keys)
             out: dict[int, SearchRow] = {}
             rest: dict[int, SearchRow] = {}  # not settled by the first bytes of the text
             for row, head in queries.search_rows_with_head(conn, folders, since, tool, keys):

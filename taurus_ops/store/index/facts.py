@@ -177,7 +177,7 @@ def _count_calls(facts: SessionFacts, calls: list[Any]) -> None:
                 facts.modified[target] = facts.modified.get(target, 0) + 1
 
 
-def _texts(facts: SessionFacts, messages: list[Any]) -> Packed | None:
+def _texts(facts: SessionFacts, messages: list[Any], dictionary: int) -> Packed | None:
     """Every message's role and text, packed; the tool_use names are noted on the way."""
     roles: list[str] = []
     texts: list[str] = []
@@ -192,11 +192,12 @@ def _texts(facts: SessionFacts, messages: list[Any]) -> Packed | None:
         if "\x00" in text:  # SQLite's text stops at a NUL, and the stored text is split at NULs
             text = text.replace("\x00", "\ufffd")
         texts.append(text)
-    return pack(roles, texts)
+    return pack(roles, texts, dictionary)
 
 
-def extract(reading: Reading, path: str, st: os.stat_result) -> SessionFacts:
-    """What the index keeps of a session file, from its reading and its stat."""
+def extract(reading: Reading, path: str, st: os.stat_result, dictionary: int = 0) -> SessionFacts:
+    """What the index keeps of a session file, from its reading and its stat (its text
+    compressed with ``dictionary``, see ``text.pack``)."""
     mtime = mtime_iso(st)
     facts = SessionFacts(path, stamp(st), id_from_file_name(os.path.basename(path)))
     facts.updated = facts.shown_updated = mtime
@@ -228,7 +229,7 @@ def extract(reading: Reading, path: str, st: os.stat_result) -> SessionFacts:
     family = family_fields(data)
     facts.parent, facts.forked_at, facts.cwd = family["parent"], family["forked_at"], family["cwd"]
     _count_calls(facts, calls)
-    facts.text = _texts(facts, messages)
+    facts.text = _texts(facts, messages, dictionary)
     facts.usage = usage_by_model(data)
     return facts
 
@@ -238,7 +239,7 @@ def _list_us(shown_updated: str) -> int:
     return micros(moment) if moment is not None else NEVER_US
 
 
-def read_facts(path: str) -> SessionFacts | None:
+def read_facts(path: str, dictionary: int = 0) -> SessionFacts | None:
     """Read and extract one session file; None when it is gone (a damaged file gives
     facts with ``error`` set)."""
     try:
@@ -246,4 +247,4 @@ def read_facts(path: str) -> SessionFacts | None:
         reading = read_file(path)
     except FileNotFoundError:
         return None
-    return extract(reading, path, st)
+    return extract(reading, path, st, dictionary)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, disk_path
-from taurus_ops.store.index.text import any_of, matching_words, term_words
+from taurus_ops.store.index.text import any_of, matching_words, phrase_query, term_words
 from taurus_ops.store.summary import SessionSummary
 
 _KIND_KEY = dict(zip(USAGE_KINDS, USAGE_KEYS, strict=True))
@@ -349,12 +349,20 @@ def count_allowed(
 
 
 def word_keys(conn: sqlite3.Connection, term: str) -> set[int] | None:
-    """The sessions that may hold ``term``: for each of its words, they hold a word of
-    the vocabulary that holds it there (see ``text``); None: any may."""
+    """The sessions that may hold ``term``: its words one right after another (a
+    phrase), or else, for each of its words, a word of the vocabulary that holds it
+    there (see ``text``); None: any may."""
     words = term_words(term)
     if not words:
         return None
     vocab = b"".join(r[0] for r in conn.execute("SELECT words FROM vocab ORDER BY n"))
+    phrase = phrase_query(vocab, words)
+    if phrase is not None:
+        if not phrase:
+            return set()
+        return {
+            r[0] for r in conn.execute("SELECT rowid FROM words WHERE words MATCH ?", (phrase,))
+        }
     keys: set[int] | None = None
     for part, how in sorted(words, key=lambda w: w[1] != "whole"):  # the narrowest first
         found = matching_words(vocab, part, how)

@@ -111,12 +111,13 @@ def session_totals(
     return out
 
 
-def read_batch(job: tuple[list[tuple[int, str]], str, bool]) -> Batch:
-    """The rows of the files ``(key, path)`` of one folder (its key; archived or not)."""
-    files, folder, archived = job
+def read_batch(job: tuple[list[tuple[int, str]], str, bool, int]) -> Batch:
+    """The rows of the files ``(key, path)`` of one folder (its key; archived or not),
+    their text compressed with the dictionary of that id (0: none)."""
+    files, folder, archived, dictionary = job
     batch = Batch()
     for key, path in files:
-        facts = read_facts(path)
+        facts = read_facts(path, dictionary)
         if facts is None:
             batch.gone.append(path)
         else:

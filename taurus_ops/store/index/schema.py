@@ -15,13 +15,15 @@ from pathlib import Path
 from taurus_ops.errors import TaurusError
 from taurus_ops.store import format as fmt
 
-SCHEMA_VERSION = "11"  # 5: NUL in message text as U+FFFD; 6: titles without control characters;
+SCHEMA_VERSION = "12"  # 5: NUL in message text as U+FFFD; 6: titles without control characters;
 # 7: the session's cwd and parentSession; 8: parent, forked_at and cwd as columns (the
 # session family), a fork's copied usage not counted again; 9: FTS rows of each session's
 # distinct words, the text itself zlib-compressed beside it, what list and cleanup show
 # as columns, per-folder totals for stats (sessions per quarter hour too); 10: the text
 # zstd-compressed, a session's words in one trigram row; 11: a word table (the ascii
-# tokenizer) over each session's text and its vocabulary, in place of the trigram rows
+# tokenizer) over each session's text and its vocabulary, in place of the trigram rows;
+# 12: the word table keeps positions, so a term of several words is looked up as a phrase,
+# and the text is compressed with a dictionary trained on the sessions (meta 'dictionary')
 INDEX_NAME = "index.sqlite"
 SIDECARS = ("-wal", "-shm", "-journal")
 USAGE_KEYS = ("inputTokens", "outputTokens", "cacheReadTokens", "cacheCreationTokens")
@@ -73,7 +75,7 @@ CREATE TABLE totals(
 ) WITHOUT ROWID;
 CREATE TABLE texts(key INTEGER PRIMARY KEY, head BLOB NOT NULL, body BLOB NOT NULL);
 CREATE VIRTUAL TABLE words USING fts5(
-    text, content = '', tokenize = 'ascii', detail = none, columnsize = 0
+    text, content = '', tokenize = 'ascii', detail = full, columnsize = 0
 );
 CREATE TABLE vocab(n INTEGER PRIMARY KEY, words BLOB NOT NULL);
 """

@@ -1,6 +1,6 @@
 """A session's message text as the index keeps it, and finding terms in it.
 
-Per session the index keeps two things:
+Per session the index keeps:
 
 - ``texts.body``: the text itself, zstd-compressed (level 3: a tenth smaller than zlib's
   fastest level, compressed in half its time and read back in under half: a search that
@@ -10,21 +10,27 @@ Per session the index keeps two things:
   no text is an empty part). Message text holds no NUL (it is stored as U+FFFD), so
   a part is exactly one message and a term never spans two; the first messages come
   within the first few hundred bytes, where a ``search -l`` mostly finds its terms.
+  Once the index has sessions enough, bodies are compressed with a zstd dictionary
+  trained on a sample of them (``meta`` 'dictionary', kept for the index's life): a
+  fifth smaller. Each body's frame names its dictionary (0: none), so those stored
+  before it was trained are read as they are.
 - ``texts.head``: the first ``HEAD`` bytes of those texts, uncompressed (about 1% of
   the sessions' bytes): a term there needs nothing decompressed.
-- ``words``: a contentless FTS5 table (the ``ascii`` tokenizer, document ids only)
+- ``words``: a contentless FTS5 table (the ``ascii`` tokenizer, with positions)
   holding each session's text in one row whose rowid is the session's key: its words
   are the runs of ASCII letters and digits and non-ASCII characters, ASCII letters
   lowered, which is search's case rule; a contentless row is deleted by giving its text
   again, which the stored body gives back.
 - ``vocab``: every word the table holds, a newline apart, in chunks: a term's words are
   looked up in it (a word of the term inside a word of the text, the first at the end
-  of one, the last at the start, a middle one whole), and the sessions holding one of
-  the words found, for every word of the term, may hold the term: a candidate set,
-  which the text decides. A word found in too many words of the text (``MAX_TERMS``)
-  narrows nothing and is left out. The vocabulary is read back from the table after a
-  build, and a session added later adds its words (a word no session holds any more
-  stays in it, and finds none).
+  of one, the last at the start, a middle one whole). A lone word's sessions are those
+  holding one of the words found; a term of several words is a phrase (its words one
+  right after another, ``phrase_query``). That is a candidate set, which the text
+  decides, except for a lone ASCII word, whose candidates are exactly the sessions
+  holding it (``exact_word``). A word found in too many words of the text
+  (``MAX_TERMS``) narrows nothing and is left out. The vocabulary is read back from the
+  table after a build, and a session added later adds its words (a word no session
+  holds any more stays in it, and finds none).
 
 Matching is on UTF-8 bytes: ``bytes.lower()`` folds ASCII letters only, which is
 search's case rule (as SQLite's LIKE and grep in the C locale).
@@ -47,6 +53,9 @@ LEVEL = 3  # zstd level: 6 saves 3% more for three times the time (benchmarks/RE
 HEAD = 384  # bytes of text kept uncompressed: where a session says what it is about
 MAX_TERMS = 256  # words of the text one word of a term may find before it narrows nothing
 CHUNK_BYTES = 1 << 20  # the vocabulary's words a row holds
+DICTIONARY_BYTES = 112 << 10  # zstd's own default size: a fifth off the bodies (README)
+DICTIONARY_SAMPLES = 100  # bodies a dictionary is trained on (more: no smaller bodies)
+DICTIONARY_FROM = 256  # sessions one look reads from which an index with none trains one
 WORD = re.compile(rb"[0-9a-z\x80-\xff]+")  # the ascii tokenizer's words, of lowered bytes
 SEPARATORS = re.compile(rb"[^0-9a-z\x80-\xff]+")
 
@@ -60,16 +69,17 @@ class Packed:
     head: bytes  # the texts' first ``HEAD`` bytes as they are, for a first look
 
 
-def pack(roles: list[str], texts: list[str]) -> Packed | None:
-    """The stored form of a session's message texts (one role and text per message);
-    None when no message has any text."""
+def pack(roles: list[str], texts: list[str], dictionary: int = 0) -> Packed | None:
+    """The stored form of a session's message texts (one role and text per message),
+    compressed with the index's ``dictionary`` (its id; 0: none); None when no message
+    has any text."""
     joined = "\x00".join(texts).encode("utf-8", "surrogatepass")
     if not joined.strip(b"\x00"):
         return None
     names = list(dict.fromkeys(roles))
     number = {name: n for n, name in enumerate(names)}
     roles_json = orjson.dumps([names, [number[r] for r in roles]])  # a few bytes a message
-    body = _compressor().compress(roles_json + b"\x00" + joined)
+    body = _compressor(dictionary).compress(roles_json + b"\x00" + joined)
     return Packed(body, table_text(joined), joined[:HEAD])
 
 
@@ -151,7 +161,53 @@ def matching_words(vocab: bytes, part: bytes, how: How) -> set[str] | None:
 
 def any_of(words: Iterable[str]) -> str:
     """An FTS5 query for the rows holding any of ``words``."""
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in sorted(words))
+    return " OR ".join(_quoted(w) for w in sorted(words))
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def phrase_query(vocab: bytes, words: list[tuple[bytes, How]]) -> str | None:
+    """An FTS5 query for the rows where the words of a term of two or more words come
+    one right after another (``term_words`` says where each lies in a word of the
+    text): a phrase for each pair of words of the vocabulary the first may end and the
+    last may start, or, when those are too many, for each the first may end, the last a
+    prefix. "" when no row can hold them; None for fewer than two words."""
+    if len(words) < 2:
+        return None
+    (first, first_how), *middle, (last, last_how) = words
+    starts: set[str] | None = matching_words(vocab, first, first_how)
+    if starts is not None and not starts:
+        return ""
+    between = []
+    for part, how in middle:
+        if not matching_words(vocab, part, how):  # a whole word: in the vocabulary or not
+            return ""
+        between.append(part.decode("utf-8", "replace"))
+    ends = matching_words(vocab, last, last_how)
+    if ends is not None and not ends:
+        return ""
+    if starts is not None and ends is not None and len(starts) * len(ends) <= MAX_TERMS:
+        # every pair spelt out: each phrase of whole words reads less of the table than a
+        # phrase ending in a prefix, which merges the lists of every word it starts
+        return " OR ".join(
+            _quoted(" ".join([a, *between, b])) for a in sorted(starts) for b in sorted(ends)
+        )
+    # else the last word as a prefix, even of too many words to spell out: one merge of
+    # their lists narrows far more than the other words alone
+    tail = " ".join([*between, last.decode("utf-8", "replace")])
+    prefix = " *" if last_how == "start" else ""
+    if starts is None:
+        return _quoted(tail) + prefix
+    return " OR ".join(_quoted(f"{w} {tail}") + prefix for w in sorted(starts))
+
+
+def exact_word(term: str) -> bool:
+    """True if the word table's candidates for ``term`` (when it narrowed them) are
+    exactly the sessions holding it, case aside: a lone ASCII word, found inside the
+    table's words as it is inside the text."""
+    return bool(term) and term.isascii() and WORD.fullmatch(term.lower().encode()) is not None
 
 
 def unpack(body: bytes) -> tuple[list[str], bytes]:
@@ -229,20 +285,58 @@ def holds_all(body: bytes, needles: Iterable[bytes], fold: bool) -> bool:
 
 
 _contexts = threading.local()  # a zstd context serves one thread at a time
+_dictionaries: dict[int, zstandard.ZstdCompressionDict] = {}  # id -> every one in use here
 
 
-def _compressor() -> zstandard.ZstdCompressor:
-    made: zstandard.ZstdCompressor | None = getattr(_contexts, "compressor", None)
+def train_dictionary(samples: list[bytes]) -> bytes | None:
+    """A zstd dictionary for bodies like ``samples`` (raw bodies, as ``unpack`` reads
+    them); None when they are too few or too alike to train one."""
+    if len(samples) < DICTIONARY_SAMPLES // 4:
+        return None
+    try:
+        made = zstandard.train_dictionary(
+            DICTIONARY_BYTES, list[bytes | bytearray | memoryview](samples), level=LEVEL
+        )
+    except zstandard.ZstdError:
+        return None
+    return made.as_bytes()
+
+
+def use_dictionary(data: bytes) -> int:
+    """Make a stored dictionary known to this process; its id (0: not a dictionary)."""
+    try:
+        made = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
+        number = made.dict_id()
+    except zstandard.ZstdError:
+        return 0
+    if number:
+        _dictionaries[number] = made
+    return number
+
+
+def _compressor(dictionary: int = 0) -> zstandard.ZstdCompressor:
+    made: dict[int, zstandard.ZstdCompressor] | None = getattr(_contexts, "compressors", None)
     if made is None:
-        made = _contexts.compressor = zstandard.ZstdCompressor(level=LEVEL)
-    return made
+        made = _contexts.compressors = {}
+    found = made.get(dictionary)
+    if found is None:
+        data = _dictionaries[dictionary] if dictionary else None
+        found = made[dictionary] = zstandard.ZstdCompressor(level=LEVEL, dict_data=data)
+    return found
 
 
 def _decompress(body: bytes) -> bytes:
-    made: zstandard.ZstdDecompressor | None = getattr(_contexts, "decompressor", None)
+    made: dict[int, zstandard.ZstdDecompressor] | None = getattr(_contexts, "decompressors", None)
     if made is None:
-        made = _contexts.decompressor = zstandard.ZstdDecompressor()
+        made = _contexts.decompressors = {}
     try:
-        return made.decompress(body)
+        dictionary = zstandard.get_frame_parameters(body).dict_id
+        found = made.get(dictionary)
+        if found is None:
+            if dictionary and dictionary not in _dictionaries:
+                raise Damaged(f"stored text needs dictionary {dictionary}, which it has not")
+            data = _dictionaries[dictionary] if dictionary else None
+            found = made[dictionary] = zstandard.ZstdDecompressor(dict_data=data)
+        return found.decompress(body)
     except zstandard.ZstdError as exc:
         raise Damaged(f"stored text: {exc}") from None
