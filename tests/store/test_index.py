@@ -115,8 +115,14 @@ def test_a_save_is_seen_without_a_stat_of_every_file(store, index, monkeypatch) 
         def __exit__(self, *exc: object) -> None:
             self._it.__exit__(*exc)
 
-    scandir = os.scandir
+    scandir, lstat = os.scandir, os.lstat
+
+    def counted_lstat(path: str) -> os.stat_result:
+        stats.append(os.path.basename(path))
+        return lstat(path)
+
     monkeypatch.setattr(build.os, "scandir", lambda p: Listing(scandir(p)))
+    monkeypatch.setattr(build.os, "lstat", counted_lstat)
     doc = make_document("s00003", first="replaced")
     atomic_write_doc(paths[3], doc)  # a save: a new inode
     new = write_session(store.session_dir, make_document("t00001", first="newcomer"))

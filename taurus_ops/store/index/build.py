@@ -1,26 +1,27 @@
 """Bringing the index up to date with the session files.
 
-A folder is looked at in one of two ways:
+A folder is looked at in one of three ways:
 
 - the quick look: its own stamp (device, inode, mtime and ctime of the directory) is
-  the one recorded at the last full look, which was less than ``TRUST_SECONDS`` ago
-  and not racy. Creating, removing or renaming a file changes a directory's stamp,
-  and every Taurus save is a rename, so nothing but a file's bytes changed in place
-  by another program can have happened since; those are seen within
-  ``TRUST_SECONDS``. (A stat of every file costs about half a second at 100,000
-  sessions, more than a whole ``stats`` may take.)
+  the one recorded at the last look, the last full look was less than
+  ``TRUST_SECONDS`` ago, and neither was racy. Creating, removing or renaming a file
+  changes a directory's stamp, and every Taurus save is a rename, so nothing but a
+  file's bytes changed in place by another program can have happened since; those are
+  seen within ``TRUST_SECONDS``. (A stat of every file costs about half a second at
+  100,000 sessions, more than a whole ``stats`` may take.)
 - the look between: the folder's stamp moved (a save, a new or removed file) less
-  than ``TRUST_SECONDS`` after a full look. Its listing gives each file's inode without
-  a stat; a file whose inode is the one its row holds is taken as it was (only a file
-  changed in place, or replaced by one that reuses its inode, is missed, and is seen by
-  the full look that comes when the trusted time is over); every other file is stat'ed.
-  A save by Taurus then costs the index a listing and one read, not a stat of every
-  file. The look is not recorded as a full one: the trusted time still ends when the
-  last full look's does.
+  than ``TRUST_SECONDS`` after a full look. Its listing (each name with its inode,
+  no stat) is compared with the one kept at the last look, as a whole: only the names
+  that are new, gone or on another inode are stat'ed and compared with their rows (so
+  only a file changed in place, or replaced by one that reuses its inode, is missed,
+  and is seen by the full look that comes when the trusted time is over). A save by
+  Taurus then costs the index a listing, a comparison of two dictionaries and one read,
+  not a stat of every file nor a load of every row's stamps. The look is not recorded
+  as a full one: the trusted time still ends when the last full look's does.
 - the full look: every session file's (size, mtime_ns, inode), compared with what the
   rows hold (a digest of it first, so an unchanged folder costs one stat pass; then
-  the folder's stored stamps, kept beside the rows, so a change costs no read of
-  100,000 rows). What changed is read again, what is new is added, what is gone is
+  the folder's stored stamps, kept beside the rows by the last full look, or else the
+  rows themselves). What changed is read again, what is new is added, what is gone is
   dropped.
 
 The folder's name links (``NAME.json`` symlinks) are noted on the same pass, so a
@@ -36,6 +37,7 @@ import json
 import marshal
 import os
 import sqlite3
+import stat
 import time
 import zlib
 from collections import Counter
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key
+from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key, stamp, stored_path
 from taurus_ops.store.index.text import (
     DICTIONARY_FROM,
     DICTIONARY_SAMPLES,
@@ -64,11 +66,13 @@ TRUST_SECONDS = 60.0  # a folder's own stamp stands for its files this long afte
 RACY_SECONDS = 2.0  # a directory changed this close to a look may change again unseen
 VOCAB_FROM = 256  # sessions read in one look from which the vocabulary is read back whole
 VOCAB_ROWS = 32  # rows of words added since, beyond the whole ones, before they are merged
+BETWEEN_MAX = 2000  # names a look between stats at most (more: a full look is as cheap)
 
 _INT64 = 1 << 63
 Stamps = dict[str, tuple[int, int, int]]  # path -> (size, mtime_ns, inode)
 Known = dict[str, tuple[int, int, int, int]]  # path -> (key, size, mtime_ns, inode) of the rows
 Links = list[tuple[str, str]]  # (name, what the link says) of each ``*.json`` symlink
+Entries = dict[str, int]  # name -> inode of every entry of a folder, as its listing gives them
 
 
 @dataclass
@@ -79,7 +83,7 @@ class RefreshReport:
     rebuilt: bool = False
     damaged: str | None = None  # why the old index was thrown away
     skipped: bool = False  # more to read than the caller allowed: nothing done
-    looked: int = 0  # folders given a full look (a stat of every file)
+    looked: int = 0  # folders looked into (a look between or a full look)
 
     @property
     def touched(self) -> int:
@@ -95,10 +99,12 @@ class FolderWork:
     key: str
     directory: list[int] | None  # the folder's stamp, taken before its files were
     looked_ns: int  # when the last full look began (this one, or the one trusted still)
-    found: Stamps
+    found: Stamps  # every session file's stamp; of a look between, those it stat'ed
     links: Links
     listed_ns: int = 0  # when this look began
-    prior: str | None = None  # the digest the rows had when looked at
+    prior: int = 0  # the number of the folder's state when looked at (each save adds one)
+    between: bool = False  # a look between (see the module docstring)
+    entries: Entries | None = None  # the listing, kept for the next look between
     known: Known = field(default_factory=dict)
     to_read: list[str] = field(default_factory=list)
     to_drop: list[tuple[int, str]] = field(default_factory=list)
@@ -113,20 +119,18 @@ def directory_stamp(folder: Path) -> list[int] | None:
     return [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def scan(folder: Path, kept: Known | None = None) -> tuple[Stamps, Links]:
+def scan(folder: Path) -> tuple[Stamps, Links, Entries]:
     """path -> (size, mtime_ns, inode) of the session files directly in ``folder`` (see
-    ``schema.stamp``, inlined: this loop is the cost of a full look), and its
-    ``*.json`` symlinks (name links) with their targets. With ``kept`` (the rows'
-    stamps), a file whose inode is its row's is taken from the row, without a stat
-    (where a listing's inodes are not the stat's, as on some overlay file systems,
-    every file is stat'ed: slower, never wrong)."""
+    ``schema.stamp``, inlined: this loop is the cost of a full look), its ``*.json``
+    symlinks (name links) with their targets, and every entry's inode as listed."""
     out: Stamps = {}
     links: Links = []
-    kept = kept or {}
+    entries: Entries = {}
     try:
         with os.scandir(folder) as it:
             for entry in it:
                 name = entry.name
+                entries[name] = entry.inode()
                 if not name.endswith(".json"):
                     continue
                 if entry.is_symlink():
@@ -135,12 +139,6 @@ def scan(folder: Path, kept: Known | None = None) -> tuple[Stamps, Links]:
                     continue
                 if name.startswith(".") or not entry.is_file(follow_symlinks=False):
                     continue  # a temporary file or a folder (refs.is_session_file)
-                row = kept.get(entry.path)
-                if row is not None:
-                    inode = entry.inode()
-                    if row[3] == (inode - (1 << 64) if inode >= _INT64 else inode):
-                        out[entry.path] = row[1:]
-                        continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
@@ -155,7 +153,26 @@ def scan(folder: Path, kept: Known | None = None) -> tuple[Stamps, Links]:
                 )
     except (FileNotFoundError, NotADirectoryError):
         pass
-    return out, links
+    return out, links, entries
+
+
+def _listing(folder: Path) -> Entries:
+    """Every entry's inode as listed, nothing more (the cost of a look between)."""
+    try:
+        with os.scandir(folder) as it:
+            return {entry.name: entry.inode() for entry in it}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+
+
+def _links(folder: Path) -> Links:
+    out: Links = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder) as it:
+        for entry in it:
+            if entry.name.endswith(".json") and entry.is_symlink():
+                with contextlib.suppress(OSError):
+                    out.append((entry.name, os.readlink(entry.path)))
+    return out
 
 
 def digest(found: Stamps) -> str:
@@ -175,18 +192,43 @@ def folder_state(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-def _save_state(conn: sqlite3.Connection, work: FolderWork, found_digest: str) -> None:
+def _number(state: dict[str, Any] | None) -> int:
+    number = state.get("n") if state else None
+    return number if isinstance(number, int) else 0
+
+
+def _save_state(conn: sqlite3.Connection, work: FolderWork, found_digest: str | None) -> None:
     value = {
         "dir": work.directory,
         "looked": work.looked_ns,
         "listed": work.listed_ns,
         "digest": found_digest,
         "links": work.links,
+        "n": work.prior + 1,
     }
     conn.execute(
         "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
         (f"folder:{work.key}", json.dumps(value)),
     )
+
+
+def stored_entries(conn: sqlite3.Connection, key: str) -> Entries | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"entries:{key}",)).fetchone()
+    if row is None:
+        return None
+    try:
+        entries = marshal.loads(row[0])
+    except (TypeError, ValueError, EOFError):
+        return None
+    return entries if isinstance(entries, dict) else None
+
+
+def _save_entries(conn: sqlite3.Connection, key: str, entries: Entries | None) -> None:
+    if entries is not None:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            (f"entries:{key}", marshal.dumps(entries)),
+        )
 
 
 def _times(state: dict[str, Any] | None, now_ns: int) -> tuple[int, int] | None:
@@ -228,24 +270,81 @@ def look(conn: sqlite3.Connection, folder: Path, archived: bool) -> FolderWork:
     work = FolderWork(folder, archived, key, directory_stamp(folder), time.time_ns(), {}, [])
     work.listed_ns = work.looked_ns
     state = folder_state(conn, key)
+    work.prior = _number(state)
     times = _times(state, work.looked_ns)
-    if times is not None:
-        work.known = known(conn, key)  # the look between (see the module docstring)
-        work.found, work.links = scan(folder, work.known)
+    if times is not None and state is not None and look_between(conn, work, state):
         work.looked_ns = times[0]
-    else:
-        work.found, work.links = scan(folder)
+        if not work.to_read and not work.to_drop:
+            _note_look(conn, work, state.get("digest"))
+        return work
+    work.found, work.links, work.entries = scan(folder)
     found_digest = digest(work.found)
-    work.prior = state.get("digest") if state else None
-    if work.prior != found_digest:
-        work.known = work.known or known(conn, key)
+    if (state.get("digest") if state else None) != found_digest:
+        work.known = known(conn, key)
         work.to_read, work.to_drop = diff(work.known, work.found)
     if not work.to_read and not work.to_drop:
         _note_look(conn, work, found_digest)
     return work
 
 
-def _note_look(conn: sqlite3.Connection, work: FolderWork, found_digest: str) -> None:
+def look_between(conn: sqlite3.Connection, work: FolderWork, state: dict[str, Any]) -> bool:
+    """The look between (see the module docstring), filling ``work``; False when it
+    cannot stand for a full look (no listing kept, or too much changed)."""
+    kept = stored_entries(conn, work.key)
+    if kept is None:
+        return False
+    entries = _listing(work.folder)
+    links = [(str(name), str(target)) for name, target in state.get("links", [])]
+    if entries == kept:
+        work.between, work.entries, work.links = True, entries, links
+        return True
+    fresh = {name for name, _ in entries.items() - kept.items()}  # new, or on another inode
+    gone = kept.keys() - entries.keys()
+    if len(fresh) + len(gone) > BETWEEN_MAX:
+        return False
+    relink = any(name in fresh or name in gone for name, _ in links)
+    found: Stamps = {}
+    for name in fresh:
+        if not name.endswith(".json"):
+            continue
+        path = os.path.join(work.folder, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            relink = True
+        elif stat.S_ISREG(st.st_mode) and not name.startswith("."):
+            found[path] = stamp(st)
+    rows = rows_at(
+        conn, [os.path.join(work.folder, n) for n in fresh | gone if n.endswith(".json")]
+    )
+    work.to_read, work.to_drop = [], []
+    for path, sig in found.items():
+        row = rows.get(path)
+        if row is None or row[1:] != sig:
+            work.to_read.append(path)
+        if row is not None and row[1:] != sig:
+            work.to_drop.append((row[0], path))
+    work.to_drop += [(row[0], path) for path, row in rows.items() if path not in found]
+    work.between, work.found, work.known, work.entries = True, found, rows, entries
+    work.links = _links(work.folder) if relink else links
+    return True
+
+
+def rows_at(conn: sqlite3.Connection, paths: list[str]) -> Known:
+    """path -> (key, size, mtime_ns, inode) of the rows of those of ``paths`` that have one."""
+    out: Known = {}
+    for path in paths:
+        row = conn.execute(
+            "SELECT key, size, mtime_ns, inode FROM sessions WHERE path = ?", (stored_path(path),)
+        ).fetchone()
+        if row is not None:
+            out[path] = tuple(row)
+    return out
+
+
+def _note_look(conn: sqlite3.Connection, work: FolderWork, found_digest: str | None) -> None:
     """Record a look that found the rows current, unless another process changed them
     since (best effort: a busy or read-only index is left as it is)."""
     conn.execute("PRAGMA busy_timeout = 50")
@@ -256,9 +355,10 @@ def _note_look(conn: sqlite3.Connection, work: FolderWork, found_digest: str) ->
     finally:
         conn.execute("PRAGMA busy_timeout = 60000")
     try:
-        state = folder_state(conn, work.key)
-        if (state.get("digest") if state else None) == work.prior:
+        if _number(folder_state(conn, work.key)) == work.prior:
             _save_state(conn, work, found_digest)
+            if work.between or stored_entries(conn, work.key) != work.entries:
+                _save_entries(conn, work.key, work.entries)
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
@@ -285,7 +385,11 @@ def known(conn: sqlite3.Connection, key: str, rows_only: bool = False) -> Known:
     return out
 
 
-def _save_known(conn: sqlite3.Connection, key: str, kept: Known) -> None:
+def _save_known(conn: sqlite3.Connection, key: str, kept: Known | None) -> None:
+    """Keep the rows' stamps beside them; None: forget them (the rows are read instead)."""
+    if kept is None:
+        conn.execute("DELETE FROM meta WHERE key = ?", (f"stamps:{key}",))
+        return
     blob = zlib.compress(marshal.dumps(kept), 1)
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"stamps:{key}", blob))
 
@@ -385,15 +489,14 @@ def apply(
     conn.execute("BEGIN IMMEDIATE")
     try:
         state = folder_state(conn, work.key)
-        if (state.get("digest") if state else None) != work.prior:
-            # another process refreshed meanwhile: look again under the write lock
-            work.known = known(conn, work.key)
-            work.to_read, work.to_drop = diff(work.known, work.found)
-        kept = dict(work.known)
+        if _number(state) != work.prior:  # another process refreshed meanwhile
+            _look_again(conn, work, state)
+        kept = None if work.between else dict(work.known)
         dropped = {p for _, p in work.to_drop}
         for key, path in work.to_drop:
             drop(conn, key, work.key)
-            del kept[path]
+            if kept is not None:
+                del kept[path]
         first = conn.execute("SELECT coalesce(max(key), 0) + 1 FROM sessions").fetchone()[0]
         files = list(enumerate(work.to_read, start=first))
         keys = {path: key for key, path in files}
@@ -407,7 +510,8 @@ def apply(
                     new_words |= words_in(text)
             for path, sig in batch.stamps.items():
                 final[path] = sig
-                kept[path] = (keys[path], *sig)
+                if kept is not None:
+                    kept[path] = (keys[path], *sig)
             for path in batch.gone:
                 del final[path]
             report.changed += sum(1 for p in batch.stamps if p in dropped)
@@ -419,13 +523,31 @@ def apply(
             vocab_again(conn)
         elif new_words:
             add_vocab(conn, new_words)
+        # a look between knows the stamps of what it stat'ed only: the kept stamps and the
+        # digest go, and the next full look compares with the rows themselves
         _save_known(conn, work.key, kept)
-        _save_state(conn, work, digest(final))
+        _save_entries(conn, work.key, work.entries)
+        _save_state(conn, work, None if work.between else digest(final))
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+
+
+def _look_again(conn: sqlite3.Connection, work: FolderWork, state: dict[str, Any] | None) -> None:
+    """The look again, under the write lock, after another process's refresh: a look
+    between again, or the files found compared with the rows as they are now."""
+    work.prior = _number(state)
+    if work.between:
+        if state is not None and look_between(conn, work, state):
+            return
+        work.between = False
+        work.directory, work.listed_ns = directory_stamp(work.folder), time.time_ns()
+        work.looked_ns = work.listed_ns
+        work.found, work.links, work.entries = scan(work.folder)
+    work.known = known(conn, work.key)
+    work.to_read, work.to_drop = diff(work.known, work.found)
 
 
 def drop(conn: sqlite3.Connection, key: int, folder: str) -> None:

@@ -521,7 +521,7 @@ class Index:
         """(folder, changed, added, removed) for every folder the rows disagree with."""
         out = []
         for folder, _ in self.folders():
-            found, _ = build.scan(folder)
+            found, _, _ = build.scan(folder)
             to_read, to_drop = build.diff(build.known(conn, folder_key(folder), True), found)
             dropped = {p for _, p in to_drop}
             changed = len(set(to_read) & dropped)
