@@ -50,8 +50,9 @@ def _print_result(result: CleanupResult) -> None:
     from taurus_ops.ops.cleanup import ARCHIVE, DELETE, plan_lines
 
     plan = result.plan
-    for line in plan_lines(plan):
-        click.echo(line)
+    lines = plan_lines(plan)
+    if lines:
+        click.echo("\n".join(lines))  # one write: a plan may have 100,000 lines
     if result.dry_run:
         if not plan.actions:
             click.echo(f"Nothing to clean up ({plural(plan.kept, 'session')} kept).")

@@ -373,8 +373,8 @@ def take_snapshot(store: Any, include_archive: bool = True) -> Snapshot:
             real = os.path.realpath(state.path) if names else ""
             entries[archived].append(
                 Entry(
-                    path=str(state.path),
-                    id=id_from_file_name(state.path.name),
+                    path=state.path,
+                    id=id_from_file_name(os.path.basename(state.path)),
                     updated=state.updated,
                     mtime=state.st.st_mtime,
                     size=state.st.st_size,
@@ -499,6 +499,7 @@ def describe_pending(plan: Plan) -> str:
 
 def plan_lines(plan: Plan, home_dir: str | None = None) -> list[str]:
     """The plan as text, one line per action, then the protected ones."""
+    home_dir = home_dir or str(Path.home())
     lines = []
     for a in plan.actions:
         where = " (archived)" if a.archived else ""
@@ -510,8 +511,7 @@ def plan_lines(plan: Plan, home_dir: str | None = None) -> list[str]:
     return lines
 
 
-def _short(path: str, home_dir: str | None) -> str:
-    home_dir = home_dir or str(Path.home())
+def _short(path: str, home_dir: str) -> str:
     if path.startswith(home_dir.rstrip("/") + "/"):
         return "~" + path[len(home_dir.rstrip("/")) :]
     return path

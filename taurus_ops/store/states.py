@@ -30,7 +30,7 @@ OUT_OF_RANGE = "its modification time is out of range"
 class FileState:
     """One session file as cleanup's planner sees it."""
 
-    path: Path
+    path: str
     st: os.stat_result
     updated: datetime | None  # its ``updated``, its mtime where that is missing; None: no session
     error: str | None  # why it is not a session
@@ -38,7 +38,7 @@ class FileState:
 
 
 def _state(
-    path: Path, st: os.stat_result, updated_us: int | None, problem: str | None, locked: bool
+    path: str, st: os.stat_result, updated_us: int | None, problem: str | None, locked: bool
 ) -> FileState:
     if problem is not None:
         return FileState(path, st, None, problem, locked)
@@ -48,7 +48,7 @@ def _state(
     return FileState(path, st, moment, None if moment else OUT_OF_RANGE, locked)
 
 
-def _read(path: Path, st: os.stat_result, locked: bool) -> FileState:
+def _read(path: str, st: os.stat_result, locked: bool) -> FileState:
     """A file's state from reading it (FileNotFoundError when it is gone)."""
     reading = read_file(path)
     problem = reading.problem
@@ -64,17 +64,17 @@ def _read(path: Path, st: os.stat_result, locked: bool) -> FileState:
 def file_state(path: Path, st: os.stat_result | None = None) -> FileState:
     """The state of one file, read from it (FileNotFoundError when it is gone)."""
     st = st or os.stat(path)
-    return _read(path, st, is_locked(path))
+    return _read(os.fspath(path), st, is_locked(path))
 
 
 def _read_job(job: tuple[str, os.stat_result, bool]) -> FileState | None:
     try:
-        return _read(Path(job[0]), job[1], job[2])
+        return _read(job[0], job[1], job[2])
     except FileNotFoundError:
         return None
 
 
-def _scan(folder: Path) -> tuple[list[tuple[Path, os.stat_result]], set[str]]:
+def _scan(folder: Path) -> tuple[list[tuple[os.DirEntry[str], os.stat_result]], set[str]]:
     """(session files with their stat, names of the lock sidecars) directly in ``folder``."""
     files = []
     locks = set()
@@ -85,7 +85,7 @@ def _scan(folder: Path) -> tuple[list[tuple[Path, os.stat_result]], set[str]]:
                     locks.add(entry.name)
                 elif is_session_file(entry):
                     try:
-                        files.append((Path(entry.path), entry.stat(follow_symlinks=False)))
+                        files.append((entry, entry.stat(follow_symlinks=False)))
                     except FileNotFoundError:
                         continue
     except (FileNotFoundError, NotADirectoryError):
@@ -122,16 +122,17 @@ def folder_states(store: SessionStore, archived: bool = False) -> list[FileState
     rows = _indexed(store, archived) if files else {}
     found: dict[str, FileState] = {}
     to_read = []
-    for path, st in files:
-        locked = f".{path.name}{LOCK_SUFFIX}" in locks and is_locked(path)
-        row = rows.get(str(path))
+    for entry, st in files:
+        path = entry.path
+        locked = f".{entry.name}{LOCK_SUFFIX}" in locks and is_locked(Path(path))
+        row = rows.get(path)
         if row is not None and row.stamp == stamp(st):
             problem = row.error or (MESSAGES_NOT_A_LIST if row.bad_messages else None)
-            found[str(path)] = _state(path, st, row.updated_us, problem, locked)
+            found[path] = _state(path, st, row.updated_us, problem, locked)
         else:
-            to_read.append((str(path), st, locked))
+            to_read.append((path, st, locked))
     with Workers(len(to_read)) as workers:
         for state in workers.map(_read_job, to_read):
             if state is not None:
-                found[str(state.path)] = state
-    return [found[str(p)] for p, _ in files if str(p) in found]
+                found[state.path] = state
+    return [found[e.path] for e, _ in files if e.path in found]
