@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taurus_ops.store.index import text
 from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key, stamp, stored_path
 from taurus_ops.store.index.text import (
     DICTIONARY_FROM,
@@ -593,15 +594,16 @@ def vocab_again(conn: sqlite3.Connection) -> None:
 
 
 def add_vocab(conn: sqlite3.Connection, words: set[bytes]) -> None:
-    """Add a few sessions' words to the vocabulary (which may then hold a word twice,
-    until rows added so are more than ``VOCAB_ROWS``: then all are merged)."""
+    """Add a few sessions' words to the vocabulary (which may then hold a word twice),
+    in chunks the last of which is short; when more than ``VOCAB_ROWS`` rows are short
+    (each addition leaves one), all are merged."""
     conn.executemany(
         "INSERT INTO vocab(words) VALUES (?)", [(c,) for c in vocab_chunks(sorted(words))]
     )
-    count, size = conn.execute(
-        "SELECT count(*), coalesce(sum(length(words)), 0) FROM vocab"
+    (short,) = conn.execute(
+        "SELECT count(*) FROM vocab WHERE length(words) < ?", (text.CHUNK_BYTES,)
     ).fetchone()
-    if count > VOCAB_ROWS + size // (1 << 20):
+    if short > VOCAB_ROWS:
         every: set[bytes] = set()
         for (chunk,) in conn.execute("SELECT words FROM vocab"):
             every.update(chunk.split())

@@ -100,6 +100,7 @@ class Index:
         self._conn: sqlite3.Connection | None = None
         self.in_memory = False
         self._links: dict[Path, list[tuple[str, str]]] = {}  # folder -> its name links
+        self._vocab: tuple[tuple[int, ...], bytes] | None = None  # (as of when, the words)
 
     @classmethod
     def for_dirs(cls, home: Path, session_dir: Path, archive_dir: Path | None = None) -> Index:
@@ -437,7 +438,16 @@ class Index:
 
     def term_keys(self, term: str) -> set[int] | None:
         """The sessions that may hold ``term`` (a superset; None: any may)."""
-        return self._guarded(lambda conn: queries.word_keys(conn, term))
+        return self._guarded(lambda conn: queries.word_keys(conn, term, self._vocabulary(conn)))
+
+    def _vocabulary(self, conn: sqlite3.Connection) -> bytes:
+        """The vocabulary, read again only when the index changed since (a search of
+        several terms looks each up in it, twice when ranked)."""
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        when = (id(conn), self.generation, version, conn.total_changes)
+        if self._vocab is None or self._vocab[0] != when:
+            self._vocab = (when, queries.vocabulary(conn))
+        return self._vocab[1]
 
     def term_messages(
         self,
@@ -454,7 +464,8 @@ class Index:
             needles = [needle(t, case_sensitive) for t in terms]
             wanted = []
             for term, found in zip(terms, needles, strict=True):
-                keys = queries.word_keys(conn, term) if found is not None else set()
+                vocab = self._vocabulary(conn)
+                keys = queries.word_keys(conn, term, vocab) if found is not None else set()
                 wanted.append(allowed if keys is None else keys & allowed)
             out: list[dict[int, list[int]]] = [{} for _ in terms]
             for key, body in queries.bodies(conn, set().union(*wanted) if wanted else set()):

@@ -348,14 +348,20 @@ def count_allowed(
     return count
 
 
-def word_keys(conn: sqlite3.Connection, term: str) -> set[int] | None:
+def vocabulary(conn: sqlite3.Connection) -> bytes:
+    """Every word of the word table, as ``text.matching_words`` looks in it."""
+    return b"".join(r[0] for r in conn.execute("SELECT words FROM vocab ORDER BY n"))
+
+
+def word_keys(conn: sqlite3.Connection, term: str, vocab: bytes | None = None) -> set[int] | None:
     """The sessions that may hold ``term``: its words one right after another (a
     phrase), or else, for each of its words, a word of the vocabulary that holds it
     there (see ``text``); None: any may."""
     words = term_words(term)
     if not words:
         return None
-    vocab = b"".join(r[0] for r in conn.execute("SELECT words FROM vocab ORDER BY n"))
+    if vocab is None:
+        vocab = vocabulary(conn)
     phrase = phrase_query(vocab, words)
     if phrase is not None:
         if not phrase:
