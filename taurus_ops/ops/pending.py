@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write
-from taurus_ops.store.index.build import directory_stamp
+from taurus_ops.store.newest import directory_stamp
 
 if TYPE_CHECKING:
     from taurus_ops.store.store import SessionStore

@@ -15,6 +15,7 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_create, ensure_dir, point_link
 from taurus_ops.store.layout import load_session, save_document
 from taurus_ops.store.lock import SessionLock
+from taurus_ops.store.newest import Saving, directory_stamp, note, noted
 from taurus_ops.store.refs import (
     Resolver,
     SessionRef,
@@ -82,6 +83,15 @@ def summary_or_none(source: tuple[str, bool]) -> SessionSummary | None:
 
 def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+class _Saving(Saving):
+    """``Saving`` of one session (its name and ``updated``)."""
+
+    def done(self, session: Session) -> None:  # type: ignore[override]
+        assert session.path is not None
+        moment = fmt.parse_time(session.data.get("updated"))
+        super().done(session.path.name, moment.timestamp() if moment else float("-inf"))
 
 
 class SessionStore:
@@ -173,8 +183,15 @@ class SessionStore:
         Files are visited newest modification first, reading only the top-level
         ``updated`` near the head of each. A save stamps ``updated`` just before it
         writes the file, so once modification times fall below the best ``updated``
-        found, no later file can beat it.
+        found, no later file can beat it. With a Taurus home, the newest save is noted
+        (``store.newest``) and, while the folder is as it was then, no file is looked at.
         """
+        home = self.index_home
+        if home is not None:
+            found = noted(home, self.session_dir)
+            if found is not None:
+                return SessionRef(found, id_from_file_name(found.name), False, "latest")
+        stamp = directory_stamp(self.session_dir)  # before the listing: a change after moves it
         stamped = _modified(self.session_dir)
         if not stamped:
             raise SessionNotFound(
@@ -189,6 +206,8 @@ class SessionStore:
             updated = _head_updated(path, mtime)
             if updated > best_time:
                 best_path, best_time = path, updated
+        if home is not None:
+            note(home, self.session_dir, best_path.name, best_time, stamp)
         return SessionRef(best_path, id_from_file_name(best_path.name), False, "latest")
 
     # -- load / save -------------------------------------------------------------------
@@ -220,10 +239,14 @@ class SessionStore:
                 raise UsageError(f"a session with id {session_id!r} already exists")
         session = Session.new(session_id, **fields)
         session.path = self.path_for(session_id, session.created)
+        saving = self._saving(session.path)
         try:  # a new file: never over anything of that name (a link planted there, say)
             atomic_create(session.path, session.to_bytes())
         except FileExistsError:
             raise UsageError(f"{session.path} already exists; not overwriting it") from None
+        finally:
+            if saving is not None:
+                saving.done(session)
         return session
 
     def save(self, session: Session, touch: bool = True, durable: bool = True) -> None:
@@ -237,7 +260,20 @@ class SessionStore:
         if touch:
             session.touch()
         ensure_dir(session.path.parent)
-        session.image = save_document(session.path, session.data, session.image, durable)
+        saving = self._saving(session.path)
+        try:
+            session.image = save_document(session.path, session.data, session.image, durable)
+        finally:
+            if saving is not None:
+                saving.done(session)
+
+    def _saving(self, path: Path) -> _Saving | None:
+        """The note of the newest save, kept across a save into the session directory."""
+        if self.index_home is None or path.parent != self.session_dir:
+            return None
+        saving = _Saving(self.index_home, self.session_dir)
+        saving.start()
+        return saving
 
     def lock(self, session: Session) -> SessionLock:
         """The write lock for ``session``; use as a context manager or call acquire()."""

@@ -58,6 +58,7 @@ from taurus_ops.store.index.text import (
     vocab_chunks,
     words_in,
 )
+from taurus_ops.store.newest import directory_stamp
 from taurus_ops.store.parallel import Workers
 
 if TYPE_CHECKING:
@@ -112,14 +113,6 @@ class FolderWork:
 
 
 # -- looking at a folder ------------------------------------------------------------------------
-def directory_stamp(folder: Path) -> list[int] | None:
-    try:
-        st = os.stat(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-
-
 def scan(folder: Path) -> tuple[Stamps, Links, Entries]:
     """path -> (size, mtime_ns, inode) of the session files directly in ``folder`` (see
     ``schema.stamp``, inlined: this loop is the cost of a full look), its ``*.json``
