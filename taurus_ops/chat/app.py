@@ -193,7 +193,7 @@ class ChatApp:
         if found.archived:
             path = self.store.unarchive(path)
             self.ui.notice(f"moved {found.session_id} back from the archive to {tilde(path)}")
-        lock = SessionLock(path)
+        lock = self.store.lock(path)
         lock.acquire()  # before loading: nobody else writes it meanwhile
         try:
             session = self.load_kept(path)

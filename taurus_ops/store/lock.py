@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from taurus_ops.errors import OpsLocked, SessionLocked, TaurusError
+from taurus_ops.store.newest import Saving
 
 LOCK_SUFFIX = ".lock"
 
@@ -149,11 +150,37 @@ class FileLock:
 
 
 class SessionLock(FileLock):
-    """The write lock of one session file."""
+    """The write lock of one session file. With ``home`` (the session is in the session
+    directory of that Taurus home), making and removing the lock file keeps the note of
+    the newest session (``store.newest``) standing."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, home: Path | None = None) -> None:
         super().__init__(lock_path(Path(target)))
         self.target = Path(target)
+        self.home = home
+
+    def _keeping(self) -> Saving | None:
+        if self.home is None:
+            return None
+        keeping = Saving(self.home, self.target.parent)
+        keeping.start()
+        return keeping
+
+    def acquire(self) -> Self:
+        keeping = self._keeping()
+        try:
+            return super().acquire()
+        finally:
+            if keeping is not None:
+                keeping.kept()
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        keeping = self._keeping()
+        super().release()
+        if keeping is not None:
+            keeping.kept()
 
 
 class HomeLock(FileLock):

@@ -79,8 +79,9 @@ def forget(home: Path) -> None:
 
 
 class Saving:
-    """One save into ``folder``: ``start()`` before it, ``done()`` after, to keep the
-    note when nothing else changed the folder in between."""
+    """One change to ``folder`` by Taurus: ``start()`` before it, and after it
+    ``done()`` (a save) or ``kept()`` (a lock file), to keep the note when nothing else
+    changed the folder in between."""
 
     def __init__(self, home: Path, folder: Path) -> None:
         self.home, self.folder = home, folder
@@ -97,6 +98,15 @@ class Saving:
         if self.note["name"] != name and _number(self.note.get("updated")) > updated:
             name, updated = self.note["name"], _number(self.note["updated"])
         note(self.home, self.folder, name, updated, directory_stamp(self.folder))
+
+    def kept(self) -> None:
+        """After a change that made no session newer (a session's lock file made or
+        removed): the note stands, with the folder's new stamp."""
+        if self.note is None:
+            forget(self.home)
+            return
+        stamp = directory_stamp(self.folder)
+        note(self.home, self.folder, self.note["name"], _number(self.note.get("updated")), stamp)
 
 
 def _number(value: object) -> float:

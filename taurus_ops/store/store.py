@@ -275,10 +275,13 @@ class SessionStore:
         saving.start()
         return saving
 
-    def lock(self, session: Session) -> SessionLock:
-        """The write lock for ``session``; use as a context manager or call acquire()."""
-        assert session.path is not None
-        return SessionLock(session.path)
+    def lock(self, session: Session | Path) -> SessionLock:
+        """The write lock for ``session`` (or the session file at a path); use as a
+        context manager or call acquire()."""
+        path = session if isinstance(session, Path) else session.path
+        assert path is not None
+        home = self.index_home if path.parent == self.session_dir else None
+        return SessionLock(path, home)
 
     # -- names ---------------------------------------------------------------------------
     def names(self) -> dict[str, list[str]]:

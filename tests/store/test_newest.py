@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 
 from taurus_ops.store import SessionStore, newest
 from taurus_ops.store import format as fmt
+from taurus_ops.store.lock import SessionLock
 
 OPS = ["save", "save-untouched", "create", "foreign-new", "foreign-old", "remove", "link", "junk"]
+OPS += ["lock", "lock-elsewhere"]
 
 
 def _by_scan(store: SessionStore) -> Path:
@@ -61,6 +63,12 @@ def test_the_noted_newest_is_the_newest(
         elif op == "link" and files:
             link = store.session_dir / f"name{step}.json"
             os.symlink(rng.choice(files).name, link)
+        elif op == "lock" and files:
+            with store.lock(rng.choice(files)):
+                pass
+        elif op == "lock-elsewhere" and files:  # a lock by a job that keeps no note
+            with SessionLock(rng.choice(files)):
+                pass
         elif op == "junk":
             (home / newest.NOTE_FILE).write_text(rng.choice(["{", "[]", '{"name": "../x.json"}']))
         if ask or step == len(ops) - 1:
@@ -92,3 +100,18 @@ def test_a_note_naming_no_session_file_is_ignored(store, name: str) -> None:
     )
     assert note.exists()
     assert store.latest().path == session.path
+
+
+def test_a_chat_s_lock_keeps_the_note(store) -> None:
+    """What a resumed chat does to the folder (its lock file made, a save, the lock file
+    removed) leaves the note standing: the next resume looks at no file."""
+    store.ensure()
+    older = store.create(title="older")
+    newer = store.create(title="newer")
+    assert store.latest().path == newer.path
+    with store.lock(older):
+        store.save(older)
+    assert newest.noted(store.index_home, store.session_dir) == older.path
+    with SessionLock(newer.path):  # a lock that does not keep it (cleanup's, say)
+        pass
+    assert newest.noted(store.index_home, store.session_dir) is None
