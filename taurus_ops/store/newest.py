@@ -99,6 +99,10 @@ class Saving:
             name, updated = self.note["name"], _number(self.note["updated"])
         note(self.home, self.folder, name, updated, directory_stamp(self.folder))
 
+    def failed(self) -> None:
+        """After a save that failed: what it left is not known, so neither is the newest."""
+        forget(self.home)
+
     def kept(self) -> None:
         """After a change that made no session newer (a session's lock file made or
         removed): the note stands, with the folder's new stamp."""

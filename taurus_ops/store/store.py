@@ -243,10 +243,15 @@ class SessionStore:
         try:  # a new file: never over anything of that name (a link planted there, say)
             atomic_create(session.path, session.to_bytes())
         except FileExistsError:
-            raise UsageError(f"{session.path} already exists; not overwriting it") from None
-        finally:
             if saving is not None:
-                saving.done(session)
+                saving.failed()
+            raise UsageError(f"{session.path} already exists; not overwriting it") from None
+        except BaseException:
+            if saving is not None:
+                saving.failed()
+            raise
+        if saving is not None:
+            saving.done(session)
         return session
 
     def save(self, session: Session, touch: bool = True, durable: bool = True) -> None:
@@ -263,9 +268,12 @@ class SessionStore:
         saving = self._saving(session.path)
         try:
             session.image = save_document(session.path, session.data, session.image, durable)
-        finally:
+        except BaseException:
             if saving is not None:
-                saving.done(session)
+                saving.failed()
+            raise
+        if saving is not None:
+            saving.done(session)
 
     def _saving(self, path: Path) -> _Saving | None:
         """The note of the newest save, kept across a save into the session directory."""

@@ -115,3 +115,19 @@ def test_a_chat_s_lock_keeps_the_note(store) -> None:
     with SessionLock(newer.path):  # a lock that does not keep it (cleanup's, say)
         pass
     assert newest.noted(store.index_home, store.session_dir) is None
+
+
+def test_a_failed_save_leaves_no_note(store, monkeypatch) -> None:
+    store.ensure()
+    session = store.create(title="one")
+    store.latest()
+    assert newest.noted(store.index_home, store.session_dir) == session.path
+    from taurus_ops.store import store as store_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_module, "save_document", broken)
+    with pytest.raises(OSError):
+        store.save(session)
+    assert not (store.index_home / newest.NOTE_FILE).exists()
