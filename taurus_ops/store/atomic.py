@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +53,7 @@ def fsync_dir(path: Path) -> None:
 
 def temp_name(target: Path) -> Path:
     """A hidden temporary sibling of ``target`` with a random part: ``.NAME.tmp-1a2b3c4d``."""
-    return target.with_name(f".{target.name}{TMP_MARK}{secrets.token_hex(4)}")
+    return target.with_name(f".{target.name}{TMP_MARK}{os.urandom(4).hex()}")
 
 
 def is_temp_name(name: str) -> bool:
@@ -136,7 +135,7 @@ def point_link(link: Path, target: Path, durable: bool = True) -> None:
     # a home reached through a symlink still gets the plain ``ln -s FILE NAME.json`` form
     relative = os.path.relpath(os.path.realpath(target), os.path.realpath(link.parent))
     for _ in range(_TRIES):
-        tmp = link.with_name(f".{link.name}{LINK_TMP_SUFFIX}-{secrets.token_hex(4)}")
+        tmp = link.with_name(f".{link.name}{LINK_TMP_SUFFIX}-{os.urandom(4).hex()}")
         try:
             os.symlink(relative, tmp)  # never follows, never replaces: EEXIST if taken
         except FileExistsError:

@@ -15,7 +15,6 @@ import base64
 import codecs
 import json
 import re
-import secrets
 import string
 from datetime import UTC, date, datetime
 from typing import Any
@@ -32,6 +31,8 @@ PLACEHOLDER_IDS = {"", "new"}
 
 
 def new_id() -> str:
+    import secrets  # only to make an id (with hmac and hashlib, a few ms of every start-up)
+
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
 import stat
 from array import array
 from dataclasses import dataclass
@@ -224,7 +223,7 @@ def _whole(head: bytes, tail: bytes) -> dict[str, Any]:
     """The document without its messages: ``head`` and ``tail`` around a unique stand-in,
     which must come back as the top-level ``messages`` (or the cut was not where it
     seemed)."""
-    mark = orjson.dumps(secrets.token_hex(16))
+    mark = orjson.dumps(os.urandom(16).hex())
     if mark in head or mark in tail:
         raise _NotLaidOut
     try:
@@ -304,7 +303,7 @@ def document_bytes(data: dict[str, Any]) -> bytes:
 
 def _skeleton(data: dict[str, Any]) -> tuple[bytes, bytes]:
     """The document's bytes before and after the messages array."""
-    mark = secrets.token_hex(16)
+    mark = os.urandom(16).hex()
     skeleton = dict(data)
     skeleton["messages"] = mark  # in the key's own place
     raw = fmt.dumps(skeleton)
