@@ -11,7 +11,6 @@ where a dangling link pointed.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,16 +36,18 @@ def victim(tmp_path: Path) -> Path:
 @pytest.fixture
 def forced_token(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Make the next random temporary name predictable (``...tmp-deadbeef``), once."""
-    real = secrets.token_hex
+    from taurus_ops.store import atomic
+
+    real = atomic._token
 
     def arm() -> None:
         calls = {"n": 0}
 
-        def token_hex(nbytes: int | None = None) -> str:
+        def token() -> str:
             calls["n"] += 1
-            return FORCED if calls["n"] == 1 else real(nbytes)
+            return FORCED if calls["n"] == 1 else real()
 
-        monkeypatch.setattr("taurus_ops.store.atomic.secrets.token_hex", token_hex)
+        monkeypatch.setattr(atomic, "_token", token)
 
     return arm
 

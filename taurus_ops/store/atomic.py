@@ -26,6 +26,11 @@ CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEX
 _TRIES = 16  # random names taken by something else before giving up (never in practice)
 
 
+def _token() -> str:
+    """Eight random hex digits: a temporary name no other writer picks."""
+    return os.urandom(4).hex()
+
+
 def ensure_dir(path: Path) -> Path:
     """Create ``path`` and any missing parents as 0700 directories."""
     path = Path(path)
@@ -53,7 +58,7 @@ def fsync_dir(path: Path) -> None:
 
 def temp_name(target: Path) -> Path:
     """A hidden temporary sibling of ``target`` with a random part: ``.NAME.tmp-1a2b3c4d``."""
-    return target.with_name(f".{target.name}{TMP_MARK}{os.urandom(4).hex()}")
+    return target.with_name(f".{target.name}{TMP_MARK}{_token()}")
 
 
 def is_temp_name(name: str) -> bool:
@@ -135,7 +140,7 @@ def point_link(link: Path, target: Path, durable: bool = True) -> None:
     # a home reached through a symlink still gets the plain ``ln -s FILE NAME.json`` form
     relative = os.path.relpath(os.path.realpath(target), os.path.realpath(link.parent))
     for _ in range(_TRIES):
-        tmp = link.with_name(f".{link.name}{LINK_TMP_SUFFIX}-{os.urandom(4).hex()}")
+        tmp = link.with_name(f".{link.name}{LINK_TMP_SUFFIX}-{_token()}")
         try:
             os.symlink(relative, tmp)  # never follows, never replaces: EEXIST if taken
         except FileExistsError:
