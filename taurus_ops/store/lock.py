@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from taurus_ops.errors import OpsLocked, SessionLocked, TaurusError
-from taurus_ops.store.newest import Saving
+from taurus_ops.store.newest import noting
 
 LOCK_SUFFIX = ".lock"
 
@@ -159,28 +159,15 @@ class SessionLock(FileLock):
         self.target = Path(target)
         self.home = home
 
-    def _keeping(self) -> Saving | None:
-        if self.home is None:
-            return None
-        keeping = Saving(self.home, self.target.parent)
-        keeping.start()
-        return keeping
-
     def acquire(self) -> Self:
-        keeping = self._keeping()
-        try:
+        with noting(self.home, self.target.parent):
             return super().acquire()
-        finally:
-            if keeping is not None:
-                keeping.kept()
 
     def release(self) -> None:
         if self.fd is None:
             return
-        keeping = self._keeping()
-        super().release()
-        if keeping is not None:
-            keeping.kept()
+        with noting(self.home, self.target.parent):
+            super().release()
 
 
 class HomeLock(FileLock):

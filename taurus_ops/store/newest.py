@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,39 +79,49 @@ def forget(home: Path) -> None:
         os.unlink(home / NOTE_FILE)
 
 
-class Saving:
-    """One change to ``folder`` by Taurus: ``start()`` before it, and after it
-    ``done()`` (a save) or ``kept()`` (a lock file), to keep the note when nothing else
-    changed the folder in between."""
+@contextlib.contextmanager
+def noting(
+    home: Path | None, folder: Path, saved: Callable[[], tuple[str, float]] | None = None
+) -> Iterator[None]:
+    """Around one change to ``folder`` by Taurus, keeping the note when nothing else
+    changed the folder in between: a save (``saved`` gives the session's file name and
+    ``updated`` once it is written; a save that fails drops the note, since what it left
+    is not known) or, without ``saved``, a change that makes no session newer (a
+    session's lock file made or removed: the note stands, with the folder's new stamp).
+    Without a ``home`` there is no note to keep."""
+    if home is None:
+        yield
+        return
+    before = _read(home)
+    if before is not None and before.get("dir") != directory_stamp(folder):
+        before = None  # the folder changed since the note: nobody knows the newest
+    try:
+        yield
+    except BaseException:
+        if saved is not None:
+            forget(home)
+        else:
+            _keep(home, folder, before, None)
+        raise
+    _keep(home, folder, before, saved)
 
-    def __init__(self, home: Path, folder: Path) -> None:
-        self.home, self.folder = home, folder
-        self.note: dict[str, Any] | None = None
 
-    def start(self) -> None:
-        note = _read(self.home)
-        self.note = note if note and note.get("dir") == directory_stamp(self.folder) else None
-
-    def done(self, name: str, updated: float) -> None:
-        if self.note is None:  # the folder changed since the note: nobody knows the newest
-            forget(self.home)
-            return
-        if self.note["name"] != name and _number(self.note.get("updated")) > updated:
-            name, updated = self.note["name"], _number(self.note["updated"])
-        note(self.home, self.folder, name, updated, directory_stamp(self.folder))
-
-    def failed(self) -> None:
-        """After a save that failed: what it left is not known, so neither is the newest."""
-        forget(self.home)
-
-    def kept(self) -> None:
-        """After a change that made no session newer (a session's lock file made or
-        removed): the note stands, with the folder's new stamp."""
-        if self.note is None:
-            forget(self.home)
-            return
-        stamp = directory_stamp(self.folder)
-        note(self.home, self.folder, self.note["name"], _number(self.note.get("updated")), stamp)
+def _keep(
+    home: Path,
+    folder: Path,
+    before: dict[str, Any] | None,
+    saved: Callable[[], tuple[str, float]] | None,
+) -> None:
+    """The note after a change ``noting`` saw the note ``before`` of (None: none stood)."""
+    if before is None:
+        forget(home)
+        return
+    name, updated = before["name"], _number(before.get("updated"))
+    if saved is not None:
+        mine, when = saved()
+        if mine == name or when >= updated:
+            name, updated = mine, when
+    note(home, folder, name, updated, directory_stamp(folder))
 
 
 def _number(value: object) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -15,7 +16,7 @@ from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_create, ensure_dir, point_link
 from taurus_ops.store.layout import load_session, save_document
 from taurus_ops.store.lock import SessionLock
-from taurus_ops.store.newest import Saving, directory_stamp, note, noted
+from taurus_ops.store.newest import directory_stamp, note, noted, noting
 from taurus_ops.store.refs import (
     Resolver,
     SessionRef,
@@ -83,15 +84,6 @@ def summary_or_none(source: tuple[str, bool]) -> SessionSummary | None:
 
 def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr)
-
-
-class _Saving(Saving):
-    """``Saving`` of one session (its name and ``updated``)."""
-
-    def done(self, session: Session) -> None:  # type: ignore[override]
-        assert session.path is not None
-        moment = fmt.parse_time(session.data.get("updated"))
-        super().done(session.path.name, moment.timestamp() if moment else float("-inf"))
 
 
 class SessionStore:
@@ -239,19 +231,11 @@ class SessionStore:
                 raise UsageError(f"a session with id {session_id!r} already exists")
         session = Session.new(session_id, **fields)
         session.path = self.path_for(session_id, session.created)
-        saving = self._saving(session.path)
-        try:  # a new file: never over anything of that name (a link planted there, say)
-            atomic_create(session.path, session.to_bytes())
-        except FileExistsError:
-            if saving is not None:
-                saving.failed()
-            raise UsageError(f"{session.path} already exists; not overwriting it") from None
-        except BaseException:
-            if saving is not None:
-                saving.failed()
-            raise
-        if saving is not None:
-            saving.done(session)
+        with self._noting(session):
+            try:  # a new file: never over anything of that name (a link planted there, say)
+                atomic_create(session.path, session.to_bytes())
+            except FileExistsError:
+                raise UsageError(f"{session.path} already exists; not overwriting it") from None
         return session
 
     def save(self, session: Session, touch: bool = True, durable: bool = True) -> None:
@@ -265,23 +249,22 @@ class SessionStore:
         if touch:
             session.touch()
         ensure_dir(session.path.parent)
-        saving = self._saving(session.path)
-        try:
+        with self._noting(session):
             session.image = save_document(session.path, session.data, session.image, durable)
-        except BaseException:
-            if saving is not None:
-                saving.failed()
-            raise
-        if saving is not None:
-            saving.done(session)
 
-    def _saving(self, path: Path) -> _Saving | None:
-        """The note of the newest save, kept across a save into the session directory."""
+    def _noting(self, session: Session) -> contextlib.AbstractContextManager[None]:
+        """The note of the newest save (``store.newest``), kept across a save of
+        ``session`` into the session directory."""
+        path = session.path
+        assert path is not None
         if self.index_home is None or path.parent != self.session_dir:
-            return None
-        saving = _Saving(self.index_home, self.session_dir)
-        saving.start()
-        return saving
+            return contextlib.nullcontext()
+
+        def saved() -> tuple[str, float]:
+            moment = fmt.parse_time(session.data.get("updated"))
+            return path.name, moment.timestamp() if moment else float("-inf")
+
+        return noting(self.index_home, self.session_dir, saved)
 
     def lock(self, session: Session | Path) -> SessionLock:
         """The write lock for ``session`` (or the session file at a path); use as a
