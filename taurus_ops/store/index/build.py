@@ -322,7 +322,7 @@ def look_between(conn: sqlite3.Connection, work: FolderWork, state: dict[str, An
         if row is not None and row[1:] != sig:
             work.to_drop.append((row[0], path))
     work.to_drop += [(row[0], path) for path, row in rows.items() if path not in found]
-    work.between, work.found, work.known, work.entries = True, found, rows, entries
+    work.between, work.found, work.entries = True, found, entries
     work.links = _links(work.folder) if relink else links
     return True
 

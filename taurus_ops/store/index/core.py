@@ -463,8 +463,8 @@ class Index:
         def run(conn: sqlite3.Connection) -> list[dict[int, list[int]]]:
             needles = [needle(t, case_sensitive) for t in terms]
             wanted = []
+            vocab = self._vocabulary(conn)
             for term, found in zip(terms, needles, strict=True):
-                vocab = self._vocabulary(conn)
                 keys = queries.word_keys(conn, term, vocab) if found is not None else set()
                 wanted.append(allowed if keys is None else keys & allowed)
             out: list[dict[int, list[int]]] = [{} for _ in terms]
