@@ -19,18 +19,14 @@ beside the sessions'.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
-import time
 from collections.abc import Callable
-
-import orjson
 
 from benchmarks.common import BenchHome, Row, Timing, attempt, bench_main, best, row
 from benchmarks.corpus import ABSENT_WORD
 from taurus_ops.store import format as fmt
-from taurus_ops.store.atomic import atomic_write
+from taurus_ops.store.store import SessionStore
 
 WORDS = ["authentication", ABSENT_WORD, "connection pool"]
 NO_MATCH = (0, 1)
@@ -38,17 +34,18 @@ REFRESH_RUNS = 7  # the refresh is a small difference of two times: more runs of
 
 
 def change_one(bench: BenchHome) -> None:
-    """Append a message to one session as a chat would (a new file, ``updated`` now)."""
+    """Add a message to one session as a chat does: under the session's lock, through the
+    store (a new file, ``updated`` now, the change in the journal)."""
     files = bench.files()
     path = files[len(files) // 2]
-    doc = orjson.loads(path.read_bytes())
-    now = fmt.now_iso()
-    doc["messages"].append({"role": "user", "content": "One more question.", "timestamp": now})
-    doc["updated"] = now
-    atomic_write(path, fmt.dumps(doc))  # a new inode: the corpus behind the hard link is untouched
-    os.chmod(path, 0o600)
-    stamp = time.time()
-    os.utime(path, (stamp, stamp))
+    store = SessionStore(bench.sessions)
+    store.index_home = bench.home
+    with store.lock(path):
+        session = store.load(path)
+        session.data["messages"].append(
+            {"role": "user", "content": "One more question.", "timestamp": fmt.now_iso()}
+        )
+        store.save(session)  # a new inode: the corpus behind the hard link is untouched
 
 
 RG, GREP_R, GREP_GLOB = "`rg -il`", "`grep -ril`", "`grep -l … ~/.taurus/sessions/*.json`"

@@ -160,13 +160,13 @@ class SessionLock(FileLock):
         self.home = home
 
     def acquire(self) -> Self:
-        with noting(self.home, self.target.parent):
+        with noting(self.home, self.target.parent, [self.path.name]):
             return super().acquire()
 
     def release(self) -> None:
         if self.fd is None:
             return
-        with noting(self.home, self.target.parent):
+        with noting(self.home, self.target.parent, [self.path.name]):
             super().release()
 
 

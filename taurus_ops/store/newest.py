@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from taurus_ops.store import changes
 from taurus_ops.store.atomic import atomic_write
 
 NOTE_FILE = "newest-session.json"
@@ -81,19 +82,24 @@ def forget(home: Path) -> None:
 
 @contextlib.contextmanager
 def noting(
-    home: Path | None, folder: Path, saved: Callable[[], tuple[str, float]] | None = None
+    home: Path | None,
+    folder: Path,
+    names: list[str],
+    saved: Callable[[], tuple[str, float]] | None = None,
 ) -> Iterator[None]:
-    """Around one change to ``folder`` by Taurus, keeping the note when nothing else
-    changed the folder in between: a save (``saved`` gives the session's file name and
-    ``updated`` once it is written; a save that fails drops the note, since what it left
-    is not known) or, without ``saved``, a change that makes no session newer (a
-    session's lock file made or removed: the note stands, with the folder's new stamp).
-    Without a ``home`` there is no note to keep."""
+    """Around one change to ``folder`` by Taurus, which makes, replaces or removes the
+    entries ``names``: the change goes in the journal (``store.changes``), and the note
+    is kept when nothing else changed the folder in between. The change is a save
+    (``saved`` gives the session's file name and ``updated`` once it is written; a save
+    that fails drops the note, since what it left is not known) or, without ``saved``,
+    one that makes no session newer (a session's lock file made or removed: the note
+    stands, with the folder's new stamp). Without a ``home`` there is neither."""
     if home is None:
         yield
         return
+    start = directory_stamp(folder)
     before = _read(home)
-    if before is not None and before.get("dir") != directory_stamp(folder):
+    if before is not None and before.get("dir") != start:
         before = None  # the folder changed since the note: nobody knows the newest
     try:
         yield
@@ -101,9 +107,11 @@ def noting(
         if saved is not None:
             forget(home)
         else:
-            _keep(home, folder, before, None)
+            _keep(home, folder, before, None, directory_stamp(folder))
         raise
-    _keep(home, folder, before, saved)
+    end = directory_stamp(folder)
+    changes.record(home, folder, start, end, names)
+    _keep(home, folder, before, saved, end)
 
 
 def _keep(
@@ -111,8 +119,10 @@ def _keep(
     folder: Path,
     before: dict[str, Any] | None,
     saved: Callable[[], tuple[str, float]] | None,
+    stamp: list[int] | None,
 ) -> None:
-    """The note after a change ``noting`` saw the note ``before`` of (None: none stood)."""
+    """The note after a change ``noting`` saw the note ``before`` of (None: none stood),
+    which left the folder's stamp ``stamp``."""
     if before is None:
         forget(home)
         return
@@ -121,7 +131,7 @@ def _keep(
         mine, when = saved()
         if mine == name or when >= updated:
             name, updated = mine, when
-    note(home, folder, name, updated, directory_stamp(folder))
+    note(home, folder, name, updated, stamp)
 
 
 def _number(value: object) -> float:

@@ -264,7 +264,7 @@ class SessionStore:
             moment = fmt.parse_time(session.data.get("updated"))
             return path.name, moment.timestamp() if moment else float("-inf")
 
-        return noting(self.index_home, self.session_dir, saved)
+        return noting(self.index_home, self.session_dir, [path.name], saved)
 
     def lock(self, session: Session | Path) -> SessionLock:
         """The write lock for ``session`` (or the session file at a path); use as a

@@ -14,6 +14,7 @@ from helpers.sessions import make_document, write_session
 from taurus_ops.config import load_config
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index import INDEX_NAME, Index
+from taurus_ops.store.index.words import stored_dictionary, vocab_again
 
 
 @pytest.fixture
@@ -339,7 +340,6 @@ def test_a_session_s_words_are_dropped_with_it(store, index, ops) -> None:
     """Replacing or removing a session takes its words from the word table (no session
     stays a candidate for words it lost), on the small path (its words added to the
     vocabulary) and after a build (the vocabulary read back whole)."""
-    from taurus_ops.store.index import build
 
     words = [f"w{n:05d}x" for n in range(3000)]
     doc = make_document("long01", first="start " + " ".join(words) + " aardvark zebrafinish")
@@ -364,7 +364,7 @@ def test_a_session_s_words_are_dropped_with_it(store, index, ops) -> None:
     conn = index.connect()
     conn.execute("INSERT INTO words(words) VALUES ('integrity-check')")
     with conn:
-        build.vocab_again(conn)  # the removed session's words are gone from it too
+        vocab_again(conn)  # the removed session's words are gone from it too
     assert index.term_keys("w00001x") == set()
     assert index.term_keys("zebrafinish") == {row.key for row in index.rows() if row.id == "short1"}
 
@@ -411,22 +411,22 @@ def test_text_is_compressed_with_a_dictionary_trained_once(store, ops, monkeypat
     import zstandard
 
     from taurus_ops.store import parallel
-    from taurus_ops.store.index import build, schema, text
+    from taurus_ops.store.index import schema, text
 
-    monkeypatch.setattr(build, "DICTIONARY_FROM", 30)
+    monkeypatch.setattr(text, "DICTIONARY_FROM", 30)
     monkeypatch.setattr(parallel, "POOL_FROM", 20)  # read by worker processes, given it
     monkeypatch.setattr(text, "DICTIONARY_SAMPLES", 20)
     first = write_session(store.session_dir, make_document("early1", first="before any quokka"))
     config = load_config()
     with Index(config) as index:
         index.refresh()  # one file: no dictionary
-        assert build.stored_dictionary(index.connect()) is None
+        assert stored_dictionary(index.connect()) is None
         for n in range(40):
             doc = make_document(f"many{n:02d}", first=f"session {n} about the quokka colony")
             write_session(store.session_dir, doc)
         index.refresh()
         conn = index.connect()
-        stored = build.stored_dictionary(conn)
+        stored = stored_dictionary(conn)
         assert stored is not None
         wanted = zstandard.ZstdCompressionDict(stored).dict_id()
         ids = [

@@ -30,10 +30,10 @@ from hypothesis import strategies as st
 from taurus_ops.ops import cleanup
 from taurus_ops.ops.search import SearchQuery, search
 from taurus_ops.ops.stats import compute
-from taurus_ops.store import SessionStore
+from taurus_ops.store import SessionStore, changes
 from taurus_ops.store import format as fmt
 from taurus_ops.store.atomic import atomic_write
-from taurus_ops.store.index import Index, build, text
+from taurus_ops.store.index import Index, build, text, words
 from taurus_ops.store.summary import summarize
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -181,6 +181,33 @@ class World:
             with contextlib.suppress(Exception):
                 self.store.name(path.name, f"n{self.serial}{self.rng.randint(0, 9)}", replace=True)
 
+    def save(self) -> None:
+        """A turn of a chat: under the session's lock, through the store (in the journal)."""
+        path = self.pick()
+        if path is None:
+            return
+        with self.store.lock(path):
+            try:
+                session = self.store.load(path)
+            except Exception:
+                return  # a damaged file: a chat would not resume it
+            session.data["messages"].append({"role": "user", "content": _text(self.rng)})
+            self.store.save(session, touch=self.rng.random() < 0.5, durable=False)
+
+    def start(self) -> None:
+        """A new chat: a session made by the store (in the journal)."""
+        self.serial += 1
+        self.store.create(f"s{self.serial:03d}", messages=[{"role": "user", "content": "hi"}])
+
+    def journal(self) -> None:
+        """The journal lost, or a line of it damaged: the index must look for itself."""
+        path = self.home / changes.JOURNAL_FILE
+        if self.rng.random() < 0.5:
+            path.unlink(missing_ok=True)
+        else:
+            with open(path, "ab") as handle:
+                handle.write(self.rng.choice([b"{not json\n", b"[1]\n", b'{"dir": 1}\n']))
+
     def age(self) -> None:
         """Make the folders' own stamps old, so the next full look is trusted afterwards."""
         old = (NOW - timedelta(days=200)).timestamp()
@@ -189,7 +216,7 @@ class World:
 
 
 OPS = ["create", "create_odd", "rewrite", "edit_in_place", "delete", "archive", "unarchive",
-       "rename", "rename_odd", "damage", "name"]  # fmt: skip
+       "rename", "rename_odd", "damage", "name", "save", "save", "start", "journal"]  # fmt: skip
 
 
 def run_op(world: World, op: str) -> None:
@@ -401,7 +428,11 @@ def check(world: World) -> None:
     )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("MODEL_EXAMPLES", "15")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(
     seed=st.integers(0, 10**6),
     ops=st.lists(st.tuples(st.sampled_from(OPS), st.booleans()), min_size=1, max_size=6),
@@ -417,10 +448,12 @@ def test_index_answers_equal_reading_every_file(seed: int, ops: list[tuple[str, 
         patch.setattr(text, "CHUNK_BYTES", 16)
         patch.setattr(text, "MAX_TERMS", 2)
         patch.setattr(build, "VOCAB_FROM", 2)
-        patch.setattr(build, "VOCAB_ROWS", 3)
+        patch.setattr(words, "VOCAB_ROWS", 3)
         patch.setattr(text, "HEAD", 10)
         if seed % 2:  # a look between that finds more changed than it may stat looks fully
             patch.setattr(build, "BETWEEN_MAX", 1)
+        if seed % 3 == 0:  # a journal started again every few changes
+            patch.setattr(changes, "JOURNAL_MAX", 400)
         for _ in range(4):
             world.create(odd=False)
         world.age()

@@ -1,6 +1,6 @@
 """Bringing the index up to date with the session files.
 
-A folder is looked at in one of three ways:
+A folder is looked at in one of four ways:
 
 - the quick look: its own stamp (device, inode, mtime and ctime of the directory) is
   the one recorded at the last look, the last full look was less than
@@ -9,15 +9,22 @@ A folder is looked at in one of three ways:
   file's bytes changed in place by another program can have happened since; those are
   seen within ``TRUST_SECONDS``. (A stat of every file costs about half a second at
   100,000 sessions, more than a whole ``stats`` may take.)
-- the look between: the folder's stamp moved (a save, a new or removed file) less
-  than ``TRUST_SECONDS`` after a full look. Its listing (each name with its inode,
-  no stat) is compared with the one kept at the last look, as a whole: only the names
-  that are new, gone or on another inode are stat'ed and compared with their rows (so
-  only a file changed in place, or replaced by one that reuses its inode, is missed,
-  and is seen by the full look that comes when the trusted time is over). A save by
-  Taurus then costs the index a listing, a comparison of two dictionaries and one read,
-  not a stat of every file nor a load of every row's stamps. The look is not recorded
-  as a full one: the trusted time still ends when the last full look's does.
+- the look through the journal: the folder's stamp moved less than ``TRUST_SECONDS``
+  after a full look, and the changes journal (``store.changes``) since the last look
+  leads stamp by stamp from the stamp then to the stamp now: every change was Taurus's,
+  and only the names it gives are stat'ed and compared with their rows. A chat's turn
+  then costs the index a read of a few lines of journal and of one session, with no
+  listing (``store.changes`` says what such a run of stamps can hide).
+- the look between: the same, but the journal does not lead to the stamp now (another
+  program changed the folder, or two Taurus processes at once). The folder's listing
+  (each name with its inode, no stat) is compared with the one kept at the last look,
+  as a whole: the names that are new, gone or on another inode are stat'ed and compared
+  with their rows, and so are the names the journal gives (a save can put a file back
+  on the inode it had at the last look), so only a file another program changed in
+  place, or replaced by one that reuses its inode, is missed, and is seen by the full
+  look that comes when the trusted time is over. Without the journal since the last
+  look there is no look between. Neither look is recorded as a full one: the trusted
+  time still ends when the last full look's does.
 - the full look: every session file's (size, mtime_ns, inode), compared with what the
   rows hold (a digest of it first, so an unchanged folder costs one stat pass; then
   the folder's stored stamps, kept beside the rows by the last full look, or else the
@@ -46,16 +53,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taurus_ops.store.index import text
+from taurus_ops.store import changes
+from taurus_ops.store.index import words
 from taurus_ops.store.index.schema import USAGE_KINDS, disk_path, folder_key, stamp, stored_path
 from taurus_ops.store.index.text import (
-    DICTIONARY_FROM,
-    DICTIONARY_SAMPLES,
     text_from_body,
-    train_dictionary,
-    unpack,
     use_dictionary,
-    vocab_chunks,
     words_in,
 )
 from taurus_ops.store.newest import directory_stamp
@@ -67,7 +70,6 @@ if TYPE_CHECKING:
 TRUST_SECONDS = 60.0  # a folder's own stamp stands for its files this long after a full look
 RACY_SECONDS = 2.0  # a directory changed this close to a look may change again unseen
 VOCAB_FROM = 256  # sessions read in one look from which the vocabulary is read back whole
-VOCAB_ROWS = 32  # rows of words added since, beyond the whole ones, before they are merged
 READER_NICENESS = 10  # a reading worker's nice value, above the writing process's
 BETWEEN_MAX = 2000  # names a look between stats at most (more: a full look is as cheap)
 
@@ -106,8 +108,11 @@ class FolderWork:
     links: Links
     listed_ns: int = 0  # when this look began
     prior: int = 0  # the number of the folder's state when looked at (each save adds one)
-    between: bool = False  # a look between (see the module docstring)
+    between: bool = False  # a look short of a full one (see the module docstring)
+    journal: Path | None = None  # the Taurus home whose changes journal tells of this folder
+    mark: changes.Mark | None = None  # where the journal ended, read just before ``directory``
     entries: Entries | None = None  # the listing, kept for the next look between
+    unlisted: list[str] = field(default_factory=list)  # names changed since it (see _dirty)
     known: Known = field(default_factory=dict)
     to_read: list[str] = field(default_factory=list)
     to_drop: list[tuple[int, str]] = field(default_factory=list)
@@ -200,6 +205,8 @@ def _save_state(conn: sqlite3.Connection, work: FolderWork, found_digest: str | 
         "digest": found_digest,
         "links": work.links,
         "n": work.prior + 1,
+        "journal": work.mark,
+        "unlisted": work.unlisted,
     }
     conn.execute(
         "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
@@ -258,16 +265,20 @@ def trusted(state: dict[str, Any] | None, folder: Path, now_ns: int) -> bool:
     return directory_stamp(folder) == recorded
 
 
-def look(conn: sqlite3.Connection, folder: Path, archived: bool) -> FolderWork:
-    """A look at one folder (the look between, or the full one: see the module docstring);
-    ``to_read`` and ``to_drop`` say what disagrees."""
+def look(
+    conn: sqlite3.Connection, folder: Path, archived: bool, journal: Path | None = None
+) -> FolderWork:
+    """A look at one folder (through the journal of the Taurus home ``journal``, the look
+    between, or the full one: see the module docstring); ``to_read`` and ``to_drop`` say
+    what disagrees."""
     key = folder_key(folder)
+    mark = changes.mark(journal) if journal is not None else None
     work = FolderWork(folder, archived, key, directory_stamp(folder), time.time_ns(), {}, [])
-    work.listed_ns = work.looked_ns
+    work.listed_ns, work.journal, work.mark = work.looked_ns, journal, mark
     state = folder_state(conn, key)
     work.prior = _number(state)
     times = _times(state, work.looked_ns)
-    if times is not None and state is not None and look_between(conn, work, state):
+    if times is not None and state is not None and look_short(conn, work, state):
         work.looked_ns = times[0]
         if not work.to_read and not work.to_drop:
             _note_look(conn, work, state.get("digest"))
@@ -282,24 +293,103 @@ def look(conn: sqlite3.Connection, folder: Path, archived: bool) -> FolderWork:
     return work
 
 
-def look_between(conn: sqlite3.Connection, work: FolderWork, state: dict[str, Any]) -> bool:
-    """The look between (see the module docstring), filling ``work``; False when it
-    cannot stand for a full look (no listing kept, or too much changed)."""
+def look_short(conn: sqlite3.Connection, work: FolderWork, state: dict[str, Any]) -> bool:
+    """A look through the journal, else a look between; False when neither can stand for
+    a full look (among other things, when the journal since the last look is not there
+    to name what Taurus changed: a save that puts a file back on the inode it had at the
+    last look leaves the listing as it was)."""
+    if work.journal is None:
+        return False
+    found = changes.since(work.journal, state.get("journal"), work.folder)
+    if found is None:
+        return False
+    entries, mark = found
+    return look_journal(conn, work, state, entries, mark) or look_between(
+        conn, work, state, {name for _, _, names in entries for name in names}
+    )
+
+
+def look_journal(
+    conn: sqlite3.Connection,
+    work: FolderWork,
+    state: dict[str, Any],
+    entries: list[changes.Change],
+    mark: changes.Mark,
+) -> bool:
+    """The look through the journal (``store.changes``): when the changes recorded since
+    the last look (``entries``, up to ``mark``) lead, stamp by stamp, from the folder's
+    stamp then to its stamp now, only the names they made, replaced or removed are
+    stat'ed and compared with their rows, with no listing. False (``work`` untouched)
+    when they do not."""
+    at = state.get("dir")
+    if not _fine(at):
+        return False
+    names: set[str] = set()
+    for before, after, changed in entries:
+        if before != at or not _fine(after):
+            return False
+        at = after
+        names.update(changed)
+    now = directory_stamp(work.folder)
+    unlisted = _unlisted(state) | names
+    if now != at or len(unlisted) > BETWEEN_MAX:
+        return False
+    links = [(str(name), str(target)) for name, target in state.get("links", [])]
+    _look_at(conn, work, names, links)
+    work.directory, work.mark, work.entries = now, mark, None  # the kept listing stays
+    work.unlisted = sorted(unlisted)
+    return True
+
+
+def _unlisted(state: dict[str, Any]) -> set[str]:
+    """The names looks through the journal found changed since the listing was kept: a
+    look between stats them whatever the listing says (one may be on the inode it had
+    then again)."""
+    names = state.get("unlisted")
+    if not isinstance(names, list):
+        return set()
+    return {name for name in names if isinstance(name, str)}
+
+
+def _fine(stamp: object) -> bool:
+    """True for a folder stamp of a file system that keeps times finer than a second, by
+    its ctime, which only the kernel sets (on one that keeps whole seconds, a change a
+    second later may leave the same stamp)."""
+    return isinstance(stamp, list) and len(stamp) == 4 and stamp[3] % 1_000_000_000 != 0
+
+
+def look_between(
+    conn: sqlite3.Connection, work: FolderWork, state: dict[str, Any], named: set[str]
+) -> bool:
+    """The look between (see the module docstring), filling ``work``; ``named`` are the
+    names the journal says Taurus changed, looked at whatever the listing says. False
+    when it cannot stand for a full look (no listing kept, or too much changed)."""
     kept = stored_entries(conn, work.key)
     if kept is None:
         return False
     entries = _listing(work.folder)
     links = [(str(name), str(target)) for name, target in state.get("links", [])]
-    if entries == kept:
+    unlisted = _unlisted(state) | named
+    work.unlisted = []
+    if entries == kept and not unlisted:
         work.between, work.entries, work.links = True, entries, links
         return True
     fresh = {name for name, _ in entries.items() - kept.items()}  # new, or on another inode
+    fresh |= unlisted
     gone = kept.keys() - entries.keys()
     if len(fresh) + len(gone) > BETWEEN_MAX:
         return False
-    relink = any(name in fresh or name in gone for name, _ in links)
+    _look_at(conn, work, fresh | gone, links)
+    work.entries = entries
+    return True
+
+
+def _look_at(conn: sqlite3.Connection, work: FolderWork, names: set[str], links: Links) -> None:
+    """Stat ``names`` (entries of the folder made, replaced or removed since the last
+    look) and compare the session files among them with their rows, filling ``work``."""
+    relink = any(name in names for name, _ in links)
     found: Stamps = {}
-    for name in fresh:
+    for name in names:
         if not name.endswith(".json"):
             continue
         path = os.path.join(work.folder, name)
@@ -311,9 +401,7 @@ def look_between(conn: sqlite3.Connection, work: FolderWork, state: dict[str, An
             relink = True
         elif stat.S_ISREG(st.st_mode) and not name.startswith("."):
             found[path] = stamp(st)
-    rows = rows_at(
-        conn, [os.path.join(work.folder, n) for n in fresh | gone if n.endswith(".json")]
-    )
+    rows = rows_at(conn, [os.path.join(work.folder, n) for n in names if n.endswith(".json")])
     work.to_read, work.to_drop = [], []
     for path, sig in found.items():
         row = rows.get(path)
@@ -322,9 +410,8 @@ def look_between(conn: sqlite3.Connection, work: FolderWork, state: dict[str, An
         if row is not None and row[1:] != sig:
             work.to_drop.append((row[0], path))
     work.to_drop += [(row[0], path) for path, row in rows.items() if path not in found]
-    work.between, work.found, work.entries = True, found, entries
+    work.between, work.found = True, found
     work.links = _links(work.folder) if relink else links
-    return True
 
 
 def rows_at(conn: sqlite3.Connection, paths: list[str]) -> Known:
@@ -406,50 +493,6 @@ def diff(kept: Known, found: Stamps) -> tuple[list[str], list[tuple[int, str]]]:
     return to_read, to_drop
 
 
-# -- the dictionary the stored text is compressed with ----------------------------------------
-SAMPLE_MAX_BYTES = 1 << 20  # a file larger than this is not read to train the dictionary
-
-
-def stored_dictionary(conn: sqlite3.Connection) -> bytes | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'dictionary'").fetchone()
-    return row[0] if row and isinstance(row[0], bytes) else None
-
-
-def dictionary(conn: sqlite3.Connection, work: list[FolderWork]) -> bytes | None:
-    """The zstd dictionary the index's text is compressed with. An index has none until
-    a refresh reads ``DICTIONARY_FROM`` files or more; that one trains it on a sample
-    of them, and it is kept as long as the index (a body names the dictionary it needs,
-    so the text stored before it stays readable)."""
-    stored = stored_dictionary(conn)
-    paths = [(w.found.get(p, (0,))[0], p) for w in work for p in w.to_read]
-    if stored is not None or len(paths) < DICTIONARY_FROM:
-        return stored
-    from taurus_ops.store.index.facts import read_facts
-
-    small = [p for size, p in paths if size <= SAMPLE_MAX_BYTES]
-    step = max(len(small) // DICTIONARY_SAMPLES, 1)
-    samples = []
-    for path in small[::step][:DICTIONARY_SAMPLES]:
-        facts = read_facts(path)
-        if facts is not None and facts.text is not None:
-            samples.append(unpack(facts.text.body)[1])
-    data = train_dictionary(samples)
-    if data is None:
-        return None
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        stored = stored_dictionary(conn)  # unless another process trained one meanwhile
-        if stored is None:
-            conn.execute("INSERT INTO meta(key, value) VALUES ('dictionary', ?)", (data,))
-            stored = data
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
-    return stored
-
-
 # -- reading and writing -------------------------------------------------------------------
 class Readers(Workers):
     """Reads files for the index (in worker processes when there are many), their text
@@ -524,9 +567,9 @@ def apply(
                 tell(len(batch.stamps) + len(batch.gone))
         report.removed += len(dropped - set(work.to_read))
         if whole:
-            vocab_again(conn)
+            words.vocab_again(conn)
         elif new_words:
-            add_vocab(conn, new_words)
+            words.add_vocab(conn, new_words)
         # a look between knows the stamps of what it stat'ed only: the kept stamps and the
         # digest go, and the next full look compares with the rows themselves
         _save_known(conn, work.key, kept)
@@ -544,9 +587,10 @@ def _look_again(conn: sqlite3.Connection, work: FolderWork, state: dict[str, Any
     between again, or the files found compared with the rows as they are now."""
     work.prior = _number(state)
     if work.between:
-        if state is not None and look_between(conn, work, state):
+        if state is not None and look_short(conn, work, state):
             return
         work.between = False
+        work.mark = changes.mark(work.journal) if work.journal is not None else None
         work.directory, work.listed_ns = directory_stamp(work.folder), time.time_ns()
         work.looked_ns = work.listed_ns
         work.found, work.links, work.entries = scan(work.folder)
@@ -582,38 +626,3 @@ def drop(conn: sqlite3.Connection, key: int, folder: str) -> None:
     for table in ("texts", "counts", "usage"):
         conn.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
     conn.execute("DELETE FROM sessions WHERE key = ?", (key,))
-
-
-def vocab_again(conn: sqlite3.Connection) -> None:
-    """The vocabulary read back whole from the word table (what is gone goes with it)."""
-    conn.execute(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.word_list USING fts5vocab(main, words, 'row')"
-    )
-    words = [
-        r[0].encode("utf-8", "surrogatepass")
-        for r in conn.execute("SELECT term FROM temp.word_list")
-    ]
-    _replace_vocab(conn, words)
-
-
-def add_vocab(conn: sqlite3.Connection, words: set[bytes]) -> None:
-    """Add a few sessions' words to the vocabulary (which may then hold a word twice),
-    in chunks the last of which is short; when more than ``VOCAB_ROWS`` rows are short
-    (each addition leaves one), all are merged."""
-    conn.executemany(
-        "INSERT INTO vocab(words) VALUES (?)", [(c,) for c in vocab_chunks(sorted(words))]
-    )
-    (short,) = conn.execute(
-        "SELECT count(*) FROM vocab WHERE length(words) < ?", (text.CHUNK_BYTES,)
-    ).fetchone()
-    if short > VOCAB_ROWS:
-        every: set[bytes] = set()
-        for (chunk,) in conn.execute("SELECT words FROM vocab"):
-            every.update(chunk.split())
-        _replace_vocab(conn, sorted(every))
-
-
-def _replace_vocab(conn: sqlite3.Connection, words: list[bytes]) -> None:
-    """The vocabulary, whole, in place of its rows."""
-    conn.execute("DELETE FROM vocab")
-    conn.executemany("INSERT INTO vocab(words) VALUES (?)", [(c,) for c in vocab_chunks(words)])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from taurus_ops.store.atomic import create_file, ensure_dir, is_foreign, remove_foreign
-from taurus_ops.store.index import build, queries
+from taurus_ops.store.index import build, queries, words
 from taurus_ops.store.index.build import RefreshReport
 from taurus_ops.store.index.queries import (
     Aggregate,
@@ -172,7 +172,7 @@ class Index:
         elif version != SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"no such table: index schema {version!r} is not current")
         else:
-            stored = build.stored_dictionary(conn)
+            stored = words.stored_dictionary(conn)
             if stored is not None and not use_dictionary(stored):
                 raise Damaged("the stored text's dictionary")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -280,7 +280,7 @@ class Index:
                 self._links[folder] = [tuple(link) for link in state.get("links", [])]
                 continue
             report.looked += 1
-            found = build.look(conn, folder, archived)
+            found = build.look(conn, folder, archived, self.home)
             self._links[folder] = found.links
             if found.to_read or found.to_drop:
                 work.append(found)
@@ -288,7 +288,7 @@ class Index:
         if max_reads is not None and reads > max_reads:
             report.skipped = True
             return report
-        with build.Readers(reads, build.dictionary(conn, work)) as readers:
+        with build.Readers(reads, words.dictionary(conn, work)) as readers:
             long = reads >= self.ANNOUNCE_FROM
             if self.announce is not None and long:
                 self.announce(reads)
