@@ -51,6 +51,10 @@ _OPEN = b'\n  "messages": ['  # the top-level key's line in the layout
 _FIRST = b"\n    {"  # a message's opening line
 _END = b"\n    }"  # a message's closing line
 _CLOSE = b"\n  ]"  # the array's closing line
+_ARRAY_OF_OBJECTS = b'": [\n    {'  # the end of a top-level key's line, and its first item's
+SHARED = ("role", "type", "name", "model", "tool", "outcome")  # keys of oft-repeated values
+SHARED_LENGTH = 64  # a longer value of one is left as it is (it may be anything)
+TAIL_WHOLE = 1 << 20  # bytes after the messages array that are parsed in one piece at most
 _WRAP = (len(b'{\n  "m": ['), len(b"\n  ]\n}"))  # around messages serialised as {"m": [...]}
 _COMMA = ord(",")
 _LONG_RUN = b"0" * 19  # as format.loads: 19 digits or more may be past 64 bits
@@ -165,7 +169,8 @@ class _Reader:
         base = self.start + pos
         messages: list[Any] = []
         ends = array("q")
-        add, mark, loads = messages.append, ends.append, orjson.loads
+        add, mark, loads, share = messages.append, ends.append, orjson.loads, _share
+        shared: dict[str, str] = {}
         buf, view, start = self.buf, memoryview(self.buf), self.start
         lookahead = len(_END) + len(_CLOSE)
         seen = 0  # in long_runs: the first window not wholly before the message being read
@@ -183,12 +188,14 @@ class _Reader:
             while seen < len(runs) and runs[seen + 1] <= start + pos:
                 seen += 2  # windows before this message
             if seen < len(runs) and runs[seen] < start + end:
-                add(_exactly(view[pos:end]))
+                message = _exactly(view[pos:end])
             else:
                 try:
-                    add(loads(view[pos:end]))
+                    message = loads(view[pos:end])
                 except orjson.JSONDecodeError:
-                    add(_exactly(view[pos:end]))
+                    message = _exactly(view[pos:end])
+            share(message, shared)  # at once, so the next message reuses what it frees
+            add(message)
             mark(start + end - base)
             if buf[end] == _COMMA:
                 pos = end + 1
@@ -203,11 +210,29 @@ class _Reader:
         while self.more(len(self.buf)):  # the fields after the array: toolCalls and the like
             parts.append(self.buf)
         tail = b"".join(parts)
+        del parts
         data = _whole(head, tail)
         data["messages"] = messages
         st = os.fstat(self.fd)
         identity = identity_of(st) if offset + len(tail) == st.st_size else (-1, -1, -1, -1)
         return data, Image(identity, base, ends, messages[:])
+
+
+def _share(obj: Any, table: dict[str, str]) -> None:
+    """One string object for each value of ``SHARED`` keys in ``obj`` (a message, or an
+    item of toolCalls) and in the blocks of its content: a long session repeats a
+    handful of roles, block types, models and tool names hundreds of thousands of times
+    (17 MB of the 200 MB a 100 MB session took in memory)."""
+    if type(obj) is not dict:
+        return
+    for key in SHARED:
+        value = obj.get(key)
+        if type(value) is str and len(value) <= SHARED_LENGTH:
+            obj[key] = table.setdefault(value, value)
+    content = obj.get("content")
+    if type(content) is list:
+        for block in content:
+            _share(block, table)
 
 
 def _exactly(text: memoryview) -> Any:
@@ -226,13 +251,70 @@ def _whole(head: bytes, tail: bytes) -> dict[str, Any]:
     mark = orjson.dumps(os.urandom(16).hex())
     if mark in head or mark in tail:
         raise _NotLaidOut
+    arrays: dict[bytes, list[Any]] = {}
+    if len(tail) > TAIL_WHOLE:  # toolCalls: read a block of items at a time, as messages
+        tail = _cut_arrays(tail, mark, arrays)
     try:
         data = fmt.loads(head + mark + tail)
     except ValueError:
         raise _NotLaidOut from None
     if type(data) is not dict or data.get("messages") != orjson.loads(mark):
         raise _NotLaidOut
+    for key, items in arrays.items():
+        name = orjson.loads(key)
+        if data.get(name) != orjson.loads(_stand_in(mark, key)):
+            raise _NotLaidOut
+        data[name] = items
     return data
+
+
+def _cut_arrays(tail: bytes, mark: bytes, arrays: dict[bytes, list[Any]]) -> bytes:
+    """``tail`` with each top-level array of objects in the layout (``  "KEY": [`` on a
+    line of its own, each item opening on a line ``    {`` and closing on ``    }``)
+    replaced by a stand-in, and its items, parsed a block at a time, in ``arrays``.
+
+    A parse of the whole would hold a parse tree of several times its bytes at once
+    (orjson's: 90 MB for the 8 MB of toolCalls of a 100 MB session)."""
+    out, pos = [], 0
+    while (at := tail.find(_ARRAY_OF_OBJECTS, pos)) >= 0:
+        line = tail.rfind(b"\n", 0, at)
+        key = tail[line + 1 : at + 1].strip()  # the key as JSON text, quotes and all
+        close = tail.find(_CLOSE, at)
+        if not tail.startswith(b'  "', line + 1) or close < 0:
+            raise _NotLaidOut
+        body = at + len(_ARRAY_OF_OBJECTS) - len(_FIRST)  # at the first item's line break
+        arrays[key] = _items(tail[body:close])
+        out += [tail[pos : line + 1], b"  ", key, b": ", _stand_in(mark, key)]
+        pos = close + len(_CLOSE)
+    out.append(tail[pos:])
+    return b"".join(out)
+
+
+def _stand_in(mark: bytes, key: bytes) -> bytes:
+    """A JSON string no document holds (``mark``'s) that names the array ``key``."""
+    return mark[:-1] + key[1:]
+
+
+def _items(body: bytes) -> list[Any]:
+    """The objects of an array's ``body`` (``\n    {...},\n    {...}``), parsed about
+    ``BLOCK`` bytes of them at a time."""
+    items: list[Any] = []
+    shared: dict[str, str] = {}
+    start = 0
+    while start < len(body):
+        cut = body.find(_END + b",", start + BLOCK)
+        stop = len(body) if cut < 0 else cut + len(_END)
+        try:
+            part = fmt.loads(b"[" + body[start:stop] + b"]")
+        except ValueError:
+            raise _NotLaidOut from None
+        if type(part) is not list:
+            raise _NotLaidOut
+        for item in part:
+            _share(item, shared)
+        items += part
+        start = stop + 1
+    return items
 
 
 # -- writing ---------------------------------------------------------------------------------
