@@ -112,7 +112,7 @@ class FolderWork:
     journal: Path | None = None  # the Taurus home whose changes journal tells of this folder
     mark: changes.Mark | None = None  # where the journal ended, read just before ``directory``
     entries: Entries | None = None  # the listing, kept for the next look between
-    unlisted: list[str] = field(default_factory=list)  # names changed since it (see _dirty)
+    unlisted: list[str] = field(default_factory=list)  # names changed since it (see _unlisted)
     known: Known = field(default_factory=dict)
     to_read: list[str] = field(default_factory=list)
     to_drop: list[tuple[int, str]] = field(default_factory=list)
@@ -272,7 +272,7 @@ def look(
     between, or the full one: see the module docstring); ``to_read`` and ``to_drop`` say
     what disagrees."""
     key = folder_key(folder)
-    mark = changes.mark(journal) if journal is not None else None
+    mark = _mark(journal)
     work = FolderWork(folder, archived, key, directory_stamp(folder), time.time_ns(), {}, [])
     work.listed_ns, work.journal, work.mark = work.looked_ns, journal, mark
     state = folder_state(conn, key)
@@ -291,6 +291,11 @@ def look(
     if not work.to_read and not work.to_drop:
         _note_look(conn, work, found_digest)
     return work
+
+
+def _mark(journal: Path | None) -> changes.Mark | None:
+    """Where the journal of the Taurus home ``journal`` ends, taken before a folder stamp."""
+    return changes.mark(journal) if journal is not None else None
 
 
 def look_short(conn: sqlite3.Connection, work: FolderWork, state: dict[str, Any]) -> bool:
@@ -590,7 +595,7 @@ def _look_again(conn: sqlite3.Connection, work: FolderWork, state: dict[str, Any
         if state is not None and look_short(conn, work, state):
             return
         work.between = False
-        work.mark = changes.mark(work.journal) if work.journal is not None else None
+        work.mark = _mark(work.journal)
         work.directory, work.listed_ns = directory_stamp(work.folder), time.time_ns()
         work.looked_ns = work.listed_ns
         work.found, work.links, work.entries = scan(work.folder)
