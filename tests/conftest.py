@@ -61,7 +61,7 @@ def cli_runner():
 @pytest.fixture
 def ops(cli_runner):
     """Run ``taurus-ops ARGS`` in-process; returns the click Result."""
-    from taurus_ops.cli.main import cli
+    from taurus_ops.cli.group import cli
 
     def run(*args: str, input: str | None = None):
         return cli_runner.invoke(cli, list(args), input=input, catch_exceptions=False)

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from taurus_ops import __version__
-from taurus_ops.cli.common import config_options, example, prepare_streams, run_safely
+from taurus_ops.cli.common import config_options, example, run_safely
+from taurus_ops.cli.terminal import prepare_streams
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import inspect
-import io
 import json
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from taurus_ops.cli.terminal import reader_gone
 from taurus_ops.errors import TaurusError
 from taurus_ops.words import human_size
 
@@ -80,12 +78,8 @@ def run_safely(invoke: Callable[[], Any]) -> Any:
         raise TaurusClickError(exc) from None
     except PermissionError as exc:
         raise TaurusClickError(f"permission denied: {exc.filename or exc}") from None
-    except BrokenPipeError:  # the reader stopped early (`| head`): not an error
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        sys.exit(0)
+    except BrokenPipeError:
+        reader_gone()
     except OSError as exc:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         raise TaurusClickError(f"{exc.strerror or exc}{where}") from None
@@ -178,26 +172,6 @@ def echo_json(value: Any) -> None:
     click.echo(clean_text(json.dumps(value, indent=2, ensure_ascii=False, default=str)))
 
 
-def prepare_streams() -> None:
-    """Make text that holds undecodable bytes (a file name read with surrogateescape) printable.
-
-    Such a name never stops a command: on a terminal each undecodable byte is shown as
-    U+FFFD; into a pipe or a file it is written back as the very byte the name has, as
-    ``ls`` and ``find`` do, so ``taurus-ops search -l WORD | xargs ls -l`` finds the file.
-    """
-    from taurus_ops.store.format import MARK_ERRORS
-
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is None:
-            continue
-        try:
-            errors = MARK_ERRORS if stream.isatty() else "surrogateescape"
-            reconfigure(errors=errors)
-        except (OSError, ValueError, io.UnsupportedOperation):
-            continue
-
-
 def local_time(iso: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     from taurus_ops.store.format import parse_time
 
@@ -242,32 +216,6 @@ __all__ = [
     "human_size",
     "local_time",
     "pass_app",
-    "prepare_streams",
     "run_safely",
     "table",
 ]
-
-
-@contextlib.contextmanager
-def index_progress(index: Any, label: str = "Indexing sessions") -> Iterator[None]:
-    """The chat UI's progress bar for a long index refresh, loaded only when a refresh
-    turns out to be long (most are not, and the UI costs a command tens of ms to load)."""
-    if not sys.stderr.isatty():
-        yield
-        return
-    with contextlib.ExitStack() as stack:
-        shown: list[Callable[[int, int], None]] = []
-
-        def progress(done: int, total: int) -> None:
-            if not shown:
-                from taurus_ops.chat.ui import index_progress as bar
-
-                stack.enter_context(bar(index, label))  # puts the bar's ``progress`` in place
-                shown.append(index.progress)
-            shown[0](done, total)
-
-        index.progress = progress
-        try:
-            yield
-        finally:
-            index.progress = None

@@ -49,13 +49,20 @@ def search_cmd(
     `grep -il` would. Hits are ranked, with a highlighted snippet; -l prints file
     paths in file-name order, one per line, like the tutorial's `grep -l`.
     """
-    from taurus_ops.ops.search import SearchQuery, add_snippets, mark, parse_since, parse_terms
+    from taurus_ops.cli.terminal import index_progress
+    from taurus_ops.ops.search import (
+        SearchQuery,
+        add_snippets,
+        files_with_matches,
+        mark,
+        parse_since,
+        terms_of,
+    )
     from taurus_ops.ops.search import search as run_search
     from taurus_ops.store.index import Index
 
-    terms = parse_terms(" ".join(_quote(q) for q in query))
     request = SearchQuery(
-        terms=terms,
+        terms=terms_of(query),
         role=role,
         tool=tool,
         since=parse_since(since) if since else None,
@@ -63,17 +70,12 @@ def search_cmd(
         case_sensitive=case_sensitive,
         limit=limit if (limit or paths_only) else 20,
     )
-    from taurus_ops.cli.common import index_progress
-
     with Index(app.config) as index, index_progress(index):
         if paths_only:
-            request.limit, request.ranked = None, False
-            hits = run_search(index, request)
-            paths = sorted(h.path for h in hits)
-            if paths:  # one write: thousands of paths print in a moment
-                click.echo("\n".join(paths[:limit] if limit else paths))
-            if not hits:
+            paths = files_with_matches(index, request)
+            if not paths:
                 sys.exit(1)  # like grep: nothing found
+            click.echo("\n".join(paths))  # one write: thousands of paths print in a moment
             return
         hits = run_search(index, request)
         add_snippets(index, hits, request)
@@ -101,13 +103,6 @@ def search_cmd(
             text = mark(hit.snippet, hit.highlights, "[", "]")
         who = {"user": "You", "assistant": "Claude"}.get(hit.role, hit.role)
         click.echo(f"    {who}: {text}")
-
-
-def _quote(word: str) -> str:
-    """Keep a shell argument with spaces as one phrase."""
-    if any(c.isspace() for c in word) and not (word.startswith('"') and word.endswith('"')):
-        return '"' + word.replace('"', '\\"') + '"'
-    return word
 
 
 @click.group("index")
@@ -155,7 +150,7 @@ def index_rebuild(app: AppContext) -> None:
     from taurus_ops.store.index import Index
 
     start = time.perf_counter()
-    from taurus_ops.cli.common import index_progress
+    from taurus_ops.cli.terminal import index_progress
 
     with Index(app.config) as index, index_progress(index, "Rebuilding the index"):
         report = index.rebuild()

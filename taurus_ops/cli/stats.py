@@ -30,7 +30,7 @@ def stats_cmd(app: AppContext, as_json: bool, since: str | None, days: int) -> N
         from taurus_ops.ops.search import parse_since
 
         moment = parse_since(since)
-    from taurus_ops.cli.common import index_progress
+    from taurus_ops.cli.terminal import index_progress
 
     with Index(app.config) as index, index_progress(index):
         stats = session_stats(index, since=moment)

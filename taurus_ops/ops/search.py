@@ -70,6 +70,18 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 # -- queries -------------------------------------------------------------------------
+def terms_of(args: tuple[str, ...] | list[str]) -> list[str]:
+    """The terms of a query given as command-line arguments: an argument holding a
+    space is one phrase, as if quoted."""
+    return parse_terms(" ".join(_quote(arg) for arg in args))
+
+
+def _quote(word: str) -> str:
+    if any(c.isspace() for c in word) and not (word.startswith('"') and word.endswith('"')):
+        return '"' + word.replace('"', '\\"') + '"'
+    return word
+
+
 def parse_terms(query: str) -> list[str]:
     """Split a query into terms: words, and "quoted phrases" kept whole."""
     try:
@@ -151,6 +163,15 @@ def search(index: Index, query: SearchQuery, refresh: bool = True) -> list[Hit]:
         if index.generation == generation:  # not rebuilt (new keys) while reading
             return hits
     return hits
+
+
+def files_with_matches(index: Index, query: SearchQuery) -> list[str]:
+    """``search -l``: the paths of the sessions matching every term, in file-name order
+    (the first ``query.limit`` of them, if given)."""
+    limit = query.limit
+    query.limit, query.ranked = None, False
+    paths = sorted(hit.path for hit in search(index, query))
+    return paths[:limit] if limit else paths
 
 
 def _search(index: Index, query: SearchQuery) -> list[Hit]:

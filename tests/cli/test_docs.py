@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from helpers.paths import ROOT
 
-from taurus_ops.cli.main import cli
+from taurus_ops.cli.group import cli
 
 README = (ROOT / "README.md").read_text()
 

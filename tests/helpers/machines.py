@@ -102,7 +102,7 @@ class Machine:
         """``taurus-ops ARGS`` in this process, as this machine."""
         from click.testing import CliRunner
 
-        from taurus_ops.cli.main import cli
+        from taurus_ops.cli.group import cli
 
         return CliRunner().invoke(cli, list(args), env=self.env(), input=input)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.quick import quick_run
 from helpers.sessions import make_document, write_session
 
 from taurus_ops.store import format as fmt
@@ -99,8 +100,15 @@ def grep_l(term: str, files: list[Path], ignore_case: bool) -> set[str]:
 
 
 def ops_paths(ops, *args: str) -> set[str]:
+    """What ``search -l ARGS`` prints, by the command and, for the plain form, by the
+    path that loads no click (the two must agree line for line)."""
     result = ops("search", "-l", *args)
     assert result.exit_code in (0, 1), result.output
+    status, printed = quick_run("search", "-l", *args)
+    if not any(arg.startswith("-") for arg in args):
+        assert (status, printed) == (result.exit_code, result.output), args
+    else:
+        assert status is None, args
     return set(result.output.split())
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from taurus_ops.store.atomic import create_file, ensure_dir, is_foreign, remove_foreign
 from taurus_ops.store.index import build, queries, words
@@ -44,8 +44,10 @@ from taurus_ops.store.index.text import (
     unpack,
     use_dictionary,
 )
-from taurus_ops.store.summary import SessionSummary
 from taurus_ops.words import plural
+
+if TYPE_CHECKING:
+    from taurus_ops.store.summary import SessionSummary
 
 T = TypeVar("T")
 

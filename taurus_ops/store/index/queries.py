@@ -11,11 +11,13 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taurus_ops.store.index.schema import USAGE_KEYS, USAGE_KINDS, disk_path
 from taurus_ops.store.index.text import any_of, matching_words, phrase_query, term_words
-from taurus_ops.store.summary import SessionSummary
+
+if TYPE_CHECKING:  # the list's rows: loaded by the list, not by a search
+    from taurus_ops.store.summary import SessionSummary
 
 _KIND_KEY = dict(zip(USAGE_KINDS, USAGE_KEYS, strict=True))
 
@@ -201,8 +203,8 @@ _SUMMARY = (
 )
 
 
-def _summary(r: tuple[Any, ...]) -> SessionSummary:
-    return SessionSummary(
+def _summary(r: tuple[Any, ...], summary: type[SessionSummary]) -> SessionSummary:
+    return summary(
         id=r[0],
         path=disk_path(r[1]),
         created=r[2],
@@ -239,7 +241,9 @@ def summaries(
     found.sort(key=lambda r: (r[0], r[1]), reverse=True)
     if limit is not None:
         found = found[:limit]
-    return [_summary(r[2:]) for r in found]
+    from taurus_ops.store.summary import SessionSummary
+
+    return [_summary(r[2:], SessionSummary) for r in found]
 
 
 def children(conn: sqlite3.Connection, folders: list[str], parents: list[str]) -> list[Child]:
