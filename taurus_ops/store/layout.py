@@ -54,6 +54,7 @@ _CLOSE = b"\n  ]"  # the array's closing line
 _ARRAY_OF_OBJECTS = b'": [\n    {'  # the end of a top-level key's line, and its first item's
 SHARED = ("role", "type", "name", "model", "tool", "outcome")  # keys of oft-repeated values
 SHARED_LENGTH = 64  # a longer value of one is left as it is (it may be anything)
+ITEMS_BLOCK = 1 << 18  # bytes of toolCalls items parsed at a time (their parse tree: 3-4x)
 TAIL_WHOLE = 1 << 20  # bytes after the messages array that are parsed in one piece at most
 _WRAP = (len(b'{\n  "m": ['), len(b"\n  ]\n}"))  # around messages serialised as {"m": [...]}
 _COMMA = ord(",")
@@ -135,6 +136,7 @@ class _Reader:
         self.buf = b""
         self.start = 0  # file offset of buf[0]
         self.eof = False
+        self.rest_length = 0  # bytes ``rest`` read: the file after the messages array
         self.long_runs: list[int] = []  # file offsets of windows that may hold a long number
         self._last = b""  # the end of the previous block (a run may straddle two)
 
@@ -148,6 +150,15 @@ class _Reader:
         self.start += keep
         self.buf = self.buf[keep:] + chunk
         return True
+
+    def rest(self, first: bytes) -> bytearray:
+        """The rest of the file, ``first`` (what is left of the buffer) and every block
+        after it, in one buffer that grows in place (its length in ``rest_length``)."""
+        out = bytearray(first)
+        while self.more(len(self.buf)):
+            out += self.buf
+        self.rest_length = len(out)
+        return out
 
     def _note_long_runs(self, chunk: bytes) -> None:
         """Remember the windows where a number may run to 19 digits or more: a message
@@ -206,15 +217,13 @@ class _Reader:
                 raise _NotLaidOut
         view.release()
         offset = start + pos
-        parts = [buf[pos:]]
-        while self.more(len(self.buf)):  # the fields after the array: toolCalls and the like
-            parts.append(self.buf)
-        tail = b"".join(parts)
-        del parts
-        data = _whole(head, tail)
+        # the fields after the array (toolCalls and the like), handed over whole, so
+        # that _whole can let them go once it has cut out their large arrays
+        data = _whole(head, self.rest(buf[pos:]))
         data["messages"] = messages
         st = os.fstat(self.fd)
-        identity = identity_of(st) if offset + len(tail) == st.st_size else (-1, -1, -1, -1)
+        whole = offset + self.rest_length == st.st_size
+        identity = identity_of(st) if whole else (-1, -1, -1, -1)
         return data, Image(identity, base, ends, messages[:])
 
 
@@ -244,7 +253,7 @@ def _exactly(text: memoryview) -> Any:
         raise _NotLaidOut from None
 
 
-def _whole(head: bytes, tail: bytes) -> dict[str, Any]:
+def _whole(head: bytes, tail: bytes | bytearray) -> dict[str, Any]:
     """The document without its messages: ``head`` and ``tail`` around a unique stand-in,
     which must come back as the top-level ``messages`` (or the cut was not where it
     seemed)."""
@@ -268,7 +277,7 @@ def _whole(head: bytes, tail: bytes) -> dict[str, Any]:
     return data
 
 
-def _cut_arrays(tail: bytes, mark: bytes, arrays: dict[bytes, list[Any]]) -> bytes:
+def _cut_arrays(tail: bytes | bytearray, mark: bytes, arrays: dict[bytes, list[Any]]) -> bytes:
     """``tail`` with each top-level array of objects in the layout (``  "KEY": [`` on a
     line of its own, each item opening on a line ``    {`` and closing on ``    }``)
     replaced by a stand-in, and its items, parsed a block at a time, in ``arrays``.
@@ -278,12 +287,12 @@ def _cut_arrays(tail: bytes, mark: bytes, arrays: dict[bytes, list[Any]]) -> byt
     out, pos = [], 0
     while (at := tail.find(_ARRAY_OF_OBJECTS, pos)) >= 0:
         line = tail.rfind(b"\n", 0, at)
-        key = tail[line + 1 : at + 1].strip()  # the key as JSON text, quotes and all
+        key = bytes(tail[line + 1 : at + 1].strip())  # the key as JSON text, quotes and all
         close = tail.find(_CLOSE, at)
         if not tail.startswith(b'  "', line + 1) or close < 0:
             raise _NotLaidOut
         body = at + len(_ARRAY_OF_OBJECTS) - len(_FIRST)  # at the first item's line break
-        arrays[key] = _items(tail[body:close])
+        arrays[key] = _items(tail, body, close)
         out += [tail[pos : line + 1], b"  ", key, b": ", _stand_in(mark, key)]
         pos = close + len(_CLOSE)
     out.append(tail[pos:])
@@ -295,25 +304,25 @@ def _stand_in(mark: bytes, key: bytes) -> bytes:
     return mark[:-1] + key[1:]
 
 
-def _items(body: bytes) -> list[Any]:
-    """The objects of an array's ``body`` (``\n    {...},\n    {...}``), parsed about
-    ``BLOCK`` bytes of them at a time."""
+def _items(text: bytes | bytearray, start: int, end: int) -> list[Any]:
+    """The objects of the array whose body (``\n    {...},\n    {...}``) is
+    ``text[start:end]``, parsed about ``ITEMS_BLOCK`` bytes of them at a time."""
     items: list[Any] = []
     shared: dict[str, str] = {}
-    start = 0
-    while start < len(body):
-        cut = body.find(_END + b",", start + BLOCK)
-        stop = len(body) if cut < 0 else cut + len(_END)
-        try:
-            part = fmt.loads(b"[" + body[start:stop] + b"]")
-        except ValueError:
-            raise _NotLaidOut from None
-        if type(part) is not list:
-            raise _NotLaidOut
-        for item in part:
-            _share(item, shared)
-        items += part
-        start = stop + 1
+    with memoryview(text) as view:
+        while start < end:
+            cut = text.find(_END + b",", start + ITEMS_BLOCK, end)
+            stop = end if cut < 0 else cut + len(_END)
+            try:
+                part = fmt.loads(b"[" + view[start:stop] + b"]")
+            except ValueError:
+                raise _NotLaidOut from None
+            if type(part) is not list:
+                raise _NotLaidOut
+            for item in part:
+                _share(item, shared)
+            items += part
+            start = stop + 1
     return items
 
 

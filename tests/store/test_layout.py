@@ -120,6 +120,38 @@ def test_read_a_message_at_a_time_is_the_whole_file_parse(
         assert streamed.image is None  # not the layout: read whole, as before
 
 
+items = st.dictionaries(st.text(max_size=5), json_values, max_size=3) | json_values
+after_messages = st.builds(
+    lambda calls, more: {"toolCalls": calls, **more},
+    st.lists(items, max_size=6),
+    st.dictionaries(
+        st.sampled_from(["checkpoints", "zz", "x\"y"]),
+        st.lists(items, max_size=6) | json_values,
+        max_size=2,
+    ),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(doc=documents, after=after_messages, form=st.sampled_from(["taurus", "stdlib indent 2"]))
+def test_the_arrays_after_the_messages_cut_out_and_read_in_blocks_are_the_whole_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, doc: dict[str, Any], after: Any, form: str
+) -> None:
+    """A large tail (toolCalls of a long session) has its arrays of objects read a few
+    items at a time: here every tail is large and every item a block of its own."""
+    from taurus_ops.store import layout
+
+    monkeypatch.setattr(layout, "TAIL_WHOLE", 0)
+    monkeypatch.setattr(layout, "ITEMS_BLOCK", 1)
+    doc = {**{k: v for k, v in doc.items() if k != "toolCalls"}, **after}
+    path = tmp_path / "2025-01-18_abc123.json"
+    raw = FORMATS[form](doc)
+    path.write_bytes(raw)
+    assert load_session(path, stream_from=0).data == parse_session(raw, path).data
+
+
 def test_long_integers_lone_surrogates_and_look_alike_keys_read_as_a_whole_parse(
     tmp_path: Path,
 ) -> None:
