@@ -125,7 +125,7 @@ after_messages = st.builds(
     lambda calls, more: {"toolCalls": calls, **more},
     st.lists(items, max_size=6),
     st.dictionaries(
-        st.sampled_from(["checkpoints", "zz", "x\"y"]),
+        st.sampled_from(["checkpoints", "zz", 'x"y']),
         st.lists(items, max_size=6) | json_values,
         max_size=2,
     ),
