@@ -33,6 +33,7 @@ from benchmarks.common import (
     best,
     corpus_home,
     describe,
+    kib_to_mb,
     report,
     row,
     time_call,
@@ -195,7 +196,7 @@ def peak_memory(pid: int) -> float:
     """The process's peak resident set so far (VmHWM), MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+            return kib_to_mb(int(line.split()[1]))
     return 0.0
 
 

@@ -262,8 +262,14 @@ def run_shell(
     cpu: float | None = None
     memory = 0.0
     if len(lines) >= 3 and lines[-1].isdigit():
-        cpu, memory = float(lines[-3]) + float(lines[-2]), int(lines[-1]) / 1024
+        cpu, memory = float(lines[-3]) + float(lines[-2]), kib_to_mb(int(lines[-1]))
     return Timing(seconds, memory, 1, cpu)
+
+
+def kib_to_mb(kib: int) -> float:
+    """A size the kernel and GNU time give in KiB, in the MB (10^6 bytes) file sizes are
+    given in here: a ratio of the two is then of like units."""
+    return kib * 1024 / 1e6
 
 
 def best(
