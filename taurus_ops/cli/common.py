@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from taurus_ops.cli.terminal import reader_gone
+from taurus_ops.cli.terminal import os_error_line, reader_gone
 from taurus_ops.errors import TaurusError
 from taurus_ops.words import human_size
 
@@ -76,13 +76,10 @@ def run_safely(invoke: Callable[[], Any]) -> Any:
         return invoke()
     except TaurusError as exc:
         raise TaurusClickError(exc) from None
-    except PermissionError as exc:
-        raise TaurusClickError(f"permission denied: {exc.filename or exc}") from None
     except BrokenPipeError:
         reader_gone()
     except OSError as exc:
-        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        raise TaurusClickError(f"{exc.strerror or exc}{where}") from None
+        raise TaurusClickError(os_error_line(exc)) from None
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

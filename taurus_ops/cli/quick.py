@@ -34,9 +34,15 @@ def run(args: list[str]) -> int | None:
     """Run ``taurus-ops ARGS`` here when it is a plain ``search -l``: the exit status
     (0: found, 1: nothing found, as grep's). None: the command proper must run it."""
     terms = plain_search(args)
-    if terms is None:
+    if terms is None or sys.stdout is None:  # no standard output: as click prints
         return None
-    from taurus_ops.cli.terminal import index_progress, prepare_streams, reader_gone
+    from taurus_ops.cli.terminal import (
+        index_progress,
+        os_error_line,
+        output_gone,
+        prepare_streams,
+        reader_gone,
+    )
 
     try:
         from taurus_ops.config import load_config
@@ -55,6 +61,10 @@ def run(args: list[str]) -> int | None:
         sys.stdout.flush()
     except BrokenPipeError:
         reader_gone()
+    except OSError as exc:  # a full disk under a redirection, say: as every command says
+        sys.stderr.write(f"Error: {os_error_line(exc)}\n")
+        output_gone()
+        return 1
     return 0
 
 

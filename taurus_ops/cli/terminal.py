@@ -62,8 +62,22 @@ def index_progress(index: Any, label: str = "Indexing sessions") -> Iterator[Non
 def reader_gone() -> NoReturn:
     """The reader of standard output stopped early (``| head``): not an error. What is
     left to write goes nowhere, and the command ends with status 0."""
+    output_gone()
+    sys.exit(0)
+
+
+def output_gone() -> None:
+    """Standard output can take no more (its reader went, its disk is full): what is
+    still buffered for it, and anything written later, goes nowhere, silently."""
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-    sys.exit(0)
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OS error as every command reports it after ``Error: ``, in one line."""
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or exc}"
+    where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+    return f"{exc.strerror or exc}{where}"

@@ -118,3 +118,27 @@ def test_an_error_is_reported_by_the_command_proper(sessions, taurus_home: Path)
     assert bad.stdout == ""
     assert bad.stderr.startswith("Error: ") and "config.yaml" in bad.stderr
     assert len(bad.stderr.splitlines()) == 1
+
+
+PROPER = (
+    "import sys; from taurus_ops.cli.group import cli; cli(sys.argv[1:], prog_name='taurus-ops')"
+)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+@pytest.mark.parametrize("output", [">&-", "> /dev/full", "| true"])
+def test_an_output_that_fails_ends_as_it_does_for_the_command_proper(sessions, output) -> None:
+    """Standard output closed, on a full disk, or read by no one: the same status and
+    the same one line (or none) from both paths, never a traceback."""
+    python = sys.executable
+    ran = {}
+    for way, command in {
+        "quick": f"{python} -m taurus_ops.cli.main search -l login {output}",
+        "proper": f'{python} -c "{PROPER}" search -l login {output}',
+    }.items():
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        ran[way] = (done.returncode, done.stderr)
+    assert ran["quick"] == ran["proper"]
