@@ -17,7 +17,7 @@ import math
 import re
 import shlex
 import string
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -168,10 +168,8 @@ def search(index: Index, query: SearchQuery, refresh: bool = True) -> list[Hit]:
 def files_with_matches(index: Index, query: SearchQuery) -> list[str]:
     """``search -l``: the paths of the sessions matching every term, in file-name order
     (the first ``query.limit`` of them, if given)."""
-    limit = query.limit
-    query.limit, query.ranked = None, False
-    paths = sorted(hit.path for hit in search(index, query))
-    return paths[:limit] if limit else paths
+    paths = sorted(hit.path for hit in search(index, replace(query, limit=None, ranked=False)))
+    return paths[: query.limit] if query.limit else paths
 
 
 def _search(index: Index, query: SearchQuery) -> list[Hit]:

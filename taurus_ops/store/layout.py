@@ -136,7 +136,6 @@ class _Reader:
         self.buf = b""
         self.start = 0  # file offset of buf[0]
         self.eof = False
-        self.rest_length = 0  # bytes ``rest`` read: the file after the messages array
         self.long_runs: list[int] = []  # file offsets of windows that may hold a long number
         self._last = b""  # the end of the previous block (a run may straddle two)
 
@@ -153,11 +152,10 @@ class _Reader:
 
     def rest(self, first: bytes) -> bytearray:
         """The rest of the file, ``first`` (what is left of the buffer) and every block
-        after it, in one buffer that grows in place (its length in ``rest_length``)."""
+        after it, in one buffer that grows in place."""
         out = bytearray(first)
         while self.more(len(self.buf)):
             out += self.buf
-        self.rest_length = len(out)
         return out
 
     def _note_long_runs(self, chunk: bytes) -> None:
@@ -216,13 +214,12 @@ class _Reader:
             else:
                 raise _NotLaidOut
         view.release()
-        offset = start + pos
         # the fields after the array (toolCalls and the like), handed over whole, so
         # that _whole can let them go once it has cut out their large arrays
-        data = _whole(head, self.rest(buf[pos:]))
+        data = _whole(head, self.rest(buf[pos:]), shared)
         data["messages"] = messages
         st = os.fstat(self.fd)
-        whole = offset + self.rest_length == st.st_size
+        whole = self.start + len(self.buf) == st.st_size  # every byte read is the file's
         identity = identity_of(st) if whole else (-1, -1, -1, -1)
         return data, Image(identity, base, ends, messages[:])
 
@@ -253,16 +250,16 @@ def _exactly(text: memoryview) -> Any:
         raise _NotLaidOut from None
 
 
-def _whole(head: bytes, tail: bytes | bytearray) -> dict[str, Any]:
+def _whole(head: bytes, tail: bytes | bytearray, shared: dict[str, str]) -> dict[str, Any]:
     """The document without its messages: ``head`` and ``tail`` around a unique stand-in,
     which must come back as the top-level ``messages`` (or the cut was not where it
-    seemed)."""
+    seemed). Large arrays' items share strings through ``shared`` (see ``_share``)."""
     mark = orjson.dumps(os.urandom(16).hex())
     if mark in head or mark in tail:
         raise _NotLaidOut
     arrays: dict[bytes, list[Any]] = {}
     if len(tail) > TAIL_WHOLE:  # toolCalls: read a block of items at a time, as messages
-        tail = _cut_arrays(tail, mark, arrays)
+        tail = _cut_arrays(tail, mark, arrays, shared)
     try:
         data = fmt.loads(head + mark + tail)
     except ValueError:
@@ -277,7 +274,9 @@ def _whole(head: bytes, tail: bytes | bytearray) -> dict[str, Any]:
     return data
 
 
-def _cut_arrays(tail: bytes | bytearray, mark: bytes, arrays: dict[bytes, list[Any]]) -> bytes:
+def _cut_arrays(
+    tail: bytes | bytearray, mark: bytes, arrays: dict[bytes, list[Any]], shared: dict[str, str]
+) -> bytes:
     """``tail`` with each top-level array of objects in the layout (``  "KEY": [`` on a
     line of its own, each item opening on a line ``    {`` and closing on ``    }``)
     replaced by a stand-in, and its items, parsed a block at a time, in ``arrays``.
@@ -292,7 +291,7 @@ def _cut_arrays(tail: bytes | bytearray, mark: bytes, arrays: dict[bytes, list[A
         if not tail.startswith(b'  "', line + 1) or close < 0:
             raise _NotLaidOut
         body = at + len(_ARRAY_OF_OBJECTS) - len(_FIRST)  # at the first item's line break
-        arrays[key] = _items(tail, body, close)
+        arrays[key] = _items(tail, body, close, shared)
         out += [tail[pos : line + 1], b"  ", key, b": ", _stand_in(mark, key)]
         pos = close + len(_CLOSE)
     out.append(tail[pos:])
@@ -304,11 +303,10 @@ def _stand_in(mark: bytes, key: bytes) -> bytes:
     return mark[:-1] + key[1:]
 
 
-def _items(text: bytes | bytearray, start: int, end: int) -> list[Any]:
+def _items(text: bytes | bytearray, start: int, end: int, shared: dict[str, str]) -> list[Any]:
     """The objects of the array whose body (``\n    {...},\n    {...}``) is
     ``text[start:end]``, parsed about ``ITEMS_BLOCK`` bytes of them at a time."""
     items: list[Any] = []
-    shared: dict[str, str] = {}
     with memoryview(text) as view:
         while start < end:
             cut = text.find(_END + b",", start + ITEMS_BLOCK, end)
