@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from taurus_ops.store.atomic import create_file, ensure_dir, is_foreign, remove_foreign
 from taurus_ops.store.index import build, queries, words
 from taurus_ops.store.index.build import RefreshReport
+from taurus_ops.store.index.bulk import bulk, use_wal
 from taurus_ops.store.index.queries import (
     Aggregate,
     Child,
@@ -177,6 +178,7 @@ class Index:
             stored = words.stored_dictionary(conn)
             if stored is not None and not use_dictionary(stored):
                 raise Damaged("the stored text's dictionary")
+            use_wal(conn)  # a build's journal mode that could not be set back (see bulk)
         conn.execute("PRAGMA synchronous = NORMAL")
 
     def _remove_files(self) -> None:
@@ -290,7 +292,10 @@ class Index:
         if max_reads is not None and reads > max_reads:
             report.skipped = True
             return report
-        with build.Readers(reads, words.dictionary(conn, work)) as readers:
+        with (
+            build.Readers(reads, words.dictionary(conn, work)) as readers,
+            bulk(conn, reads),
+        ):
             long = reads >= self.ANNOUNCE_FROM
             if self.announce is not None and long:
                 self.announce(reads)
