@@ -5,16 +5,19 @@ for a lone ASCII word, exactly the sessions that hold it (search then reads no t
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from pathlib import Path
 
 import pytest
 from helpers.sessions import make_document, write_session
+from helpers.strategies import odd_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taurus_ops.ops.search import SearchQuery, search
-from taurus_ops.store.index import Index, build, exact_word
+from taurus_ops.store.index import Index, build, exact_word, text
+from taurus_ops.store.index.schema import create_tables
 
 PIECES = ["con", "nection", "Pool", "po", "ol", "x1", "é", "É", "_", "-", " ", ".", "  ", "\n"]
 SEPARATORS = ["_", "-", " ", ".", "  ", "\n", ""]
@@ -91,3 +94,36 @@ def test_candidates_hold_every_session_with_the_term(
 )
 def test_exact_words_are_lone_ascii_words(term: str, exact: bool) -> None:
     assert exact_word(term) is exact
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(st.text(max_size=30), odd_text(), st.sampled_from(PIECES)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_word_row_a_session_is_added_with_is_the_one_it_is_deleted_with(
+    texts: list[str],
+) -> None:
+    """A contentless word table forgets a row only when given the very tokens it was
+    added with: the row packed from the texts and the row made again from the stored body
+    are the same, and SQLite takes them as text (valid UTF-8) whatever the text
+    holds (lone surrogates, NULs, non-ASCII letters), and deleting it leaves the table
+    whole and empty."""
+    packed = text.pack(["user"] * len(texts), [t.replace("\x00", "\ufffd") for t in texts])
+    if packed is None:
+        return
+    again = text.text_from_body(packed.body)
+    assert again == packed.words
+    packed.words.encode("utf-8")  # raises on a lone surrogate, which SQLite would refuse
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    create_tables(conn)
+    conn.execute("CREATE VIRTUAL TABLE temp.terms USING fts5vocab(main, words, 'row')")
+    terms = "SELECT term FROM temp.terms"
+    conn.execute("INSERT INTO words(rowid, text) VALUES (1, ?)", (packed.words,))
+    assert {w.encode() for (w,) in conn.execute(terms)} == text.words_in(packed.words)
+    conn.execute("INSERT INTO words(words, rowid, text) VALUES ('delete', 1, ?)", (again,))
+    conn.execute("INSERT INTO words(words) VALUES ('integrity-check')")
+    assert conn.execute(terms).fetchall() == []
