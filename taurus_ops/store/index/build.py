@@ -555,8 +555,10 @@ def apply(
         final = dict(work.found)
         whole = len(files) >= VOCAB_FROM  # else each new session's words are added
         new_words: set[bytes] = set()
+        totals: Counter[tuple[str, str]] = Counter()
         for batch in readers.batches(files, work.key, work.archived):
-            rows.write(conn, work.key, batch)
+            rows.write(conn, batch)
+            totals.update(batch.totals)
             if not whole:
                 for _, text in batch.words:
                     new_words |= words_in(text)
@@ -571,6 +573,7 @@ def apply(
             if tell is not None:
                 tell(len(batch.stamps) + len(batch.gone))
         report.removed += len(dropped - set(work.to_read))
+        rows.add_totals(conn, work.key, totals)
         if whole:
             words.vocab_again(conn)
         elif new_words:

@@ -31,6 +31,9 @@ MAX_TOKENS = 1 << 40  # per message: far past any real count, and sums still fit
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 NEVER_US = (datetime.min.replace(tzinfo=UTC) - EPOCH) // ONE_US  # sorts before any time
+# a tool_use's input as ``json.dumps(value, ensure_ascii=False)`` writes it, with one encoder
+# for all (dumps makes one a call when given an option)
+_input_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 @dataclass
@@ -76,7 +79,7 @@ def block_text(block: Any) -> str:
         return text if isinstance(text, str) else ""
     if kind == "tool_use":
         name = block.get("name")
-        args = json.dumps(block.get("input", {}), ensure_ascii=False)
+        args = _input_json(block.get("input", {}))
         return f"{name if isinstance(name, str) else ''}\n{args}"
     if kind == "tool_result":
         content = block.get("content")
@@ -120,38 +123,47 @@ def message_text(message: dict[str, Any], tools: set[str] | None = None) -> str:
     return "\n".join(parts)
 
 
-def _add_usage(target: dict[str, dict[str, int]], model: str, usage: dict[str, Any]) -> None:
-    totals = target.setdefault(model, dict.fromkeys(USAGE_KEYS, 0))
-    for key in USAGE_KEYS:
+def _usage_total(usages: list[dict[str, Any]], key: str) -> int:
+    total = 0
+    for usage in usages:
         value = usage.get(key)
         # a count past MAX_TOKENS is not a real one (and would overflow SQLite's integers)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TOKENS:
-            totals[key] += value
+        if type(value) is int and 0 < value <= MAX_TOKENS:  # not a bool
+            total += value
+    return total
 
 
 def usage_by_model(data: dict[str, Any]) -> dict[str, dict[str, int]]:
     """Token use by model: per-message ``usage`` summed; the session's totals if none.
 
     The first ``forkedAt`` messages of a fork are copies of its parent's, whose tokens
-    the parent already counts."""
-    out: dict[str, dict[str, int]] = {}
+    the parent already counts. (Each message's ``usage`` is put with its model's, and
+    each count summed over those in one loop: this runs for every message indexed.)"""
     messages = data.get("messages")
     named = data.get("model")
     default_model = named if isinstance(named, str) else "unknown"
     copied = data.get("forkedAt") if isinstance(data.get("parentSession"), str) else None
     skip = copied if isinstance(copied, int) and not isinstance(copied, bool) and copied > 0 else 0
+    by_model: dict[str, list[dict[str, Any]]] = {}
     if isinstance(messages, list):
-        for message in messages[skip:]:
-            usage = message.get("usage") if isinstance(message, dict) else None
-            if isinstance(usage, dict):
-                model = usage.get("model")
-                _add_usage(out, model if isinstance(model, str) and model else default_model, usage)
-    if not out:
+        for message in messages[skip:] if skip else messages:
+            if isinstance(message, dict):
+                usage = message.get("usage")
+                if isinstance(usage, dict):
+                    model = usage.get("model")
+                    key = model if isinstance(model, str) and model else default_model
+                    by_model.setdefault(key, []).append(usage)
+    if not by_model:
         usage = data.get("usage")
         if isinstance(usage, dict):
             model = usage.get("model")
-            _add_usage(out, model if isinstance(model, str) and model else default_model, usage)
-    return {m: t for m, t in out.items() if any(t.values())}
+            by_model[model if isinstance(model, str) and model else default_model] = [usage]
+    out = {}
+    for model, usages in by_model.items():
+        totals = {key: _usage_total(usages, key) for key in USAGE_KEYS}
+        if any(totals.values()):
+            out[model] = totals
+    return out
 
 
 def micros(moment: datetime) -> int:

@@ -125,8 +125,9 @@ def read_batch(job: tuple[list[tuple[int, str]], str, bool, int]) -> Batch:
     return batch
 
 
-def write(conn: sqlite3.Connection, folder: str, batch: Batch) -> None:
-    """Add a batch's rows and its share of the folder's totals."""
+def write(conn: sqlite3.Connection, batch: Batch) -> None:
+    """Add a batch's rows (its ``totals`` are the caller's to add, for all batches at once:
+    the folder's totals are few rows, each added to by most batches)."""
     conn.executemany(
         f"INSERT INTO sessions({SESSION_COLUMNS}) VALUES ({','.join('?' * 23)})", batch.sessions
     )
@@ -138,7 +139,6 @@ def write(conn: sqlite3.Connection, folder: str, batch: Batch) -> None:
     )
     conn.executemany("INSERT INTO texts(key, head, body) VALUES (?, ?, ?)", batch.texts)
     conn.executemany("INSERT INTO words(rowid, text) VALUES (?, ?)", batch.words)
-    add_totals(conn, folder, batch.totals)
 
 
 def add_totals(conn: sqlite3.Connection, folder: str, totals: Counter[tuple[str, str]]) -> None:
