@@ -4,17 +4,35 @@ Parsing is CPU work in Python, so threads would take turns; processes do not. St
 one costs a few milliseconds (forked) or a tenth of a second (spawned, when other
 threads run: forking then could copy a lock some thread holds), so below
 ``POOL_FROM`` files everything stays in this process.
+
+Results of a megabyte or so (the index's batches: a session's text and more) are
+better handed over through files in memory (``hand_over``) than the pool's pipe. That
+pipe takes them in pieces of its buffer's size, each received and unpickled by a
+thread of this process, which takes the interpreter's lock from the thread using them
+once a piece: a build of 10,000 sessions spent a tenth of its time so. A worker
+instead writes each result to a file of its own in a private folder of ``/dev/shm``
+(0700), and this process reads it in one go, removing it as it does. Where there is
+no such folder, or a file cannot be written (a full ``/dev/shm``), the result goes
+through the pipe as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Self, TypeVar
 
 POOL_FROM = 400  # files to read before worker processes pay for their start
 CHUNK = 32  # files a worker takes at a time
+HAND_OVER_IN = "/dev/shm"  # the memory-backed folder results are handed over through
+HAND_OVER_PREFIX = "taurus-results-"
+STALE_SECONDS = 3600  # a hand-over folder untouched this long, of a process gone, is left over
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -40,16 +58,20 @@ class Workers:
         start_from: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        hand_over: bool = False,
     ) -> None:
         start_from = POOL_FROM if start_from is None else start_from
         workers = min(cores(), max(1, count // max(start_from // 2, 1)))
         self.start_from = start_from
         self.pool: Any = None
+        self.hand_over: str | None = None  # the folder results come through (see the module)
         if count >= start_from and workers >= 2:
             import multiprocessing  # only now: most commands need no workers
 
             method = "fork" if threading.active_count() == 1 else "spawn"
             self.pool = multiprocessing.get_context(method).Pool(workers, initializer, initargs)
+            if hand_over:
+                self.hand_over = hand_over_folder()
 
     def __enter__(self) -> Self:
         return self
@@ -62,6 +84,9 @@ class Workers:
             self.pool.terminate()
             self.pool.join()
             self.pool = None
+        if self.hand_over is not None:
+            shutil.rmtree(self.hand_over, ignore_errors=True)
+            self.hand_over = None
 
     def map(self, func: Callable[[A], R], items: list[A], chunk: int = CHUNK) -> Iterator[R]:
         """``func`` of every item, in no particular order, ``chunk`` items a worker at a time."""
@@ -69,4 +94,83 @@ class Workers:
             for item in items:
                 yield func(item)
             return
-        yield from self.pool.imap_unordered(func, items, chunksize=chunk)
+        if self.hand_over is None:
+            yield from self.pool.imap_unordered(func, items, chunksize=chunk)
+            return
+        jobs = [(func, self.hand_over, item) for item in items]
+        for kind, value in self.pool.imap_unordered(_to_file, jobs, chunksize=chunk):
+            yield _from_file(value) if kind == "file" else value
+
+
+def _to_file(job: tuple[Callable[[Any], Any], str, Any]) -> tuple[str, Any]:
+    """In a worker: ``func(item)`` written to a file of ``folder``, ("file", its name);
+    ("value", the result) when the file cannot be written."""
+    func, folder, item = job
+    result = func(item)
+    try:
+        handle, name = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return "value", result
+    try:
+        with os.fdopen(handle, "wb") as out:
+            pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        return "value", result
+    return "file", name
+
+
+def _from_file(name: str) -> Any:
+    """A worker's result, read from its file (which goes)."""
+    try:
+        with open(name, "rb") as handle:
+            data = handle.read()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+    return pickle.loads(data)  # written by a worker of ours, in a folder only we can enter
+
+
+def hand_over_folder(base: str = HAND_OVER_IN) -> str | None:
+    """A new private folder of ``base`` to hand results over through; None when there is
+    none to be had. Folders left by processes gone (killed before they could remove
+    theirs) go first."""
+    if not os.path.isdir(base):
+        return None
+    remove_left_over(base)
+    try:
+        return tempfile.mkdtemp(prefix=f"{HAND_OVER_PREFIX}{os.getpid()}-", dir=base)
+    except OSError:
+        return None
+
+
+def remove_left_over(base: str, now: float | None = None) -> None:
+    """Remove this user's hand-over folders of ``base`` whose process is gone and that
+    nothing has touched for ``STALE_SECONDS`` (a process of the same number in another
+    PID namespace, sharing the folder, would still be writing to its own)."""
+    now = time.time() if now is None else now
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(base):
+            if not entry.name.startswith(HAND_OVER_PREFIX):
+                continue
+            pid = entry.name[len(HAND_OVER_PREFIX) :].split("-", 1)[0]
+            with contextlib.suppress(OSError, ValueError):
+                st = entry.stat(follow_symlinks=False)
+                if (
+                    entry.is_dir(follow_symlinks=False)
+                    and st.st_uid == os.getuid()
+                    and now - st.st_mtime > STALE_SECONDS
+                    and not _alive(int(pid))
+                ):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

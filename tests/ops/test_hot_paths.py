@@ -123,11 +123,13 @@ def test_many_files_read_on_every_core_equal_one_by_one(
     monkeypatch.setattr(parallel, "POOL_FROM", 8)  # every build and list uses workers now
     monkeypatch.setattr(parallel, "cores", lambda: 2)
     started: list[object] = []
+    handed_over: list[str | None] = []
     real_init = parallel.Workers.__init__
 
-    def spy(self: parallel.Workers, count: int, *args: Any) -> None:
-        real_init(self, count, *args)
+    def spy(self: parallel.Workers, count: int, *args: Any, **kwargs: Any) -> None:
+        real_init(self, count, *args, **kwargs)
         started.append(self.pool)
+        handed_over.append(self.hand_over)
 
     monkeypatch.setattr(parallel.Workers, "__init__", spy)
     pooled = [ops("search", "pool", "--json").stdout, ops("stats", "--json").stdout]
@@ -135,3 +137,5 @@ def test_many_files_read_on_every_core_equal_one_by_one(
     pooled.append(ops("list", "--json").stdout)  # no index: the files, read by workers
     assert pooled == serial
     assert sum(pool is not None for pool in started) == 2  # the build, and list's reading
+    if os.path.isdir(parallel.HAND_OVER_IN):  # the build's batches came through files
+        assert sum(folder is not None for folder in handed_over) == 1

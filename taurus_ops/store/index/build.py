@@ -504,7 +504,7 @@ class Readers(Workers):
     compressed with the index's ``dictionary`` (see ``dictionary``)."""
 
     def __init__(self, count: int, dictionary: bytes | None = None) -> None:
-        super().__init__(count, None, _reader_start, (dictionary,))
+        super().__init__(count, None, _reader_start, (dictionary,), hand_over=True)
         self.dictionary = use_dictionary(dictionary) if dictionary else 0
 
     def batches(self, files: list[tuple[int, str]], folder: str, archived: bool) -> Iterator[Batch]:
