@@ -5,6 +5,7 @@ refresh fills with exactly the sessions there are."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -122,6 +123,7 @@ def test_an_index_left_in_rollback_mode_is_put_back_in_wal_when_opened(
         check_whole(index, sessions)
 
 
+DELAYS = [0.0, 0.0, 0.005, 0.02]  # seconds from the journal's start to the kill (then random)
 BUILDER = textwrap.dedent(
     """
     import sys
@@ -158,9 +160,12 @@ def test_a_build_killed_at_any_moment_rolls_back_and_the_next_refresh_fills_it(
         deadline = time.monotonic() + 60
         while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.002)
-        time.sleep(rng.uniform(0, 0.15))
-        with_journal = journal.exists()
-        os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(DELAYS[round_] if round_ < len(DELAYS) else rng.uniform(0, 0.1))
+        with contextlib.suppress(ProcessLookupError):  # (unless it was done already)
+            os.killpg(proc.pid, signal.SIGSTOP)  # held still: what is on disk is what is left
+        with_journal = journal.exists()  # then its transaction had not committed
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         killed_mid_build += with_journal
         (sessions / f"s{round_ * 8 + 1:04d}.json").unlink()  # the folder changes meanwhile
