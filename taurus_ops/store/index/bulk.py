@@ -5,8 +5,8 @@ index wants once it holds sessions. But a WAL holds every page a transaction wri
 until a checkpoint copies it into the file, so a build (tens of megabytes of new
 pages) is written twice. A rollback journal keeps only the pages a transaction
 changes that were there before it began, and a build into an empty index changes
-hardly any: its pages go straight into the file, once (a sixth off a build of 10,000
-sessions). It is as safe: a build cut short (a crash, a kill) leaves the journal
+hardly any: its pages go straight into the file, once (about a tenth off a build of
+10,000 sessions). It is as safe: a build cut short (a crash, a kill) leaves the journal
 behind, and whoever opens the index next rolls the file back to the empty index it
 was, which the next refresh fills.
 
