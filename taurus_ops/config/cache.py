@@ -124,3 +124,26 @@ def remember(key: str, config: Config) -> None:
         atomic_write(home / CACHE_NAME, json.dumps(entries[:MAX_ENTRIES]).encode(), durable=False)
     except OSError:
         pass  # a cache: a read-only home just means validating each time
+
+
+def validated(path: Path) -> bool:
+    """True if a cached configuration was made, by this Taurus, from the user's config
+    file ``path`` as it is now (the same path, mtime, size and inode): every file is
+    validated on its own before one is made (``read_config_file``, the user's with the
+    Taurus home as its base), so this one was found valid as it is, and ``doctor``
+    need not load pydantic to check it again."""
+    identity = _identity(path)
+    if identity is None or identity[1] is None:
+        return False
+    home = taurus_home()
+    current = {"version": __version__, "schema": _identity(_SCHEMA), "home": str(home)}
+    for entry in _read(home):
+        try:
+            parts = json.loads(entry["key"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not isinstance(parts, dict) or parts.get("user") != identity:
+            continue
+        if all(parts.get(name) == value for name, value in current.items()):
+            return True
+    return False

@@ -273,6 +273,48 @@ def test_a_damaged_cache_is_ignored(taurus_home: Path) -> None:
     assert oct((taurus_home / CACHE_NAME).stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_user_file_counts_as_validated_only_as_the_cache_saw_it(
+    taurus_home: Path, monkeypatch
+) -> None:
+    """``cache.validated``: the user's file as a cached configuration was made from it,
+    by this version of Taurus; not before, not once edited, not if invalid."""
+    from taurus_ops.config import cache
+
+    user = write(taurus_home / "config.yaml", "model: m1\n")
+    assert not cache.validated(user)
+    load_config()
+    assert cache.validated(user)
+    assert not cache.validated(write(taurus_home / "other.yaml", "model: m1\n"))
+    with monkeypatch.context() as patch:
+        patch.setattr(cache, "__version__", "0.0.0-other")
+        assert not cache.validated(user)  # another Taurus may have validated it otherwise
+    write(user, "model: m2\n")  # same size, another mtime
+    assert not cache.validated(user)
+    write(user, "sessions:\n  maxSessions: -1\n")
+    with pytest.raises(ConfigError):
+        load_config()
+    assert not cache.validated(user)
+
+
+def test_doctor_checks_a_cached_user_file_without_pydantic_and_an_edited_one_again(
+    taurus_home: Path,
+) -> None:
+    user = write(taurus_home / "config.yaml", "sessions:\n  retentionDays: 30\n")
+    taurus_home.chmod(0o700)  # nothing else for the doctor to warn of
+    run = [sys.executable, "-X", "importtime", "-m", "taurus_ops.cli.main", "doctor"]
+    env = {**os.environ, "TAURUS_HOME": str(taurus_home)}
+    subprocess.run(run, capture_output=True, env=env, timeout=120, check=True)  # cached now
+    again = subprocess.run(run, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in again.stderr.splitlines()}
+    assert "taurus_ops.ops.doctor" in loaded  # the import log is read
+    assert "pydantic_settings" not in loaded and "taurus_ops.config.settings" not in loaded
+    write(user, "sessions:\n  retentionDays: -3\n")  # now invalid: checked and reported
+    bad = subprocess.run(run[:1] + run[3:], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode != 0
+    assert "config.yaml" in bad.stdout and "retentionDays" in bad.stdout
+
+
 def test_no_cache_is_written_before_the_home_exists(taurus_home: Path) -> None:
     assert not taurus_home.exists()
     load_config()

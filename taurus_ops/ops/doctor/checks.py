@@ -609,16 +609,19 @@ def _check_link(scan: Scan, entry: os.DirEntry[str], wanted: set[str] | None) ->
 
 
 def _check_config(scan: Scan, files: Iterable[Path]) -> None:
+    from taurus_ops.config import cache
     from taurus_ops.config.paths import taurus_home, user_config_file
     from taurus_ops.errors import ConfigError
 
-    candidates = [user_config_file(), *files]
+    user = user_config_file()
     seen: set[str] = set()
-    for path in candidates:
+    for path in [user, *files]:
         key = os.path.realpath(path)
         if key in seen or not (path.is_file() or path.is_symlink()):
             continue
         seen.add(key)
+        if path == user and cache.validated(path):  # valid as it is now: no pydantic
+            continue
         from taurus_ops.config import read_config_file  # pydantic: only for a file to check
 
         try:
