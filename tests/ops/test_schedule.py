@@ -88,7 +88,12 @@ def start_daemon(*args: str) -> subprocess.Popen[str]:
 
 
 def wait_for_log(
-    home: Path, text: str, proc: subprocess.Popen[str], timeout: float = 30, count: int = 1
+    home: Path,
+    text: str,
+    proc: subprocess.Popen[str],
+    timeout: float = 30,
+    count: int = 1,
+    every: float = 0.1,
 ) -> str:
     log = home / "logs" / "taurus-ops.log"
     deadline = time.monotonic() + timeout
@@ -98,7 +103,7 @@ def wait_for_log(
             return content
         if proc.poll() is not None:
             break
-        time.sleep(0.1)
+        time.sleep(every)
     proc.kill()
     _out, err = proc.communicate()
     raise AssertionError(f"{text!r} never logged; stderr: {err}\nlog: {content}")
@@ -236,7 +241,8 @@ def test_sigterm_lets_the_running_job_finish(taurus_home: Path, store) -> None:
     write_config(taurus_home, 'schedule:\n  backup: "* * * * * *"\n  cleanup: "0 0 1 1 *"\n')
     daemon = start_daemon()
     try:
-        wait_for_log(taurus_home, "backup: scheduled run starting", daemon)
+        # looked for often: the signal must come while the backup (about a second) runs
+        wait_for_log(taurus_home, "backup: scheduled run starting", daemon, every=0.005)
     finally:
         code = stop(daemon)  # SIGTERM while the backup is being written
     assert code == 0
