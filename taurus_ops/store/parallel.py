@@ -13,7 +13,8 @@ once a piece: 0.2-0.3 s of a 3 s build of 10,000 sessions went so. A worker
 instead writes each result to a file of its own in a private folder of ``/dev/shm``
 (0700), and this process reads it in one go, removing it as it does. Where there is
 no such folder, or a file cannot be written (a full ``/dev/shm``), the result goes
-through the pipe as before.
+through the pipe as before; a result whose file is gone before it is read (a cleaner
+of ``/dev/shm``) is made again in this process.
 """
 
 from __future__ import annotations
@@ -97,37 +98,43 @@ class Workers:
         if self.hand_over is None:
             yield from self.pool.imap_unordered(func, items, chunksize=chunk)
             return
-        jobs = [(func, self.hand_over, item) for item in items]
-        for kind, value in self.pool.imap_unordered(_to_file, jobs, chunksize=chunk):
-            yield _from_file(value) if kind == "file" else value
+        jobs = [(func, self.hand_over, item, n) for n, item in enumerate(items)]
+        for kind, value, n in self.pool.imap_unordered(_to_file, jobs, chunksize=chunk):
+            if kind == "value":
+                yield value
+                continue
+            try:
+                yield _from_file(value)
+            except OSError:  # its file went (a cleaner emptied /dev/shm): read it here
+                yield func(items[n])
 
 
-def _to_file(job: tuple[Callable[[Any], Any], str, Any]) -> tuple[str, Any]:
-    """In a worker: ``func(item)`` written to a file of ``folder``, ("file", its name);
-    ("value", the result) when the file cannot be written."""
-    func, folder, item = job
+def _to_file(job: tuple[Callable[[Any], Any], str, Any, int]) -> tuple[str, Any, int]:
+    """In a worker: ``func(item)`` written to a file of ``folder``, ("file", its name,
+    ``n``); ("value", the result, ``n``) when the file cannot be written."""
+    func, folder, item, n = job
     result = func(item)
     try:
         handle, name = tempfile.mkstemp(dir=folder)
     except OSError:
-        return "value", result
+        return "value", result, n
     try:
         with os.fdopen(handle, "wb") as out:
             pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(name)
-        return "value", result
-    return "file", name
+        return "value", result, n
+    return "file", name, n
 
 
 def _from_file(name: str) -> Any:
-    """A worker's result, read from its file (which goes)."""
+    """A worker's result, read from its file (which goes); OSError when it cannot be."""
     try:
         with open(name, "rb") as handle:
             data = handle.read()
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(name)
     return pickle.loads(data)  # written by a worker of ours, in a folder only we can enter
 

@@ -63,6 +63,27 @@ def test_without_a_folder_to_write_to_results_come_through_the_pipe(pooled: None
         assert sorted(workers.map(big, ITEMS, chunk=1)) == [big(n) for n in ITEMS]
 
 
+def test_results_whose_files_went_before_they_were_read_are_read_here(pooled: None) -> None:
+    """Files emptied out of the folder while results wait in it (a cleaner of /dev/shm,
+    a logout's removal of a user's shared memory): those results are made again in this
+    process, and every result comes once."""
+    if not os.path.isdir(parallel.HAND_OVER_IN):
+        pytest.skip(f"no {parallel.HAND_OVER_IN} on this machine")
+    with parallel.Workers(len(ITEMS), 4, hand_over=True) as workers:
+        assert workers.hand_over is not None
+        results = workers.map(big, ITEMS, chunk=1)
+        got = [next(results)]
+        deadline = time.monotonic() + 30
+        while not files_seen(workers.hand_over) and time.monotonic() < deadline:
+            time.sleep(0.001)  # until some result waits in a file
+        emptied = files_seen(workers.hand_over)
+        for name in emptied:
+            os.unlink(os.path.join(workers.hand_over, name))
+        got.extend(results)
+    assert emptied  # some result was waiting when the files went
+    assert sorted(got) == [big(n) for n in ITEMS]
+
+
 def test_a_write_refused_sends_the_result_through_the_pipe_and_leaves_no_file(
     pooled: None,
 ) -> None:
