@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 from taurus_ops.remote.base import Conflict, Fetched, ObjectInfo, RemoteError
 from taurus_ops.remote.url import RemoteUrl
+from taurus_ops.store.lock import process_alive
 
 STALE_AFTER = 60.0  # seconds before another host's lock counts as abandoned
 LOCK_WAIT = 30.0  # seconds a writer waits for an object's lock
@@ -288,13 +289,7 @@ class _ObjectLock:
         except (OSError, ValueError):
             return False
         if len(text) >= 2 and text[0] == socket.gethostname() and text[1].isdigit():
-            try:
-                os.kill(int(text[1]), 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-            return False
+            return not process_alive(int(text[1]))
         return age > STALE_AFTER
 
     def _break(self) -> None:

@@ -49,6 +49,17 @@ def read_holder(lock: Path) -> int | None:
         return None
 
 
+def process_alive(pid: int) -> bool:
+    """True if a process of that number runs on this machine (another user's too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        pass
+    return True
+
+
 def is_held(lock: Path) -> bool:
     """True if some process holds ``lock`` now (a stale sidecar is not held)."""
     try:

@@ -156,6 +156,8 @@ def remove_left_over(base: str, now: float | None = None) -> None:
     """Remove this user's hand-over folders of ``base`` whose process is gone and that
     nothing has touched for ``STALE_SECONDS`` (a process of the same number in another
     PID namespace, sharing the folder, would still be writing to its own)."""
+    from taurus_ops.store.lock import process_alive  # only now: not on every start-up
+
     now = time.time() if now is None else now
     with contextlib.suppress(OSError):
         for entry in os.scandir(base):
@@ -168,16 +170,6 @@ def remove_left_over(base: str, now: float | None = None) -> None:
                     entry.is_dir(follow_symlinks=False)
                     and st.st_uid == os.getuid()
                     and now - st.st_mtime > STALE_SECONDS
-                    and not _alive(int(pid))
+                    and not process_alive(int(pid))
                 ):
                     shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

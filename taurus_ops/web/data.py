@@ -50,7 +50,7 @@ from taurus_ops.store import Session, SessionStore, parse_session
 from taurus_ops.store import format as fmt
 from taurus_ops.store.index import USAGE_KEYS, Index, IndexBusy, IndexFailure
 from taurus_ops.store.index.facts import usage_by_model
-from taurus_ops.store.lock import lock_path, read_holder
+from taurus_ops.store.lock import lock_path, process_alive, read_holder
 from taurus_ops.store.mend import INTERRUPTED_RESULT
 from taurus_ops.store.refs import check_token
 from taurus_ops.web.refresh import Refresher
@@ -127,14 +127,8 @@ def open_in_chat(path: Path) -> int | None:
     even a shared one); a sidecar left by a crash names a process that is gone.
     """
     pid = read_holder(lock_path(path))
-    if pid is None or pid <= 0:
+    if pid is None or pid <= 0 or not process_alive(pid):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:  # another user's process: alive
-        pass
     return pid
 
 
