@@ -180,8 +180,8 @@ def time_to_prompt(
         if name not in (child.before or ""):
             print(f"warning: the banner does not name {name}: another session was resumed?")
         timing = Timing(seconds, peak_memory(child.pid), 1, cpu_seconds(child.pid))
-        time.sleep(SETTLE)  # the SDK loads behind the prompt: the peak once it has
         if found is None or seconds < found.seconds:
+            time.sleep(SETTLE)  # the SDK loads behind the prompt: the peak once it has
             found, settled = timing, peak_memory(child.pid)
         child.sendcontrol("d")
         child.expect(pexpect.EOF)

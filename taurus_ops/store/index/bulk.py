@@ -46,14 +46,14 @@ def is_empty(conn: sqlite3.Connection) -> bool:
 
 
 @contextlib.contextmanager
-def bulk(conn: sqlite3.Connection, reads: int) -> Iterator[bool]:
+def bulk(conn: sqlite3.Connection, reads: int) -> Iterator[None]:
     """Around a refresh that reads ``reads`` files: a build of an empty index from
     ``BULK_FROM`` files on runs with a rollback journal, and the index is back in WAL
-    mode after. Yields whether it does."""
+    mode after."""
     if reads < BULK_FROM or not is_empty(conn) or _set_mode(conn, "DELETE") != "delete":
-        yield False
+        yield
         return
     try:
-        yield True
+        yield
     finally:
         _set_mode(conn, "WAL")
